@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/dockkit/dock/internal/errdefs"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// copyBufferSize is the chunk Push reads, hashes and writes at a time, and
+// between which it checks its context.
+const copyBufferSize = 1 << 20
+
+// BlobPath returns where the blob d lives (or would live) in the layout, or
+// "" when d is not a valid digest of an available algorithm, so that a
+// malformed digest never names a path outside blobs/.
+func (s *Store) BlobPath(d digest.Digest) string {
+	if d.Validate() != nil {
+		return ""
+	}
+	return s.path(blobsDir, d.Algorithm().String(), d.Encoded())
+}
+
+func (s *Store) blobPath(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", fmt.Errorf("blob %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
+	}
+	return s.path(blobsDir, d.Algorithm().String(), d.Encoded()), nil
+}
+
+// Fetch opens the blob desc names. A missing blob wraps errdefs.ErrNotFound;
+// a stored size other than desc.Size wraps errdefs.ErrInvalidArgument. The
+// returned reader is an *os.File, so it also seeks and reads at offsets.
+func (s *Store) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	p, err := s.blobPath(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, errdefs.ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	if fi.Size() != desc.Size {
+		f.Close()
+		return nil, fmt.Errorf("blob %s: stored size %d, descriptor says %d: %w",
+			desc.Digest, fi.Size(), desc.Size, errdefs.ErrInvalidArgument)
+	}
+	return f, nil
+}
+
+// Exists reports whether the blob desc names is stored.
+func (s *Store) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	p, err := s.blobPath(desc.Digest)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Stat(p)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+}
+
+// Info returns the stored size of blob d, or an error wrapping
+// errdefs.ErrNotFound.
+func (s *Store) Info(ctx context.Context, d digest.Digest) (int64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	p, err := s.blobPath(d)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	} else if err != nil {
+		return 0, fmt.Errorf("blob %s: %w", d, err)
+	}
+	return fi.Size(), nil
+}
+
+// Delete removes blob d whether or not anything refers to it; prefer
+// [Store.Untag] and [Store.GC], which keep what index.json reaches.
+func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	p, err := s.blobPath(d)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// Push stores the content r yields as the blob desc names. It streams r to a
+// temp file under ingest/, hashing while it writes, and fails if r yields
+// other than desc.Size bytes (errdefs.ErrInvalidArgument) or bytes of
+// another digest (errdefs.ErrDigestMismatch); only then is the file synced
+// and renamed into blobs/, so no error leaves anything visible. A blob
+// already stored is not read again: Push returns nil without consuming r.
+// Two pushes of one blob, from any processes, both succeed. ctx is checked
+// between chunks.
+func (s *Store) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.push(ctx, desc, r); err != nil {
+		return fmt.Errorf("blob %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+func (s *Store) push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if desc.Size < 0 {
+		return fmt.Errorf("negative size %d: %w", desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	alg := desc.Digest.Algorithm()
+	dst := s.path(blobsDir, alg.String(), desc.Digest.Encoded())
+	if fi, err := os.Stat(dst); err == nil {
+		if fi.Size() != desc.Size {
+			return fmt.Errorf("stored size %d, descriptor says %d: %w", fi.Size(), desc.Size, errdefs.ErrInvalidArgument)
+		}
+		return nil
+	}
+	if alg != digest.SHA256 {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+	}
+
+	f, err := s.createIngest(desc.Digest)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(tmp)
+		}
+		f.Close() // drops the ingest lock after the rename or removal
+	}()
+
+	preallocate(f, desc.Size)
+	h := alg.Hash()
+	n, err := copyHashed(ctx, f, h, r, desc.Size)
+	if err != nil {
+		return err
+	}
+	if n != desc.Size {
+		return fmt.Errorf("size %d, descriptor says %d: %w", n, desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if got := digest.NewDigestFromBytes(alg, h.Sum(nil)); got != desc.Digest {
+		return fmt.Errorf("content hashes to %s: %w", got, errdefs.ErrDigestMismatch)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	// A concurrent push of the same blob may rename first; replacing its
+	// file with identical verified bytes is harmless, and open readers keep
+	// the inode they hold.
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	done = true
+	return syncDir(filepath.Dir(dst))
+}
+
+// createIngest creates a temp file under ingest/ and holds an exclusive flock
+// on it, which tells [Open] in another process that a live writer owns it.
+// If a concurrent Open removed the file between create and lock, it starts
+// over.
+func (s *Store) createIngest(d digest.Digest) (*os.File, error) {
+	for range 10 {
+		f, err := os.CreateTemp(s.path(ingestDir), d.Encoded()+"-*")
+		if err != nil {
+			return nil, err
+		}
+		if err := lockFile(context.Background(), f, lockExclusive); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+		if sameFile(f) {
+			return f, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("ingest temp file kept vanishing: %w", errdefs.ErrLocked)
+}
+
+// sameFile reports whether f's path still names f.
+func sameFile(f *os.File) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(f.Name())
+	if err != nil {
+		return false
+	}
+	return os.SameFile(a, b)
+}
+
+// copyHashed copies r into w and h in chunks, reading at most limit+1 bytes
+// so that an overlong stream is caught without draining it, and checks ctx
+// between chunks.
+func copyHashed(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, limit int64) (int64, error) {
+	bufSize := int64(copyBufferSize)
+	if limit+1 < bufSize {
+		bufSize = limit + 1
+	}
+	buf := make([]byte, bufSize)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		want := int64(len(buf))
+		if rest := limit + 1 - n; rest < want {
+			want = rest
+		}
+		m, rerr := io.ReadFull(r, buf[:want])
+		if m > 0 {
+			h.Write(buf[:m])
+			if _, err := w.Write(buf[:m]); err != nil {
+				return n, err
+			}
+			n += int64(m)
+			if n > limit {
+				return n, fmt.Errorf("content longer than descriptor size %d: %w", limit, errdefs.ErrInvalidArgument)
+			}
+		}
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF), errors.Is(rerr, io.ErrUnexpectedEOF):
+			return n, nil
+		default:
+			return n, fmt.Errorf("read content: %w", rerr)
+		}
+	}
+}

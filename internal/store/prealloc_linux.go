@@ -1,0 +1,15 @@
+package store
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// preallocate reserves size bytes for f so that a large blob lands in few
+// extents; it is a hint and its failure is ignored.
+func preallocate(f *os.File, size int64) {
+	if size > 0 {
+		_ = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+	}
+}
