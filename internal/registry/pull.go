@@ -1,0 +1,373 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	oraserr "oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+)
+
+// Manifest media types of Docker's schema 2, besides the OCI ones.
+const (
+	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+// maxManifestBytes bounds the manifests and configs read into memory.
+const maxManifestBytes = 4 << 20
+
+// defaultConcurrency is how many blobs move at once unless told otherwise.
+const defaultConcurrency = 4
+
+// PullOptions configures Pull.
+type PullOptions struct {
+	// Platform picks the manifest from a multi-platform index; nil means
+	// the host's (GOOS/GOARCH, and the variant on arm). With a single
+	// manifest it is checked against the image config when set.
+	Platform *ocispec.Platform
+	// Progress receives events from several goroutines at once; bytes are
+	// reported as they stream.
+	Progress func(Event)
+	// Concurrency is how many blobs download at once; 0 means 4.
+	Concurrency int
+	// OnBlob is called once for the config, each layer and last the
+	// manifest, after each is stored in dst or found there already. Layers
+	// may arrive in any order. An error stops the pull.
+	OnBlob func(ctx context.Context, desc ocispec.Descriptor) error
+}
+
+// Pull copies the image ref (a tag or a digest) of repo ("library/alpine")
+// into dst: for a multi-platform index only the chosen platform's manifest,
+// its config and layers, not the index itself. Blobs already in dst are not
+// fetched. It returns the descriptor of the stored manifest; dst is not
+// tagged, naming the image is the caller's.
+func Pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts PullOptions) (ocispec.Descriptor, error) {
+	desc, err := pull(ctx, cfg, repo, normalizeRef(ref), dst, opts)
+	if err != nil {
+		return ocispec.Descriptor{}, cfg.wrap("pull", repo, err)
+	}
+	return desc, nil
+}
+
+func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts PullOptions) (ocispec.Descriptor, error) {
+	s, err := newSession(cfg)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer s.close()
+	r, err := s.repository(repo)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	progress := progressFunc(opts.Progress)
+	name := cfg.host() + "/" + repo + refSuffix(ref)
+
+	root, err := r.Resolve(ctx, ref)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	src := &pullSource{repo: r, progress: progress, cached: map[digest.Digest][]byte{}}
+
+	want := HostPlatform()
+	if opts.Platform != nil {
+		want = *opts.Platform
+	}
+	desc := root
+	if isIndex(root.MediaType) {
+		b, err := src.fetchBytes(ctx, root)
+		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		var idx ocispec.Index
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("index %s: %v: %w", root.Digest, err, errdefs.ErrInvalidArgument)
+		}
+		if desc, err = pickPlatform(idx.Manifests, want, name); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
+	if !isManifest(desc.MediaType) {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: media type %q: %w", name, desc.MediaType, errdefs.ErrNotSupported)
+	}
+	b, err := src.fetchBytes(ctx, desc)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("manifest %s: %v: %w", desc.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if opts.Platform != nil && desc.Digest == root.Digest && isImageConfig(m.Config.MediaType) {
+		if err := checkConfigPlatform(ctx, src, m.Config, want, name); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
+
+	children := append([]ocispec.Descriptor{m.Config}, m.Layers...)
+	for _, c := range children {
+		progress.emit(c, Waiting, 0)
+	}
+	stored := func(ctx context.Context, d ocispec.Descriptor, st State) error {
+		progress.emit(d, st, d.Size)
+		if opts.OnBlob != nil {
+			return opts.OnBlob(ctx, d)
+		}
+		return nil
+	}
+	concurrency := opts.Concurrency
+	if concurrency <= 0 {
+		concurrency = defaultConcurrency
+	}
+	err = oras.CopyGraph(ctx, src, &pullDest{Target: dst, root: desc, children: children}, desc, oras.CopyGraphOptions{
+		Concurrency: concurrency,
+		PreCopy: func(ctx context.Context, d ocispec.Descriptor) error {
+			progress.emit(d, Downloading, 0)
+			return nil
+		},
+		PostCopy: func(ctx context.Context, d ocispec.Descriptor) error {
+			return stored(ctx, d, Done)
+		},
+		OnCopySkipped: func(ctx context.Context, d ocispec.Descriptor) error {
+			if d.Digest == desc.Digest {
+				// The whole image is there: pullDest.Exists checked the
+				// children, which CopyGraph will not visit.
+				for _, c := range children {
+					if err := stored(ctx, c, Exists); err != nil {
+						return err
+					}
+				}
+			}
+			return stored(ctx, d, Exists)
+		},
+	})
+	if err != nil {
+		return ocispec.Descriptor{}, unwrapCopyError(err)
+	}
+	return desc, nil
+}
+
+// unwrapCopyError drops oras's CopyError wrapper, whose message only adds
+// "failed to perform …", keeping the cause.
+func unwrapCopyError(err error) error {
+	var ce *oras.CopyError
+	if errors.As(err, &ce) && ce.Err != nil {
+		return ce.Err
+	}
+	return err
+}
+
+func refSuffix(ref string) string {
+	if strings.Contains(ref, ":") {
+		return "@" + ref
+	}
+	return ":" + ref
+}
+
+// pullSource reads from the registry, verifying and reporting each stream,
+// and serves manifests already read from memory.
+type pullSource struct {
+	repo     *remote.Repository
+	progress progressFunc
+	mu       sync.Mutex
+	cached   map[digest.Digest][]byte
+}
+
+func (s *pullSource) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	s.mu.Lock()
+	b, ok := s.cached[desc.Digest]
+	s.mu.Unlock()
+	if ok {
+		return io.NopCloser(strings.NewReader(string(b))), nil
+	}
+	rc, err := s.repo.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return newStreamReader(ctx, rc, desc, true, Downloading, s.progress), nil
+}
+
+func (s *pullSource) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	return s.repo.Exists(ctx, desc)
+}
+
+// fetchBytes reads a manifest or config into memory, verified, and keeps it
+// for the copy that follows.
+func (s *pullSource) fetchBytes(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	rc, err := s.repo.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readVerified(ctx, rc, desc, maxManifestBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cached[desc.Digest] = b
+	s.mu.Unlock()
+	return b, nil
+}
+
+// pullDest is the destination as CopyGraph sees it. The manifest counts as
+// present only when its config and layers are too, so that an image left
+// half-stored by an interrupted pull is completed rather than skipped; and
+// "already exists" from a store that checks on Push is success.
+type pullDest struct {
+	Target
+	root     ocispec.Descriptor
+	children []ocispec.Descriptor
+}
+
+func (d *pullDest) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	ok, err := d.Target.Exists(ctx, desc)
+	if err != nil || !ok || desc.Digest != d.root.Digest {
+		return ok, err
+	}
+	for _, c := range d.children {
+		if ok, err := d.Target.Exists(ctx, c); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (d *pullDest) Push(ctx context.Context, expected ocispec.Descriptor, content io.Reader) error {
+	err := d.Target.Push(ctx, expected, content)
+	if errors.Is(err, errdefs.ErrAlreadyExists) || errors.Is(err, oraserr.ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+func isIndex(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
+}
+
+func isManifest(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == MediaTypeDockerManifest
+}
+
+func isImageConfig(mt string) bool {
+	return mt == ocispec.MediaTypeImageConfig || mt == "application/vnd.docker.container.image.v1+json"
+}
+
+// HostPlatform is the platform Pull picks by default: the running
+// program's GOOS and GOARCH, with the variant on arm.
+func HostPlatform() ocispec.Platform {
+	p := ocispec.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}
+	switch runtime.GOARCH {
+	case "arm":
+		p.Variant = "v7"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "GOARM" && s.Value != "" {
+					p.Variant = "v" + strings.TrimSuffix(strings.TrimSuffix(s.Value, ",softfloat"), ",hardfloat")
+				}
+			}
+		}
+	case "arm64":
+		p.Variant = "v8"
+	}
+	return p
+}
+
+// normalizePlatform spells architectures and variants as Go and the OCI
+// spec do, so that "aarch64" matches "arm64" and arm64 "" matches "v8".
+func normalizePlatform(p ocispec.Platform) ocispec.Platform {
+	p.OS = strings.ToLower(p.OS)
+	switch strings.ToLower(p.Architecture) {
+	case "x86_64", "x86-64", "amd64":
+		p.Architecture = "amd64"
+	case "aarch64", "arm64":
+		p.Architecture = "arm64"
+		if p.Variant == "8" || p.Variant == "v8" {
+			p.Variant = ""
+		}
+	case "armhf":
+		p.Architecture, p.Variant = "arm", "v7"
+	case "armel":
+		p.Architecture, p.Variant = "arm", "v6"
+	case "arm":
+		p.Architecture = "arm"
+		if p.Variant == "" {
+			p.Variant = "v7"
+		}
+	case "i386", "i686":
+		p.Architecture = "386"
+	default:
+		p.Architecture = strings.ToLower(p.Architecture)
+	}
+	return p
+}
+
+// platformMatches reports whether have satisfies want; an empty variant in
+// want accepts any.
+func platformMatches(want, have ocispec.Platform) bool {
+	w, h := normalizePlatform(want), normalizePlatform(have)
+	if w.OS != h.OS || w.Architecture != h.Architecture {
+		return false
+	}
+	return want.Variant == "" || w.Variant == h.Variant
+}
+
+// FormatPlatform writes p as os/arch[/variant].
+func FormatPlatform(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// noMatchError is a missing platform; it matches errdefs.ErrNotFound.
+type noMatchError struct{ msg string }
+
+func (e *noMatchError) Error() string        { return e.msg }
+func (e *noMatchError) Is(target error) bool { return target == errdefs.ErrNotFound }
+
+func pickPlatform(manifests []ocispec.Descriptor, want ocispec.Platform, name string) (ocispec.Descriptor, error) {
+	var offered []string
+	for _, m := range manifests {
+		if m.Platform == nil || !isManifest(m.MediaType) {
+			continue
+		}
+		if platformMatches(want, *m.Platform) {
+			return m, nil
+		}
+		if m.Platform.OS == "unknown" {
+			continue // attestations and other non-images
+		}
+		offered = append(offered, FormatPlatform(*m.Platform))
+	}
+	has := "has none"
+	if len(offered) > 0 {
+		has = "has " + strings.Join(offered, ", ")
+	}
+	return ocispec.Descriptor{}, &noMatchError{fmt.Sprintf("no manifest for %s in %s (%s)", FormatPlatform(want), name, has)}
+}
+
+func checkConfigPlatform(ctx context.Context, src *pullSource, config ocispec.Descriptor, want ocispec.Platform, name string) error {
+	b, err := src.fetchBytes(ctx, config)
+	if err != nil {
+		return err
+	}
+	var img ocispec.Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return fmt.Errorf("config %s: %v: %w", config.Digest, err, errdefs.ErrInvalidArgument)
+	}
+	if !platformMatches(want, img.Platform) {
+		return &noMatchError{fmt.Sprintf("no manifest for %s in %s (has %s)", FormatPlatform(want), name, FormatPlatform(img.Platform))}
+	}
+	return nil
+}
