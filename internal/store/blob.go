@@ -183,7 +183,7 @@ func (s *Store) push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) 
 
 	preallocate(f, desc.Size)
 	h := alg.Hash()
-	n, err := copyHashed(ctx, f, h, r, desc.Size)
+	n, err := copyHashed(ctx, &writebackWriter{f: f}, h, r, desc.Size)
 	if err != nil {
 		return err
 	}
@@ -245,19 +245,56 @@ func sameFile(f *os.File) bool {
 	return os.SameFile(a, b)
 }
 
-// copyHashed copies r into w and h in chunks, reading at most limit+1 bytes
-// so that an overlong stream is caught without draining it, and checks ctx
-// between chunks.
+// copyHashed copies r into w and h, reading at most limit+1 bytes so that
+// an overlong stream is caught without draining it, and checks ctx between
+// chunks. Writing runs in a second goroutine, so reading and hashing one
+// chunk overlaps writing the one before.
 func copyHashed(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, limit int64) (int64, error) {
 	bufSize := int64(copyBufferSize)
 	if limit+1 < bufSize {
 		bufSize = limit + 1
 	}
-	buf := make([]byte, bufSize)
+	const nbuf = 3
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		free <- make([]byte, bufSize)
+	}
+	full := make(chan []byte, nbuf)
+	werr := make(chan error, 1)
+	stop := make(chan struct{}) // closed when a write fails
+	go func() {
+		var err error
+		for b := range full {
+			if err == nil {
+				if _, err = w.Write(b); err != nil {
+					close(stop)
+				}
+			}
+			free <- b[:cap(b)]
+		}
+		werr <- err
+	}()
+	n, err := readHashed(ctx, full, free, stop, h, r, limit)
+	close(full)
+	if e := <-werr; e != nil {
+		err = e // the cause, rather than errWriteFailed
+	}
+	return n, err
+}
+
+var errWriteFailed = errors.New("write failed")
+
+func readHashed(ctx context.Context, full chan<- []byte, free <-chan []byte, stop <-chan struct{}, h hash.Hash, r io.Reader, limit int64) (int64, error) {
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
+		}
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-stop:
+			return n, errWriteFailed
 		}
 		want := int64(len(buf))
 		if rest := limit + 1 - n; rest < want {
@@ -265,14 +302,12 @@ func copyHashed(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, limi
 		}
 		m, rerr := io.ReadFull(r, buf[:want])
 		if m > 0 {
-			h.Write(buf[:m])
-			if _, err := w.Write(buf[:m]); err != nil {
-				return n, err
-			}
 			n += int64(m)
 			if n > limit {
 				return n, fmt.Errorf("content longer than descriptor size %d: %w", limit, errdefs.ErrInvalidArgument)
 			}
+			h.Write(buf[:m])
+			full <- buf[:m]
 		}
 		switch {
 		case rerr == nil:
@@ -282,4 +317,23 @@ func copyHashed(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, limi
 			return n, fmt.Errorf("read content: %w", rerr)
 		}
 	}
+}
+
+// writebackWriter writes to f and starts writeback every writebackChunk
+// bytes, overlapping disk I/O with reading and hashing.
+type writebackWriter struct {
+	f          *os.File
+	off, start int64
+}
+
+const writebackChunk = 8 << 20
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.start >= writebackChunk {
+		startWriteback(w.f, w.start, w.off-w.start)
+		w.start = w.off
+	}
+	return n, err
 }
