@@ -110,7 +110,9 @@ func TestPushVerifies(t *testing.T) {
 			func(context.CancelFunc) io.Reader { return bytes.NewReader(data) },
 			errdefs.ErrInvalidArgument, "longer than descriptor size"},
 		{"read error", good,
-			func(context.CancelFunc) io.Reader { return &errReader{data: data[:1000], err: errors.New("connection reset")} },
+			func(context.CancelFunc) io.Reader {
+				return &errReader{data: data[:1000], err: errors.New("connection reset")}
+			},
 			nil, "connection reset"},
 		{"cancelled mid-stream", good,
 			func(cancel context.CancelFunc) io.Reader {
