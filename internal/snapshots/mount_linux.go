@@ -1,0 +1,243 @@
+package snapshots
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+// mountFlags are the mount(8) options that are flags of mount(2); every
+// other option goes to the filesystem as data.
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro":            {false, unix.MS_RDONLY},
+	"rw":            {true, unix.MS_RDONLY},
+	"bind":          {false, unix.MS_BIND},
+	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
+	"nosuid":        {false, unix.MS_NOSUID},
+	"suid":          {true, unix.MS_NOSUID},
+	"nodev":         {false, unix.MS_NODEV},
+	"dev":           {true, unix.MS_NODEV},
+	"noexec":        {false, unix.MS_NOEXEC},
+	"exec":          {true, unix.MS_NOEXEC},
+	"sync":          {false, unix.MS_SYNCHRONOUS},
+	"async":         {true, unix.MS_SYNCHRONOUS},
+	"dirsync":       {false, unix.MS_DIRSYNC},
+	"noatime":       {false, unix.MS_NOATIME},
+	"atime":         {true, unix.MS_NOATIME},
+	"nodiratime":    {false, unix.MS_NODIRATIME},
+	"diratime":      {true, unix.MS_NODIRATIME},
+	"relatime":      {false, unix.MS_RELATIME},
+	"norelatime":    {true, unix.MS_RELATIME},
+	"strictatime":   {false, unix.MS_STRICTATIME},
+	"nostrictatime": {true, unix.MS_STRICTATIME},
+	"defaults":      {false, 0},
+}
+
+var propagationFlags = map[string]uintptr{
+	"private":     unix.MS_PRIVATE,
+	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
+	"shared":      unix.MS_SHARED,
+	"rshared":     unix.MS_SHARED | unix.MS_REC,
+	"slave":       unix.MS_SLAVE,
+	"rslave":      unix.MS_SLAVE | unix.MS_REC,
+	"unbindable":  unix.MS_UNBINDABLE,
+	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// parsedMount is a Mount split into what mount(2) takes.
+type parsedMount struct {
+	flags       uintptr
+	propagation uintptr
+	data        []string
+}
+
+func parseOptions(options []string) parsedMount {
+	var p parsedMount
+	for _, o := range options {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				p.flags &^= f.flag
+			} else {
+				p.flags |= f.flag
+			}
+			continue
+		}
+		if f, ok := propagationFlags[o]; ok {
+			p.propagation |= f
+			continue
+		}
+		p.data = append(p.data, o)
+	}
+	return p
+}
+
+// MountAll applies mounts in order at target, each over the one before. If
+// one fails, those already made are undone. Options are mount(8)'s: "ro",
+// "bind", "rbind", "nosuid", propagation such as "rprivate", and the
+// filesystem's own ("lowerdir=..."). An overlay whose options exceed the
+// page size that mount(2) takes is made with fsopen(2) and one "lowerdir+"
+// per layer (Linux 6.8 and later).
+func MountAll(mounts []Mount, target string) error {
+	for i, m := range mounts {
+		if err := mountOne(m, target); err != nil {
+			for j := 0; j < i; j++ {
+				unix.Unmount(target, unix.MNT_DETACH)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func mountOne(m Mount, target string) error {
+	p := parseOptions(m.Options)
+	typ := m.Type
+	if p.flags&unix.MS_BIND != 0 {
+		typ = ""
+	}
+	data := strings.Join(p.data, ",")
+	switch {
+	case typ == "overlay" && len(data) >= os.Getpagesize():
+		if err := fsmountOverlay(m, p, target); err != nil {
+			return err
+		}
+	default:
+		if len(data) >= os.Getpagesize() {
+			return fmt.Errorf("mount %s on %s: options of %d bytes exceed the page size: %w", m.Type, target, len(data), errdefs.ErrInvalidArgument)
+		}
+		if err := unix.Mount(m.Source, target, typ, p.flags, data); err != nil {
+			return fmt.Errorf("mount %s %s on %s: %w", m.Type, m.Source, target, err)
+		}
+		// A bind mount ignores all flags but MS_REC on the first call;
+		// they take effect on a remount.
+		const bindOnly = unix.MS_BIND | unix.MS_REC
+		if p.flags&unix.MS_BIND != 0 && p.flags&^bindOnly != 0 {
+			if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|(p.flags&^bindOnly), ""); err != nil {
+				unix.Unmount(target, unix.MNT_DETACH)
+				return fmt.Errorf("remount %s on %s: %w", m.Source, target, err)
+			}
+		}
+	}
+	if p.propagation != 0 {
+		if err := unix.Mount("", target, "", p.propagation, ""); err != nil {
+			unix.Unmount(target, unix.MNT_DETACH)
+			return fmt.Errorf("propagation of %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// fsmountOverlay makes an overlay with the new mount API, where each lower
+// layer is its own parameter, so no single string is bound by the page size.
+func fsmountOverlay(m Mount, p parsedMount, target string) error {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("mount overlay on %s: options too long for mount(2), fsopen: %w: %w", target, err, errdefs.ErrNotSupported)
+	}
+	defer unix.Close(fd)
+	fail := func(what string, err error) error {
+		return fmt.Errorf("mount overlay on %s: options too long for mount(2), %s: %w", target, what, err)
+	}
+	if err := unix.FsconfigSetString(fd, "source", m.Source); err != nil {
+		return fail("source", err)
+	}
+	for _, o := range p.data {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			if err := unix.FsconfigSetFlag(fd, k); err != nil {
+				return fail(k, err)
+			}
+			continue
+		}
+		if k != "lowerdir" {
+			if err := unix.FsconfigSetString(fd, k, v); err != nil {
+				return fail(k, err)
+			}
+			continue
+		}
+		for _, l := range splitLowerdir(v) {
+			if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+				if errors.Is(err, unix.EINVAL) {
+					return fmt.Errorf("mount overlay on %s: %d bytes of options exceed the page size and this kernel has no lowerdir+ (Linux 6.8): %w", target, len(strings.Join(p.data, ",")), errdefs.ErrNotSupported)
+				}
+				return fail("lowerdir+ "+l, err)
+			}
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fail("create", err)
+	}
+	var attrs int
+	if p.flags&unix.MS_RDONLY != 0 {
+		attrs |= unix.MOUNT_ATTR_RDONLY
+	}
+	if p.flags&unix.MS_NOSUID != 0 {
+		attrs |= unix.MOUNT_ATTR_NOSUID
+	}
+	if p.flags&unix.MS_NODEV != 0 {
+		attrs |= unix.MOUNT_ATTR_NODEV
+	}
+	if p.flags&unix.MS_NOEXEC != 0 {
+		attrs |= unix.MOUNT_ATTR_NOEXEC
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fail("fsmount", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fail("move_mount", err)
+	}
+	return nil
+}
+
+// splitLowerdir splits overlay's colon separated list, where "\:" is a
+// colon inside a path.
+func splitLowerdir(s string) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case s[i] == ':':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	return append(out, cur.String())
+}
+
+// UnmountAll unmounts everything mounted at target, topmost first, until
+// target is no mount point. A missing target is not an error.
+func UnmountAll(target string) error {
+	busy := 0
+	for i := 0; i < 1024; i++ {
+		err := unix.Unmount(target, 0)
+		switch {
+		case err == nil:
+			busy = 0
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EBUSY) && busy < 50:
+			busy++
+			time.Sleep(10 * time.Millisecond)
+		default:
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: still mounted after many unmounts: %w", target, errdefs.ErrWrongState)
+}
