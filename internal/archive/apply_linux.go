@@ -416,9 +416,15 @@ func (a *applier) hardlink(hdr *tar.Header, pfd int, base string) error {
 	if trel == "" {
 		return refuse(hdr.Name, "hardlink to the root directory")
 	}
+	notFound := func(err error) error {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return refuse(hdr.Name, fmt.Sprintf("hardlink target %q is not in the root", hdr.Linkname))
+		}
+		return &EntryError{Name: hdr.Name, Rule: fmt.Sprintf("hardlink to %q", hdr.Linkname), Err: osErr(err)}
+	}
 	tfd, tbase, err := a.parentOf(trel, false)
 	if err != nil {
-		return &EntryError{Name: hdr.Name, Rule: fmt.Sprintf("hardlink target %q", hdr.Linkname), Err: err}
+		return notFound(err)
 	}
 	err = unix.Linkat(tfd, tbase, pfd, base, 0)
 	if err == unix.EEXIST {
@@ -430,7 +436,7 @@ func (a *applier) hardlink(hdr *tar.Header, pfd int, base string) error {
 		}
 	}
 	if err != nil {
-		return &EntryError{Name: hdr.Name, Rule: fmt.Sprintf("hardlink to %q", hdr.Linkname), Err: osErr(err)}
+		return notFound(err)
 	}
 	return nil
 }
