@@ -1,0 +1,157 @@
+package cgroups
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+func TestValidName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"dock/abc", true},
+		{"docktest-1", true},
+		{"", false},
+		{"/dock/abc", false},
+		{"dock/../x", false},
+		{"..", false},
+		{"../x", false},
+		{"dock//x", false},
+		{"dock/x/", false},
+		{".", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validName(tc.name)
+			if (err == nil) != tc.ok {
+				t.Fatalf("validName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		res  Resources
+		ok   bool
+	}{
+		{"empty", Resources{}, true},
+		{"docker swap", Resources{MemoryMax: 64 << 20, MemorySwapMax: 128 << 20}, true},
+		{"no swap", Resources{MemoryMax: 64 << 20, MemorySwapMax: 64 << 20}, true},
+		{"unlimited swap", Resources{MemoryMax: 64 << 20, MemorySwapMax: -1}, true},
+		{"swap without memory", Resources{MemorySwapMax: 64 << 20}, false},
+		{"swap below memory", Resources{MemoryMax: 64 << 20, MemorySwapMax: 32 << 20}, false},
+		{"shares 1", Resources{CPUShares: 1}, false},
+		{"shares too big", Resources{CPUShares: 262145}, false},
+		{"io weight low", Resources{IOWeight: 5}, false},
+		{"io weight", Resources{IOWeight: 500}, true},
+		{"period low", Resources{CPUQuota: 50000, CPUPeriod: 10}, false},
+		{"quota low", Resources{CPUQuota: 10}, false},
+		{"pids negative", Resources{PidsMax: -2}, false},
+		{"pids unlimited", Resources{PidsMax: -1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.res.validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("validate() = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+		})
+	}
+}
+
+// plan flattens writes into "ctrl:file=value" for comparison.
+func plan(ws []write) []string {
+	var out []string
+	for _, w := range ws {
+		s := w.file + "=" + w.value
+		if w.ctrl != "" {
+			s = w.ctrl + ":" + s
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		res    Resources
+		v1, v2 []string
+	}{
+		{
+			name: "empty",
+			res:  Resources{},
+		},
+		{
+			name: "memory with docker swap",
+			res:  Resources{MemoryMax: 64 << 20, MemorySwapMax: 96 << 20, MemoryReservation: 16 << 20},
+			v1: []string{"memory:memory.soft_limit_in_bytes=16777216", "memory:memory.limit_in_bytes=67108864",
+				"memory:memory.memsw.limit_in_bytes=100663296"},
+			v2: []string{"memory.low=16777216", "memory.max=67108864", "memory.swap.max=33554432"},
+		},
+		{
+			name: "unlimited",
+			res:  Resources{MemoryMax: -1, MemorySwapMax: -1, PidsMax: -1, CPUQuota: -1},
+			v1: []string{"cpu:cpu.cfs_period_us=100000", "cpu:cpu.cfs_quota_us=-1", "memory:memory.limit_in_bytes=-1",
+				"memory:memory.memsw.limit_in_bytes=-1", "pids:pids.max=max"},
+			v2: []string{"cpu.max=max 100000", "memory.max=max", "memory.swap.max=max", "pids.max=max"},
+		},
+		{
+			name: "cpu",
+			res:  Resources{CPUQuota: 50000, CPUPeriod: 200000, CPUShares: 1024, CPUSetCPUs: "0-1", CPUSetMems: "0"},
+			v1: []string{"cpu:cpu.shares=1024", "cpu:cpu.cfs_period_us=200000", "cpu:cpu.cfs_quota_us=50000",
+				"cpuset:cpuset.cpus=0-1", "cpuset:cpuset.mems=0"},
+			v2: []string{"cpu.weight=100", "cpu.max=50000 200000", "cpuset.cpus=0-1", "cpuset.mems=0"},
+		},
+		{
+			name: "quota default period",
+			res:  Resources{CPUQuota: 20000},
+			v1:   []string{"cpu:cpu.cfs_period_us=100000", "cpu:cpu.cfs_quota_us=20000"},
+			v2:   []string{"cpu.max=20000 100000"},
+		},
+		{
+			name: "shares extremes",
+			res:  Resources{CPUShares: 2},
+			v1:   []string{"cpu:cpu.shares=2"},
+			v2:   []string{"cpu.weight=1"},
+		},
+		{
+			name: "pids and io",
+			res:  Resources{PidsMax: 100, IOWeight: 300},
+			v1:   []string{"pids:pids.max=100", "blkio:blkio.weight=300"},
+			v2:   []string{"pids.max=100", "io.weight=default 300"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := plan(v1Writes(&tc.res)); !reflect.DeepEqual(got, tc.v1) {
+				t.Errorf("v1 writes:\n got %q\nwant %q", got, tc.v1)
+			}
+			if got := plan(v2Writes(&tc.res)); !reflect.DeepEqual(got, tc.v2) {
+				t.Errorf("v2 writes:\n got %q\nwant %q", got, tc.v2)
+			}
+		})
+	}
+}
+
+func TestKeyedValue(t *testing.T) {
+	b := []byte("low 0\nhigh 3\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n")
+	if got := keyedValue(b, "oom_kill"); got != 1 {
+		t.Fatalf("oom_kill = %d, want 1", got)
+	}
+	if got := keyedValue(b, "oom"); got != 2 {
+		t.Fatalf("oom = %d, want 2", got)
+	}
+	if got := keyedValue([]byte("oom_kill_disable 0\nunder_oom 0\noom_kill 7\n"), "oom_kill"); got != 7 {
+		t.Fatalf("v1 oom_kill = %d, want 7", got)
+	}
+}
