@@ -11,8 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -464,4 +464,3 @@ func TestNested(t *testing.T) {
 		t.Fatalf("child group after parent Delete: %v", err)
 	}
 }
-
