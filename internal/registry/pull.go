@@ -244,6 +244,11 @@ func (d *pullDest) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, e
 
 func (d *pullDest) Push(ctx context.Context, expected ocispec.Descriptor, content io.Reader) error {
 	err := d.Target.Push(ctx, expected, content)
+	if sr, ok := content.(*streamReader); ok && err != nil && sr.err != nil {
+		// The stream failed (digest, size, cancel): that is the cause,
+		// whatever the store made of it.
+		return sr.err
+	}
 	if errors.Is(err, errdefs.ErrAlreadyExists) || errors.Is(err, oraserr.ErrAlreadyExists) {
 		return nil
 	}

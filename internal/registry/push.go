@@ -74,6 +74,20 @@ func push(ctx context.Context, cfg Config, src Target, desc ocispec.Descriptor, 
 			return mountFrom, nil
 		}
 	}
+	// When the registry has the root, oras only writes the tag and reports
+	// nothing; tell the caller what is already there.
+	if ok, err := r.Exists(ctx, desc); err != nil {
+		return err
+	} else if ok {
+		succ, err := content.Successors(ctx, src, desc)
+		if err != nil {
+			return err
+		}
+		for _, d := range succ {
+			progress.emit(d, Exists, d.Size)
+		}
+		progress.emit(desc, Exists, desc.Size)
+	}
 	source := &pushSource{src: src, root: desc, progress: progress}
 	if tag == "" {
 		err = oras.CopyGraph(ctx, source, r, desc, graphOpts)

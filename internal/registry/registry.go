@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/dockkit/dock/internal/errdefs"
@@ -250,8 +251,13 @@ func (c Config) wrap(op, repo string, err error) error {
 	}
 	status := 0
 	var resp *errcode.ErrorResponse
-	if errors.As(err, &resp) {
+	switch {
+	case errors.As(err, &resp):
 		status = resp.StatusCode
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		// The registry asked for basic auth and there is nothing to send.
+		status = http.StatusUnauthorized
+		err = fmt.Errorf("registry requires credentials and none are configured for %s: %w", c.host(), err)
 	}
 	return &Error{Op: op, Host: c.host(), Repo: repo, StatusCode: status, Err: err}
 }
@@ -272,7 +278,7 @@ func Resolve(ctx context.Context, cfg Config, repo, ref string) (ocispec.Descrip
 	return desc, cfg.wrap("resolve", repo, err)
 }
 
-// Tags lists the tags of repo, in the registry's order.
+// Tags lists the tags of repo, sorted.
 func Tags(ctx context.Context, cfg Config, repo string) ([]string, error) {
 	s, err := newSession(cfg)
 	if err != nil {
@@ -291,6 +297,7 @@ func Tags(ctx context.Context, cfg Config, repo string) ([]string, error) {
 	if err != nil {
 		return nil, cfg.wrap("tags", repo, err)
 	}
+	slices.Sort(tags)
 	return tags, nil
 }
 
