@@ -116,8 +116,9 @@ func displayRel(rel string) string {
 // when applied onto it: entries added or changed in upper (content, type,
 // mode, owner, mtime, xattrs, link target, device number), their parent
 // directories, and a .wh.NAME whiteout for each path upper lacks. Files are
-// compared by metadata; their bytes only when the mtimes are equal whole
-// seconds (then a same-second rewrite could hide). A file hardlinked in
+// compared by metadata, and by their bytes when the mtimes agree to the
+// second and one has no nanoseconds (a tree unpacked from a layer, whose
+// whole-second times could hide a rewrite). A file hardlinked in
 // upper is written with all its links. w is not closed.
 func DiffTrees(ctx context.Context, lower, upper string, w io.Writer) error {
 	lfd, err := unix.Open(lower, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -360,7 +361,10 @@ func (d *treeDiff) same(lfd, ufd int, name string, l, u *unix.Stat_t) (bool, err
 	if l.Dev == u.Dev && l.Ino == u.Ino {
 		return true, nil
 	}
-	if l.Mtim != u.Mtim {
+	// Layers carry whole seconds: a time with no nanoseconds may be a
+	// truncated copy of the other, and then only the bytes can tell.
+	truncated := l.Mtim.Nsec == 0 || u.Mtim.Nsec == 0
+	if l.Mtim.Sec != u.Mtim.Sec || !truncated && l.Mtim.Nsec != u.Mtim.Nsec {
 		return false, nil
 	}
 	switch u.Mode & unix.S_IFMT {
@@ -398,7 +402,7 @@ func (d *treeDiff) same(lfd, ufd int, name string, l, u *unix.Stat_t) (bool, err
 			return false, nil
 		}
 	}
-	if u.Mode&unix.S_IFMT == unix.S_IFREG && u.Mtim.Nsec == 0 {
+	if u.Mode&unix.S_IFMT == unix.S_IFREG && truncated {
 		return d.sameContent(lfd, ufd, name)
 	}
 	return true, nil
