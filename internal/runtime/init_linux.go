@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// initMain runs in the container's init, on a locked thread, already inside
+// the new namespaces. It returns only on a bug; every failure exits with
+// Docker's code after telling the monitor why.
+func initMain() {
+	syncF := os.NewFile(initSyncFD, "sync")
+	fail := func(code int, format string, args ...any) {
+		b, _ := json.Marshal(initMsg{Code: code, Msg: fmt.Sprintf(format, args...)})
+		syncF.Write(b)
+		os.Exit(code)
+	}
+	// Wait until the monitor has put us into the cgroup.
+	var b [1]byte
+	if n, err := syncF.Read(b[:]); n != 1 || err != nil {
+		os.Exit(125)
+	}
+	spec, err := readSpec(os.Args[1])
+	if err != nil {
+		fail(125, "init: %v", err)
+	}
+	unix.Umask(0)
+	if err := setupRootfs(spec); err != nil {
+		fail(125, "init: %v", err)
+	}
+	p := &spec.Process
+	if err := setupProcess(spec); err != nil {
+		fail(125, "init: %v", err)
+	}
+	env := p.Env
+	if !hasEnv(env, "PATH") {
+		env = append(append([]string(nil), env...), defaultPath)
+	}
+	path, code, err := lookPath(p.Args[0], env)
+	if err != nil {
+		fail(code, "%v", err)
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.MkdirAll(cwd, 0o755); err != nil {
+		fail(125, "init: working directory %s: %v", cwd, err)
+	}
+	if err := dropPrivileges(spec); err != nil {
+		fail(125, "init: %v", err)
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		fail(126, "init: working directory %s: %v", cwd, err)
+	}
+	// Nothing of the host's stays open across exec; the sync socket is
+	// close-on-exec too, so its end tells the monitor the exec happened.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		closeExtraFDs()
+	}
+	unix.Umask(0o022)
+	err = unix.Exec(path, p.Args, env)
+	code = 125
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		code = 127
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR):
+		code = 126
+	}
+	fail(code, "exec: %q: %v", p.Args[0], err)
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func getEnv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath finds file in the container's PATH and returns Docker's exit code
+// with the error when it cannot.
+func lookPath(file string, env []string) (string, int, error) {
+	if strings.Contains(file, "/") {
+		fi, err := os.Stat(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return "", 127, fmt.Errorf("exec: %q: stat %s: no such file or directory", file, file)
+			}
+			return "", 126, fmt.Errorf("exec: %q: %v", file, err)
+		}
+		if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+			return "", 126, fmt.Errorf("exec: %q: permission denied", file)
+		}
+		return file, 0, nil
+	}
+	denied := false
+	for _, dir := range filepath.SplitList(getEnv(env, "PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, 0, nil
+		}
+		denied = true
+	}
+	if denied {
+		return "", 126, fmt.Errorf("exec: %q: permission denied", file)
+	}
+	return "", 127, fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+}
+
+// closeExtraFDs marks every descriptor above 2 close-on-exec, for kernels
+// without close_range.
+func closeExtraFDs() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/cgroups"
+)
+
+// monitorReq is one request on monitor.sock, a JSON line.
+type monitorReq struct {
+	Op     string `json:"op"` // "wait", "kill", "resize"
+	Signal int    `json:"signal,omitempty"`
+	Rows   uint16 `json:"rows,omitempty"`
+	Cols   uint16 `json:"cols,omitempty"`
+}
+
+// monitorResp answers a request; for "wait" it comes when the container has
+// stopped.
+type monitorResp struct {
+	Status *ExitStatus `json:"status,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
+
+const errNotRunning = "not running"
+
+// sockPath returns a path for the monitor socket short enough for
+// sockaddr_un (108 bytes): the socket itself when it fits, otherwise the
+// same file reached through an open descriptor of its directory, which the
+// caller closes with the returned file.
+func sockPath(stateDir string) (string, *os.File, error) {
+	p := filepath.Join(stateDir, socketFile)
+	if len(p) < 100 {
+		return p, nil, nil
+	}
+	d, err := os.OpenFile(stateDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), socketFile), d, nil
+}
+
+func dialMonitor(stateDir string) (net.Conn, error) {
+	p, d, err := sockPath(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		defer d.Close()
+	}
+	return net.DialUnix("unix", nil, &net.UnixAddr{Name: p, Net: "unix"})
+}
+
+// call sends req to the container's monitor and decodes its answer.
+func (h *Handle) call(ctx context.Context, req monitorReq, resp *monitorResp) error {
+	c, err := dialMonitor(h.stateDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return json.Unmarshal(line, resp)
+}
+
+// Resize sets the window size of the container's terminal.
+func (h *Handle) Resize(rows, cols uint16) error {
+	var resp monitorResp
+	if err := h.call(context.Background(), monitorReq{Op: "resize", Rows: rows, Cols: cols}, &resp); err != nil {
+		return fmt.Errorf("container %s: resize: %w", h.spec.ID, err)
+	}
+	if resp.Error != "" {
+		return fmt.Errorf("container %s: resize: %s", h.spec.ID, resp.Error)
+	}
+	return nil
+}
+
+// sealedExe returns a read-only copy of the running binary under dir, made
+// once per binary: the name carries the binary's device, inode, size and
+// modification time, so a rebuilt binary gets a new copy and an unchanged
+// one is never copied again.
+func sealedExe(dir string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf(sealedNameF, st.Dev, st.Ino, st.Size, st.Mtim.Nano())
+	p := filepath.Join(dir, name)
+	var have unix.Stat_t
+	if err := unix.Stat(p, &have); err == nil && have.Size == st.Size && have.Mode&0o7777 == 0o555 {
+		return p, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(dir, ".seal-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(tmp, src)
+	if err == nil {
+		err = tmp.Chmod(0o555)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return p, nil
+}
+
+func removeCgroup(name string) {
+	if g, err := cgroups.Load(name); err == nil {
+		g.Kill()
+		g.Delete()
+	}
+}
+
+// exitCodeOf turns a wait status into Docker's exit code and signal.
+func exitCodeOf(ws syscall.WaitStatus) (code, sig int) {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), int(ws.Signal())
+	}
+	return ws.ExitStatus(), 0
+}

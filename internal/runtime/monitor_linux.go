@@ -1,0 +1,483 @@
+package runtime
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/cgroups"
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+// initSyncFD is the init's end of its socket pair with the monitor.
+const initSyncFD = 3
+
+// initMsg is what init reports when it cannot exec the user's command.
+type initMsg struct {
+	Code int    `json:"code"`
+	Msg  string `json:"msg"`
+}
+
+type monitor struct {
+	stateDir string
+	roles    string
+	spec     *Spec
+	group    *cgroups.Group
+	log      *logWriter
+	cmd      *exec.Cmd
+	pid      int
+	master   *os.File // the terminal's master side, when Terminal
+	copies   sync.WaitGroup
+	exited   chan syscall.WaitStatus
+	ln       *net.UnixListener
+
+	mu      sync.Mutex
+	done    bool
+	status  ExitStatus
+	waiters []chan ExitStatus
+}
+
+// monitorMain runs in the monitor process: start the container, report to
+// the caller, then serve requests and record the exit.
+func monitorMain() {
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
+	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1)}
+	syncF := os.NewFile(monSyncFD, "sync")
+	report := func(msg syncMsg) {
+		b, _ := json.Marshal(msg)
+		syncF.Write(append(b, '\n'))
+		syncF.Close()
+	}
+	started := time.Now()
+	err := m.start()
+	if err != nil {
+		code, text := 125, err.Error()
+		var se *StartError
+		if errors.As(err, &se) {
+			code = se.ExitCode
+		}
+		m.finish(ExitStatus{ExitCode: code, Error: text})
+		report(syncMsg{Code: code, Error: text})
+		return
+	}
+	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: started}
+	if err := writeState(m.stateDir, &st); err != nil {
+		m.cmd.Process.Kill()
+		ws := <-m.exited
+		code, sig := exitCodeOf(ws)
+		m.finish(ExitStatus{ExitCode: code, Signal: sig, Error: err.Error()})
+		report(syncMsg{Code: 125, Error: err.Error()})
+		return
+	}
+	report(syncMsg{Pid: m.pid})
+
+	ws := <-m.exited
+	code, sig := exitCodeOf(ws)
+	es := ExitStatus{ExitCode: code, Signal: sig}
+	if m.group != nil {
+		if !m.spec.hasNew("pid") {
+			m.group.Kill() // what the init left behind
+		}
+		if sig == int(syscall.SIGKILL) {
+			if n, err := cgroups.OOMKills(m.spec.Cgroup); err == nil && n > 0 {
+				es.OOMKilled = true
+			}
+		}
+	}
+	m.finish(es)
+}
+
+// finish drains the output, records the exit, answers waiters and removes
+// the cgroup.
+func (m *monitor) finish(es ExitStatus) {
+	done := make(chan struct{})
+	go func() { m.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		// A process outside the container's pid namespace still holds the
+		// output open.
+		if m.group != nil {
+			m.group.Kill()
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+	}
+	if m.master != nil {
+		m.master.Close()
+	}
+	if m.log != nil {
+		m.log.Close()
+	}
+	es.FinishedAt = time.Now()
+	st := State{Status: Stopped, Pid: m.pid, ExitCode: es.ExitCode, Signal: es.Signal,
+		OOMKilled: es.OOMKilled, FinishedAt: es.FinishedAt, Error: es.Error}
+	if old, err := readState(m.stateDir); err == nil {
+		st.StartedAt = old.StartedAt
+	}
+	if err := writeState(m.stateDir, &st); err != nil {
+		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
+	}
+	m.mu.Lock()
+	m.done, m.status = true, es
+	for _, w := range m.waiters {
+		w <- es
+	}
+	m.waiters = nil
+	m.mu.Unlock()
+	if m.group != nil {
+		if err := m.group.Delete(); err != nil {
+			fmt.Fprintf(os.Stderr, "remove cgroup: %v\n", err)
+		}
+	}
+	if m.ln != nil {
+		m.ln.Close()
+	}
+	os.Remove(filepath.Join(m.stateDir, socketFile))
+}
+
+func (m *monitor) start() error {
+	spec, err := readSpec(m.stateDir)
+	if err != nil {
+		return err
+	}
+	m.spec = spec
+	exe, err := m.sealMountNS()
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+	if spec.Cgroup != "" {
+		g, err := cgroups.New(spec.Cgroup, spec.Resources)
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			// Left by a monitor that died; nothing runs in it any more
+			// unless another container claims the name.
+			if g, err = cgroups.Load(spec.Cgroup); err == nil {
+				if procs, _ := g.Procs(); len(procs) > 0 {
+					err = fmt.Errorf("cgroup %s: in use: %w", spec.Cgroup, errdefs.ErrWrongState)
+				} else if spec.Resources != nil {
+					err = g.Update(spec.Resources)
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+		m.group = g
+	}
+
+	m.log, err = openLogWriter(spec.Log, spec.logPath())
+	if err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	var teeOut, teeErr io.Writer
+	if strings.Contains(m.roles, "o") {
+		teeOut = os.NewFile(monStdoutFD, "stdout")
+	}
+	if strings.Contains(m.roles, "e") {
+		teeErr = os.NewFile(monStderrFD, "stderr")
+	}
+	var callerIn *os.File
+	if strings.Contains(m.roles, "i") {
+		callerIn = os.NewFile(monStdinFD, "stdin")
+	}
+
+	parentSync, childSync, err := socketPair()
+	if err != nil {
+		return err
+	}
+	defer parentSync.Close()
+
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{initArg0, m.stateDir},
+		Env:        []string{},
+		Dir:        "/",
+		ExtraFiles: []*os.File{childSync},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:     true,
+			Cloneflags: unix.CLONE_NEWNS,
+		},
+	}
+	for _, ns := range spec.Namespaces.New {
+		if ns != "cgroup" { // init unshares it once inside its cgroup
+			cmd.SysProcAttr.Cloneflags |= nsFlags[ns]
+		}
+	}
+	if spec.hasNew("user") {
+		for _, im := range spec.Namespaces.UIDMap {
+			cmd.SysProcAttr.UidMappings = append(cmd.SysProcAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(im.ContainerID), HostID: int(im.HostID), Size: int(im.Size)})
+		}
+		for _, im := range spec.Namespaces.GIDMap {
+			cmd.SysProcAttr.GidMappings = append(cmd.SysProcAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(im.ContainerID), HostID: int(im.HostID), Size: int(im.Size)})
+		}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+	}
+	if m.group != nil && m.group.V2Path() != "" {
+		fd, err := unix.Open(m.group.V2Path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
+
+	var childEnds []*os.File
+	childEnds = append(childEnds, childSync)
+	if spec.Process.Terminal {
+		master, slave, err := pty.Open()
+		if err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
+		m.master = master
+		childEnds = append(childEnds, slave)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
+		m.copies.Add(1)
+		go func() {
+			defer m.copies.Done()
+			m.log.copyStream("stdout", master, teeOut)
+		}()
+		if callerIn != nil {
+			go func() {
+				io.Copy(master, callerIn)
+				callerIn.Close()
+			}()
+		}
+	} else {
+		if callerIn != nil {
+			cmd.Stdin = callerIn
+			childEnds = append(childEnds, callerIn)
+		}
+		for i, tee := range []io.Writer{teeOut, teeErr} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			childEnds = append(childEnds, w)
+			if i == 0 {
+				cmd.Stdout = w
+			} else {
+				cmd.Stderr = w
+			}
+			stream := [...]string{"stdout", "stderr"}[i]
+			m.copies.Add(1)
+			go func() {
+				defer m.copies.Done()
+				m.log.copyStream(stream, r, tee)
+				r.Close()
+				if c, ok := tee.(io.Closer); ok {
+					c.Close()
+				}
+			}()
+		}
+	}
+
+	if err := m.listen(); err != nil {
+		return err
+	}
+	err = m.spawn(cmd)
+	for _, f := range childEnds {
+		f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("start init: %w", err)
+	}
+	m.cmd, m.pid = cmd, cmd.Process.Pid
+	go m.reap()
+
+	if m.group != nil && m.group.V2Path() == "" {
+		if err := m.group.Add(m.pid); err != nil {
+			cmd.Process.Kill()
+			return fmt.Errorf("cgroup: %w", err)
+		}
+	}
+	if _, err := parentSync.Write([]byte{0}); err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	// The init's end closes on exec (it is close-on-exec) or exit; before
+	// that, a message says why the command could not run.
+	b, _ := io.ReadAll(parentSync)
+	if len(b) > 0 {
+		var im initMsg
+		if err := json.Unmarshal(b, &im); err != nil {
+			im = initMsg{Code: 125, Msg: strings.TrimSpace(string(b))}
+		}
+		<-m.exited
+		return &StartError{ExitCode: im.Code, Msg: im.Msg}
+	}
+	return nil
+}
+
+// spawn starts the init, from a thread that first entered the namespaces
+// the spec joins.
+func (m *monitor) spawn(cmd *exec.Cmd) error {
+	if len(m.spec.Namespaces.Join) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// setns changes only this thread, which is never unlocked: the Go
+		// runtime ends it with the goroutine.
+		goruntime.LockOSThread()
+		for ns, path := range m.spec.Namespaces.Join {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				errc <- fmt.Errorf("join %s namespace: %w", ns, err)
+				return
+			}
+			err = unix.Setns(fd, int(nsFlags[ns]))
+			unix.Close(fd)
+			if err != nil {
+				errc <- fmt.Errorf("join %s namespace %s: %w", ns, path, err)
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+// reap collects every child, the container's init and the orphans this
+// subreaper inherits, and reports the init's end.
+func (m *monitor) reap() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if pid == m.pid {
+			m.exited <- ws
+		}
+	}
+}
+
+// sealMountNS makes the monitor's mount namespace (new, from its clone) a
+// slave of the host's and binds the sealed binary read-only over itself
+// there, so the init runs from a file no container can write through
+// /proc/PID/exe. It returns the binary's path.
+func (m *monitor) sealMountNS() (string, error) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return "", fmt.Errorf("make / rslave: %w", err)
+	}
+	if err := unix.Mount(exe, exe, "", unix.MS_BIND, ""); err != nil {
+		return "", fmt.Errorf("bind %s: %w", exe, err)
+	}
+	if err := unix.Mount("", exe, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return "", fmt.Errorf("remount %s read-only: %w", exe, err)
+	}
+	return exe, nil
+}
+
+func socketPair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync-init"), nil
+}
+
+// listen serves monitor.sock.
+func (m *monitor) listen() error {
+	p, d, err := sockPath(m.stateDir)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		defer d.Close()
+	}
+	os.Remove(filepath.Join(m.stateDir, socketFile))
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("monitor socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	m.ln = ln
+	go func() {
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			go m.serve(c)
+		}
+	}()
+	return nil
+}
+
+func (m *monitor) serve(c *net.UnixConn) {
+	defer c.Close()
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return
+	}
+	var req monitorReq
+	var resp monitorResp
+	if err := json.Unmarshal(line, &req); err != nil {
+		resp.Error = err.Error()
+	} else {
+		switch req.Op {
+		case "wait":
+			m.mu.Lock()
+			if m.done {
+				es := m.status
+				resp.Status = &es
+				m.mu.Unlock()
+			} else {
+				ch := make(chan ExitStatus, 1)
+				m.waiters = append(m.waiters, ch)
+				m.mu.Unlock()
+				es := <-ch
+				resp.Status = &es
+			}
+		case "kill":
+			m.mu.Lock()
+			if m.done || m.cmd == nil {
+				resp.Error = errNotRunning
+			} else if err := m.cmd.Process.Signal(syscall.Signal(req.Signal)); err != nil {
+				if errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH) {
+					resp.Error = errNotRunning
+				} else {
+					resp.Error = err.Error()
+				}
+			}
+			m.mu.Unlock()
+		case "resize":
+			if m.master == nil {
+				resp.Error = "no terminal"
+			} else if err := pty.Setsize(m.master, &pty.Winsize{Rows: req.Rows, Cols: req.Cols}); err != nil {
+				resp.Error = err.Error()
+			}
+		default:
+			resp.Error = fmt.Sprintf("unknown request %q", req.Op)
+		}
+	}
+	b, _ := json.Marshal(resp)
+	c.Write(append(b, '\n'))
+}

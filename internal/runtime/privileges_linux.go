@@ -1,0 +1,93 @@
+package runtime
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Seams to the capability and seccomp packages, set in one place so that
+// the init's order of operations reads in dropPrivileges.
+var (
+	// limitBounding drops every capability not in keep from the bounding
+	// set; it runs while the init still has all capabilities.
+	limitBounding = func(keep []string) error { return nil } // TODO(caps): wire internal/caps
+	// setCaps sets the permitted, effective and inheritable sets to keep,
+	// after the user changed.
+	setCaps = func(keep []string) error { return nil } // TODO(caps): wire internal/caps
+	// loadSeccomp installs Docker's default profile on this thread.
+	loadSeccomp = func() error { return nil } // TODO(seccomp): wire internal/seccomp
+)
+
+// dropPrivileges turns the init into the user's process: bounding set,
+// groups and ids, capabilities, no_new_privs, and seccomp as late as it can
+// go. Capabilities and seccomp filters are per thread; the init's thread is
+// locked and execs.
+func dropPrivileges(spec *Spec) error {
+	p := &spec.Process
+	seccomp := p.Seccomp && !p.Privileged
+	if seccomp && !p.NoNewPrivs {
+		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
+		// the process may be about to lose.
+		if err := loadSeccomp(); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	if !p.Privileged {
+		if err := limitBounding(p.Caps); err != nil {
+			return fmt.Errorf("capabilities: %w", err)
+		}
+	}
+	// Keep the permitted set across the change of user, so the final sets
+	// can be chosen afterwards.
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keepcaps: %w", err)
+	}
+	if err := setUser(p.User); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("keepcaps: %w", err)
+	}
+	if !p.Privileged {
+		if err := setCaps(p.Caps); err != nil {
+			return fmt.Errorf("capabilities: %w", err)
+		}
+	}
+	if p.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	if seccomp && p.NoNewPrivs {
+		if err := loadSeccomp(); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	return nil
+}
+
+// setUser changes groups and ids of this thread only. The Go runtime's own
+// setuid family changes every thread by signalling each, which costs
+// milliseconds; the init execs from this thread, so the others do not
+// matter.
+func setUser(u User) error {
+	groups := append([]uint32(nil), u.AdditionalGIDs...)
+	var ptr unsafe.Pointer
+	if len(groups) > 0 {
+		ptr = unsafe.Pointer(&groups[0])
+	}
+	if _, _, e := unix.RawSyscall(sysSetgroups, uintptr(len(groups)), uintptr(ptr), 0); e != 0 {
+		return fmt.Errorf("setgroups %v: %w", groups, e)
+	}
+	g := uintptr(u.GID)
+	if _, _, e := unix.RawSyscall(sysSetresgid, g, g, g); e != 0 {
+		return fmt.Errorf("setresgid %d: %w", u.GID, e)
+	}
+	id := uintptr(u.UID)
+	if _, _, e := unix.RawSyscall(sysSetresuid, id, id, id); e != 0 {
+		return fmt.Errorf("setresuid %d: %w", u.UID, e)
+	}
+	return nil
+}

@@ -1,0 +1,537 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountFlag maps mount(8) options to flags; the bool says whether the
+// option clears the flag.
+var mountFlag = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro":          {false, unix.MS_RDONLY},
+	"rw":          {true, unix.MS_RDONLY},
+	"nosuid":      {false, unix.MS_NOSUID},
+	"suid":        {true, unix.MS_NOSUID},
+	"nodev":       {false, unix.MS_NODEV},
+	"dev":         {true, unix.MS_NODEV},
+	"noexec":      {false, unix.MS_NOEXEC},
+	"exec":        {true, unix.MS_NOEXEC},
+	"sync":        {false, unix.MS_SYNCHRONOUS},
+	"dirsync":     {false, unix.MS_DIRSYNC},
+	"noatime":     {false, unix.MS_NOATIME},
+	"nodiratime":  {false, unix.MS_NODIRATIME},
+	"relatime":    {false, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME},
+	"bind":        {false, unix.MS_BIND},
+	"rbind":       {false, unix.MS_BIND | unix.MS_REC},
+}
+
+// parseOptions splits mount(8) options into flags and the data string.
+func parseOptions(opts []string) (flags uintptr, data string) {
+	var rest []string
+	for _, o := range opts {
+		if f, ok := mountFlag[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		switch o {
+		case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
+			continue // every container mount is private
+		}
+		rest = append(rest, o)
+	}
+	return flags, strings.Join(rest, ",")
+}
+
+// attrOf turns per-mount flags into mount_setattr attributes.
+func attrOf(flags uintptr) uint64 {
+	var a uint64
+	if flags&unix.MS_RDONLY != 0 {
+		a |= unix.MOUNT_ATTR_RDONLY
+	}
+	if flags&unix.MS_NOSUID != 0 {
+		a |= unix.MOUNT_ATTR_NOSUID
+	}
+	if flags&unix.MS_NODEV != 0 {
+		a |= unix.MOUNT_ATTR_NODEV
+	}
+	if flags&unix.MS_NOEXEC != 0 {
+		a |= unix.MOUNT_ATTR_NOEXEC
+	}
+	return a
+}
+
+// setAttr sets attributes on the mount at path (or the detached tree fd),
+// on every mount below it too when recursive; other attributes are kept.
+func setAttr(dirfd int, path string, attr uint64, recursive bool) error {
+	if attr == 0 {
+		return nil
+	}
+	var fl uint = unix.AT_SYMLINK_NOFOLLOW
+	if path == "" {
+		fl |= unix.AT_EMPTY_PATH
+	}
+	if recursive {
+		fl |= unix.AT_RECURSIVE
+	}
+	return unix.MountSetattr(dirfd, path, fl, &unix.MountAttr{Attr_set: attr})
+}
+
+// hostMount is a mount source taken from the host before pivot_root: a
+// detached copy of the source's mount tree, attached in the container later.
+type hostMount struct {
+	fd    int
+	dest  string
+	isDir bool
+}
+
+func cloneHost(src, dest string, recursive bool, attr uint64) (hostMount, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return hostMount{}, fmt.Errorf("mount %s: %w", dest, err)
+	}
+	var fl uint = unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC
+	if recursive {
+		fl |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, fl)
+	if err != nil {
+		return hostMount{}, fmt.Errorf("mount %s on %s: open_tree: %w", src, dest, err)
+	}
+	if err := setAttr(fd, "", attr, recursive); err != nil {
+		unix.Close(fd)
+		return hostMount{}, fmt.Errorf("mount %s on %s: set attributes: %w", src, dest, err)
+	}
+	return hostMount{fd: fd, dest: dest, isDir: fi.IsDir()}, nil
+}
+
+func (h *hostMount) attach() error {
+	if err := mountpoint(h.dest, h.isDir); err != nil {
+		return err
+	}
+	err := unix.MoveMount(h.fd, "", unix.AT_FDCWD, h.dest, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	unix.Close(h.fd)
+	h.fd = -1
+	if err != nil {
+		return fmt.Errorf("mount on %s: %w", h.dest, err)
+	}
+	return nil
+}
+
+// mountpoint makes dest exist as a directory or a file. It runs after
+// pivot_root, so symlinks resolve inside the container.
+func mountpoint(dest string, isDir bool) error {
+	if isDir {
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", dest, err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("mount point %s: %w", dest, err)
+	}
+	f, err := os.OpenFile(dest, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", dest, err)
+	}
+	return f.Close()
+}
+
+// noSymlink refuses a path any of whose components is a symlink, for the
+// mounts dock itself places (/proc, /sys, /dev).
+func noSymlink(p string) error {
+	for cur := p; cur != "/"; cur = filepath.Dir(cur) {
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("mount point %s: %s is a symlink", p, cur)
+		}
+	}
+	return nil
+}
+
+func mountAt(src, dest, fstype string, flags uintptr, data string) error {
+	if err := noSymlink(dest); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("mount point %s: %w", dest, err)
+	}
+	if err := unix.Mount(src, dest, fstype, flags, data); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", fstype, dest, err)
+	}
+	return nil
+}
+
+// setupRootfs builds the container's filesystem and pivots into it.
+func setupRootfs(spec *Spec) error {
+	userns := spec.hasNew("user")
+	if spec.hasNew("cgroup") {
+		// Now that the monitor put us into our cgroup, it becomes the
+		// root of the new cgroup namespace.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("cgroup namespace: %w", err)
+		}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / rprivate: %w", err)
+	}
+	target := filepath.Join(spec.StateDir, rootfsDir)
+	for _, m := range spec.Rootfs {
+		if err := mountRootfs(m, target); err != nil {
+			return err
+		}
+	}
+
+	// Everything taken from the host is cloned now, before the host's tree
+	// goes away; it is attached after pivot_root.
+	var binds, etcs, devs []hostMount
+	var sysfs []hostMount
+	defer func() {
+		for _, l := range [][]hostMount{binds, etcs, devs, sysfs} {
+			for _, h := range l {
+				if h.fd >= 0 {
+					unix.Close(h.fd)
+				}
+			}
+		}
+	}()
+	dests := map[string]bool{}
+	for _, m := range spec.Mounts {
+		dests[filepath.Clean(m.Destination)] = true
+		if m.Type != "bind" {
+			continue
+		}
+		flags, _ := parseOptions(m.Options)
+		h, err := cloneHost(m.Source, filepath.Clean(m.Destination), flags&unix.MS_REC != 0, attrOf(flags))
+		if err != nil {
+			return err
+		}
+		binds = append(binds, h)
+	}
+	for _, f := range [...][2]string{{hostsFile, "/etc/hosts"}, {hostnameF, "/etc/hostname"}, {resolvFile, "/etc/resolv.conf"}} {
+		src := filepath.Join(spec.StateDir, f[0])
+		if dests[f[1]] {
+			continue
+		}
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC)
+		if spec.ReadonlyRootfs {
+			attr |= unix.MOUNT_ATTR_RDONLY
+		}
+		h, err := cloneHost(src, f[1], false, attr)
+		if err != nil {
+			return err
+		}
+		etcs = append(etcs, h)
+	}
+	if userns {
+		// Device nodes cannot be made in a user namespace: bind the host's.
+		for _, d := range devices {
+			h, err := cloneHost("/dev/"+d.name, "/dev/"+d.name, false, 0)
+			if err != nil {
+				return err
+			}
+			devs = append(devs, h)
+		}
+	}
+	if userns && !spec.hasNew("net") {
+		h, err := cloneHost("/sys", "/sys", true, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+		if err != nil {
+			return err
+		}
+		sysfs = append(sysfs, h)
+	}
+	var cg unix.Statfs_t
+	cgroup2 := spec.hasNew("cgroup") && unix.Statfs("/sys/fs/cgroup", &cg) == nil && cg.Type == unix.CGROUP2_SUPER_MAGIC
+
+	if err := pivotRoot(target); err != nil {
+		return err
+	}
+
+	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	if err := mountAt("proc", "/proc", "proc", nsn, ""); err != nil {
+		return err
+	}
+	if err := setupDev(spec, devs); err != nil {
+		return err
+	}
+	if len(sysfs) > 0 {
+		if err := noSymlink("/sys"); err != nil {
+			return err
+		}
+		if err := sysfs[0].attach(); err != nil {
+			return err
+		}
+	} else if err := mountAt("sysfs", "/sys", "sysfs", nsn|unix.MS_RDONLY, ""); err != nil {
+		return err
+	}
+	if cgroup2 {
+		if err := mountAt("cgroup2", "/sys/fs/cgroup", "cgroup2", nsn|unix.MS_RDONLY, ""); err != nil {
+			return err
+		}
+	}
+
+	// The caller's mounts, in order, then the /etc files.
+	hi := 0
+	for _, m := range spec.Mounts {
+		dest := filepath.Clean(m.Destination)
+		switch m.Type {
+		case "bind":
+			if err := binds[hi].attach(); err != nil {
+				return err
+			}
+			hi++
+		case "tmpfs":
+			flags, data := parseOptions(m.Options)
+			if err := mountpoint(dest, true); err != nil {
+				return err
+			}
+			if err := unix.Mount("tmpfs", dest, "tmpfs", flags, data); err != nil {
+				return fmt.Errorf("mount tmpfs on %s: %w", dest, err)
+			}
+		default:
+			flags, data := parseOptions(m.Options)
+			if err := mountpoint(dest, true); err != nil {
+				return err
+			}
+			if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
+				return fmt.Errorf("mount %s on %s: %w", m.Type, dest, err)
+			}
+		}
+	}
+	for i := range etcs {
+		if err := etcs[i].attach(); err != nil {
+			return err
+		}
+	}
+
+	if !spec.Process.Privileged {
+		for _, p := range spec.MaskedPaths {
+			if err := maskPath(p); err != nil {
+				return err
+			}
+		}
+		for _, p := range spec.ReadonlyPaths {
+			if err := readonlyPath(p); err != nil {
+				return err
+			}
+		}
+	}
+	if spec.ReadonlyRootfs {
+		if err := setAttr(unix.AT_FDCWD, "/", unix.MOUNT_ATTR_RDONLY, false); err != nil {
+			return fmt.Errorf("read-only rootfs: %w", err)
+		}
+	}
+	return nil
+}
+
+// mountRootfs mounts one of the rootfs mounts at target, nodev so that no
+// device node a layer carries can be used.
+func mountRootfs(m Mount, target string) error {
+	flags, data := parseOptions(m.Options)
+	switch m.Type {
+	case "bind", "rbind", "":
+		src := m.Source
+		if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("rootfs: bind %s: %w", src, err)
+		}
+		if err := setAttr(unix.AT_FDCWD, target, attrOf(flags)|unix.MOUNT_ATTR_NODEV, true); err != nil {
+			return fmt.Errorf("rootfs: %s: %w", src, err)
+		}
+	default:
+		if err := unix.Mount(m.Source, target, m.Type, flags|unix.MS_NODEV, data); err != nil {
+			return fmt.Errorf("rootfs: mount %s: %w", m.Type, err)
+		}
+	}
+	return nil
+}
+
+// pivotRoot makes target the root and drops the host's tree: with both
+// arguments ".", the old root ends up stacked under the new one and is
+// detached at once, no directory needed for it.
+func pivotRoot(target string) error {
+	if err := unix.Chdir(target); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+type device struct {
+	name         string
+	major, minor uint32
+}
+
+var devices = []device{
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+}
+
+func setupDev(spec *Spec, hostDevs []hostMount) error {
+	if err := mountAt("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	if len(hostDevs) > 0 {
+		for i := range hostDevs {
+			if err := hostDevs[i].attach(); err != nil {
+				return err
+			}
+		}
+	} else {
+		for _, d := range devices {
+			p := "/dev/" + d.name
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+				return fmt.Errorf("mknod %s: %w", p, err)
+			}
+		}
+	}
+	ptsOpts := "newinstance,ptmxmode=0666,mode=0620"
+	if !spec.hasNew("user") {
+		ptsOpts += ",gid=5"
+	}
+	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	if err := mountAt("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts); err != nil {
+		return err
+	}
+	if err := mountAt("shm", "/dev/shm", "tmpfs", nsn, "mode=1777,size=65536k"); err != nil {
+		return err
+	}
+	if err := mountAt("mqueue", "/dev/mqueue", "mqueue", nsn, ""); err != nil {
+		return err
+	}
+	for _, l := range [...][2]string{
+		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}, {"/proc/kcore", "/dev/core"},
+	} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+	}
+	if spec.Process.Terminal {
+		// The terminal is the container's console too.
+		if err := mountpoint("/dev/console", false); err != nil {
+			return err
+		}
+		if err := unix.Mount("/proc/self/fd/0", "/dev/console", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("dev: console: %w", err)
+		}
+	}
+	return nil
+}
+
+// maskPath hides p: /dev/null over a file, an empty read-only tmpfs over a
+// directory.
+func maskPath(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	if fi.IsDir() {
+		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+	} else {
+		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	return nil
+}
+
+// readonlyPath remounts p, and every mount below it, read-only.
+func readonlyPath(p string) error {
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	if err := setAttr(unix.AT_FDCWD, p, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, true); err != nil {
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	return nil
+}
+
+var rlimits = map[string]int{
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_CPU": unix.RLIMIT_CPU,
+	"RLIMIT_DATA": unix.RLIMIT_DATA, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS,
+	"RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE,
+	"RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO, "RLIMIT_RTTIME": unix.RLIMIT_RTTIME, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_STACK": unix.RLIMIT_STACK,
+}
+
+// setupProcess sets what needs privileges: hostname, loopback, OOM score,
+// resource limits.
+func setupProcess(spec *Spec) error {
+	if spec.hasNew("uts") && spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("hostname: %w", err)
+		}
+	}
+	if spec.hasNew("net") {
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("loopback: %w", err)
+		}
+	}
+	if adj := spec.Process.OOMScoreAdj; adj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*adj)), 0); err != nil {
+			return fmt.Errorf("oom_score_adj: %w", err)
+		}
+	}
+	for _, rl := range spec.Process.Rlimits {
+		r, ok := rlimits[strings.ToUpper(rl.Type)]
+		if !ok {
+			return fmt.Errorf("rlimit %q: unknown", rl.Type)
+		}
+		if err := unix.Setrlimit(r, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return fmt.Errorf("rlimit %s: %w", rl.Type, err)
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}

@@ -1,0 +1,282 @@
+// Package runtime turns a container Spec into a running, isolated process.
+//
+// Three programs cooperate, all of them the calling binary re-executed:
+//
+//   - the caller, in [Start], writes the spec to the state directory and
+//     starts a monitor, detached from itself;
+//   - the monitor (one per container) creates the cgroup, clones the
+//     container's init into new namespaces, owns its stdio, writes the log,
+//     records the exit status in state.json and answers on monitor.sock;
+//   - the init, already inside the namespaces, builds the root filesystem,
+//     pivots into it, drops privileges and execs the user's command.
+//
+// The monitor and init run from a sealed, read-only copy of the binary, so
+// that nothing inside a container can write to the host's executable through
+// /proc/PID/exe. A binary that uses this package must call [MaybeReexec]
+// first thing, from an init function or TestMain.
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/dockkit/dock/internal/cgroups"
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+// Spec is everything the monitor and init need to run one container. It is
+// stored as JSON in <StateDir>/config.json.
+type Spec struct {
+	ID       string
+	Name     string
+	StateDir string // <root>/containers/<id>; the sealed binary goes to <root>/exe
+
+	// Rootfs are applied in order at the container's root: typically one
+	// overlay mount from a snapshotter, or a bind of a directory.
+	Rootfs         []Mount
+	ReadonlyRootfs bool
+
+	Process  Process
+	Hostname string
+
+	Namespaces Namespaces
+
+	// Mounts are put over the rootfs, in order, at container paths.
+	Mounts []MountSpec
+	// MaskedPaths are hidden (/dev/null over files, an empty read-only tmpfs
+	// over directories); ReadonlyPaths are remounted read-only. Docker's
+	// lists are DefaultMaskedPaths and DefaultReadonlyPaths.
+	MaskedPaths   []string
+	ReadonlyPaths []string
+
+	// Cgroup names the control group the monitor creates ("dock/<id>");
+	// empty runs the container in the monitor's own group.
+	Cgroup    string
+	Resources *cgroups.Resources
+
+	Log LogConfig
+
+	StopSignal int  // signal Stop sends first; SIGTERM when zero
+	AutoRemove bool // recorded for the owner of the state root, which deletes the container after exit
+}
+
+// Mount is one mount(2) call: the filesystem type, its source and mount(8)
+// style options ("ro", "rbind", "lowerdir=...").
+type Mount struct {
+	Type    string   `json:"type"`
+	Source  string   `json:"source"`
+	Options []string `json:"options,omitempty"`
+}
+
+// MountSpec puts a filesystem at Destination, a path inside the container.
+// Type is "bind" (Source a host file or directory, a named volume's
+// directory included) or "tmpfs"; Options take "ro", "rbind", "size=64m",
+// "mode=1777", "nosuid", "nodev", "noexec" and the like.
+type MountSpec struct {
+	Destination string   `json:"destination"`
+	Type        string   `json:"type"`
+	Source      string   `json:"source,omitempty"`
+	Options     []string `json:"options,omitempty"`
+}
+
+// Process is the user's command and the credentials and limits it runs with.
+type Process struct {
+	Args     []string
+	Env      []string
+	Cwd      string // inside the container; created when missing; "/" when empty
+	User     User
+	Terminal bool
+	Rlimits  []Rlimit
+	// Caps are the capability names ("CAP_CHOWN") the process keeps in its
+	// bounding, permitted, effective and inheritable sets; already merged
+	// from the defaults and the caller's add and drop lists.
+	Caps       []string
+	NoNewPrivs bool
+	// Seccomp applies Docker's default seccomp profile. Privileged turns
+	// off seccomp, masked and read-only paths.
+	Seccomp     bool
+	Privileged  bool
+	OOMScoreAdj *int
+}
+
+// User holds numeric ids; names are resolved by the caller against the
+// image's /etc/passwd and /etc/group.
+type User struct {
+	UID            uint32
+	GID            uint32
+	AdditionalGIDs []uint32
+}
+
+// Rlimit is one setrlimit(2) call; Type is "RLIMIT_NOFILE" and the like.
+type Rlimit struct {
+	Type string
+	Hard uint64
+	Soft uint64
+}
+
+// Namespaces says which namespaces the container gets. New ones are
+// created ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user"); Join maps a
+// kind to a path to enter (another container's /proc/PID/ns/net). Kinds in
+// neither are shared with the host. UIDMap and GIDMap apply to a new user
+// namespace.
+type Namespaces struct {
+	New    []string
+	Join   map[string]string
+	UIDMap []IDMap
+	GIDMap []IDMap
+}
+
+// IDMap maps Size ids from ContainerID inside a user namespace to HostID.
+type IDMap struct {
+	ContainerID uint32
+	HostID      uint32
+	Size        uint32
+}
+
+// DefaultNamespaces are those Docker creates for a container.
+var DefaultNamespaces = []string{"pid", "mnt", "uts", "ipc", "net", "cgroup"}
+
+// LogConfig says where the monitor writes the container's output and how it
+// rotates: after MaxSize bytes the file is renamed to Path.1 (Path.1 to
+// Path.2 ...), keeping MaxFiles files in all. Path defaults to
+// <StateDir>/container.log; MaxSize zero never rotates.
+type LogConfig struct {
+	Path     string
+	MaxSize  int64
+	MaxFiles int
+}
+
+// DefaultMaskedPaths are the paths Docker hides from unprivileged
+// containers.
+var DefaultMaskedPaths = []string{
+	"/proc/asound",
+	"/proc/acpi",
+	"/proc/interrupts",
+	"/proc/kcore",
+	"/proc/keys",
+	"/proc/latency_stats",
+	"/proc/timer_list",
+	"/proc/timer_stats",
+	"/proc/sched_debug",
+	"/proc/scsi",
+	"/sys/firmware",
+	"/sys/devices/virtual/powercap",
+}
+
+// DefaultReadonlyPaths are the paths Docker makes read-only in unprivileged
+// containers.
+var DefaultReadonlyPaths = []string{
+	"/proc/bus",
+	"/proc/fs",
+	"/proc/irq",
+	"/proc/sys",
+	"/proc/sysrq-trigger",
+}
+
+// Status is the phase a container is in.
+type Status string
+
+// Container statuses.
+const (
+	Created Status = "created" // config written, not started (or start failed before exec)
+	Running Status = "running"
+	Stopped Status = "stopped"
+)
+
+// State is what state.json records about a container.
+type State struct {
+	Status     Status    `json:"status"`
+	Pid        int       `json:"pid,omitempty"`        // the container's init, in the host's pid namespace
+	MonitorPid int       `json:"monitorPid,omitempty"` // the monitor
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	ExitCode   int       `json:"exitCode"`
+	Signal     int       `json:"signal,omitempty"` // the signal that killed the process, if any
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	Error      string    `json:"error,omitempty"` // why the container failed to start or the monitor lost it
+}
+
+// ExitStatus is how a container ended. ExitCode follows Docker: the process's
+// exit code, or 128+N when it died of signal N.
+type ExitStatus struct {
+	ExitCode   int       `json:"exitCode"`
+	Signal     int       `json:"signal,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// StartError reports that the user's command could not be started, with the
+// exit code Docker gives that failure: 127 when the executable is not found,
+// 126 when it cannot be executed, 125 for anything that went wrong in dock.
+type StartError struct {
+	ExitCode int
+	Msg      string
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+// Unwrap lets errors.Is match ErrNotFound for a missing command.
+func (e *StartError) Unwrap() error {
+	if e.ExitCode == 127 {
+		return errdefs.ErrNotFound
+	}
+	return nil
+}
+
+// File names inside a state directory.
+const (
+	configFile  = "config.json"
+	stateFile   = "state.json"
+	socketFile  = "monitor.sock"
+	logFile     = "container.log"
+	monitorLog  = "monitor.log"
+	rootfsDir   = "rootfs"
+	hostsFile   = "hosts"            // bound at /etc/hosts when present
+	hostnameF   = "hostname"         // bound at /etc/hostname when present
+	resolvFile  = "resolv.conf"      // bound at /etc/resolv.conf when present
+	exeDirName  = "exe"              // under the state root
+	sealedNameF = "dock-%x-%x-%x-%x" // dev, ino, size, mtime
+)
+
+func (s *Spec) logPath() string {
+	if s.Log.Path != "" {
+		return s.Log.Path
+	}
+	return filepath.Join(s.StateDir, logFile)
+}
+
+func (s *Spec) stopSignal() syscall.Signal {
+	if s.StopSignal > 0 {
+		return syscall.Signal(s.StopSignal)
+	}
+	return syscall.SIGTERM
+}
+
+func (s *Spec) hasNew(ns string) bool {
+	for _, n := range s.Namespaces.New {
+		if n == ns {
+			return true
+		}
+	}
+	return false
+}
+
+func readSpec(stateDir string) (*Spec, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, configFile))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("container %s: %w", stateDir, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("container %s: config: %w", stateDir, err)
+	}
+	return &s, nil
+}

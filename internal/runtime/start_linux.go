@@ -1,0 +1,444 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+var nsFlags = map[string]uintptr{
+	"pid":    unix.CLONE_NEWPID,
+	"mnt":    unix.CLONE_NEWNS,
+	"uts":    unix.CLONE_NEWUTS,
+	"ipc":    unix.CLONE_NEWIPC,
+	"net":    unix.CLONE_NEWNET,
+	"cgroup": unix.CLONE_NEWCGROUP,
+	"user":   unix.CLONE_NEWUSER,
+}
+
+// Stdio connects a foreground container to the caller. Any field may be
+// nil. The container's output always goes to its log as well; Stdin, when
+// set, is copied to the container until it returns EOF.
+type Stdio struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Handle is one container, seen from any process.
+type Handle struct {
+	stateDir string
+	spec     *Spec
+	st       State
+	copies   sync.WaitGroup // caller-side stdio copies, for a Handle from Start
+}
+
+// The monitor's file descriptors, as the caller passes them.
+const (
+	monSyncFD   = 3
+	monStdinFD  = 4
+	monStdoutFD = 5
+	monStderrFD = 6
+)
+
+// syncMsg is what the monitor tells the caller once the user's command runs
+// or could not be started.
+type syncMsg struct {
+	Pid   int    `json:"pid,omitempty"`
+	Code  int    `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Spec) validate() error {
+	if s.ID == "" || s.StateDir == "" {
+		return fmt.Errorf("spec: id and state dir are required: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(s.Process.Args) == 0 {
+		return fmt.Errorf("spec: no command: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(s.Rootfs) == 0 {
+		return fmt.Errorf("spec: no rootfs mounts: %w", errdefs.ErrInvalidArgument)
+	}
+	for _, ns := range s.Namespaces.New {
+		if _, ok := nsFlags[ns]; !ok {
+			return fmt.Errorf("spec: namespace %q: %w", ns, errdefs.ErrInvalidArgument)
+		}
+	}
+	for ns := range s.Namespaces.Join {
+		if _, ok := nsFlags[ns]; !ok {
+			return fmt.Errorf("spec: join namespace %q: %w", ns, errdefs.ErrInvalidArgument)
+		}
+		if ns == "user" || ns == "mnt" {
+			return fmt.Errorf("spec: joining a %s namespace: %w", ns, errdefs.ErrNotSupported)
+		}
+		if s.hasNew(ns) {
+			return fmt.Errorf("spec: namespace %q both new and joined: %w", ns, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// Start runs the container that spec describes. It writes the spec into
+// spec.StateDir, starts the container's monitor (which outlives the caller)
+// and returns once the user's command has been executed. When the command
+// cannot be started, the error is a *StartError carrying Docker's exit code,
+// and the container is left stopped with that code. ctx bounds only the
+// start, never the container.
+func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	if st, err := readState(spec.StateDir); err == nil && st.Status != Created {
+		return nil, fmt.Errorf("container %s: %s: %w", spec.ID, st.Status, errdefs.ErrWrongState)
+	}
+	if err := os.MkdirAll(filepath.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(spec.StateDir, configFile), b, false); err != nil {
+		return nil, err
+	}
+	exe, err := sealedExe(filepath.Join(filepath.Dir(filepath.Dir(spec.StateDir)), exeDirName))
+	if err != nil {
+		return nil, fmt.Errorf("container %s: sealed binary: %w", spec.ID, err)
+	}
+
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer syncR.Close()
+	files := []*os.File{syncW, nil, nil, nil}
+	var parentEnds, childEnds []*os.File
+	childEnds = append(childEnds, syncW)
+	roles := ""
+	if stdio != nil {
+		if stdio.Stdin != nil {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			files[monStdinFD-3], roles = r, roles+"i"
+			childEnds, parentEnds = append(childEnds, r), append(parentEnds, w)
+		}
+		for i, w := range []io.Writer{stdio.Stdout, stdio.Stderr} {
+			if w == nil {
+				continue
+			}
+			r, wp, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			files[monStdoutFD-3+i] = wp
+			roles += "oe"[i : i+1]
+			childEnds, parentEnds = append(childEnds, wp), append(parentEnds, r)
+		}
+	}
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			f.Close()
+		}
+	}
+	mlog, err := os.OpenFile(filepath.Join(spec.StateDir, monitorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		closeAll(childEnds)
+		closeAll(parentEnds)
+		return nil, err
+	}
+	if roles == "" {
+		roles = "-"
+	}
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{monitorArg0, spec.StateDir, roles},
+		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Dir:        "/",
+		Stdout:     mlog,
+		Stderr:     mlog,
+		ExtraFiles: files,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid: true,
+			// The monitor's own mount namespace holds the read-only bind
+			// of the sealed binary, so nothing leaks onto the host.
+			Cloneflags: unix.CLONE_NEWNS,
+		},
+	}
+	err = cmd.Start()
+	mlog.Close()
+	closeAll(childEnds)
+	if err != nil {
+		closeAll(parentEnds)
+		return nil, fmt.Errorf("container %s: start monitor: %w", spec.ID, err)
+	}
+	// Reap the monitor if it ends while this process lives; it goes on
+	// without us otherwise.
+	go cmd.Wait()
+
+	h := &Handle{stateDir: spec.StateDir, spec: spec}
+	if stdio != nil {
+		i := 0
+		if stdio.Stdin != nil {
+			w := parentEnds[i]
+			i++
+			go func() {
+				io.Copy(w, stdio.Stdin)
+				w.Close()
+			}()
+		}
+		for _, dst := range []io.Writer{stdio.Stdout, stdio.Stderr} {
+			if dst == nil {
+				continue
+			}
+			r := parentEnds[i]
+			i++
+			h.copies.Add(1)
+			go func() {
+				defer h.copies.Done()
+				io.Copy(dst, r)
+				r.Close()
+			}()
+		}
+	}
+
+	line, rerr := bufio.NewReader(syncR).ReadBytes('\n')
+	var msg syncMsg
+	if err := json.Unmarshal(line, &msg); err != nil {
+		h.copies.Wait()
+		detail, _ := os.ReadFile(filepath.Join(spec.StateDir, monitorLog))
+		if rerr == nil {
+			rerr = err
+		}
+		return nil, fmt.Errorf("container %s: monitor: %v: %s", spec.ID, rerr, strings.TrimSpace(string(detail)))
+	}
+	if msg.Error != "" {
+		h.copies.Wait()
+		return nil, &StartError{ExitCode: msg.Code, Msg: msg.Error}
+	}
+	h.st, _ = readState(spec.StateDir)
+	return h, nil
+}
+
+// Load opens the container whose state is in stateDir, from any process.
+func Load(stateDir string) (*Handle, error) {
+	spec, err := readSpec(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handle{stateDir: stateDir, spec: spec}
+	h.st, err = h.readState()
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// readState reads state.json and notices a monitor that died without
+// recording the container's end.
+func (h *Handle) readState() (State, error) {
+	st, err := readState(h.stateDir)
+	if err != nil {
+		return st, err
+	}
+	if st.Status == Running && st.MonitorPid > 0 && !monitorAlive(st.MonitorPid, h.stateDir) {
+		// Read again: the monitor may have recorded the exit just now.
+		if st2, err := readState(h.stateDir); err == nil && st2.Status != Running {
+			return st2, nil
+		}
+		st.Status = Stopped
+		st.ExitCode = 255
+		st.Error = "monitor exited without recording the container's end"
+	}
+	return st, nil
+}
+
+// monitorAlive tells whether pid is still the monitor of stateDir.
+func monitorAlive(pid int, stateDir string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	return len(args) >= 2 && args[0] == monitorArg0 && args[1] == stateDir
+}
+
+// ID returns the container's ID.
+func (h *Handle) ID() string { return h.spec.ID }
+
+// Spec returns the spec the container was started with.
+func (h *Handle) Spec() *Spec { return h.spec }
+
+// StateDir returns the container's state directory.
+func (h *Handle) StateDir() string { return h.stateDir }
+
+// State reads the container's current state.
+func (h *Handle) State() State {
+	if st, err := h.readState(); err == nil {
+		h.st = st
+	}
+	return h.st
+}
+
+// Wait blocks until the container has stopped and returns how it ended. It
+// works from any process, before or after the exit, as often as asked. For
+// a Handle from Start with Stdio, it also waits until all output reached
+// the caller's writers.
+func (h *Handle) Wait(ctx context.Context) (ExitStatus, error) {
+	es, err := h.wait(ctx)
+	if err == nil {
+		done := make(chan struct{})
+		go func() { h.copies.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return es, ctx.Err()
+		}
+	}
+	return es, err
+}
+
+func (h *Handle) wait(ctx context.Context) (ExitStatus, error) {
+	for {
+		st, err := h.readState()
+		if err != nil {
+			return ExitStatus{}, err
+		}
+		if st.Status == Stopped {
+			return st.exitStatus(), nil
+		}
+		if st.Status == Created && st.MonitorPid == 0 {
+			// Not started, or the monitor has not yet written anything.
+			if !h.monitorStarting() {
+				return ExitStatus{}, fmt.Errorf("container %s: not started: %w", h.spec.ID, errdefs.ErrWrongState)
+			}
+		}
+		var resp monitorResp
+		err = h.call(ctx, monitorReq{Op: "wait"}, &resp)
+		if err == nil && resp.Status != nil {
+			return *resp.Status, nil
+		}
+		if ctx.Err() != nil {
+			return ExitStatus{}, ctx.Err()
+		}
+		// The monitor is gone or going: state.json has the answer, or
+		// shows a monitor that died.
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return ExitStatus{}, err
+		}
+	}
+}
+
+// monitorStarting tells whether a monitor for this container is answering.
+func (h *Handle) monitorStarting() bool {
+	c, err := dialMonitor(h.stateDir)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Kill sends sig to the container's init process.
+func (h *Handle) Kill(sig syscall.Signal) error {
+	var resp monitorResp
+	if err := h.call(context.Background(), monitorReq{Op: "kill", Signal: int(sig)}, &resp); err != nil {
+		if st, _ := h.readState(); st.Status != Running {
+			return fmt.Errorf("container %s: not running: %w", h.spec.ID, errdefs.ErrWrongState)
+		}
+		return fmt.Errorf("container %s: kill: %w", h.spec.ID, err)
+	}
+	if resp.Error != "" {
+		if resp.Error == errNotRunning {
+			return fmt.Errorf("container %s: not running: %w", h.spec.ID, errdefs.ErrWrongState)
+		}
+		return fmt.Errorf("container %s: kill: %s", h.spec.ID, resp.Error)
+	}
+	return nil
+}
+
+// Stop sends the spec's stop signal, waits up to timeout for the container
+// to exit, then kills it with SIGKILL and waits for it. A stopped container
+// is not an error.
+func (h *Handle) Stop(ctx context.Context, timeout time.Duration) error {
+	if err := h.Kill(h.spec.stopSignal()); err != nil {
+		if errors.Is(err, errdefs.ErrWrongState) {
+			return nil
+		}
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	_, err := h.wait(wctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := h.Kill(syscall.SIGKILL); err != nil && !errors.Is(err, errdefs.ErrWrongState) {
+		return err
+	}
+	_, err = h.wait(ctx)
+	return err
+}
+
+// Delete removes the container's state directory. A running container is
+// refused with ErrWrongState unless force is set, which kills it first.
+func (h *Handle) Delete(force bool) error {
+	st, err := h.readState()
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if st.Status == Running || (st.Status == Created && h.monitorStarting()) {
+		if !force {
+			return fmt.Errorf("container %s: %s: %w", h.spec.ID, st.Status, errdefs.ErrWrongState)
+		}
+		if err := h.Kill(syscall.SIGKILL); err != nil && !errors.Is(err, errdefs.ErrWrongState) {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := h.wait(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("container %s: delete: %w", h.spec.ID, err)
+		}
+		st, _ = h.readState()
+	}
+	if h.spec.Cgroup != "" && st.Error != "" {
+		// The monitor may have died before removing the group.
+		removeCgroup(h.spec.Cgroup)
+	}
+	if err := os.RemoveAll(h.stateDir); err != nil {
+		return fmt.Errorf("container %s: delete: %w", h.spec.ID, err)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,61 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// writeFileAtomic replaces path with data: temp file, fsync, rename, so a
+// reader sees the old or the new content and never a torn one.
+func writeFileAtomic(path string, data []byte, sync bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil && sync {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeState(stateDir string, st *State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(stateDir, stateFile), b, true)
+}
+
+// readState returns the recorded state, or a Created state when none was
+// written yet.
+func readState(stateDir string) (State, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	if os.IsNotExist(err) {
+		return State{Status: Created}, nil
+	}
+	if err != nil {
+		return State{}, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, fmt.Errorf("%s: %w", filepath.Join(stateDir, stateFile), err)
+	}
+	return st, nil
+}
+
+func (st State) exitStatus() ExitStatus {
+	return ExitStatus{ExitCode: st.ExitCode, Signal: st.Signal, OOMKilled: st.OOMKilled, FinishedAt: st.FinishedAt, Error: st.Error}
+}
