@@ -91,6 +91,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 			opts.Progress(cr.n)
 		}
 	}
+	if opts.Progress != nil {
+		opts.Progress(cr.n)
+	}
 	// Directory times last: creating children moved them.
 	for _, d := range a.dirTimes {
 		if d.rel == "" {

@@ -85,8 +85,8 @@ type ApplyOptions struct {
 	// owners the layer records, and skips device nodes the kernel refuses
 	// (an unprivileged or rootless caller).
 	NoSameOwner bool
-	// Progress, when set, is called after each entry with the number of
-	// tar bytes read so far.
+	// Progress, when set, is called after each entry and at the end of the
+	// tar with the number of tar bytes read so far.
 	Progress func(n int64)
 }
 

@@ -1,0 +1,163 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dockkit/dock/internal/archive/archivetest"
+	"github.com/dockkit/dock/internal/errdefs"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func compress(t *testing.T, b []byte, mediaType string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := Compress(&buf, mediaType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestApplyLayer(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB, crosses read-ahead chunks
+	raw := archivetest.Tar(t, archivetest.Dir("d/"), archivetest.Reg("d/small", "s"), archivetest.Reg("d/big", big))
+	raw = append(raw, make([]byte, 4096)...) // padding past the tar's end counts in the diffID
+	want := digest.FromBytes(raw)
+	const (
+		ociGzip  = "application/vnd.oci.image.layer.v1.tar+gzip"
+		ociZstd  = "application/vnd.oci.image.layer.v1.tar+zstd"
+		ociPlain = "application/vnd.oci.image.layer.v1.tar"
+		dockerGz = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	)
+	cases := []struct {
+		name      string
+		blob      []byte
+		mediaType string
+		diffID    digest.Digest
+		wantErr   error
+	}{
+		{"gzip by media type", compress(t, raw, ociGzip), ociGzip, want, nil},
+		{"docker gzip", compress(t, raw, dockerGz), dockerGz, want, nil},
+		{"gzip sniffed", compress(t, raw, ociGzip), "", want, nil},
+		{"zstd by media type", compress(t, raw, ociZstd), ociZstd, want, nil},
+		{"zstd sniffed", compress(t, raw, ociZstd), "", "", nil},
+		{"plain", raw, ociPlain, want, nil},
+		{"plain sniffed", raw, "", want, nil},
+		{"wrong diffID", compress(t, raw, ociGzip), ociGzip, digest.FromString("other"), errdefs.ErrDigestMismatch},
+		{"media type says gzip, bytes are plain", raw, ociGzip, "", nil},
+		{"truncated gzip", compress(t, raw, ociGzip)[:2000], ociGzip, want, io.ErrUnexpectedEOF},
+		{"bad diffID", raw, "", "sha256:zz", errdefs.ErrInvalidArgument},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			got, err := ApplyLayer(context.Background(), root, bytes.NewReader(tc.blob), tc.mediaType, tc.diffID, ApplyOptions{NoSameOwner: os.Geteuid() != 0})
+			if tc.name == "media type says gzip, bytes are plain" {
+				if err == nil {
+					t.Fatal("plain bytes accepted as gzip")
+				}
+				return
+			}
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("ApplyLayer: %v, want %v", err, tc.wantErr)
+				}
+				if tc.wantErr == errdefs.ErrDigestMismatch && (!strings.Contains(err.Error(), string(want)) || !strings.Contains(err.Error(), string(tc.diffID))) {
+					t.Errorf("mismatch error %q names not both digests", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("diffID %s, want %s", got, want)
+			}
+			b, err := os.ReadFile(filepath.Join(root, "d/big"))
+			if err != nil || string(b) != big {
+				t.Fatalf("d/big: %d bytes, %v", len(b), err)
+			}
+		})
+	}
+}
+
+func TestApplyProgressAndCancel(t *testing.T) {
+	var files []archivetest.File
+	for i := range 300 {
+		files = append(files, archivetest.Reg("f"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26)), "body"))
+	}
+	raw := archivetest.Tar(t, files...)
+	var last int64
+	calls := 0
+	n, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(raw), ApplyOptions{
+		NoSameOwner: os.Geteuid() != 0,
+		Progress: func(n int64) {
+			if n < last {
+				t.Errorf("progress went back: %d after %d", n, last)
+			}
+			last, calls = n, calls+1
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 301 || last != n || n < int64(len(raw))-2048 {
+		t.Errorf("progress: %d calls, last %d, Apply read %d of %d", calls, last, n, len(raw))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Apply(ctx, t.TempDir(), bytes.NewReader(raw), ApplyOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Apply with a cancelled context: %v", err)
+	}
+}
+
+func TestApplyMetadata(t *testing.T) {
+	f := archivetest.Reg("bin/su", "x")
+	f.Mode = 0o4755
+	f.Uid, f.Gid = 12, 34
+	g := archivetest.Dir("shared/")
+	g.Mode = 0o3775
+	s := archivetest.Symlink("bin/sh", "busybox")
+	s.Uid, s.Gid = 5, 6
+	fifo := archivetest.Reg("run/fifo", "")
+	fifo.Typeflag, fifo.Mode = '6', 0o620
+	raw := archivetest.Tar(t, f, g, s, fifo, withXattr(archivetest.Reg("cap", "c"), "user.k", "v"))
+	root := t.TempDir()
+	noOwner := os.Geteuid() != 0
+	if _, err := Apply(context.Background(), root, bytes.NewReader(raw), ApplyOptions{NoSameOwner: noOwner}); err != nil {
+		t.Fatal(err)
+	}
+	snap := archivetest.Snapshot(t, root)
+	check := func(p, want string) {
+		t.Helper()
+		if got := snap[p].String(); got != want {
+			t.Errorf("%s: %s, want %s", p, got, want)
+		}
+	}
+	if noOwner {
+		t.Skip("owners need root")
+	}
+	check("bin/su", "reg 4755 12:34 mtime=1700000000 size=1 2d711642b726")
+	check("shared", "dir 3775 0:0 mtime=1700000000")
+	check("bin/sh", "symlink 0777 5:6 mtime=1700000000 -> busybox")
+	check("run/fifo", "fifo 0620 0:0 mtime=1700000000")
+	check("cap", "reg 0644 0:0 mtime=1700000000 size=1 2e7d2c03a950 xattrs=user.k=v")
+	check("bin", "dir 0755 0:0 mtime="+snapMtime(snap["bin"]))
+}
+
+func snapMtime(n archivetest.Node) string {
+	return strings.TrimPrefix(strings.Fields(n.String())[3], "mtime=")
+}
