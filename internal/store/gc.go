@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,13 +35,20 @@ func (s *Store) Lease(ctx context.Context) (release func(), err error) {
 // GC removes every blob that neither index.json nor keep reaches, and
 // returns the removed digests. Reaching walks indexes to their manifests and
 // manifests to their config and layers; blobs an index lists but the store
-// lacks (other platforms) are skipped. GC first waits for every lease to be
+// lacks (other platforms) are skipped; media types are not trusted for
+// this, so a mislabelled manifest keeps its blobs. GC first waits for every lease to be
 // released, and holds the index lock throughout, so Tag waits for it too.
-// A manifest or index that cannot be decoded stops GC with an error rather
-// than risk removing what it refers to.
+// A manifest or index that is not JSON, or whose stored bytes no longer match
+// their digest, stops GC with an error rather than risk removing what it
+// refers to.
 func (s *Store) GC(ctx context.Context, keep []digest.Digest) ([]digest.Digest, error) {
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	for _, d := range keep {
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("gc: keep %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
+		}
 	}
 	gcLock, err := openLock(ctx, s.path(gcLockFile), lockExclusive)
 	if err != nil {
@@ -67,6 +75,15 @@ func (s *Store) GC(ctx context.Context, keep []digest.Digest) ([]digest.Digest, 
 	return removed, nil
 }
 
+// refs holds the fields of a manifest or index that name other blobs. GC
+// decodes leniently, ignoring media types, since keeping too much is safe
+// and removing too much is not.
+type refs struct {
+	Config    *ocispec.Descriptor  `json:"config"`
+	Layers    []ocispec.Descriptor `json:"layers"`
+	Manifests []ocispec.Descriptor `json:"manifests"`
+}
+
 func (s *Store) mark(ctx context.Context, keep []digest.Digest) (map[digest.Digest]bool, error) {
 	idx, err := s.readIndexFile()
 	if err != nil {
@@ -75,7 +92,7 @@ func (s *Store) mark(ctx context.Context, keep []digest.Digest) (map[digest.Dige
 	marked := make(map[digest.Digest]bool)
 	var walk func(desc ocispec.Descriptor) error
 	walk = func(desc ocispec.Descriptor) error {
-		if marked[desc.Digest] {
+		if desc.Digest.Validate() != nil || marked[desc.Digest] {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -83,38 +100,37 @@ func (s *Store) mark(ctx context.Context, keep []digest.Digest) (map[digest.Dige
 		}
 		size, err := s.Info(ctx, desc.Digest)
 		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil
+			return nil // an index may list platforms never pulled
 		} else if err != nil {
 			return err
 		}
 		marked[desc.Digest] = true
-		if desc.MediaType == "" && size <= MaxManifestSize {
-			// Known only by digest: learn what it is, if it is a
-			// manifest or index at all.
-			if d, err := s.describe(ctx, desc.Digest); err == nil {
-				desc = d
-			}
+		known := IsManifestType(desc.MediaType) || IsIndexType(desc.MediaType)
+		if (!known && desc.MediaType != "") || size > MaxManifestSize {
+			return nil // a leaf
 		}
-		desc.Size = size
-		switch {
-		case IsManifestType(desc.MediaType):
-			m, err := s.ReadManifest(ctx, desc)
-			if err != nil {
-				return err
+		data, err := s.readBlob(ctx, ocispec.Descriptor{Digest: desc.Digest, Size: size}, MaxManifestSize)
+		if err != nil {
+			return err
+		}
+		var r refs
+		if err := json.Unmarshal(data, &r); err != nil {
+			if !known {
+				return nil // kept by digest; not a manifest
 			}
-			marked[m.Config.Digest] = true
-			for _, l := range m.Layers {
+			return fmt.Errorf("blob %s: decode %s: %v: %w", desc.Digest, desc.MediaType, err, errdefs.ErrInvalidArgument)
+		}
+		if r.Config != nil && r.Config.Digest.Validate() == nil {
+			marked[r.Config.Digest] = true
+		}
+		for _, l := range r.Layers {
+			if l.Digest.Validate() == nil {
 				marked[l.Digest] = true
 			}
-		case IsIndexType(desc.MediaType):
-			ix, err := s.ReadIndex(ctx, desc)
-			if err != nil {
+		}
+		for _, m := range r.Manifests {
+			if err := walk(m); err != nil {
 				return err
-			}
-			for _, m := range ix.Manifests {
-				if err := walk(m); err != nil {
-					return err
-				}
 			}
 		}
 		return nil
@@ -125,9 +141,6 @@ func (s *Store) mark(ctx context.Context, keep []digest.Digest) (map[digest.Dige
 		}
 	}
 	for _, d := range keep {
-		if err := d.Validate(); err != nil {
-			return nil, fmt.Errorf("keep %q: %v: %w", d, err, errdefs.ErrInvalidArgument)
-		}
 		if err := walk(ocispec.Descriptor{Digest: d}); err != nil {
 			return nil, err
 		}

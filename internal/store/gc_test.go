@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock/internal/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -159,5 +162,53 @@ func TestGCWaitsForLease(t *testing.T) {
 	defer cancel()
 	if _, err := s.GC(cctx, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("GC under a held lease with a deadline: %v", err)
+	}
+}
+
+func TestGCCautious(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	img := mustImage(t, s, "mislabelled")
+	loose := mustImage(t, s, "loose")
+	// An index that calls an OCI manifest a Docker one.
+	wrong := img.manifest
+	wrong.MediaType = MediaTypeDockerManifest
+	idx := pushIndex(t, s, wrong)
+	if err := s.Tag(ctx, idx, "example.com/mislabelled:1"); err != nil {
+		t.Fatal(err)
+	}
+	// keep may name any blob, a layer included.
+	if _, err := s.GC(ctx, []digest.Digest{loose.layers[0].Digest}); err != nil {
+		t.Fatal(err)
+	}
+	for d, ok := range storedDigests(t, s, append(imageBlobs(img), loose.layers[0])...) {
+		if !ok {
+			t.Errorf("GC removed %s", d)
+		}
+	}
+	if ok := storedDigests(t, s, loose.manifest)[loose.manifest.Digest]; ok {
+		t.Error("GC kept the unreferenced manifest")
+	}
+
+	// A manifest whose bytes rotted on disk stops GC before it removes
+	// anything.
+	stray := pushBytes(t, s, "application/octet-stream", []byte("stray"))
+	raw, err := os.ReadFile(s.BlobPath(img.manifest.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-2] ^= 1
+	if err := os.WriteFile(s.BlobPath(img.manifest.Digest), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.GC(ctx, nil)
+	if !errors.Is(err, errdefs.ErrDigestMismatch) || !strings.Contains(err.Error(), img.manifest.Digest.String()) {
+		t.Fatalf("GC over a corrupt manifest: %v", err)
+	}
+	if len(removed) != 0 || !storedDigests(t, s, stray)[stray.Digest] {
+		t.Fatalf("GC removed %v despite the error", removed)
+	}
+	if _, err := s.GC(ctx, []digest.Digest{"sha256:nothex"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("GC with a bad keep digest: %v", err)
 	}
 }
