@@ -100,6 +100,12 @@ func MountAll(mounts []Mount, target string) error {
 
 func mountOne(m Mount, target string) error {
 	p := parseOptions(m.Options)
+	if m.Type == "bind" || m.Type == "rbind" {
+		p.flags |= unix.MS_BIND
+		if m.Type == "rbind" {
+			p.flags |= unix.MS_REC
+		}
+	}
 	typ := m.Type
 	if p.flags&unix.MS_BIND != 0 {
 		typ = ""

@@ -34,7 +34,11 @@ func (nativeDriver) populate(ctx context.Context, dir string, kind Kind, parents
 		// A view shows its committed parent, which never changes, as is.
 		return os.Mkdir(fs, 0o755)
 	}
-	return CopyTree(ctx, fs, filepath.Join(parents[0], "fs"))
+	if err := CopyTree(ctx, fs, filepath.Join(parents[0], "fs")); err != nil {
+		return err
+	}
+	// The copy is durable before the record that makes it visible.
+	return syncFS(fs)
 }
 
 func (nativeDriver) mounts(dir string, kind Kind, parents []string) ([]Mount, error) {

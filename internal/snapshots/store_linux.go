@@ -125,7 +125,7 @@ func lockPath(ctx context.Context, path string, how int) (func(), error) {
 			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
 		case <-time.After(wait):
 		}
-		if wait < 50*time.Millisecond {
+		if wait < 10*time.Millisecond {
 			wait *= 2
 		}
 	}
@@ -523,6 +523,10 @@ func (e *engine) create(ctx context.Context, kind Kind, key, parent string, opts
 	if err := os.Rename(stage, dir); err != nil {
 		return nil, fmt.Errorf("snapshot %q: %w", key, err)
 	}
+	if err := syncDir(e.snapDir()); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("snapshot %q: %w", key, err)
+	}
 	now := time.Now().UTC()
 	r := record{ID: id, Kind: kind.String(), Name: key, Parent: parent, Labels: info.Labels, Created: now, Updated: now}
 	if err := e.put(r); err != nil {
@@ -561,6 +565,12 @@ func (e *engine) Commit(ctx context.Context, name, key string, opts ...Opt) erro
 	if name == "" {
 		return fmt.Errorf("commit %q: empty name: %w", key, errdefs.ErrInvalidArgument)
 	}
+	// What was written into the snapshot reaches the disk before the
+	// record that calls it committed; a crash must not leave a committed
+	// snapshot with lost files.
+	if err := e.syncSnapshot(ctx, key); err != nil {
+		return fmt.Errorf("commit %q: %w", key, err)
+	}
 	unlock, err := e.lock(ctx, true)
 	if err != nil {
 		return err
@@ -593,8 +603,35 @@ func (e *engine) Commit(ctx context.Context, name, key string, opts ...Opt) erro
 	if err := e.del(key); err != nil {
 		return fmt.Errorf("commit %q: %w", key, err)
 	}
-	// The work directory overlay needed while active is of no further use.
-	os.RemoveAll(filepath.Join(e.dir(r.ID), "work"))
+	return nil
+}
+
+// syncSnapshot flushes the filesystem holding the active snapshot key. A
+// missing key is left for the caller's checks under the lock to report.
+func (e *engine) syncSnapshot(ctx context.Context, key string) error {
+	unlock, err := e.lock(ctx, false)
+	if err != nil {
+		return err
+	}
+	r, err := e.get(key)
+	unlock()
+	if err != nil {
+		return nil
+	}
+	return syncFS(e.dir(r.ID))
+}
+
+// syncFS flushes the whole filesystem that holds path (syncfs(2)): cheaper
+// than an fsync of every file of a tree, and the same guarantee.
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return &fs.PathError{Op: "syncfs", Path: path, Err: err}
+	}
 	return nil
 }
 
