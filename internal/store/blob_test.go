@@ -277,3 +277,44 @@ func BenchmarkPush64MiB(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+type failWriter struct{ after int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.after -= len(p); w.after < 0 {
+		return 0, errors.New("no space left on device")
+	}
+	return len(p), nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestCopyStopsOnWriteError checks that a failing disk ends the copy with the
+// disk's error, without reading the rest of the stream.
+func TestCopyStopsOnWriteError(t *testing.T) {
+	const total = 64 << 20
+	cr := &countReader{r: io.LimitReader(zeroReader{}, total)}
+	_, err := copyHashed(context.Background(), &failWriter{after: 2 << 20}, digest.SHA256.Hash(), cr, total)
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("copy: %v, want the write error", err)
+	}
+	if cr.n > 8<<20 {
+		t.Fatalf("read %d bytes after the write failed", cr.n)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
