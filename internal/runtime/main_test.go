@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -106,9 +107,10 @@ func testSpec(t testing.TB, args ...string) *Spec {
 	}
 	id := fmt.Sprintf("rt-%s-%d-%d", strings.Trim(name, "-"), os.Getpid(), testSeq.Add(1))
 	return &Spec{
-		ID:       id,
-		StateDir: filepath.Join(testRoot, "containers", id),
-		Rootfs:   []Mount{{Type: "bind", Source: baseRootfs, Options: []string{"ro"}}},
+		ID:             id,
+		StateDir:       filepath.Join(testRoot, "containers", id),
+		Rootfs:         []Mount{{Type: "bind", Source: baseRootfs}},
+		ReadonlyRootfs: true,
 		Process: Process{
 			Args:       args,
 			Env:        []string{"PATH=/bin", "HOME=/root"},
@@ -194,6 +196,8 @@ func checkLeaks(t *testing.T) {
 // runHelper runs helper programs the tests start as separate processes.
 func runHelper(name string) int {
 	switch name {
+	case "sealed":
+		return sealedHelper()
 	case "start-and-hang":
 		// Start a container, say so, and wait to be killed.
 		var spec Spec
@@ -211,3 +215,5 @@ func runHelper(name string) int {
 	}
 	return 2
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -220,8 +220,10 @@ func setupRootfs(spec *Spec) error {
 		if m.Type != "bind" {
 			continue
 		}
+		// Binds are nodev whatever the options say: devices reach a
+		// container only through /dev.
 		flags, _ := parseOptions(m.Options)
-		h, err := cloneHost(m.Source, filepath.Clean(m.Destination), flags&unix.MS_REC != 0, attrOf(flags))
+		h, err := cloneHost(m.Source, filepath.Clean(m.Destination), flags&unix.MS_REC != 0, attrOf(flags|unix.MS_NODEV))
 		if err != nil {
 			return err
 		}
@@ -307,7 +309,7 @@ func setupRootfs(spec *Spec) error {
 			if err := mountpoint(dest, true); err != nil {
 				return err
 			}
-			if err := unix.Mount("tmpfs", dest, "tmpfs", flags, data); err != nil {
+			if err := unix.Mount("tmpfs", dest, "tmpfs", flags|unix.MS_NODEV, data); err != nil {
 				return fmt.Errorf("mount tmpfs on %s: %w", dest, err)
 			}
 		default:
@@ -393,7 +395,10 @@ var devices = []device{
 }
 
 func setupDev(spec *Spec, hostDevs []hostMount) error {
-	if err := mountAt("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	// /dev is nodev, like every other mount of the container: a node made
+	// there later (CAP_MKNOD is a default capability) cannot be opened. The
+	// standard nodes are each a bind mount of their own, without nodev.
+	if err := mountAt("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
 	if len(hostDevs) > 0 {
@@ -407,6 +412,12 @@ func setupDev(spec *Spec, hostDevs []hostMount) error {
 			p := "/dev/" + d.name
 			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
 				return fmt.Errorf("mknod %s: %w", p, err)
+			}
+			if err := unix.Mount(p, p, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("dev: bind %s: %w", p, err)
+			}
+			if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_NODEV}); err != nil {
+				return fmt.Errorf("dev: %s: %w", p, err)
 			}
 		}
 	}

@@ -1,0 +1,109 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestEscapes tries, from inside a default container (root, Docker's
+// capabilities, seccomp, no_new_privs), what would reach the host.
+func TestEscapes(t *testing.T) {
+	checkLeaks(t)
+	script := `
+try() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name=ESCAPED"; else echo "$name=refused"; fi; }
+try mount mount -t tmpfs none /tmp
+try remount-root mount -o remount,rw /
+try sysrq sh -c 'echo h > /proc/sysrq-trigger'
+try sys-write sh -c 'echo 0 > /sys/kernel/mm/ksm/run'
+try sys-mount mount -t sysfs none /tmp
+mknod /tmp/sda b 8 0 2>/dev/null && echo mknod-tmp=made
+try dev-use-tmp head -c1 /tmp/sda
+mknod /dev/sda b 8 0 2>/dev/null && echo mknod-dev=made
+try dev-use-dev head -c1 /dev/sda
+try mem head -c1 /dev/mem
+try unshare-user unshare -U true
+try unshare-mnt unshare -m true
+try chroot-escape sh -c 'cd /proc/1/root/.. && ls / | grep -q dock-runtime-test'
+try host-cwd sh -c 'ls /proc/1/cwd/../../.. | grep -q dock-runtime-test'
+try kmsg head -c1 /dev/kmsg
+try ptrace-host sh -c 'ls /proc/*/ | grep -q monitor'
+echo null=$(echo ok > /dev/null && echo ok)
+echo zero=$(head -c3 /dev/zero | wc -c)
+`
+	spec := testSpec(t, "sh", "-c", script)
+	spec.ReadonlyRootfs = false
+	spec.Rootfs = []Mount{{Type: "bind", Source: t.TempDir()}}
+	copyTree(t, baseRootfs, spec.Rootfs[0].Source)
+	f := facts(t, spec)
+	for k, v := range f {
+		if v == "ESCAPED" {
+			t.Errorf("%s: not refused", k)
+		}
+	}
+	for _, k := range []string{"mount", "sysrq", "sys-write", "dev-use-tmp", "dev-use-dev", "unshare-user", "kmsg"} {
+		if f[k] != "refused" {
+			t.Errorf("%s = %q, want refused", k, f[k])
+		}
+	}
+	if f["null"] != "ok" || f["zero"] != "3" {
+		t.Errorf("/dev/null %q, /dev/zero %q", f["null"], f["zero"])
+	}
+}
+
+// TestSealedBinary runs the sealed binary itself inside a container and has
+// it try to write to its own executable, directly and, after exec, through
+// a descriptor kept open (CVE-2019-5736).
+func TestSealedBinary(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "/proc/self/exe")
+	spec.Process.Env = append(spec.Process.Env, "DOCK_RUNTIME_TEST_HELPER=sealed")
+	// The test binary is dynamically linked: lend it the host's libraries.
+	for _, d := range []string{"/lib", "/lib64"} {
+		if _, err := os.Stat(d); err == nil {
+			spec.Mounts = append(spec.Mounts, MountSpec{Destination: d, Type: "bind", Source: d, Options: []string{"rbind", "ro"}})
+		}
+	}
+	es, stdout, stderr := run(t, spec)
+	// The shell's write fails, so it exits 1.
+	if es.ExitCode != 1 {
+		t.Fatalf("exit %+v\nstdout:%s\nstderr:%s", es, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "direct=refused") {
+		t.Errorf("writing /proc/self/exe: %s", stdout)
+	}
+	if !strings.Contains(stderr, "Read-only file system") {
+		t.Errorf("writing through the kept descriptor was not refused as read-only: %q", stderr)
+	}
+}
+
+// sealedHelper runs inside the container, as the sealed binary.
+func sealedHelper() int {
+	f, err := os.OpenFile("/proc/self/exe", os.O_WRONLY, 0)
+	if err == nil {
+		f.Close()
+		fmt.Println("direct=ESCAPED")
+	} else {
+		fmt.Printf("direct=refused (%v)\n", err)
+	}
+	fd, err := unix.Open("/proc/self/exe", unix.O_PATH, 0)
+	if err != nil {
+		fmt.Println("opath:", err)
+		return 1
+	}
+	script := fmt.Sprintf("echo overwritten > /proc/self/fd/%d", fd)
+	err = syscall.Exec("/bin/sh", []string{"sh", "-c", script}, []string{"PATH=/bin"})
+	fmt.Println("exec:", err)
+	return 1
+}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+}
