@@ -1,0 +1,616 @@
+//go:build linux
+
+// Package seccomp compiles docker's seccomp profiles into classic BPF
+// programs and loads them, in pure Go: no cgo and no libseccomp, so that
+// dock builds as a static binary.
+//
+// A profile (moby's profile type, as docker reads it from JSON) is first
+// resolved for one container: rules are kept or dropped by the container's
+// capabilities, the architecture and the kernel version, as docker does.
+// The resolved rules are then compiled for the native architecture and the
+// sub-architectures the profile lists (on amd64: x86_64, i386 and x32),
+// with libseccomp's meaning:
+//
+//   - a system call with an unconditional rule takes that rule's action;
+//   - otherwise its conditional rules are tried in order and the first whose
+//     argument conditions all hold decides (a rule comparing the same
+//     argument twice is split into one rule per comparison, as runc does);
+//   - a system call numbered above every call this package knows of returns
+//     ENOSYS when the default action is not "allow", so that a C library
+//     falls back from a call newer than the profile (runc does the same);
+//   - everything else takes the default action;
+//   - an architecture the filter does not cover kills the process.
+package seccomp
+
+//go:generate go run mksysnum.go
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+// Profile is a docker seccomp profile: moby's type, which reads docker's
+// JSON profiles.
+type Profile = seccomp.Seccomp
+
+// DefaultProfile returns docker's default profile: system calls are denied
+// with EPERM unless listed, and some are allowed only with a capability.
+func DefaultProfile() *Profile {
+	return seccomp.DefaultProfile()
+}
+
+// archInfo describes one architecture a filter can cover.
+type archInfo struct {
+	audit uint32 // AUDIT_ARCH_* in seccomp_data.arch
+	table string // key of sysnums
+	x32   bool   // numbers carry __X32_SYSCALL_BIT
+}
+
+const x32Bit = 0x40000000
+
+// specArches maps the profile's architecture names to what the compiler
+// knows; other architectures in a profile are ignored.
+var specArches = map[specs.Arch]archInfo{
+	specs.ArchX86_64:  {audit: unix.AUDIT_ARCH_X86_64, table: "amd64"},
+	specs.ArchX32:     {audit: unix.AUDIT_ARCH_X86_64, table: "amd64", x32: true},
+	specs.ArchX86:     {audit: unix.AUDIT_ARCH_I386, table: "386"},
+	specs.ArchAARCH64: {audit: unix.AUDIT_ARCH_AARCH64, table: "arm64"},
+	specs.ArchARM:     {audit: unix.AUDIT_ARCH_ARM, table: "arm"},
+}
+
+// goArches maps a GOARCH to the profile's name for it and to the name the
+// profile's includes and excludes use.
+var goArches = map[string]struct {
+	spec   specs.Arch
+	filter string
+}{
+	"amd64": {specs.ArchX86_64, "amd64"},
+	"arm64": {specs.ArchAARCH64, "arm64"},
+}
+
+// resolved is a profile after its conditions were applied for one
+// container.
+type resolved struct {
+	defaultAction specs.LinuxSeccompAction
+	defaultErrno  *uint
+	arches        []specs.Arch // native first
+	syscalls      []specs.LinuxSyscall
+}
+
+// normalizeCaps returns caps as "CAP_X" names.
+func normalizeCaps(caps []string) []string {
+	out := make([]string, 0, len(caps))
+	for _, c := range caps {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// resolve applies p's includes and excludes for a container holding caps
+// on arch (a GOARCH) and a kernel of version kv, as docker does.
+func resolve(p *Profile, caps []string, arch string, kv seccomp.KernelVersion) (*resolved, error) {
+	ga, ok := goArches[arch]
+	if !ok {
+		return nil, fmt.Errorf("seccomp: architecture %q: %w", arch, errdefs.ErrNotSupported)
+	}
+	if len(p.Architectures) != 0 && len(p.ArchMap) != 0 {
+		return nil, fmt.Errorf("seccomp: profile has both architectures and archMap: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(p.LinuxSeccomp.Syscalls) != 0 {
+		return nil, fmt.Errorf("seccomp: profile sets the runtime-spec syscalls field: %w", errdefs.ErrInvalidArgument)
+	}
+	if p.DefaultAction == "" {
+		return nil, fmt.Errorf("seccomp: profile has no default action: %w", errdefs.ErrInvalidArgument)
+	}
+	caps = normalizeCaps(caps)
+	r := &resolved{defaultAction: p.DefaultAction, defaultErrno: p.DefaultErrnoRet, arches: []specs.Arch{ga.spec}}
+	add := func(a specs.Arch) {
+		if !slices.Contains(r.arches, a) {
+			r.arches = append(r.arches, a)
+		}
+	}
+	for _, a := range p.Architectures {
+		add(a)
+	}
+	for _, m := range p.ArchMap {
+		if m.Arch == ga.spec {
+			for _, a := range m.SubArches {
+				add(a)
+			}
+		}
+	}
+	atLeast := func(v *seccomp.KernelVersion) bool {
+		return kv.Kernel > v.Kernel || (kv.Kernel == v.Kernel && kv.Major >= v.Major)
+	}
+next:
+	for _, call := range p.Syscalls {
+		if call == nil {
+			continue
+		}
+		s := call.LinuxSyscall
+		if call.Name != "" {
+			if len(s.Names) != 0 {
+				return nil, fmt.Errorf("seccomp: rule has both name and names: %w", errdefs.ErrInvalidArgument)
+			}
+			s.Names = []string{call.Name}
+		}
+		if ex := call.Excludes; ex != nil {
+			if slices.Contains(ex.Arches, ga.filter) {
+				continue
+			}
+			for _, c := range ex.Caps {
+				if slices.Contains(caps, c) {
+					continue next
+				}
+			}
+			if ex.MinKernel != nil && atLeast(ex.MinKernel) {
+				continue
+			}
+		}
+		if in := call.Includes; in != nil {
+			if len(in.Arches) > 0 && !slices.Contains(in.Arches, ga.filter) {
+				continue
+			}
+			for _, c := range in.Caps {
+				if !slices.Contains(caps, c) {
+					continue next
+				}
+			}
+			if in.MinKernel != nil && !atLeast(in.MinKernel) {
+				continue
+			}
+		}
+		r.syscalls = append(r.syscalls, s)
+	}
+	return r, nil
+}
+
+// Compile turns profile p into a BPF program for a container whose
+// effective capabilities are caps ("CAP_SYS_ADMIN" or "SYS_ADMIN"), for
+// arch, a GOARCH ("" means the running one; amd64 and arm64 are known).
+// The host kernel's version decides the profile's minKernel rules.
+func Compile(p *Profile, caps []string, arch string) ([]unix.SockFilter, error) {
+	if p == nil {
+		return nil, fmt.Errorf("seccomp: no profile: %w", errdefs.ErrInvalidArgument)
+	}
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	kv, err := kernelVersion()
+	if err != nil {
+		return nil, err
+	}
+	r, err := resolve(p, caps, arch, kv)
+	if err != nil {
+		return nil, err
+	}
+	return r.compile()
+}
+
+// Seccomp return values (linux/seccomp.h).
+const (
+	retKillThread  = 0x00000000
+	retKillProcess = 0x80000000
+	retTrap        = 0x00030000
+	retErrno       = 0x00050000
+	retTrace       = 0x7ff00000
+	retLog         = 0x7ffc0000
+	retAllow       = 0x7fff0000
+)
+
+func encodeAction(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
+	e := uint32(unix.EPERM)
+	if errno != nil {
+		e = uint32(*errno) & 0xffff
+	}
+	switch a {
+	case specs.ActKill, specs.ActKillThread:
+		return retKillThread, nil
+	case specs.ActKillProcess:
+		return retKillProcess, nil
+	case specs.ActTrap:
+		return retTrap, nil
+	case specs.ActErrno:
+		return retErrno | e, nil
+	case specs.ActTrace:
+		if errno == nil {
+			e = 0
+		}
+		return retTrace | e, nil
+	case specs.ActLog:
+		return retLog, nil
+	case specs.ActAllow:
+		return retAllow, nil
+	case specs.ActNotify:
+		return 0, fmt.Errorf("seccomp: action %s needs a listener: %w", a, errdefs.ErrNotSupported)
+	}
+	return 0, fmt.Errorf("seccomp: action %q: %w", a, errdefs.ErrInvalidArgument)
+}
+
+// rule is one way a system call can match: all conditions hold.
+type rule struct {
+	conds  []specs.LinuxSeccompArg
+	action uint32
+}
+
+// callRules gathers what the profile says about one system call number.
+type callRules struct {
+	nr            uint32
+	unconditional *uint32
+	conditional   []rule
+}
+
+// rulesFor builds the rules of one architecture, sorted by number.
+func (r *resolved) rulesFor(a archInfo) ([]*callRules, error) {
+	table := sysnums[a.table]
+	byNr := map[uint32]*callRules{}
+	for _, s := range r.syscalls {
+		act, err := encodeAction(s.Action, s.ErrnoRet)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range s.Args {
+			if c.Index > 5 {
+				return nil, fmt.Errorf("seccomp: %v: argument index %d: %w", s.Names, c.Index, errdefs.ErrInvalidArgument)
+			}
+			switch c.Op {
+			case specs.OpEqualTo, specs.OpNotEqual, specs.OpMaskedEqual, specs.OpGreaterThan,
+				specs.OpGreaterEqual, specs.OpLessThan, specs.OpLessEqual:
+			default:
+				return nil, fmt.Errorf("seccomp: %v: operator %q: %w", s.Names, c.Op, errdefs.ErrInvalidArgument)
+			}
+		}
+		var rules []rule
+		if len(s.Args) > 0 {
+			seen := map[uint]bool{}
+			repeated := false
+			for _, c := range s.Args {
+				repeated = repeated || seen[c.Index]
+				seen[c.Index] = true
+			}
+			if repeated {
+				for _, c := range s.Args {
+					rules = append(rules, rule{conds: []specs.LinuxSeccompArg{c}, action: act})
+				}
+			} else {
+				rules = append(rules, rule{conds: s.Args, action: act})
+			}
+		}
+		for _, name := range s.Names {
+			nr, ok := table[name]
+			if !ok {
+				continue // not on this architecture, or newer than the table
+			}
+			if a.x32 {
+				nr |= x32Bit
+			}
+			cr := byNr[nr]
+			if cr == nil {
+				cr = &callRules{nr: nr}
+				byNr[nr] = cr
+			}
+			if len(rules) == 0 {
+				if cr.unconditional == nil {
+					v := act
+					cr.unconditional = &v
+				}
+				continue
+			}
+			cr.conditional = append(cr.conditional, rules...)
+		}
+	}
+	out := make([]*callRules, 0, len(byNr))
+	for _, cr := range byNr {
+		out = append(out, cr)
+	}
+	slices.SortFunc(out, func(x, y *callRules) int { return int(x.nr) - int(y.nr) })
+	return out, nil
+}
+
+// maxNr is the highest number this package knows on an architecture.
+func maxNr(table string) uint32 {
+	var m uint32
+	for _, n := range sysnums[table] {
+		m = max(m, n)
+	}
+	return m
+}
+
+// seccomp_data offsets.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// chunk bounds how many jumps share one return, keeping every conditional
+// jump within classic BPF's 255-instruction reach.
+const chunk = 200
+
+func (r *resolved) compile() ([]unix.SockFilter, error) {
+	def, err := encodeAction(r.defaultAction, r.defaultErrno)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		asm      assembler
+		sections []specs.Arch
+		hasX32   bool
+	)
+	for _, a := range r.arches {
+		info, ok := specArches[a]
+		if !ok {
+			continue
+		}
+		if info.x32 {
+			hasX32 = true
+			continue // checked inside the x86_64 section
+		}
+		sections = append(sections, a)
+	}
+	badArch := uint32(retKillProcess)
+
+	// Dispatch on the architecture.
+	asm.ld(offArch)
+	for _, a := range sections {
+		asm.jeq(specArches[a].audit, "", "+1")
+		asm.ja("arch:" + string(a))
+	}
+	asm.ret(badArch)
+
+	for _, a := range sections {
+		info := specArches[a]
+		asm.label("arch:" + string(a))
+		asm.ld(offNr)
+		if info.audit == unix.AUDIT_ARCH_X86_64 {
+			// x32 shares x86_64's audit value; its numbers carry a bit.
+			asm.jge(x32Bit, "", "+1")
+			if hasX32 {
+				asm.ja("arch:x32")
+			} else {
+				asm.ret(badArch)
+			}
+		}
+		if err := r.emitCalls(&asm, info, def); err != nil {
+			return nil, err
+		}
+	}
+	if hasX32 && slices.Contains(sections, specs.ArchX86_64) {
+		asm.label("arch:x32")
+		asm.ld(offNr)
+		if err := r.emitCalls(&asm, specArches[specs.ArchX32], def); err != nil {
+			return nil, err
+		}
+	}
+	prog, err := asm.assemble()
+	if err != nil {
+		return nil, err
+	}
+	if len(prog) > unix.BPF_MAXINSNS {
+		return nil, fmt.Errorf("seccomp: program of %d instructions exceeds %d: %w", len(prog), unix.BPF_MAXINSNS, errdefs.ErrInvalidArgument)
+	}
+	return prog, nil
+}
+
+// emitCalls emits the rules of one architecture, expecting the system call
+// number in A and ending in returns only.
+func (r *resolved) emitCalls(asm *assembler, info archInfo, def uint32) error {
+	calls, err := r.rulesFor(info)
+	if err != nil {
+		return err
+	}
+	// Unconditional rules, grouped by action, in chunks sharing a return.
+	var actions []uint32
+	byAction := map[uint32][]uint32{}
+	for _, c := range calls {
+		if c.unconditional == nil || *c.unconditional == def {
+			continue
+		}
+		if _, ok := byAction[*c.unconditional]; !ok {
+			actions = append(actions, *c.unconditional)
+		}
+		byAction[*c.unconditional] = append(byAction[*c.unconditional], c.nr)
+	}
+	for _, act := range actions {
+		nrs := byAction[act]
+		for len(nrs) > 0 {
+			n := min(len(nrs), chunk)
+			ret, over := asm.newLabel(), asm.newLabel()
+			for _, nr := range nrs[:n] {
+				asm.jeq(nr, ret, "")
+			}
+			asm.ja(over)
+			asm.label(ret)
+			asm.ret(act)
+			asm.label(over)
+			nrs = nrs[n:]
+		}
+	}
+	// Conditional rules: one block per call, skipped unless it matches.
+	for _, c := range calls {
+		if c.unconditional != nil || len(c.conditional) == 0 {
+			continue
+		}
+		skip := asm.newLabel()
+		asm.jeq(c.nr, "+1", "")
+		asm.ja(skip)
+		for _, ru := range c.conditional {
+			fail := asm.newLabel()
+			for _, cond := range ru.conds {
+				emitCond(asm, cond, fail)
+			}
+			asm.ret(ru.action)
+			asm.label(fail)
+		}
+		asm.ret(def)
+		asm.label(skip)
+	}
+	if r.defaultAction != specs.ActAllow && !info.x32 {
+		asm.jgt(maxNr(info.table), "", "+1")
+		asm.ret(retErrno | uint32(unix.ENOSYS))
+	}
+	asm.ret(def)
+	return nil
+}
+
+// emitCond emits a 64-bit comparison of one argument, falling through
+// when it holds and jumping to fail when it does not. Arguments are
+// little-endian on every architecture the package knows.
+func emitCond(asm *assembler, c specs.LinuxSeccompArg, fail string) {
+	lo := offArgs + 8*uint32(c.Index)
+	hi := lo + 4
+	vLo, vHi := uint32(c.Value), uint32(c.Value>>32)
+	pass := asm.newLabel()
+	switch c.Op {
+	case specs.OpEqualTo:
+		asm.ld(hi)
+		asm.jeq(vHi, "", fail)
+		asm.ld(lo)
+		asm.jeq(vLo, "", fail)
+	case specs.OpNotEqual:
+		asm.ld(hi)
+		asm.jeq(vHi, "", pass)
+		asm.ld(lo)
+		asm.jeq(vLo, fail, "")
+	case specs.OpMaskedEqual:
+		// Value is the mask, ValueTwo the expected result.
+		dLo, dHi := uint32(c.ValueTwo), uint32(c.ValueTwo>>32)
+		asm.ld(hi)
+		asm.and(vHi)
+		asm.jeq(dHi, "", fail)
+		asm.ld(lo)
+		asm.and(vLo)
+		asm.jeq(dLo, "", fail)
+	case specs.OpGreaterThan:
+		asm.ld(hi)
+		asm.jgt(vHi, pass, "")
+		asm.jeq(vHi, "", fail)
+		asm.ld(lo)
+		asm.jgt(vLo, "", fail)
+	case specs.OpGreaterEqual:
+		asm.ld(hi)
+		asm.jgt(vHi, pass, "")
+		asm.jeq(vHi, "", fail)
+		asm.ld(lo)
+		asm.jge(vLo, "", fail)
+	case specs.OpLessThan:
+		asm.ld(hi)
+		asm.jge(vHi, "", pass)
+		asm.jeq(vHi, "", fail)
+		asm.ld(lo)
+		asm.jge(vLo, fail, "")
+	case specs.OpLessEqual:
+		asm.ld(hi)
+		asm.jge(vHi, "", pass)
+		asm.jeq(vHi, "", fail)
+		asm.ld(lo)
+		asm.jgt(vLo, fail, "")
+	}
+	asm.label(pass)
+}
+
+// assembler builds a classic BPF program with symbolic jump targets. A
+// target "" is the next instruction, "+1" the one after it, anything else
+// a label.
+type assembler struct {
+	insns  []insn
+	labels map[string]int
+	n      int
+}
+
+type insn struct {
+	f      unix.SockFilter
+	jt, jf string // conditional targets
+	ja     string // unconditional target
+}
+
+func (a *assembler) newLabel() string {
+	a.n++
+	return fmt.Sprintf("L%d", a.n)
+}
+
+func (a *assembler) label(l string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[l] = len(a.insns)
+}
+
+func (a *assembler) emit(code uint16, k uint32, jt, jf string) {
+	a.insns = append(a.insns, insn{f: unix.SockFilter{Code: code, K: k}, jt: jt, jf: jf})
+}
+
+func (a *assembler) ld(off uint32) { a.emit(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, off, "", "") }
+func (a *assembler) and(k uint32)  { a.emit(unix.BPF_ALU|unix.BPF_AND|unix.BPF_K, k, "", "") }
+func (a *assembler) ret(k uint32)  { a.emit(unix.BPF_RET|unix.BPF_K, k, "", "") }
+func (a *assembler) jeq(k uint32, jt, jf string) {
+	a.emit(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, k, jt, jf)
+}
+func (a *assembler) jgt(k uint32, jt, jf string) {
+	a.emit(unix.BPF_JMP|unix.BPF_JGT|unix.BPF_K, k, jt, jf)
+}
+func (a *assembler) jge(k uint32, jt, jf string) {
+	a.emit(unix.BPF_JMP|unix.BPF_JGE|unix.BPF_K, k, jt, jf)
+}
+func (a *assembler) ja(target string) {
+	a.insns = append(a.insns, insn{f: unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA}, ja: target})
+}
+
+func (a *assembler) target(i int, t string) (int, error) {
+	switch t {
+	case "":
+		return 0, nil
+	case "+1":
+		return 1, nil
+	}
+	at, ok := a.labels[t]
+	if !ok {
+		return 0, fmt.Errorf("seccomp: internal: label %s undefined", t)
+	}
+	off := at - (i + 1)
+	if off < 0 {
+		return 0, fmt.Errorf("seccomp: internal: backward jump to %s", t)
+	}
+	return off, nil
+}
+
+func (a *assembler) assemble() ([]unix.SockFilter, error) {
+	out := make([]unix.SockFilter, len(a.insns))
+	for i, in := range a.insns {
+		f := in.f
+		if in.ja != "" {
+			off, err := a.target(i, in.ja)
+			if err != nil {
+				return nil, err
+			}
+			f.K = uint32(off)
+		} else if f.Code&0x07 == unix.BPF_JMP {
+			jt, err := a.target(i, in.jt)
+			if err != nil {
+				return nil, err
+			}
+			jf, err := a.target(i, in.jf)
+			if err != nil {
+				return nil, err
+			}
+			if jt > 255 || jf > 255 {
+				return nil, fmt.Errorf("seccomp: internal: jump of %d/%d instructions", jt, jf)
+			}
+			f.Jt, f.Jf = uint8(jt), uint8(jf)
+		}
+		out[i] = f
+	}
+	return out, nil
+}
