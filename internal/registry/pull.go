@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
 	oraserr "oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 )
@@ -43,8 +44,9 @@ type PullOptions struct {
 	// Concurrency is how many blobs download at once; 0 means 4.
 	Concurrency int
 	// OnBlob is called once for the config, each layer and last the
-	// manifest, after each is stored in dst or found there already. Layers
-	// may arrive in any order. An error stops the pull.
+	// manifest, after each is stored in dst or found there already. It is
+	// called from several goroutines, layers in any order; an error stops
+	// the pull.
 	OnBlob func(ctx context.Context, desc ocispec.Descriptor) error
 }
 
@@ -132,6 +134,14 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 	}
 	err = oras.CopyGraph(ctx, src, &pullDest{Target: dst, root: desc, children: children}, desc, oras.CopyGraphOptions{
 		Concurrency: concurrency,
+		// The image is the manifest, its config and layers; a subject or
+		// other reference in the manifest is not followed.
+		FindSuccessors: func(_ context.Context, _ content.Fetcher, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+			if d.Digest == desc.Digest {
+				return children, nil
+			}
+			return nil, nil
+		},
 		PreCopy: func(ctx context.Context, d ocispec.Descriptor) error {
 			progress.emit(d, Downloading, 0)
 			return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/memory"
 	"oras.land/oras-go/v2/content/oci"
 )
@@ -467,5 +468,38 @@ func TestResolveNotFound(t *testing.T) {
 	}
 	if _, err := Resolve(ctx, cfg, "Bad/Name", "1"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("resolve of an invalid name: %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestPullCompletesPartialImage(t *testing.T) {
+	s := registrytest.Start(t)
+	cfg := serverConfig(t, s)
+	ctx := context.Background()
+	src := memory.New()
+	im := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, randomBytes(90, 5000), randomBytes(91, 6000))
+	pushImage(t, cfg, src, im.manifest, "partial/img", "1")
+
+	// A store left with the manifest and one layer, as by a crash: the
+	// missing layer and config are fetched, the present layer is not.
+	dst := memory.New()
+	for _, d := range []ocispec.Descriptor{im.manifest, im.layers[0]} {
+		b, err := content.FetchAll(ctx, src, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushBytes(t, dst, d.MediaType, b)
+	}
+	var rec recorder
+	if _, err := Pull(ctx, cfg, "partial/img", "1", dst, PullOptions{Progress: rec.record}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.blobs() {
+		requireBlob(t, dst, src, d)
+	}
+	if n := rec.streamed(im.layers[0].Digest, Downloading); n != 0 {
+		t.Fatalf("present layer streamed %d bytes", n)
+	}
+	if n := rec.streamed(im.layers[1].Digest, Downloading); n != im.layers[1].Size {
+		t.Fatalf("missing layer streamed %d of %d bytes", n, im.layers[1].Size)
 	}
 }
