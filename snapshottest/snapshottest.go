@@ -76,6 +76,7 @@ var cases = []struct {
 	{"LayerFiles", true, testLayerFiles},
 	{"WritesDoNotLeak", true, testWritesDoNotLeak},
 	{"DeleteLowerFile", true, testDeleteLowerFile},
+	{"ChangeLowerFile", true, testChangeLowerFile},
 	{"ViewReadOnly", true, testViewReadOnly},
 	{"Usage", true, testUsage},
 	{"Attributes", true, testAttributes},
@@ -347,6 +348,9 @@ func testKeyReuse(h *harness) {
 	}
 	if info := h.stat("active"); info.Kind != dock.KindActive {
 		h.t.Errorf("a refused Prepare changed the snapshot in the way: %+v", info)
+	}
+	if _, err := h.sn.Prepare(h.ctx, "", ""); err == nil {
+		h.t.Errorf("Prepare with an empty key succeeded")
 	}
 	// A removed key is free again.
 	h.remove("active")
@@ -703,6 +707,63 @@ func testDeleteLowerFile(h *harness) {
 		checkFile(h.t, dir, "gone", "x")
 		checkFile(h.t, dir, "tree/sub/b", "b")
 		checkFile(h.t, dir, "redo/old", "old")
+	})
+}
+
+// testChangeLowerFile changes, in a child, files that a lower layer holds:
+// contents, modes, owners, names and types. The child's commit shows the
+// changes and the lower layer keeps its own.
+func testChangeLowerFile(h *harness) {
+	h.layer("l1", "", func(dir string) {
+		writeFile(h.t, dir, "append", "one")
+		writeFile(h.t, dir, "truncate", "long content")
+		writeFile(h.t, dir, "chmod", "x")
+		writeFile(h.t, dir, "chown", "x")
+		writeFile(h.t, dir, "rename-from", "moved")
+		writeFile(h.t, dir, "becomes-link", "file")
+		writeFile(h.t, dir, "dir-becomes-file/inner", "inner")
+	})
+	h.layer("l2", "l1", func(dir string) {
+		p := func(name string) string { return filepath.Join(dir, name) }
+		f, err := os.OpenFile(p("append"), os.O_WRONLY|os.O_APPEND, 0)
+		must(h.t, err)
+		_, err = f.WriteString("+two")
+		must(h.t, err)
+		must(h.t, f.Close())
+		must(h.t, os.Truncate(p("truncate"), 4))
+		must(h.t, os.Chmod(p("chmod"), 0o600))
+		must(h.t, os.Chown(p("chown"), 4321, 8765))
+		must(h.t, os.Rename(p("rename-from"), p("rename-to")))
+		must(h.t, os.Remove(p("becomes-link")))
+		must(h.t, os.Symlink("append", p("becomes-link")))
+		must(h.t, os.RemoveAll(p("dir-becomes-file")))
+		writeFile(h.t, dir, "dir-becomes-file", "now a file")
+	})
+	h.inView("l2", func(dir string) {
+		checkFile(h.t, dir, "append", "one+two")
+		checkFile(h.t, dir, "truncate", "long")
+		if st := lstat(h.t, filepath.Join(dir, "chmod")); st.Mode&07777 != 0o600 {
+			h.t.Errorf("chmod: mode %#o, want 0600", st.Mode&07777)
+		}
+		if st := lstat(h.t, filepath.Join(dir, "chown")); st.Uid != 4321 || st.Gid != 8765 {
+			h.t.Errorf("chown: owner %d:%d, want 4321:8765", st.Uid, st.Gid)
+		}
+		checkAbsent(h.t, dir, "rename-from")
+		checkFile(h.t, dir, "rename-to", "moved")
+		if target, err := os.Readlink(filepath.Join(dir, "becomes-link")); err != nil || target != "append" {
+			h.t.Errorf("becomes-link: %q, %v; want a symlink to append", target, err)
+		}
+		checkFile(h.t, dir, "dir-becomes-file", "now a file")
+	})
+	h.inView("l1", func(dir string) {
+		checkFile(h.t, dir, "append", "one")
+		checkFile(h.t, dir, "truncate", "long content")
+		checkFile(h.t, dir, "rename-from", "moved")
+		checkFile(h.t, dir, "becomes-link", "file")
+		checkFile(h.t, dir, "dir-becomes-file/inner", "inner")
+		if st := lstat(h.t, filepath.Join(dir, "chown")); st.Uid != 0 {
+			h.t.Errorf("chown in the child changed the parent: owner %d", st.Uid)
+		}
 	})
 }
 
