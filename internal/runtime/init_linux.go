@@ -32,6 +32,10 @@ func initMain() {
 	if err != nil {
 		fail(125, "init: %v", err)
 	}
+	filter, err := readFilter(spec)
+	if err != nil {
+		fail(125, "init: seccomp: %v", err)
+	}
 	unix.Umask(0)
 	if err := setupRootfs(spec); err != nil {
 		fail(125, "init: %v", err)
@@ -55,7 +59,7 @@ func initMain() {
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		fail(125, "init: working directory %s: %v", cwd, err)
 	}
-	if err := dropPrivileges(spec); err != nil {
+	if err := dropPrivileges(spec, filter); err != nil {
 		fail(125, "init: %v", err)
 	}
 	if err := unix.Chdir(cwd); err != nil {

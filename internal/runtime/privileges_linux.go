@@ -1,10 +1,18 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/seccomp"
 )
 
 // Seams to the capability and seccomp packages, set in one place so that
@@ -16,18 +24,16 @@ var (
 	// setCaps sets the permitted, effective and inheritable sets to keep,
 	// after the user changed.
 	setCaps = func(keep []string) error { return nil } // TODO(caps): wire internal/caps
-	// loadSeccomp installs Docker's default profile on this thread.
-	loadSeccomp = func() error { return nil } // TODO(seccomp): wire internal/seccomp
 )
 
 // dropPrivileges turns the init into the user's process: bounding set,
 // groups and ids, capabilities, no_new_privs, and seccomp as late as it can
 // go. Capabilities and seccomp filters are per thread; the init's thread is
 // locked and execs.
-func dropPrivileges(spec *Spec) error {
+func dropPrivileges(spec *Spec, filter []unix.SockFilter) error {
 	p := &spec.Process
-	seccomp := p.Seccomp && !p.Privileged
-	if seccomp && !p.NoNewPrivs {
+	loadSeccomp := func() error { return seccomp.Load(filter) }
+	if filter != nil && !p.NoNewPrivs {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which
 		// the process may be about to lose.
 		if err := loadSeccomp(); err != nil {
@@ -60,7 +66,7 @@ func dropPrivileges(spec *Spec) error {
 			return fmt.Errorf("no_new_privs: %w", err)
 		}
 	}
-	if seccomp && p.NoNewPrivs {
+	if filter != nil && p.NoNewPrivs {
 		if err := loadSeccomp(); err != nil {
 			return fmt.Errorf("seccomp: %w", err)
 		}
@@ -90,4 +96,54 @@ func setUser(u User) error {
 		return fmt.Errorf("setresuid %d: %w", u.UID, e)
 	}
 	return nil
+}
+
+// seccompFile holds the compiled filter, written by Start and loaded by
+// init: compiling Docker's profile once per capability set in the caller
+// costs less than once in every init.
+const seccompFile = "seccomp.bpf"
+
+var filterCache sync.Map // sorted caps joined by "," -> []byte
+
+// writeFilter compiles Docker's default profile for caps into dir.
+func writeFilter(dir string, caps []string) error {
+	key := slices.Clone(caps)
+	slices.Sort(key)
+	k := strings.Join(key, ",")
+	b, ok := filterCache.Load(k)
+	if !ok {
+		prog, err := seccomp.Compile(seccomp.DefaultProfile(), caps, "")
+		if err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+		buf := make([]byte, 0, 8*len(prog))
+		for _, ins := range prog {
+			buf = binary.NativeEndian.AppendUint16(buf, ins.Code)
+			buf = append(buf, ins.Jt, ins.Jf)
+			buf = binary.NativeEndian.AppendUint32(buf, ins.K)
+		}
+		b, _ = filterCache.LoadOrStore(k, buf)
+	}
+	return os.WriteFile(filepath.Join(dir, seccompFile), b.([]byte), 0o600)
+}
+
+// readFilter reads the filter Start wrote, if the spec asks for one.
+func readFilter(spec *Spec) ([]unix.SockFilter, error) {
+	if !spec.Process.Seccomp || spec.Process.Privileged {
+		return nil, nil
+	}
+	path := filepath.Join(spec.StateDir, seccompFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 || len(b)%8 != 0 {
+		return nil, fmt.Errorf("%s: %d bytes is no filter", path, len(b))
+	}
+	prog := make([]unix.SockFilter, len(b)/8)
+	for i := range prog {
+		r := b[8*i:]
+		prog[i] = unix.SockFilter{Code: binary.NativeEndian.Uint16(r), Jt: r[2], Jf: r[3], K: binary.NativeEndian.Uint32(r[4:])}
+	}
+	return prog, nil
 }

@@ -110,6 +110,11 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if err := os.MkdirAll(filepath.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
 		return nil, err
 	}
+	if spec.Process.Seccomp && !spec.Process.Privileged {
+		if err := writeFilter(spec.StateDir, spec.Process.Caps); err != nil {
+			return nil, fmt.Errorf("container %s: %w", spec.ID, err)
+		}
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
