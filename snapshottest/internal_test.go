@@ -2,6 +2,7 @@ package snapshottest_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/dockkit/dock"
@@ -19,16 +20,13 @@ func TestSnapshotters(t *testing.T) {
 		}
 		return wrap(s), s.Close, nil
 	})
-	t.Run("overlay-probe", func(t *testing.T) {
-		if err := snapshots.SupportsOverlay(t.TempDir()); err != nil {
-			t.Skipf("overlay: %v", err)
-		}
-	})
-	probe := snapshots.SupportsOverlay(t.TempDir())
+	// Without the privilege to mount, the probe fails but the cases that
+	// do not mount still run; as root, a failing probe means no overlay.
+	if err := snapshots.SupportsOverlay(t.TempDir()); err != nil && os.Geteuid() == 0 {
+		t.Run("overlay", func(t *testing.T) { t.Skipf("overlay: %v", err) })
+		return
+	}
 	snapshottest.Run(t, "overlay", func(ctx context.Context, root string) (dock.Snapshotter, func() error, error) {
-		if probe != nil {
-			t.Skipf("overlay: %v", probe)
-		}
 		s, err := snapshots.NewOverlay(root)
 		if err != nil {
 			return nil, nil, err
