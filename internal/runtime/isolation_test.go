@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/dockkit/dock/internal/caps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +62,9 @@ echo devs=$(ls /dev | tr '\n' ' ')
 		{"loflags", "0x9"}, // IFF_UP|IFF_LOOPBACK
 		{"Seccomp", "2"},
 		{"NoNewPrivs", "1"},
-		{"CapBnd", capMask(testDefaultCaps)},
-		{"CapEff", capMask(testDefaultCaps)},
-		{"CapPrm", capMask(testDefaultCaps)},
+		{"CapBnd", capMask(t, testDefaultCaps)},
+		{"CapEff", capMask(t, testDefaultCaps)},
+		{"CapPrm", capMask(t, testDefaultCaps)},
 		{"CapInh", "0000000000000000"},
 		{"timers", "0"},
 		{"keys", "0"},
@@ -93,25 +94,37 @@ echo devs=$(ls /dev | tr '\n' ' ')
 }
 
 // capMask is /proc/PID/status's hex form of a capability set.
-func capMask(names []string) string {
-	var m uint64
-	for _, n := range names {
-		if b, ok := capBits[n]; ok {
-			m |= 1 << b
-		}
+func capMask(t *testing.T, names []string) string {
+	set, err := caps.NewSet(names)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return fmt.Sprintf("%016x", m)
+	return fmt.Sprintf("%016x", uint64(set))
 }
 
-var capBits = map[string]uint{
-	"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
-	"CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
-	"CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
-	"CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17,
-	"CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21,
-	"CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23, "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25,
-	"CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29,
-	"CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
+func TestCapabilities(t *testing.T) {
+	checkLeaks(t)
+	for _, tc := range []struct {
+		name string
+		caps []string
+	}{
+		{"default", caps.Default()},
+		{"none", nil},
+		{"sys-admin-added", append(caps.Default(), "CAP_SYS_ADMIN")},
+		{"chown-only", []string{"CAP_CHOWN"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := testSpec(t, "sh", "-c", `grep -E '^Cap(Bnd|Eff|Prm|Inh|Amb):' /proc/self/status | tr -d '\t' | sed 's/:/=/'`)
+			spec.Process.Caps = tc.caps
+			f := facts(t, spec)
+			want := capMask(t, tc.caps)
+			for k, v := range map[string]string{"CapBnd": want, "CapEff": want, "CapPrm": want, "CapInh": "0000000000000000", "CapAmb": "0000000000000000"} {
+				if f[k] != v {
+					t.Errorf("%s = %s, want %s", k, f[k], v)
+				}
+			}
+		})
+	}
 }
 
 func TestUserAndGroups(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dockkit/dock/internal/caps"
 	"io"
 	"os"
 	"os/exec"
@@ -128,11 +129,7 @@ func testSpec(t testing.TB, args ...string) *Spec {
 	}
 }
 
-var testDefaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
+var testDefaultCaps = caps.Default()
 
 // syncBuffer is a bytes.Buffer safe for the copy goroutines.
 type syncBuffer struct {

@@ -12,18 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dockkit/dock/internal/caps"
 	"github.com/dockkit/dock/internal/seccomp"
-)
-
-// Seams to the capability and seccomp packages, set in one place so that
-// the init's order of operations reads in dropPrivileges.
-var (
-	// limitBounding drops every capability not in keep from the bounding
-	// set; it runs while the init still has all capabilities.
-	limitBounding = func(keep []string) error { return nil } // TODO(caps): wire internal/caps
-	// setCaps sets the permitted, effective and inheritable sets to keep,
-	// after the user changed.
-	setCaps = func(keep []string) error { return nil } // TODO(caps): wire internal/caps
 )
 
 // dropPrivileges turns the init into the user's process: bounding set,
@@ -40,24 +30,30 @@ func dropPrivileges(spec *Spec, filter []unix.SockFilter) error {
 			return fmt.Errorf("seccomp: %w", err)
 		}
 	}
+	keep, err := caps.NewSet(p.Caps)
+	if err != nil {
+		return fmt.Errorf("capabilities: %w", err)
+	}
 	if !p.Privileged {
-		if err := limitBounding(p.Caps); err != nil {
-			return fmt.Errorf("capabilities: %w", err)
+		if err := caps.ApplyBounding(keep); err != nil {
+			return fmt.Errorf("capabilities: bounding set: %w", err)
 		}
 	}
 	// Keep the permitted set across the change of user, so the final sets
 	// can be chosen afterwards.
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+	if err := caps.KeepOnSetuid(true); err != nil {
 		return fmt.Errorf("keepcaps: %w", err)
 	}
 	if err := setUser(p.User); err != nil {
 		return err
 	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+	if err := caps.KeepOnSetuid(false); err != nil {
 		return fmt.Errorf("keepcaps: %w", err)
 	}
 	if !p.Privileged {
-		if err := setCaps(p.Caps); err != nil {
+		// Inheritable stays empty (CVE-2022-24769); a user other than root
+		// loses these at exec anyway, as with Docker.
+		if err := caps.ApplyThread(caps.State{Effective: keep, Permitted: keep}); err != nil {
 			return fmt.Errorf("capabilities: %w", err)
 		}
 	}
