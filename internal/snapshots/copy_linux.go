@@ -167,41 +167,97 @@ func copyFile(dst, src string) error {
 		return err
 	}
 	defer in.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(in.Fd()), &st); err != nil {
+		return &fs.PathError{Op: "fstat", Path: src, Err: err}
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := copyData(out, in); err != nil {
+	if err := copyData(out, in, st.Size); err != nil {
 		out.Close()
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return out.Close()
 }
 
-// copyData clones in's extents into out where the filesystem can, else
-// copies in the kernel, else through user space.
-func copyData(out, in *os.File) error {
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
+// copyData clones in's extents into out where the filesystem can. Else it
+// copies the data regions alone, in the kernel where it can, so that holes
+// stay holes: a sparse file of terabytes (a lastlog) costs what it holds.
+func copyData(out, in *os.File, size int64) error {
+	ifd, ofd := int(in.Fd()), int(out.Fd())
+	if unix.IoctlFileClone(ofd, ifd) == nil {
 		return nil
 	}
-	copied := false
-	for {
-		n, err := unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, 1<<30, 0)
-		if err == nil {
-			if n == 0 {
-				return nil
-			}
-			copied = true
-			continue
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(ifd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // a hole up to the end
 		}
+		end := size
+		if err != nil {
+			data = off // no SEEK_DATA here: all of it is data
+		} else if hole, err := unix.Seek(ifd, data, unix.SEEK_HOLE); err == nil && hole < size {
+			end = hole
+		}
+		if data >= end {
+			break
+		}
+		if err := copyRange(ofd, ifd, data, end-data); err != nil {
+			return err
+		}
+		off = end
+	}
+	return unix.Ftruncate(ofd, size)
+}
+
+// copyRange copies n bytes at off from ifd to the same offset of ofd.
+func copyRange(ofd, ifd int, off, n int64) error {
+	roff, woff := off, off
+	for n > 0 {
+		c, err := unix.CopyFileRange(ifd, &roff, ofd, &woff, int(min(n, 1<<30)), 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if copied {
+		if err != nil {
+			// Not across these filesystems (EXDEV, EINVAL, ENOSYS,
+			// EOPNOTSUPP): through user space for the rest.
+			return copyRangeUser(ofd, ifd, roff, n)
+		}
+		if c == 0 {
+			return fmt.Errorf("copy_file_range: source shorter than it said: %w", io.ErrUnexpectedEOF)
+		}
+		n -= int64(c)
+	}
+	return nil
+}
+
+func copyRangeUser(ofd, ifd int, off, n int64) error {
+	buf := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		r, err := unix.Pread(ifd, buf[:min(n, int64(len(buf)))], off)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
-		break // not supported here: EXDEV, ENOSYS, EINVAL, EOPNOTSUPP
+		if r == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		for w := 0; w < r; {
+			k, err := unix.Pwrite(ofd, buf[w:r], off+int64(w))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			w += k
+		}
+		off += int64(r)
+		n -= int64(r)
 	}
-	_, err := io.Copy(out, in)
-	return err
+	return nil
 }

@@ -449,6 +449,53 @@ func TestCopyTree(t *testing.T) {
 	}
 }
 
+// TestCopySparse checks that holes stay holes and data lands where it was.
+func TestCopySparse(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const size = 2 << 30 // 2 GiB, nearly all hole: small enough should holes be lost
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks := map[int64]string{0: "start", 1 << 30: "middle", size - 3: "end"}
+	for off, s := range marks {
+		if _, err := f.WriteAt([]byte(s), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	dst := filepath.Join(t.TempDir(), "dst")
+	start := time.Now()
+	if err := CopyTree(context.Background(), dst, src); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Open(filepath.Join(dst, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(out.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != size {
+		t.Errorf("size %d, want %d", st.Size, size)
+	}
+	if st.Blocks*512 > 1<<20 {
+		t.Errorf("copy allocates %d bytes for a file of three words", st.Blocks*512)
+	}
+	for off, s := range marks {
+		b := make([]byte, len(s))
+		if _, err := out.ReadAt(b, off); err != nil || string(b) != s {
+			t.Errorf("at %d: %q, %v; want %q", off, b, err, s)
+		}
+	}
+	t.Logf("copied in %v", time.Since(start))
+}
+
 // capNetBind is a security.capability value (v2) granting
 // cap_net_bind_service, permitted and effective.
 func capNetBind() []byte {
