@@ -48,6 +48,11 @@ type PullOptions struct {
 	// called from several goroutines, layers in any order; an error stops
 	// the pull.
 	OnBlob func(ctx context.Context, desc ocispec.Descriptor) error
+	// OnManifest is called once with the chosen image manifest, before any
+	// of its blobs is fetched, so that a caller can plan work on the layers
+	// (unpacking them as they arrive) while they download. An error stops
+	// the pull.
+	OnManifest func(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest) error
 }
 
 // Pull copies the image ref (a tag or a digest) of repo ("library/alpine")
@@ -96,7 +101,7 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("index %s: %v: %w", root.Digest, err, errdefs.ErrInvalidArgument)
 		}
-		if desc, err = pickPlatform(idx.Manifests, want, name); err != nil {
+		if desc, err = PickPlatform(idx.Manifests, want, name); err != nil {
 			return ocispec.Descriptor{}, err
 		}
 	}
@@ -117,6 +122,11 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 		}
 	}
 
+	if opts.OnManifest != nil {
+		if err := opts.OnManifest(ctx, desc, m); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
 	children := append([]ocispec.Descriptor{m.Config}, m.Layers...)
 	for _, c := range children {
 		progress.emit(c, Waiting, 0)
@@ -351,7 +361,10 @@ type noMatchError struct{ msg string }
 func (e *noMatchError) Error() string        { return e.msg }
 func (e *noMatchError) Is(target error) bool { return target == errdefs.ErrNotFound }
 
-func pickPlatform(manifests []ocispec.Descriptor, want ocispec.Platform, name string) (ocispec.Descriptor, error) {
+// PickPlatform returns the manifest of manifests (an index's) that runs on
+// want; when none does, the error lists the platforms on offer in the image
+// name.
+func PickPlatform(manifests []ocispec.Descriptor, want ocispec.Platform, name string) (ocispec.Descriptor, error) {
 	var offered []string
 	for _, m := range manifests {
 		if m.Platform == nil || !isManifest(m.MediaType) {

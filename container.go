@@ -1,0 +1,457 @@
+package dock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dockkit/dock/internal/runtime"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Container is a handle on one container of the host: its identity and the
+// configuration it was created with, read once. Its state is read afresh by
+// State, Wait and the other calls, from whichever program made it.
+type Container struct {
+	ID      string            // 64 hex digits
+	Name    string            // unique on the host
+	Image   string            // the reference it was created from
+	ImageID digest.Digest     // the image manifest's digest
+	Created time.Time         // when Create made it
+	Labels  map[string]string // as given to Create
+
+	h   *Host
+	rec *containerRecord
+}
+
+// containerRecord is what Create stores in <root>/containers/<id>/dock.json.
+type containerRecord struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Image       string            `json:"image"`
+	ImageID     digest.Digest     `json:"imageId"`
+	Created     time.Time         `json:"created"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	SnapshotKey string            `json:"snapshotKey"`
+	StopTimeout time.Duration     `json:"stopTimeout"`
+	AutoRemove  bool              `json:"autoRemove,omitempty"`
+	Resources   *Resources        `json:"resources,omitempty"`
+	Spec        runtime.Spec      `json:"spec"`
+}
+
+// Status is where a container is in its life.
+type Status string
+
+// Container statuses.
+const (
+	StatusCreated Status = "created"
+	StatusRunning Status = "running"
+	StatusPaused  Status = "paused"
+	StatusExited  Status = "exited"
+)
+
+// State is a container's state as last recorded by its monitor.
+type State struct {
+	Status     Status
+	Pid        int // the container's first process, in the host's pid namespace
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int
+	Signal     syscall.Signal // the signal that ended it, if any
+	OOMKilled  bool
+	Error      string // why it failed to start, or how the monitor lost it
+}
+
+// ExitStatus is how a container or process ended. A non-zero exit is a
+// status, not an error.
+type ExitStatus struct {
+	ExitCode   int            // as Docker: the exit code, or 128+N for signal N
+	Signal     syscall.Signal // the signal that killed it, or 0
+	OOMKilled  bool           // the kernel's OOM killer ended it
+	FinishedAt time.Time
+}
+
+func (h *Host) containersDir() string { return filepath.Join(h.root, "containers") }
+func (h *Host) namesDir() string      { return filepath.Join(h.root, "containers", ".names") }
+
+func newID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Container finds a container by name, ID, or unique ID prefix.
+func (h *Host) Container(ctx context.Context, nameOrID string) (*Container, error) {
+	if nameOrID == "" {
+		return nil, fmt.Errorf("container %q: %w", nameOrID, ErrInvalidArgument)
+	}
+	id := ""
+	if target, err := os.Readlink(filepath.Join(h.namesDir(), nameOrID)); err == nil && validName(nameOrID) {
+		id = target
+	} else if isHexID(nameOrID) {
+		if len(nameOrID) == 64 {
+			id = nameOrID
+		} else {
+			ents, err := os.ReadDir(h.containersDir())
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), nameOrID) {
+					if id != "" {
+						return nil, fmt.Errorf("container %q: ambiguous ID prefix: %w", nameOrID, ErrInvalidArgument)
+					}
+					id = e.Name()
+				}
+			}
+		}
+	}
+	if id == "" {
+		return nil, fmt.Errorf("container %s: %w", nameOrID, ErrNotFound)
+	}
+	c, err := h.loadContainer(id)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %s: %w", nameOrID, ErrNotFound)
+		}
+		return nil, fmt.Errorf("container %s: %w", nameOrID, err)
+	}
+	return c, nil
+}
+
+func isHexID(s string) bool {
+	return len(s) >= 4 && len(s) <= 64 && strings.Trim(s, "0123456789abcdef") == ""
+}
+
+func (h *Host) loadContainer(id string) (*Container, error) {
+	b, err := os.ReadFile(filepath.Join(h.containersDir(), id, "dock.json"))
+	if err != nil {
+		return nil, err
+	}
+	var rec containerRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("container %s: record: %v: %w", id, err, ErrInvalidArgument)
+	}
+	return &Container{ID: rec.ID, Name: rec.Name, Image: rec.Image, ImageID: rec.ImageID,
+		Created: rec.Created, Labels: rec.Labels, h: h, rec: &rec}, nil
+}
+
+// Containers lists the host's containers, oldest first: all of them, or with
+// running set only those running.
+func (h *Host) Containers(ctx context.Context, running bool) ([]*Container, error) {
+	ents, err := os.ReadDir(h.containersDir())
+	if err != nil {
+		return nil, err
+	}
+	var out []*Container
+	for _, e := range ents {
+		if len(e.Name()) != 64 || !isHexID(e.Name()) {
+			continue
+		}
+		c, err := h.loadContainer(e.Name())
+		if err != nil {
+			continue // being created or removed
+		}
+		if running && c.State().Status != StatusRunning && c.State().Status != StatusPaused {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// containerImages lists the manifests of the images containers were made
+// from; they stay in the store while the containers exist.
+func (h *Host) containerImages() []digest.Digest {
+	cs, err := h.Containers(context.Background(), false)
+	if err != nil {
+		return nil
+	}
+	var out []digest.Digest
+	for _, c := range cs {
+		out = append(out, c.ImageID)
+	}
+	return out
+}
+
+func (c *Container) stateDir() string { return filepath.Join(c.h.containersDir(), c.ID) }
+
+// handle loads the runtime's view of the container.
+func (c *Container) handle() (*runtime.Handle, error) {
+	return runtime.Load(c.stateDir())
+}
+
+// State reads the container's current state.
+func (c *Container) State() State {
+	hd, err := c.handle()
+	if err != nil {
+		return State{Status: StatusCreated}
+	}
+	s := hd.State()
+	st := State{Pid: s.Pid, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, ExitCode: s.ExitCode,
+		Signal: syscall.Signal(s.Signal), OOMKilled: s.OOMKilled, Error: s.Error}
+	switch s.Status {
+	case runtime.Running:
+		st.Status = StatusRunning
+	case runtime.Stopped:
+		st.Status = StatusExited
+	default:
+		st.Status = StatusCreated
+	}
+	return st
+}
+
+// StartOption configures Container.Start.
+type StartOption func(*startConfig) error
+
+type startConfig struct {
+	stdio runtime.Stdio
+}
+
+// WithOutput copies the container's stdout and stderr to the writers as
+// well as to its log, for a foreground run. Either may be nil.
+func WithOutput(stdout, stderr io.Writer) StartOption {
+	return func(c *startConfig) error {
+		c.stdio.Stdout, c.stdio.Stderr = stdout, stderr
+		return nil
+	}
+}
+
+// WithInput copies r to the container's stdin until r returns EOF, which
+// closes the container's stdin. The container must have been created with
+// WithStdin.
+func WithInput(r io.Reader) StartOption {
+	return func(c *startConfig) error {
+		c.stdio.Stdin = r
+		return nil
+	}
+}
+
+// Start runs the container's command. It returns once the command is running,
+// or with the reason it could not start: an error matching ErrNotFound when
+// the executable does not exist. Starting a running container fails with
+// ErrWrongState.
+func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
+	var sc startConfig
+	for _, o := range opts {
+		if err := o(&sc); err != nil {
+			return err
+		}
+	}
+	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
+		return fmt.Errorf("start %s: container is %s: %w", c.Name, st.Status, ErrWrongState)
+	}
+	spec := c.rec.Spec
+	if _, err := runtime.Start(ctx, &spec, &sc.stdio); err != nil {
+		return fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Wait blocks until the container has exited and returns how. It may be
+// called before or after Start, any number of times, from any program that
+// opens the host's root. Cancelling ctx stops the wait, not the container.
+func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
+	for {
+		hd, err := c.handle()
+		if err == nil {
+			es, err := hd.Wait(ctx)
+			if err != nil {
+				return ExitStatus{}, fmt.Errorf("wait %s: %w", c.Name, err)
+			}
+			return ExitStatus{ExitCode: es.ExitCode, Signal: syscall.Signal(es.Signal),
+				OOMKilled: es.OOMKilled, FinishedAt: es.FinishedAt}, nil
+		}
+		// Not started yet: wait for a start.
+		select {
+		case <-ctx.Done():
+			return ExitStatus{}, fmt.Errorf("wait %s: %w", c.Name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if _, err := os.Stat(c.stateDir()); err != nil {
+			return ExitStatus{}, fmt.Errorf("wait %s: removed: %w", c.Name, ErrNotFound)
+		}
+	}
+}
+
+// Kill sends sig to the container's first process.
+func (c *Container) Kill(sig syscall.Signal) error {
+	hd, err := c.handle()
+	if err != nil {
+		return fmt.Errorf("kill %s: not running: %w", c.Name, ErrWrongState)
+	}
+	if err := hd.Kill(sig); err != nil {
+		return fmt.Errorf("kill %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Stop sends the container's stop signal (SIGTERM unless the image or
+// WithStopSignal says otherwise), waits up to timeout for it to exit, then
+// kills it. A negative timeout uses the container's own (10 seconds unless
+// WithStopTimeout set it). Stopping a stopped container does nothing.
+func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
+	if timeout < 0 {
+		timeout = c.rec.StopTimeout
+	}
+	hd, err := c.handle()
+	if err != nil {
+		return nil
+	}
+	if err := hd.Stop(ctx, timeout); err != nil {
+		return fmt.Errorf("stop %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Remove deletes the container: its state, log, writable layer and name. A
+// running container is refused with ErrWrongState unless force is set, which
+// kills it first.
+func (c *Container) Remove(ctx context.Context, force bool) error {
+	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
+		if !force {
+			return fmt.Errorf("remove %s: container is %s; stop it or force: %w", c.Name, st.Status, ErrWrongState)
+		}
+		if hd, err := c.handle(); err == nil {
+			hd.Kill(syscall.SIGKILL)
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			hd.Wait(wctx)
+			cancel()
+		}
+	}
+	if hd, err := c.handle(); err == nil {
+		if err := hd.Delete(force); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("remove %s: %w", c.Name, err)
+		}
+	}
+	if err := c.h.snap.Remove(ctx, c.rec.SnapshotKey); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	if target, err := os.Readlink(filepath.Join(c.h.namesDir(), c.Name)); err == nil && target == c.ID {
+		os.Remove(filepath.Join(c.h.namesDir(), c.Name))
+	}
+	if err := os.RemoveAll(c.stateDir()); err != nil {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// LogEntry is one chunk of a container's output.
+type LogEntry struct {
+	Stream string // "stdout" or "stderr"
+	Time   time.Time
+	Data   []byte
+}
+
+// LogOption configures Container.Logs.
+type LogOption func(*runtime.LogOptions)
+
+// Follow keeps the log open, returning new output until the container stops.
+func Follow() LogOption { return func(o *runtime.LogOptions) { o.Follow = true } }
+
+// Tail returns only the last n entries already written.
+func Tail(n int) LogOption { return func(o *runtime.LogOptions) { o.Tail = n } }
+
+// Since skips output written before t.
+func Since(t time.Time) LogOption { return func(o *runtime.LogOptions) { o.Since = t } }
+
+// Timestamps prefixes each line read through Read or WriteTo with its time.
+func Timestamps() LogOption { return func(o *runtime.LogOptions) { o.Timestamps = true } }
+
+// Logs is a container's output as its monitor recorded it, stdout and stderr
+// in the order written. Read gives their text merged; Next gives entries
+// with their stream; WriteTo splits them into two writers.
+type Logs struct {
+	r   *runtime.LogReader
+	buf []byte
+}
+
+// Logs opens the container's log.
+func (c *Container) Logs(ctx context.Context, opts ...LogOption) (*Logs, error) {
+	var lo runtime.LogOptions
+	for _, o := range opts {
+		o(&lo)
+	}
+	r, err := runtime.Logs(ctx, c.stateDir(), lo)
+	if err != nil {
+		return nil, fmt.Errorf("logs %s: %w", c.Name, err)
+	}
+	return &Logs{r: r}, nil
+}
+
+// Next returns the next entry, or io.EOF at the end.
+func (l *Logs) Next() (LogEntry, error) {
+	e, err := l.r.Next()
+	if err != nil {
+		return LogEntry{}, err
+	}
+	return LogEntry{Stream: e.Stream, Time: e.Time, Data: e.Data}, nil
+}
+
+// Read reads the merged text of both streams.
+func (l *Logs) Read(p []byte) (int, error) {
+	for len(l.buf) == 0 {
+		e, err := l.r.Next()
+		if err != nil {
+			return 0, err
+		}
+		l.buf = e.Data
+	}
+	n := copy(p, l.buf)
+	l.buf = l.buf[n:]
+	return n, nil
+}
+
+// WriteTo copies stdout entries to stdout and stderr entries to stderr until
+// the end of the log.
+func (l *Logs) WriteTo(stdout, stderr io.Writer) error { return l.r.Copy(stdout, stderr) }
+
+// Close releases the log.
+func (l *Logs) Close() error { return l.r.Close() }
+
+// Command is the command line the container runs.
+func (c *Container) Command() []string { return append([]string(nil), c.rec.Spec.Process.Args...) }
+
+// ContainerConfig is what a container was created to run with.
+type ContainerConfig struct {
+	Cmd            []string
+	Env            []string
+	WorkingDir     string
+	UID, GID       uint32
+	Hostname       string
+	Capabilities   []string
+	Privileged     bool
+	ReadOnlyRootfs bool
+	Namespaces     []string
+	Resources      Resources
+	AutoRemove     bool
+	StopTimeout    time.Duration
+}
+
+// Config returns the container's configuration.
+func (c *Container) Config() ContainerConfig {
+	s := c.rec.Spec
+	cfg := ContainerConfig{
+		Cmd: s.Process.Args, Env: s.Process.Env, WorkingDir: s.Process.Cwd,
+		UID: s.Process.User.UID, GID: s.Process.User.GID, Hostname: s.Hostname,
+		Capabilities: s.Process.Caps, Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
+		Namespaces: s.Namespaces.New, AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
+	}
+	if c.rec.Resources != nil {
+		cfg.Resources = *c.rec.Resources
+	}
+	return cfg
+}

@@ -1,0 +1,754 @@
+package dock
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dockkit/dock/internal/caps"
+	"github.com/dockkit/dock/internal/runtime"
+	"github.com/moby/sys/user"
+	"golang.org/x/sys/unix"
+)
+
+// CreateOption configures Host.Create.
+type CreateOption func(*createConfig) error
+
+type createConfig struct {
+	name        string
+	cmd         []string
+	cmdSet      bool
+	entrypoint  []string
+	entrySet    bool
+	env         []string
+	workdir     string
+	user        string
+	hostname    string
+	labels      map[string]string
+	res         Resources
+	mounts      []MountPoint
+	readOnly    bool
+	capAdd      []string
+	capDrop     []string
+	privileged  bool
+	network     string
+	autoRemove  bool
+	tty         bool
+	stdin       bool
+	stopSignal  syscall.Signal
+	stopTimeout time.Duration
+	ns          Namespaces
+	logMax      int64
+	logFiles    int
+}
+
+// WithName names the container; names are unique on a host.
+func WithName(name string) CreateOption {
+	return func(c *createConfig) error {
+		if !validName(name) {
+			return fmt.Errorf("WithName(%q): want [a-zA-Z0-9][a-zA-Z0-9_.-]*: %w", name, ErrInvalidArgument)
+		}
+		c.name = name
+		return nil
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+func validName(s string) bool { return nameRE.MatchString(s) }
+
+// WithCmd replaces the image's command (its CMD).
+func WithCmd(args ...string) CreateOption {
+	return func(c *createConfig) error {
+		c.cmd, c.cmdSet = args, true
+		return nil
+	}
+}
+
+// WithEntrypoint replaces the image's entrypoint, and with it the image's
+// command, as docker's --entrypoint does.
+func WithEntrypoint(args ...string) CreateOption {
+	return func(c *createConfig) error {
+		c.entrypoint, c.entrySet = args, true
+		return nil
+	}
+}
+
+// WithEnv adds or overrides environment variables, each "KEY=VALUE".
+func WithEnv(kv ...string) CreateOption {
+	return func(c *createConfig) error {
+		for _, e := range kv {
+			if k, _, _ := strings.Cut(e, "="); k == "" || strings.ContainsRune(e, 0) {
+				return fmt.Errorf("WithEnv(%q): want KEY=VALUE: %w", e, ErrInvalidArgument)
+			}
+		}
+		c.env = append(c.env, kv...)
+		return nil
+	}
+}
+
+// WithWorkdir sets the working directory inside the container.
+func WithWorkdir(dir string) CreateOption {
+	return func(c *createConfig) error {
+		if !path.IsAbs(dir) {
+			return fmt.Errorf("WithWorkdir(%q): must be absolute: %w", dir, ErrInvalidArgument)
+		}
+		c.workdir = dir
+		return nil
+	}
+}
+
+// WithUser runs the command as user: "name", "uid", "name:group" or
+// "uid:gid", resolved against the image's /etc/passwd and /etc/group.
+func WithUser(u string) CreateOption {
+	return func(c *createConfig) error {
+		if u == "" {
+			return fmt.Errorf("WithUser(%q): %w", u, ErrInvalidArgument)
+		}
+		c.user = u
+		return nil
+	}
+}
+
+// WithHostname sets the container's hostname; the default is the first 12
+// digits of its ID.
+func WithHostname(name string) CreateOption {
+	return func(c *createConfig) error {
+		if name == "" || len(name) > 64 || strings.ContainsAny(name, "/ \x00") {
+			return fmt.Errorf("WithHostname(%q): %w", name, ErrInvalidArgument)
+		}
+		c.hostname = name
+		return nil
+	}
+}
+
+// WithLabels attaches labels to the container.
+func WithLabels(labels map[string]string) CreateOption {
+	return func(c *createConfig) error {
+		if c.labels == nil {
+			c.labels = map[string]string{}
+		}
+		for k, v := range labels {
+			c.labels[k] = v
+		}
+		return nil
+	}
+}
+
+// WithMemoryLimit caps the container's memory at n bytes.
+func WithMemoryLimit(n int64) CreateOption {
+	return func(c *createConfig) error {
+		if n < 6<<20 {
+			return fmt.Errorf("WithMemoryLimit(%d): the minimum is 6 MiB: %w", n, ErrInvalidArgument)
+		}
+		c.res.MemoryMax = n
+		return nil
+	}
+}
+
+// WithCPUs limits the container to n CPUs' worth of time, as docker's --cpus.
+func WithCPUs(n float64) CreateOption {
+	return func(c *createConfig) error {
+		if n <= 0 || n > 1024 {
+			return fmt.Errorf("WithCPUs(%g): %w", n, ErrInvalidArgument)
+		}
+		c.res.CPUs = n
+		return nil
+	}
+}
+
+// WithPidsLimit caps the number of tasks in the container.
+func WithPidsLimit(n int64) CreateOption {
+	return func(c *createConfig) error {
+		if n <= 0 {
+			return fmt.Errorf("WithPidsLimit(%d): %w", n, ErrInvalidArgument)
+		}
+		c.res.PidsMax = n
+		return nil
+	}
+}
+
+// WithResources sets every cgroup limit at once.
+func WithResources(r Resources) CreateOption {
+	return func(c *createConfig) error {
+		c.res = r
+		return nil
+	}
+}
+
+// MountPoint is a filesystem put into a container at Target: a host path
+// (Bind), a named volume (Volume) or a tmpfs (Tmpfs).
+type MountPoint struct {
+	Type     string // "bind", "volume" or "tmpfs"
+	Source   string // host path for bind, volume name for volume
+	Target   string // absolute path inside the container
+	ReadOnly bool
+	Options  []string // tmpfs: "size=64m", "mode=1777"
+}
+
+// MountOpt modifies a MountPoint.
+type MountOpt func(*MountPoint)
+
+// ReadOnly makes a mount read-only.
+func ReadOnly(m *MountPoint) { m.ReadOnly = true }
+
+// Bind mounts the host path src at dst.
+func Bind(src, dst string, opts ...MountOpt) MountPoint {
+	m := MountPoint{Type: "bind", Source: src, Target: dst}
+	for _, o := range opts {
+		o(&m)
+	}
+	return m
+}
+
+// Volume mounts the named volume at dst, creating it on first use and
+// filling it from the image's content at dst, as Docker does.
+func Volume(name, dst string, opts ...MountOpt) MountPoint {
+	m := MountPoint{Type: "volume", Source: name, Target: dst}
+	for _, o := range opts {
+		o(&m)
+	}
+	return m
+}
+
+// Tmpfs mounts an empty tmpfs at dst.
+func Tmpfs(dst string, options ...string) MountPoint {
+	return MountPoint{Type: "tmpfs", Target: dst, Options: options}
+}
+
+// WithMount adds a mount.
+func WithMount(m MountPoint) CreateOption {
+	return func(c *createConfig) error {
+		if !path.IsAbs(m.Target) || path.Clean(m.Target) == "/" {
+			return fmt.Errorf("WithMount: target %q must be an absolute path other than /: %w", m.Target, ErrInvalidArgument)
+		}
+		switch m.Type {
+		case "bind":
+			if !filepath.IsAbs(m.Source) {
+				return fmt.Errorf("WithMount: bind source %q must be absolute: %w", m.Source, ErrInvalidArgument)
+			}
+		case "volume":
+			if !validName(m.Source) {
+				return fmt.Errorf("WithMount: volume name %q: %w", m.Source, ErrInvalidArgument)
+			}
+		case "tmpfs":
+		default:
+			return fmt.Errorf("WithMount: type %q: %w", m.Type, ErrInvalidArgument)
+		}
+		c.mounts = append(c.mounts, m)
+		return nil
+	}
+}
+
+// WithReadOnlyRootfs mounts the container's root filesystem read-only.
+func WithReadOnlyRootfs() CreateOption {
+	return func(c *createConfig) error { c.readOnly = true; return nil }
+}
+
+// WithCapAdd adds capabilities to Docker's default set ("NET_ADMIN",
+// "CAP_SYS_TIME", "ALL").
+func WithCapAdd(names ...string) CreateOption {
+	return func(c *createConfig) error { c.capAdd = append(c.capAdd, names...); return nil }
+}
+
+// WithCapDrop removes capabilities from Docker's default set.
+func WithCapDrop(names ...string) CreateOption {
+	return func(c *createConfig) error { c.capDrop = append(c.capDrop, names...); return nil }
+}
+
+// WithPrivileged gives the container every capability and turns off
+// seccomp and the masked and read-only paths, as docker's --privileged.
+func WithPrivileged() CreateOption {
+	return func(c *createConfig) error { c.privileged = true; return nil }
+}
+
+// WithNetwork picks the container's network: "none" (its own namespace with
+// loopback only, the default until bridge networking exists) or "host".
+func WithNetwork(mode string) CreateOption {
+	return func(c *createConfig) error {
+		switch mode {
+		case "none", "host", "":
+			c.network = mode
+			return nil
+		}
+		return fmt.Errorf("WithNetwork(%q): want none or host: %w", mode, ErrNotSupported)
+	}
+}
+
+// WithAutoRemove removes the container once it exits.
+func WithAutoRemove() CreateOption {
+	return func(c *createConfig) error { c.autoRemove = true; return nil }
+}
+
+// WithStdin keeps the container's stdin open for WithInput.
+func WithStdin() CreateOption {
+	return func(c *createConfig) error { c.stdin = true; return nil }
+}
+
+// WithStopSignal sets the signal Stop sends first.
+func WithStopSignal(sig syscall.Signal) CreateOption {
+	return func(c *createConfig) error {
+		if sig <= 0 || sig > 64 {
+			return fmt.Errorf("WithStopSignal(%d): %w", sig, ErrInvalidArgument)
+		}
+		c.stopSignal = sig
+		return nil
+	}
+}
+
+// WithStopTimeout sets how long Stop waits before it kills.
+func WithStopTimeout(d time.Duration) CreateOption {
+	return func(c *createConfig) error {
+		if d < 0 {
+			return fmt.Errorf("WithStopTimeout(%v): %w", d, ErrInvalidArgument)
+		}
+		c.stopTimeout = d
+		return nil
+	}
+}
+
+// WithContainerNamespaces sets the container's namespaces, overriding the
+// host's Namespaces.
+func WithContainerNamespaces(ns Namespaces) CreateOption {
+	return func(c *createConfig) error {
+		if ns == nil {
+			return fmt.Errorf("WithContainerNamespaces(nil): %w", ErrInvalidArgument)
+		}
+		c.ns = ns
+		return nil
+	}
+}
+
+// WithLogRotation rotates the container's log after maxSize bytes, keeping
+// files log files in all.
+func WithLogRotation(maxSize int64, files int) CreateOption {
+	return func(c *createConfig) error {
+		if maxSize <= 0 || files < 1 {
+			return fmt.Errorf("WithLogRotation(%d, %d): %w", maxSize, files, ErrInvalidArgument)
+		}
+		c.logMax, c.logFiles = maxSize, files
+		return nil
+	}
+}
+
+// Create makes a container from img: a writable snapshot over the image's
+// layers and the configuration to run it with, stored in the host's root.
+// The image is unpacked first if it is not yet. The container does not run
+// until Start.
+func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*Container, error) {
+	c := createConfig{stopTimeout: 10 * time.Second, ns: h.ns}
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	if img == nil {
+		return nil, fmt.Errorf("create: no image: %w", ErrInvalidArgument)
+	}
+	ctr, err := h.create(ctx, img, &c)
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	return ctr, nil
+}
+
+func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Container, err error) {
+	if err := h.Unpack(ctx, img); err != nil {
+		return nil, err
+	}
+	id := newID()
+	name := c.name
+	if name == "" {
+		name = generateName(id)
+	}
+	if err := os.MkdirAll(h.namesDir(), 0o711); err != nil {
+		return nil, err
+	}
+	nameLink := filepath.Join(h.namesDir(), name)
+	if err := os.Symlink(id, nameLink); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("name %q is in use: %w", name, ErrAlreadyExists)
+		}
+		return nil, err
+	}
+	dir := filepath.Join(h.containersDir(), id)
+	key := "container-" + id
+	defer func() {
+		if err != nil {
+			h.snap.Remove(context.WithoutCancel(ctx), key)
+			os.RemoveAll(dir)
+			os.Remove(nameLink)
+		}
+	}()
+	if err := os.Mkdir(dir, 0o710); err != nil {
+		return nil, err
+	}
+	parent := ""
+	if n := len(img.Layers); n > 0 {
+		parent = img.Layers[n-1].ChainID.String()
+	}
+	mounts, err := h.snap.Prepare(ctx, key, parent, WithSnapshotLabels(map[string]string{"dock.container": id}))
+	if err != nil {
+		return nil, err
+	}
+
+	cfg := img.Config.Config
+	spec := runtime.Spec{ID: id, Name: name, StateDir: dir, ReadonlyRootfs: c.readOnly}
+	for _, m := range mounts {
+		spec.Rootfs = append(spec.Rootfs, runtime.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
+	}
+
+	// The command: --entrypoint drops the image's CMD, as docker does.
+	entry, cmd := cfg.Entrypoint, cfg.Cmd
+	if c.entrySet {
+		entry = c.entrypoint
+		cmd = nil
+	}
+	if c.cmdSet {
+		cmd = c.cmd
+	}
+	spec.Process.Args = append(append([]string{}, entry...), cmd...)
+	if len(spec.Process.Args) == 0 {
+		return nil, fmt.Errorf("image %s has no command and none was given: %w", img.Name, ErrInvalidArgument)
+	}
+
+	spec.Hostname = c.hostname
+	if spec.Hostname == "" {
+		spec.Hostname = id[:12]
+	}
+	spec.Process.Env = mergeEnv(append([]string{"PATH=" + defaultPath, "HOSTNAME=" + spec.Hostname}, cfg.Env...), c.env)
+	spec.Process.Cwd = cfg.WorkingDir
+	if c.workdir != "" {
+		spec.Process.Cwd = c.workdir
+	}
+	if spec.Process.Cwd == "" {
+		spec.Process.Cwd = "/"
+	}
+	spec.Process.Terminal = c.tty
+
+	u := cfg.User
+	if c.user != "" {
+		u = c.user
+	}
+	eu, err := h.resolveUser(mounts, u)
+	if err != nil {
+		return nil, err
+	}
+	spec.Process.User = runtime.User{UID: uint32(eu.Uid), GID: uint32(eu.Gid)}
+	for _, g := range eu.Sgids {
+		spec.Process.User.AdditionalGIDs = append(spec.Process.User.AdditionalGIDs, uint32(g))
+	}
+	if !hasEnv(spec.Process.Env, "HOME") {
+		spec.Process.Env = append(spec.Process.Env, "HOME="+eu.Home)
+	}
+
+	if c.privileged {
+		spec.Process.Caps = caps.All()
+		spec.Process.Privileged = true
+	} else {
+		spec.Process.Caps, err = caps.Merge(caps.Default(), c.capAdd, c.capDrop)
+		if err != nil {
+			return nil, err
+		}
+		spec.Process.Seccomp = true
+		spec.Process.NoNewPrivs = true
+		spec.MaskedPaths = runtime.DefaultMaskedPaths
+		spec.ReadonlyPaths = runtime.DefaultReadonlyPaths
+	}
+	spec.Process.Rlimits = []runtime.Rlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}}
+
+	nss, err := c.ns.For(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nss.New {
+		if n == NetNamespace && c.network == "host" {
+			continue
+		}
+		spec.Namespaces.New = append(spec.Namespaces.New, string(n))
+	}
+	if len(nss.Join) > 0 {
+		spec.Namespaces.Join = map[string]string{}
+		for k, v := range nss.Join {
+			spec.Namespaces.Join[string(k)] = v
+		}
+	}
+	for _, m := range nss.UIDMap {
+		spec.Namespaces.UIDMap = append(spec.Namespaces.UIDMap, runtime.IDMap(m))
+	}
+	for _, m := range nss.GIDMap {
+		spec.Namespaces.GIDMap = append(spec.Namespaces.GIDMap, runtime.IDMap(m))
+	}
+
+	for _, m := range c.mounts {
+		ms, err := h.mountSpec(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		spec.Mounts = append(spec.Mounts, ms)
+	}
+
+	if _, ok := h.cgroups.(defaultCgroups); ok {
+		spec.Cgroup = "dock/" + id
+		spec.Resources = resourcesTo(&c.res)
+	}
+	spec.Log = runtime.LogConfig{MaxSize: c.logMax, MaxFiles: c.logFiles}
+	if c.stopSignal != 0 {
+		spec.StopSignal = int(c.stopSignal)
+	} else if cfg.StopSignal != "" {
+		if sig, ok := parseSignal(cfg.StopSignal); ok {
+			spec.StopSignal = int(sig)
+		}
+	}
+	spec.AutoRemove = c.autoRemove
+
+	if err := writeEtcFiles(dir, spec.Hostname, c.network == "host"); err != nil {
+		return nil, err
+	}
+	rec := containerRecord{
+		ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: time.Now().UTC(),
+		Labels: c.labels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
+		Resources: &c.res, Spec: spec,
+	}
+	b, err := json.MarshalIndent(rec, "", "\t")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "dock.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	return &Container{ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: rec.Created,
+		Labels: c.labels, h: h, rec: &rec}, nil
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// mergeEnv applies overrides to base, key by key, keeping base's order.
+func mergeEnv(base, overrides []string) []string {
+	out := []string{}
+	idx := map[string]int{}
+	for _, kv := range append(append([]string{}, base...), overrides...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveUser finds the user spec u in the image's /etc/passwd and
+// /etc/group, as docker does: numeric ids need no entry.
+func (h *Host) resolveUser(mounts []Mount, u string) (*user.ExecUser, error) {
+	defaults := &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}
+	passwd, _ := openImageFile(mounts, "etc/passwd")
+	group, _ := openImageFile(mounts, "etc/group")
+	defer closeIf(passwd)
+	defer closeIf(group)
+	var pr, gr io.Reader
+	if passwd != nil {
+		pr = io.LimitReader(passwd, 16<<20)
+	}
+	if group != nil {
+		gr = io.LimitReader(group, 16<<20)
+	}
+	eu, err := user.GetExecUser(u, defaults, pr, gr)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %v: %w", u, err, ErrInvalidArgument)
+	}
+	return eu, nil
+}
+
+func closeIf(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
+
+// openImageFile opens the file at rel in the tree the snapshot mounts show,
+// without mounting them: it looks through the layer directories from the
+// top, honouring overlay whiteouts, and never leaves a layer directory
+// (symlinks that point out of it resolve inside it).
+func openImageFile(mounts []Mount, rel string) (*os.File, error) {
+	var dirs []string
+	for _, m := range mounts {
+		switch m.Type {
+		case "bind", "rbind":
+			dirs = append(dirs, m.Source)
+		case "overlay":
+			var upper string
+			var lowers []string
+			for _, o := range m.Options {
+				if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+					upper = v
+				}
+				if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+					lowers = strings.Split(v, ":")
+				}
+			}
+			if upper != "" {
+				dirs = append(dirs, upper)
+			}
+			dirs = append(dirs, lowers...)
+		}
+	}
+	for _, d := range dirs {
+		root, err := os.OpenRoot(d)
+		if err != nil {
+			continue
+		}
+		fi, err := root.Lstat(rel)
+		if err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			root.Close()
+			return nil, os.ErrNotExist // a whiteout
+		}
+		f, err := root.Open(rel)
+		if err == nil {
+			root.Close()
+			return f, nil
+		}
+		opaque := hasOpaqueAncestor(root, d, rel)
+		root.Close()
+		if opaque {
+			return nil, os.ErrNotExist
+		}
+	}
+	return nil, os.ErrNotExist
+}
+
+// hasOpaqueAncestor reports whether a directory above rel in the layer dir
+// is an overlay opaque directory, hiding the layers below it.
+func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
+	buf := make([]byte, 2)
+	for p := path.Dir(rel); p != "." && p != "/"; p = path.Dir(p) {
+		fi, err := root.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		if n, err := unix.Lgetxattr(filepath.Join(dir, p), "trusted.overlay.opaque", buf); err == nil && n == 1 && buf[0] == 'y' {
+			return true
+		}
+	}
+	return false
+}
+
+// mountSpec turns a MountPoint into what the runtime mounts.
+func (h *Host) mountSpec(ctx context.Context, m MountPoint) (runtime.MountSpec, error) {
+	ms := runtime.MountSpec{Destination: path.Clean(m.Target)}
+	rw := "rw"
+	if m.ReadOnly {
+		rw = "ro"
+	}
+	switch m.Type {
+	case "bind":
+		if _, err := os.Stat(m.Source); err != nil {
+			return ms, fmt.Errorf("bind source %s: %w", m.Source, ErrNotFound)
+		}
+		ms.Type, ms.Source, ms.Options = "bind", m.Source, []string{"rbind", rw}
+	case "volume":
+		dir, err := h.volumeDir(m.Source)
+		if err != nil {
+			return ms, err
+		}
+		ms.Type, ms.Source, ms.Options = "bind", dir, []string{"rbind", rw}
+	case "tmpfs":
+		ms.Type, ms.Source = "tmpfs", "tmpfs"
+		ms.Options = append([]string{"nosuid", "nodev", "noexec", rw}, m.Options...)
+	}
+	return ms, nil
+}
+
+// volumeDir returns the directory of the named volume, making it if needed.
+func (h *Host) volumeDir(name string) (string, error) {
+	dir := filepath.Join(h.root, "volumes", name, "_data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// writeEtcFiles writes the hosts, hostname and resolv.conf files the
+// runtime binds over the image's.
+func writeEtcFiles(dir, hostname string, hostNet bool) error {
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
+	if hostNet {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts = string(b)
+		}
+	}
+	resolv := "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			// A loopback resolver on the host is unreachable from a
+			// container's own network namespace.
+			if !hostNet && len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+				continue
+			}
+			lines = append(lines, l)
+		}
+		if r := strings.Join(lines, "\n"); strings.Contains(r, "nameserver") {
+			resolv = r
+		}
+	}
+	for name, data := range map[string]string{"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseSignal reads "SIGTERM", "TERM" or "15".
+func parseSignal(s string) (syscall.Signal, bool) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), true
+	}
+	s = strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	for i := syscall.Signal(1); i < 65; i++ {
+		if strings.TrimPrefix(strings.ToUpper(unixSignalName(i)), "SIG") == s {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// ParseSignal reads a signal as docker does: "SIGTERM", "TERM" or "15".
+func ParseSignal(s string) (syscall.Signal, error) {
+	if sig, ok := parseSignal(s); ok {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("signal %q: %w", s, ErrInvalidArgument)
+}
+
+var adjectives = []string{"brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble", "proud", "quiet", "sharp", "swift", "tender", "vivid", "witty", "zen"}
+var nouns = []string{"curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler", "lovelace", "newton", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak"}
+
+// generateName makes a docker-like name from the container's ID.
+func generateName(id string) string {
+	a, _ := strconv.ParseUint(id[:4], 16, 32)
+	n, _ := strconv.ParseUint(id[4:8], 16, 32)
+	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[8:12]
+}

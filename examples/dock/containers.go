@@ -1,0 +1,556 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dockkit/dock"
+	"github.com/spf13/cobra"
+)
+
+// runFlags are the flags shared by run and create.
+type runFlags struct {
+	rm, detach, interactive, tty bool
+	name, workdir, user          string
+	entrypoint                   string
+	env                          []string
+	memory                       string
+	cpus                         float64
+	pidsLimit                    int64
+	network                      string
+	publish                      []string
+	volumes                      []string
+	tmpfs                        []string
+	readOnly                     bool
+	hostname                     string
+	capAdd, capDrop              []string
+	privileged                   bool
+	platform                     string
+	labels                       []string
+}
+
+func (f *runFlags) register(cmd *cobra.Command, run bool) {
+	fl := cmd.Flags()
+	fl.SetInterspersed(false) // flags after IMAGE belong to the command
+	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	if run {
+		fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
+	}
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fl.StringVar(&f.name, "name", "", "container name")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable KEY=VALUE")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user: name, uid, or uid:gid")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit: bytes or 64m, 1g")
+	fl.Float64Var(&f.cpus, "cpus", 0, "number of CPUs")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "maximum number of tasks")
+	fl.StringVar(&f.network, "network", "none", "network: none or host")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port [IP:]HOST:CTR[/udp]")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind or volume SRC:DST[:ro]")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs at DST")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
+	fl.StringVar(&f.hostname, "hostname", "", "container hostname")
+	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a capability")
+	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a capability")
+	fl.BoolVar(&f.privileged, "privileged", false, "give the container every capability, no seccomp")
+	fl.StringVar(&f.platform, "platform", "", "platform to pull if the image is missing")
+	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
+}
+
+// ParseBytes reads a size as docker does: "67108864", "64m", "1g", "512k".
+func parseBytes(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "b"):
+		s = strings.TrimSuffix(s, "b")
+	}
+	switch {
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "k")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "m")
+	case strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("size %q: want bytes or a number with k, m, g: %w", s, dock.ErrInvalidArgument)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+func (f *runFlags) options() ([]dock.CreateOption, error) {
+	var opts []dock.CreateOption
+	if f.name != "" {
+		opts = append(opts, dock.WithName(f.name))
+	}
+	if len(f.env) > 0 {
+		var env []string
+		for _, e := range f.env {
+			if !strings.Contains(e, "=") {
+				// -e KEY passes the caller's value, as docker does.
+				v, ok := os.LookupEnv(e)
+				if !ok {
+					continue
+				}
+				e += "=" + v
+			}
+			env = append(env, e)
+		}
+		opts = append(opts, dock.WithEnv(env...))
+	}
+	if f.workdir != "" {
+		opts = append(opts, dock.WithWorkdir(f.workdir))
+	}
+	if f.user != "" {
+		opts = append(opts, dock.WithUser(f.user))
+	}
+	if f.entrypoint != "" {
+		opts = append(opts, dock.WithEntrypoint(f.entrypoint))
+	}
+	if f.memory != "" {
+		n, err := parseBytes(f.memory)
+		if err != nil {
+			return nil, fmt.Errorf("-m: %w", err)
+		}
+		opts = append(opts, dock.WithMemoryLimit(n))
+	}
+	if f.cpus != 0 {
+		opts = append(opts, dock.WithCPUs(f.cpus))
+	}
+	if f.pidsLimit != 0 {
+		opts = append(opts, dock.WithPidsLimit(f.pidsLimit))
+	}
+	if f.network != "" && f.network != "none" {
+		opts = append(opts, dock.WithNetwork(f.network))
+	}
+	if len(f.publish) > 0 {
+		return nil, fmt.Errorf("-p: publishing ports needs bridge networking: %w", dock.ErrNotSupported)
+	}
+	for _, v := range f.volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || len(parts) > 3 {
+			return nil, fmt.Errorf("-v %q: want SRC:DST[:ro]: %w", v, dock.ErrInvalidArgument)
+		}
+		var mo []dock.MountOpt
+		if len(parts) == 3 {
+			switch parts[2] {
+			case "ro":
+				mo = append(mo, dock.ReadOnly)
+			case "rw":
+			default:
+				return nil, fmt.Errorf("-v %q: mode %q: want ro or rw: %w", v, parts[2], dock.ErrInvalidArgument)
+			}
+		}
+		if strings.HasPrefix(parts[0], "/") {
+			opts = append(opts, dock.WithMount(dock.Bind(parts[0], parts[1], mo...)))
+		} else {
+			opts = append(opts, dock.WithMount(dock.Volume(parts[0], parts[1], mo...)))
+		}
+	}
+	for _, t := range f.tmpfs {
+		dst, o, _ := strings.Cut(t, ":")
+		var to []string
+		if o != "" {
+			to = strings.Split(o, ",")
+		}
+		opts = append(opts, dock.WithMount(dock.Tmpfs(dst, to...)))
+	}
+	if f.readOnly {
+		opts = append(opts, dock.WithReadOnlyRootfs())
+	}
+	if f.hostname != "" {
+		opts = append(opts, dock.WithHostname(f.hostname))
+	}
+	if len(f.capAdd) > 0 {
+		opts = append(opts, dock.WithCapAdd(f.capAdd...))
+	}
+	if len(f.capDrop) > 0 {
+		opts = append(opts, dock.WithCapDrop(f.capDrop...))
+	}
+	if f.privileged {
+		opts = append(opts, dock.WithPrivileged())
+	}
+	if f.rm {
+		opts = append(opts, dock.WithAutoRemove())
+	}
+	if f.interactive {
+		opts = append(opts, dock.WithStdin())
+	}
+	if f.tty {
+		return nil, fmt.Errorf("-t: %w", dock.ErrNotSupported)
+	}
+	if len(f.labels) > 0 {
+		l := map[string]string{}
+		for _, kv := range f.labels {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k] = v
+		}
+		opts = append(opts, dock.WithLabels(l))
+	}
+	return opts, nil
+}
+
+// image finds ref in the store, pulling it when it is missing, as docker run
+// does.
+func (c *cli) image(ctx context.Context, h *dock.Host, ref, platform string) (*dock.Image, error) {
+	img, err := h.Image(ctx, ref)
+	if err == nil {
+		return img, nil
+	}
+	if !errors.Is(err, dock.ErrNotFound) {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", ref)
+	var opts []dock.PullOption
+	if platform != "" {
+		opts = append(opts, dock.WithPlatform(platform))
+	}
+	return h.Pull(ctx, ref, opts...)
+}
+
+func (c *cli) create(cmd *cobra.Command, f *runFlags, args []string) (*dock.Host, *dock.Container, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(args) > 1 {
+		opts = append(opts, dock.WithCmd(args[1:]...))
+	}
+	h, err := c.open(cmd.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := c.image(cmd.Context(), h, args[0], f.platform)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctr, err := h.Create(cmd.Context(), img, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, ctr, nil
+}
+
+func (c *cli) containerCmds() []*cobra.Command {
+	var rf, cf runFlags
+	run := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [CMD...]",
+		Short: "Create and start a container",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			_, ctr, err := c.create(cmd, &rf, args)
+			if err != nil {
+				return err
+			}
+			var sopts []dock.StartOption
+			if !rf.detach {
+				sopts = append(sopts, dock.WithOutput(os.Stdout, os.Stderr))
+				if rf.interactive {
+					sopts = append(sopts, dock.WithInput(os.Stdin))
+				}
+			}
+			if err := ctr.Start(ctx, sopts...); err != nil {
+				if rf.rm {
+					ctr.Remove(context.WithoutCancel(ctx), true)
+				}
+				return startFailure(err)
+			}
+			if rf.detach {
+				fmt.Println(ctr.ID)
+				return nil
+			}
+			st, err := ctr.Wait(ctx)
+			if err != nil {
+				return err
+			}
+			if st.OOMKilled {
+				fmt.Fprintln(os.Stderr, "container killed: out of memory")
+			}
+			if rf.rm {
+				if err := ctr.Remove(context.WithoutCancel(ctx), true); err != nil {
+					return err
+				}
+			}
+			if st.ExitCode != 0 {
+				return exitError{st.ExitCode}
+			}
+			return nil
+		},
+	}
+	rf.register(run, true)
+
+	create := &cobra.Command{
+		Use:   "create [OPTIONS] IMAGE [CMD...]",
+		Short: "Create a container without starting it",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, ctr, err := c.create(cmd, &cf, args)
+			if err != nil {
+				return err
+			}
+			fmt.Println(ctr.ID)
+			return nil
+		},
+	}
+	cf.register(create, false)
+
+	start := &cobra.Command{
+		Use:   "start NAME...",
+		Short: "Start created or stopped containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+			if err := ctr.Start(ctx); err != nil {
+				return startFailure(err)
+			}
+			fmt.Println(ctr.Name)
+			return nil
+		}),
+	}
+
+	var stopSecs int
+	stop := &cobra.Command{
+		Use:   "stop [-t SECS] NAME...",
+		Short: "Stop containers: the stop signal, then SIGKILL after a grace period",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+			t := time.Duration(-1)
+			if stopSecs >= 0 {
+				t = time.Duration(stopSecs) * time.Second
+			}
+			if err := ctr.Stop(ctx, t); err != nil {
+				return err
+			}
+			fmt.Println(ctr.Name)
+			return nil
+		}),
+	}
+	stop.Flags().IntVarP(&stopSecs, "time", "t", -1, "seconds to wait before killing")
+
+	var sig string
+	kill := &cobra.Command{
+		Use:   "kill [-s SIG] NAME...",
+		Short: "Send a signal to containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+			s, err := dock.ParseSignal(sig)
+			if err != nil {
+				return err
+			}
+			if err := ctr.Kill(s); err != nil {
+				return err
+			}
+			fmt.Println(ctr.Name)
+			return nil
+		}),
+	}
+	kill.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send")
+
+	var force bool
+	rm := &cobra.Command{
+		Use:   "rm [-f] NAME...",
+		Short: "Remove containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+			if err := ctr.Remove(ctx, force); err != nil {
+				return err
+			}
+			fmt.Println(ctr.Name)
+			return nil
+		}),
+	}
+	rm.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+
+	var all, quiet bool
+	ps := &cobra.Command{
+		Use:   "ps [-a] [-q]",
+		Short: "List containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cs, err := h.Containers(cmd.Context(), !all)
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, ctr := range cs {
+					fmt.Println(ctr.ID[:12])
+				}
+				return nil
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
+			for _, ctr := range cs {
+				st := ctr.State()
+				img := ctr.Image
+				if r, err := dock.ParseReference(img); err == nil {
+					img = r.Familiar()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s\t%s\t%s\n", ctr.ID[:12], img, truncate(strings.Join(ctr.Command(), " "), 20),
+					ago(ctr.Created), statusText(st), ctr.Name)
+			}
+			return w.Flush()
+		},
+	}
+	ps.Flags().BoolVarP(&all, "all", "a", false, "show stopped containers too")
+	ps.Flags().BoolVarP(&quiet, "quiet", "q", false, "print IDs only")
+
+	var follow, timestamps bool
+	var tail string
+	var since string
+	logs := &cobra.Command{
+		Use:   "logs [-f] [--tail N] NAME",
+		Short: "Print a container's output",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ctr, err := h.Container(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var lo []dock.LogOption
+			if follow {
+				lo = append(lo, dock.Follow())
+			}
+			if timestamps {
+				lo = append(lo, dock.Timestamps())
+			}
+			if tail != "" && tail != "all" {
+				n, err := strconv.Atoi(tail)
+				if err != nil || n < 0 {
+					return fmt.Errorf("--tail %q: want a number or all: %w", tail, dock.ErrInvalidArgument)
+				}
+				lo = append(lo, dock.Tail(n))
+			}
+			if since != "" {
+				d, err := time.ParseDuration(since)
+				if err != nil {
+					t, terr := time.Parse(time.RFC3339Nano, since)
+					if terr != nil {
+						return fmt.Errorf("--since %q: want a duration or RFC 3339 time: %w", since, dock.ErrInvalidArgument)
+					}
+					lo = append(lo, dock.Since(t))
+				} else {
+					lo = append(lo, dock.Since(time.Now().Add(-d)))
+				}
+			}
+			l, err := ctr.Logs(cmd.Context(), lo...)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			return l.WriteTo(os.Stdout, os.Stderr)
+		},
+	}
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
+	logs.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix lines with their time")
+	logs.Flags().StringVarP(&tail, "tail", "n", "all", "only the last N lines")
+	logs.Flags().StringVar(&since, "since", "", "only output since a time or a duration ago")
+
+	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs}
+}
+
+// startFailure turns a start error into docker's exit codes: 127 for a
+// command not found, 126 for one that cannot be run, 125 otherwise.
+func startFailure(err error) error {
+	fmt.Fprintln(os.Stderr, "dock: "+oneLine(err.Error()))
+	var se interface{ ExitCode() int }
+	if errors.As(err, &se) {
+		return exitError{se.ExitCode()}
+	}
+	return exitError{125}
+}
+
+func (c *cli) eachContainer(fn func(context.Context, *dock.Container) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		h, err := c.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		var firstErr error
+		for _, a := range args {
+			ctr, err := h.Container(cmd.Context(), a)
+			if err == nil {
+				err = fn(cmd.Context(), ctr)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "dock: "+oneLine(err.Error()))
+				if firstErr == nil {
+					firstErr = exitError{1}
+				}
+			}
+		}
+		return firstErr
+	}
+}
+
+func statusText(st dock.State) string {
+	switch st.Status {
+	case dock.StatusRunning:
+		return "Up " + strings.TrimSuffix(ago(st.StartedAt), " ago")
+	case dock.StatusPaused:
+		return "Up (Paused)"
+	case dock.StatusExited:
+		return fmt.Sprintf("Exited (%d) %s", st.ExitCode, ago(st.FinishedAt))
+	}
+	return "Created"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func (c *cli) inspectOne(cmd *cobra.Command, h *dock.Host, name string) (any, error) {
+	if ctr, err := h.Container(cmd.Context(), name); err == nil {
+		return containerInfo(ctr), nil
+	}
+	img, err := h.Image(cmd.Context(), name)
+	if err != nil {
+		return nil, fmt.Errorf("no container or image %s: %w", name, dock.ErrNotFound)
+	}
+	return imageInfo(cmd, h, img), nil
+}
+
+func containerInfo(ctr *dock.Container) any {
+	st := ctr.State()
+	var raw json.RawMessage
+	raw, _ = json.Marshal(ctr.Config())
+	return struct {
+		ID      string
+		Name    string
+		Image   string
+		ImageID string
+		Created time.Time
+		State   any
+		Config  json.RawMessage
+	}{ctr.ID, ctr.Name, ctr.Image, ctr.ImageID.String(), ctr.Created, struct {
+		Status     string
+		Running    bool
+		Pid        int
+		ExitCode   int
+		OOMKilled  bool
+		Error      string
+		StartedAt  time.Time
+		FinishedAt time.Time
+	}{string(st.Status), st.Status == dock.StatusRunning, st.Pid, st.ExitCode, st.OOMKilled, st.Error, st.StartedAt, st.FinishedAt}, raw}
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dockkit/dock"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func (c *cli) pullCmd() *cobra.Command {
+	var platform string
+	var noUnpack, quiet bool
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] REF",
+		Short: "Pull an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var opts []dock.PullOption
+			if platform != "" {
+				opts = append(opts, dock.WithPlatform(platform))
+			}
+			if noUnpack {
+				opts = append(opts, dock.WithoutUnpack())
+			}
+			var pr *progressPrinter
+			if !quiet {
+				pr = newProgressPrinter(os.Stderr)
+				opts = append(opts, dock.WithProgress(pr.update))
+			}
+			img, err := h.Pull(cmd.Context(), args[0], opts...)
+			if pr != nil {
+				pr.finish()
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: %s\n", img.Reference().Familiar(), img.Digest)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&platform, "platform", "", "platform to pull, os/arch[/variant]")
+	cmd.Flags().BoolVar(&noUnpack, "no-unpack", false, "store the image without unpacking its layers")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print no progress")
+	return cmd
+}
+
+func (c *cli) pushCmd() *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "push [OPTIONS] REF",
+		Short: "Push an image to a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			img, err := h.Image(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var opts []dock.PushOption
+			var pr *progressPrinter
+			if !quiet {
+				pr = newProgressPrinter(os.Stderr)
+				opts = append(opts, dock.WithProgress(pr.update))
+			}
+			err = h.Push(cmd.Context(), img, args[0], opts...)
+			if pr != nil {
+				pr.finish()
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: %s\n", img.Reference().Familiar(), img.Digest)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print no progress")
+	return cmd
+}
+
+func (c *cli) imagesCmd() *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:     "images [OPTIONS]",
+		Aliases: []string{"image ls"},
+		Short:   "List images",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			imgs, err := h.Images(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, img := range imgs {
+					fmt.Println(img.ID().Encoded()[:12])
+				}
+				return nil
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tUNPACKED")
+			for _, img := range imgs {
+				r := img.Reference()
+				name := strings.TrimSuffix(r.Familiar(), ":"+r.Tag)
+				tag := r.Tag
+				if tag == "" {
+					tag = "<none>"
+				}
+				unpacked := "-"
+				if n := h.UnpackedSize(cmd.Context(), img); n > 0 {
+					unpacked = humanSize(n)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, tag, img.ID().Encoded()[:12],
+					ago(img.Created), humanSize(img.Size), unpacked)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print image IDs only")
+	return cmd
+}
+
+func (c *cli) inspectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NAME|REF...",
+		Short: "Print what dock knows of containers or images, as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out []any
+			for _, a := range args {
+				v, err := c.inspectOne(cmd, h, a)
+				if err != nil {
+					return err
+				}
+				out = append(out, v)
+			}
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "    ")
+			return enc.Encode(out)
+		},
+	}
+}
+
+// imageJSON is what inspect prints of an image, named as docker names it.
+type imageJSON struct {
+	ID          string
+	RepoTags    []string
+	RepoDigests []string
+	Created     time.Time
+	Size        int64
+	Unpacked    int64
+	Os          string
+	Arch        string `json:"Architecture"`
+	Variant     string `json:",omitempty"`
+	Config      any
+	RootFS      any
+	Layers      []string
+}
+
+func imageInfo(cmd *cobra.Command, h *dock.Host, img *dock.Image) imageJSON {
+	j := imageJSON{
+		ID: img.ID().String(), Created: img.Created, Size: img.Size,
+		Unpacked: h.UnpackedSize(cmd.Context(), img),
+		Os:       img.Config.OS, Arch: img.Config.Architecture, Variant: img.Config.Variant,
+		Config: img.Config.Config, RootFS: img.Config.RootFS,
+	}
+	if img.Name != "" {
+		r := img.Reference()
+		j.RepoTags = []string{r.Familiar()}
+		j.RepoDigests = []string{r.Name() + "@" + img.Digest.String()}
+	}
+	for _, l := range img.Layers {
+		j.Layers = append(j.Layers, l.Digest.String())
+	}
+	return j
+}
+
+func (c *cli) tagCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SRC DST",
+		Short: "Give an image another name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return h.Tag(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func (c *cli) rmiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rmi REF...",
+		Short: "Remove images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				if err := h.RemoveImage(cmd.Context(), a); err != nil {
+					return err
+				}
+				fmt.Println("Untagged: " + a)
+			}
+			return nil
+		},
+	}
+}
+
+func (c *cli) loadCmd() *cobra.Command {
+	var input string
+	cmd := &cobra.Command{
+		Use:   "load [-i] DIR|TAR",
+		Short: "Load images from an OCI layout (directory or tar) or a docker save tar",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				input = args[0]
+			}
+			if input == "" {
+				return fmt.Errorf("load: name a directory or tar: %w", dock.ErrInvalidArgument)
+			}
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			imgs, err := h.Load(cmd.Context(), input)
+			if err != nil {
+				return err
+			}
+			for _, img := range imgs {
+				name := img.Digest.String()
+				if img.Name != "" {
+					name = img.Reference().Familiar()
+				}
+				fmt.Println("Loaded image: " + name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "read from this file or directory")
+	return cmd
+}
+
+func (c *cli) saveCmd() *cobra.Command {
+	var output, format string
+	cmd := &cobra.Command{
+		Use:   "save -o FILE REF...",
+		Short: "Save images to a tar (docker-archive, or an OCI layout with --format oci)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var f dock.ArchiveFormat
+			switch format {
+			case "docker", "docker-archive":
+				f = dock.DockerArchive
+			case "oci", "oci-archive":
+				f = dock.OCIArchive
+			default:
+				return fmt.Errorf("save: --format %q: want docker or oci: %w", format, dock.ErrInvalidArgument)
+			}
+			var w io.Writer = os.Stdout
+			if output != "" && output != "-" {
+				return saveToFile(cmd, h, output, f, args)
+			}
+			if term.IsTerminal(int(os.Stdout.Fd())) {
+				return fmt.Errorf("save: refusing to write a tar to a terminal; use -o FILE: %w", dock.ErrInvalidArgument)
+			}
+			return h.Save(cmd.Context(), w, f, args...)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file")
+	cmd.Flags().StringVar(&format, "format", "docker", "docker or oci")
+	return cmd
+}
+
+// saveToFile writes the archive beside path and renames it into place, so
+// that a failed save leaves no partial file.
+func saveToFile(cmd *cobra.Command, h *dock.Host, path string, f dock.ArchiveFormat, refs []string) error {
+	tmp, err := os.CreateTemp(dirOf(path), ".dock-save-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := h.Save(cmd.Context(), tmp, f, refs...); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func (c *cli) loginCmd() *cobra.Command {
+	var user, pass string
+	var passStdin bool
+	cmd := &cobra.Command{
+		Use:   "login [-u USER] [-p PASS | --password-stdin] HOST",
+		Short: "Store credentials for a registry, as docker login does",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if passStdin {
+				b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
+				if err != nil {
+					return err
+				}
+				pass = strings.TrimRight(string(b), "\r\n")
+			}
+			if user == "" || pass == "" {
+				return fmt.Errorf("login: -u and -p (or --password-stdin) are needed: %w", dock.ErrInvalidArgument)
+			}
+			var opts []dock.RegistryOption
+			for _, r := range c.insecure {
+				if r == args[0] {
+					opts = append(opts, dock.WithPlainHTTP())
+				}
+			}
+			reg, err := dock.NewRegistry(args[0], opts...)
+			if err != nil {
+				return err
+			}
+			if err := reg.Login(cmd.Context(), user, pass); err != nil {
+				return err
+			}
+			fmt.Println("Login Succeeded")
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&user, "username", "u", "", "user name")
+	cmd.Flags().StringVarP(&pass, "password", "p", "", "password")
+	cmd.Flags().BoolVar(&passStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}

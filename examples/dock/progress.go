@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dockkit/dock"
+	"golang.org/x/term"
+)
+
+// progressPrinter draws one bar per blob on a terminal, redrawn in place,
+// and prints one line per finished blob elsewhere.
+type progressPrinter struct {
+	w     io.Writer
+	tty   bool
+	mu    sync.Mutex
+	blobs map[string]dock.Progress
+	order []string
+	drawn int
+	last  time.Time
+}
+
+func newProgressPrinter(f *os.File) *progressPrinter {
+	return &progressPrinter{w: f, tty: term.IsTerminal(int(f.Fd())), blobs: map[string]dock.Progress{}}
+}
+
+func short(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+func (p *progressPrinter) update(e dock.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old, seen := p.blobs[e.Digest]
+	if !seen {
+		p.order = append(p.order, e.Digest)
+	}
+	p.blobs[e.Digest] = e
+	if !p.tty {
+		if e.State != old.State || !seen {
+			switch e.State {
+			case dock.ProgressDone, dock.ProgressExists, dock.ProgressMounted, dock.ProgressUnpacked:
+				fmt.Fprintf(p.w, "%s: %s (%s)\n", short(e.Digest), e.State, humanSize(e.Total))
+			}
+		}
+		return
+	}
+	if time.Since(p.last) < 100*time.Millisecond && e.State == old.State {
+		return
+	}
+	p.draw()
+}
+
+func (p *progressPrinter) draw() {
+	p.last = time.Now()
+	if p.drawn > 0 {
+		fmt.Fprintf(p.w, "\x1b[%dA", p.drawn)
+	}
+	ids := p.order
+	for _, id := range ids {
+		e := p.blobs[id]
+		bar := ""
+		if e.State == dock.ProgressTransferring && e.Total > 0 {
+			n := int(30 * e.Done / e.Total)
+			bar = "[" + strings.Repeat("=", n) + ">" + strings.Repeat(" ", 30-n) + "] " +
+				humanSize(e.Done) + "/" + humanSize(e.Total)
+		}
+		fmt.Fprintf(p.w, "\x1b[2K%s: %-12s %s\n", short(id), e.State, bar)
+	}
+	p.drawn = len(ids)
+}
+
+func (p *progressPrinter) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		p.draw()
+	}
+}
+
+func humanSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.3g%cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "N/A"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "Less than a minute ago"
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	case d < 60*24*time.Hour:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	case d < 2*365*24*time.Hour:
+		return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
+	}
+	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		if i == 0 {
+			return "/"
+		}
+		return path[:i]
+	}
+	return "."
+}

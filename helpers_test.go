@@ -1,0 +1,124 @@
+package dock
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/dockkit/dock/internal/testutil"
+	"github.com/dockkit/dock/internal/testutil/imagetest"
+	"github.com/dockkit/dock/internal/testutil/registrytest"
+)
+
+// TestMain lets the test binary act as a second program on a shared root:
+// with DOCK_TEST_CHILD set it runs that role instead of the tests.
+func TestMain(m *testing.M) {
+	if role := os.Getenv("DOCK_TEST_CHILD"); role != "" {
+		os.Exit(childMain(role))
+	}
+	os.Exit(m.Run())
+}
+
+// childMain runs one role of a multi-process test and returns the exit code.
+func childMain(role string) int {
+	ctx := context.Background()
+	h, err := Open(ctx, WithRoot(os.Getenv("DOCK_TEST_ROOT")))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	defer h.Close()
+	switch role {
+	case "pull":
+		announced := false
+		_, err = h.Pull(ctx, os.Getenv("DOCK_TEST_REF"), WithProgress(func(p Progress) {
+			if p.State == ProgressTransferring && p.Done > 0 && !announced {
+				announced = true
+				fmt.Println("transferring")
+			}
+		}))
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// child returns a command running the test binary in role on root.
+func child(t *testing.T, role, root string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"DOCK_TEST_CHILD=" + role, "DOCK_TEST_ROOT=" + root}, env...)...)
+	return cmd
+}
+
+// newHost opens a host on a fresh root under the test's temp dir.
+func newHost(t *testing.T, opts ...OpenOption) *Host {
+	t.Helper()
+	testutil.RequireRoot(t)
+	h, err := Open(context.Background(), append([]OpenOption{WithRoot(t.TempDir())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// pushImage builds a busybox image with opts, loads it into a scratch host
+// and pushes it to srv as repo:tag, returning its reference.
+func pushImage(t *testing.T, srv *registrytest.Server, repoTag string, opts ...imagetest.Option) (string, *Image) {
+	t.Helper()
+	imagetest.RequireBusybox(t)
+	dir := t.TempDir()
+	ref := srv.Host + "/" + repoTag
+	imagetest.Busybox(t, dir, append(opts, imagetest.Name(ref))...)
+	h := newHost(t)
+	ctx := context.Background()
+	imgs, err := h.Load(ctx, dir, WithoutUnpack())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 1 {
+		t.Fatalf("loaded %d images, want 1", len(imgs))
+	}
+	var popts []PushOption
+	if srv.Username != "" {
+		reg, err := NewRegistry(srv.Host, WithBasicAuth(srv.Username, srv.Password))
+		if err != nil {
+			t.Fatal(err)
+		}
+		popts = append(popts, WithRegistry(reg))
+	}
+	if err := h.Push(ctx, imgs[0], ref, popts...); err != nil {
+		t.Fatal(err)
+	}
+	return ref, imgs[0]
+}
+
+// readFile reads rel from the merged tree of the snapshot chain.
+func readSnapshotFile(t *testing.T, h *Host, chain, rel string) (string, bool) {
+	t.Helper()
+	ctx := context.Background()
+	key := "view-" + randomHex(4)
+	mounts, err := h.snap.View(ctx, key, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.snap.Remove(ctx, key)
+	f, err := openImageFile(mounts, rel)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	n, _ := f.Read(buf)
+	b.Write(buf[:n])
+	return b.String(), true
+}

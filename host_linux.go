@@ -1,0 +1,121 @@
+package dock
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dockkit/dock/internal/snapshots"
+	"golang.org/x/sys/unix"
+)
+
+// openPlatform picks the snapshotter and cgroup manager. The snapshotter
+// chosen for a root is recorded there on first use, so that later opens
+// skip the probe (a test mount) and never switch under existing snapshots.
+func (h *Host) openPlatform(ctx context.Context) error {
+	if h.cgroups == nil {
+		h.cgroups = defaultCgroups{}
+	}
+	if h.snap != nil {
+		return nil
+	}
+	base := filepath.Join(h.root, "snapshots")
+	if err := os.MkdirAll(base, 0o711); err != nil {
+		return err
+	}
+	record := filepath.Join(base, "driver")
+	if h.snapName == "" {
+		if b, err := os.ReadFile(record); err == nil {
+			h.snapName = strings.TrimSpace(string(b))
+		} else {
+			h.snapName = snapshots.Probe(base)
+		}
+	}
+	var (
+		s   builtinSnapshotter
+		err error
+	)
+	switch h.snapName {
+	case "overlay":
+		s, err = snapshots.NewOverlay(filepath.Join(base, "overlay"))
+	case "native":
+		s, err = snapshots.NewNative(filepath.Join(base, "native"))
+	default:
+		return fmt.Errorf("root %s: snapshotter %q recorded in %s: %w", h.root, h.snapName, record, ErrNotSupported)
+	}
+	if err != nil {
+		return fmt.Errorf("root %s: %w", h.root, err)
+	}
+	if _, err := os.Stat(record); os.IsNotExist(err) {
+		if err := writeFileAtomic(record, []byte(h.snapName+"\n"), 0o644); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	h.snap = snapshotAdapter{s}
+	return nil
+}
+
+// mountTemp mounts a snapshot of some other snapshotter under the root's
+// scratch directory, for writing a layer into it.
+func (h *Host) mountTemp(mounts []Mount) (string, func() error, error) {
+	dir, err := os.MkdirTemp(filepath.Join(h.root, "tmp"), "mnt-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := snapshots.MountAll(mountsTo(mounts), dir); err != nil {
+		os.Remove(dir)
+		return "", nil, err
+	}
+	return dir, func() error {
+		err := snapshots.UnmountAll(dir)
+		if err == nil {
+			err = os.Remove(dir)
+		}
+		return err
+	}, nil
+}
+
+// syncDir flushes the filesystem holding dir, so that what was written
+// there survives a power loss before it is committed.
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: a reader sees the old file or the new one, never a part.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package dock
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseReference(t *testing.T) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		in                     string
+		domain, path, tag, dig string
+		str, familiar          string
+	}{
+		{in: "alpine", domain: "docker.io", path: "library/alpine", tag: "latest",
+			str: "docker.io/library/alpine:latest", familiar: "alpine:latest"},
+		{in: "alpine:3.20", domain: "docker.io", path: "library/alpine", tag: "3.20",
+			str: "docker.io/library/alpine:3.20", familiar: "alpine:3.20"},
+		{in: "docker.io/library/alpine:3.20", domain: "docker.io", path: "library/alpine", tag: "3.20",
+			str: "docker.io/library/alpine:3.20", familiar: "alpine:3.20"},
+		{in: "user/app", domain: "docker.io", path: "user/app", tag: "latest",
+			str: "docker.io/user/app:latest", familiar: "user/app:latest"},
+		{in: "host:5000/x@" + d, domain: "host:5000", path: "x", dig: d,
+			str: "host:5000/x@" + d, familiar: "host:5000/x@" + d},
+		{in: "127.0.0.1:5000/ns/name:tag", domain: "127.0.0.1:5000", path: "ns/name", tag: "tag",
+			str: "127.0.0.1:5000/ns/name:tag", familiar: "127.0.0.1:5000/ns/name:tag"},
+		{in: "name:tag@" + d, domain: "docker.io", path: "library/name", tag: "tag", dig: d,
+			str: "docker.io/library/name:tag@" + d, familiar: "name:tag@" + d},
+		{in: "localhost/app", domain: "localhost", path: "app", tag: "latest",
+			str: "localhost/app:latest", familiar: "localhost/app:latest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			r, err := ParseReference(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Domain != tt.domain || r.Path != tt.path || r.Tag != tt.tag || string(r.Digest) != tt.dig {
+				t.Errorf("got %+v", r)
+			}
+			if r.String() != tt.str {
+				t.Errorf("String() = %q, want %q", r.String(), tt.str)
+			}
+			if r.Familiar() != tt.familiar {
+				t.Errorf("Familiar() = %q, want %q", r.Familiar(), tt.familiar)
+			}
+		})
+	}
+}
+
+func TestParseReferenceInvalid(t *testing.T) {
+	for _, in := range []string{"", "UPPER", "a b", " alpine", "alpine:", "x@sha256:12", "a//b", "-a", "host:port/x"} {
+		t.Run(in, func(t *testing.T) {
+			if _, err := ParseReference(in); !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("ParseReference(%q) = %v, want ErrInvalidArgument", in, err)
+			}
+		})
+	}
+}
+
+func FuzzParseReference(f *testing.F) {
+	for _, s := range []string{"alpine", "alpine:3.20", "docker.io/library/alpine:3.20", "host:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a/b/c:d", "[::1]:5000/x:y", "UPPER", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseReference(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		// The normalized form must parse to itself.
+		r2, err := ParseReference(r.String())
+		if err != nil {
+			t.Fatalf("reparse %q: %v", r.String(), err)
+		}
+		if r2 != r {
+			t.Fatalf("reparse %q: got %+v, want %+v", r.String(), r2, r)
+		}
+	})
+}

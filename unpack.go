@@ -1,0 +1,246 @@
+package dock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/dockkit/dock/internal/archive"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// unpacker applies the layers of an image being pulled as soon as each one
+// and those below it are in the store, while later layers still download.
+type unpacker struct {
+	h        *Host
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	progress func(Progress)
+
+	mu      sync.Mutex
+	arrival map[digest.Digest]chan struct{}
+	started bool
+	done    chan struct{}
+	err     error
+}
+
+func (h *Host) newUnpacker(ctx context.Context, progress func(Progress)) *unpacker {
+	ctx, cancel := context.WithCancelCause(ctx)
+	return &unpacker{h: h, ctx: ctx, cancel: cancel, progress: progress,
+		arrival: map[digest.Digest]chan struct{}{}, done: make(chan struct{})}
+}
+
+func (u *unpacker) chanFor(d digest.Digest) chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ch, ok := u.arrival[d]
+	if !ok {
+		ch = make(chan struct{})
+		u.arrival[d] = ch
+	}
+	return ch
+}
+
+// arrived records that the blob d is in the store.
+func (u *unpacker) arrived(d ocispec.Descriptor) {
+	ch := u.chanFor(d.Digest)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// start begins unpacking the image whose manifest is m.
+func (u *unpacker) start(m ocispec.Manifest) error {
+	u.mu.Lock()
+	if u.started {
+		u.mu.Unlock()
+		return nil
+	}
+	u.started = true
+	u.mu.Unlock()
+	go func() {
+		defer close(u.done)
+		u.err = u.run(m)
+		if u.err != nil {
+			u.cancel(u.err)
+		}
+	}()
+	return nil
+}
+
+func (u *unpacker) await(d digest.Digest) error {
+	select {
+	case <-u.chanFor(d):
+		return nil
+	case <-u.ctx.Done():
+		return context.Cause(u.ctx)
+	}
+}
+
+func (u *unpacker) run(m ocispec.Manifest) error {
+	if err := u.await(m.Config.Digest); err != nil {
+		return err
+	}
+	cfg, err := u.h.store.ReadConfig(u.ctx, m.Config)
+	if err != nil {
+		return err
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return fmt.Errorf("config has %d diff IDs for %d layers: %w", len(cfg.RootFS.DiffIDs), len(m.Layers), ErrInvalidArgument)
+	}
+	chains := chainIDs(cfg.RootFS.DiffIDs)
+	for i, l := range m.Layers {
+		if u.h.hasSnapshot(u.ctx, chains[i]) {
+			continue
+		}
+		if err := u.await(l.Digest); err != nil {
+			return err
+		}
+		parent := ""
+		if i > 0 {
+			parent = chains[i-1].String()
+		}
+		if err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, u.progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait returns once unpacking has ended, with its error.
+func (u *unpacker) wait() error {
+	u.mu.Lock()
+	started := u.started
+	u.mu.Unlock()
+	if !started {
+		return fmt.Errorf("unpack: no manifest was seen: %w", ErrInvalidArgument)
+	}
+	<-u.done
+	return u.err
+}
+
+// abort stops unpacking and waits for it to end.
+func (u *unpacker) abort() {
+	u.cancel(context.Canceled)
+	u.mu.Lock()
+	started := u.started
+	u.mu.Unlock()
+	if started {
+		<-u.done
+	}
+}
+
+// Unpack applies the image's layers into snapshots where they are not
+// already; Pull does this unless told not to.
+func (h *Host) Unpack(ctx context.Context, img *Image) error {
+	for i, l := range img.Layers {
+		if h.hasSnapshot(ctx, l.ChainID) {
+			continue
+		}
+		parent := ""
+		if i > 0 {
+			parent = img.Layers[i-1].ChainID.String()
+		}
+		desc := ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
+		if err := h.unpackLayer(ctx, desc, l.DiffID, l.ChainID, parent, nil); err != nil {
+			return fmt.Errorf("unpack %s: %w", img.Name, err)
+		}
+	}
+	return nil
+}
+
+func (h *Host) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
+	info, err := h.snap.Stat(ctx, chain.String())
+	return err == nil && info.Kind == KindCommitted
+}
+
+// unpackLayer applies the blob l on top of the snapshot parent and commits
+// the result as the snapshot chain. A concurrent unpack of the same chain by
+// another process is not an error: one of them wins.
+func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, chain digest.Digest, parent string, progress func(Progress)) (err error) {
+	report := func(s ProgressState) {
+		if progress != nil {
+			progress(Progress{Digest: l.Digest.String(), MediaType: l.MediaType, State: s, Total: l.Size})
+		}
+	}
+	report(ProgressUnpacking)
+	key := "extract-" + randomHex(6) + "-" + chain.Encoded()[:12]
+	mounts, err := h.snap.Prepare(ctx, key, parent)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	defer func() {
+		if err != nil {
+			h.snap.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	dir, mode, done, err := h.applyTarget(mounts)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	rc, err := h.store.Fetch(ctx, l)
+	if err != nil {
+		done()
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	_, err = archive.ApplyLayer(ctx, dir, rc, l.MediaType, diffID, archive.ApplyOptions{Whiteouts: mode})
+	rc.Close()
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if derr := done(); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	if err := h.snap.Commit(ctx, chain.String(), key); err != nil {
+		if errors.Is(err, ErrAlreadyExists) {
+			h.snap.Remove(context.WithoutCancel(ctx), key)
+			report(ProgressUnpacked)
+			return nil
+		}
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	report(ProgressUnpacked)
+	return nil
+}
+
+// applyTarget finds the directory a layer should be written into for the
+// snapshot shown by mounts, and how deletions must be written there.
+func (h *Host) applyTarget(mounts []Mount) (dir string, mode archive.WhiteoutMode, done func() error, err error) {
+	nop := func() error { return nil }
+	if len(mounts) == 1 {
+		m := mounts[0]
+		switch m.Type {
+		case "bind", "rbind":
+			if h.snapName == "overlay" {
+				return m.Source, archive.WhiteoutOverlay, nop, nil
+			}
+			return m.Source, archive.WhiteoutDelete, nop, nil
+		case "overlay":
+			for _, o := range m.Options {
+				if up, ok := strings.CutPrefix(o, "upperdir="); ok {
+					return up, archive.WhiteoutOverlay, nop, nil
+				}
+			}
+		}
+	}
+	dir, done, err = h.mountTemp(mounts)
+	return dir, archive.WhiteoutDelete, done, err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
