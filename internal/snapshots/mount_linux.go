@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -113,8 +114,22 @@ func mountOne(m Mount, target string) error {
 	data := strings.Join(p.data, ",")
 	switch {
 	case typ == "overlay" && len(data) >= os.Getpagesize():
-		if err := fsmountOverlay(m, p, target); err != nil {
-			return err
+		// First, name the layers through a descriptor of the directory
+		// they share, which any kernel takes; failing that, one layer per
+		// parameter with the new mount API.
+		short, closeDir, err := shortenOverlayPaths(p.data)
+		if err == nil {
+			if len(strings.Join(short, ",")) < os.Getpagesize() {
+				err = unix.Mount(m.Source, target, typ, p.flags, strings.Join(short, ","))
+			} else {
+				err = unix.E2BIG
+			}
+			closeDir()
+		}
+		if err != nil {
+			if err := fsmountOverlay(m, p, target); err != nil {
+				return err
+			}
 		}
 	default:
 		if len(data) >= os.Getpagesize() {
@@ -204,6 +219,65 @@ func fsmountOverlay(m Mount, p parsedMount, target string) error {
 		return fail("move_mount", err)
 	}
 	return nil
+}
+
+// shortenOverlayPaths rewrites the lowerdir, upperdir and workdir options
+// so that the directory all their paths share is named by an open
+// descriptor, /proc/self/fd/N, which stays valid until closeDir runs.
+func shortenOverlayPaths(data []string) (short []string, closeDir func(), err error) {
+	var paths []string
+	for _, o := range data {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			paths = append(paths, splitLowerdir(v)...)
+		case "upperdir", "workdir":
+			paths = append(paths, v)
+		}
+	}
+	common := commonDir(paths)
+	if len(common) < 2 {
+		return nil, nil, fmt.Errorf("overlay layers share no directory")
+	}
+	fd, err := unix.Open(common, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "open", Path: common, Err: err}
+	}
+	prefix := fmt.Sprintf("/proc/self/fd/%d", fd)
+	rel := func(p string) string { return prefix + strings.TrimPrefix(p, common) }
+	for _, o := range data {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			ls := splitLowerdir(v)
+			for i, l := range ls {
+				ls[i] = strings.ReplaceAll(rel(l), ":", `\:`)
+			}
+			o = k + "=" + strings.Join(ls, ":")
+		case "upperdir", "workdir":
+			o = k + "=" + rel(v)
+		}
+		short = append(short, o)
+	}
+	return short, func() { unix.Close(fd) }, nil
+}
+
+// commonDir returns the longest directory that holds every one of the
+// absolute, clean paths, without a trailing slash; "" if there is none.
+func commonDir(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	common := filepath.Dir(paths[0])
+	for _, p := range paths {
+		for common != "/" && !strings.HasPrefix(p, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	if common == "/" || !filepath.IsAbs(common) {
+		return ""
+	}
+	return common
 }
 
 // splitLowerdir splits overlay's colon separated list, where "\:" is a

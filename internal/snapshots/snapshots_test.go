@@ -145,6 +145,87 @@ func TestMountAllLongOverlay(t *testing.T) {
 	}
 }
 
+func TestCommonDir(t *testing.T) {
+	tests := []struct {
+		paths []string
+		want  string
+	}{
+		{[]string{"/a/b/1/fs", "/a/b/2/fs", "/a/b/3/work"}, "/a/b"},
+		{[]string{"/a/b/1/fs"}, "/a/b/1"},
+		{[]string{"/a/bc/1", "/a/b/2"}, "/a"},
+		{[]string{"/x/1", "/y/2"}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := commonDir(tt.paths); got != tt.want {
+			t.Errorf("commonDir(%q) = %q, want %q", tt.paths, got, tt.want)
+		}
+	}
+}
+
+// TestMountAllShortened stacks layers whose paths are long only for the
+// directory they share: MountAll names that through a descriptor and mounts
+// with mount(2), as kernels without lowerdir+ need.
+func TestMountAllShortened(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := SupportsOverlay(t.TempDir()); err != nil {
+		t.Skipf("overlay: %v", err)
+	}
+	base := t.TempDir()
+	for range 6 {
+		base = filepath.Join(base, strings.Repeat("d", 200))
+	}
+	var lowers []string
+	for i := range 8 {
+		dir := filepath.Join(base, fmt.Sprint(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lowers = append(lowers, dir)
+	}
+	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	os.Mkdir(upper, 0o755)
+	os.Mkdir(work, 0o755)
+	data := []string{"index=off", "workdir=" + work, "upperdir=" + upper, "lowerdir=" + strings.Join(lowers, ":")}
+	if n := len(strings.Join(data, ",")); n < os.Getpagesize() {
+		t.Fatalf("options of %d bytes fit a page; the case needs more", n)
+	}
+	short, closeDir, err := shortenOverlayPaths(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Join(short, ",")); n >= os.Getpagesize() {
+		closeDir()
+		t.Fatalf("shortened options still %d bytes: %q", n, short)
+	}
+	// mount(2) takes the shortened options itself.
+	direct := t.TempDir()
+	err = unix.Mount("overlay", direct, "overlay", 0, strings.Join(short, ","))
+	closeDir()
+	if err != nil {
+		t.Fatalf("mount with %q: %v", short, err)
+	}
+	if err := UnmountAll(direct); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	mountT(t, []Mount{{Type: "overlay", Source: "overlay", Options: data}}, target)
+	for i := range lowers {
+		if _, err := os.Stat(filepath.Join(target, fmt.Sprintf("f%d", i))); err != nil {
+			t.Errorf("layer %d: %v", i, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(target, "new"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(upper, "new")); err != nil {
+		t.Errorf("write did not land in the upper layer: %v", err)
+	}
+}
+
 func TestMountAllBind(t *testing.T) {
 	testutil.RequireRoot(t)
 	src := t.TempDir()
