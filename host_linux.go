@@ -2,6 +2,7 @@ package dock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func (h *Host) openPlatform(ctx context.Context) error {
 		}
 	}
 	h.snap = snapshotAdapter{s}
-	return nil
+	return h.reconcile(ctx)
 }
 
 // mountTemp mounts a snapshot of some other snapshotter under the root's
@@ -116,6 +117,53 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	return nil
+}
+
+// lockExtract takes a lock file for the unpack snapshot key and returns its
+// release, which also removes the file.
+func (h *Host) lockExtract(key string) (func(), error) {
+	path := filepath.Join(h.root, "tmp", key+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		os.Remove(path)
+		f.Close()
+	}, nil
+}
+
+// reconcile removes what programs that died on this root left behind:
+// unpack snapshots whose unpack is no longer alive.
+func (h *Host) reconcile(ctx context.Context) error {
+	var stale []string
+	err := h.snap.Walk(ctx, func(_ context.Context, info SnapshotInfo) error {
+		if info.Kind == KindActive && strings.HasPrefix(info.Name, "extract-") {
+			stale = append(stale, info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range stale {
+		path := filepath.Join(h.root, "tmp", key+".lock")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if err := h.snap.Remove(ctx, key); err == nil || errors.Is(err, ErrNotFound) {
+				os.Remove(path)
+			}
+		}
+		f.Close()
 	}
 	return nil
 }

@@ -174,6 +174,13 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	}
 	report(ProgressUnpacking)
 	key := "extract-" + randomHex(6) + "-" + chain.Encoded()[:12]
+	// The lock tells other programs opening the root that this unpack is
+	// alive; one left unlocked belongs to a program that died mid-unpack.
+	unlock, err := h.lockExtract(key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	mounts, err := h.snap.Prepare(ctx, key, parent)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
