@@ -32,7 +32,8 @@ import (
 
 // NewFunc makes a snapshotter whose state lives under root, a fresh empty
 // directory on the first call. It returns the snapshotter and a function
-// that releases what it holds once the case ends. The suite calls it again
+// that releases what it holds once the case ends (nil: the snapshotter's
+// Close). The suite calls it again
 // with the same root to check that snapshots survive a reopen.
 type NewFunc func(ctx context.Context, root string) (dock.Snapshotter, func() error, error)
 
@@ -90,6 +91,7 @@ type harness struct {
 	root  string
 	newFn NewFunc
 	sn    dock.Snapshotter
+	close func() // releases sn, once
 }
 
 func (h *harness) open() dock.Snapshotter {
@@ -98,16 +100,18 @@ func (h *harness) open() dock.Snapshotter {
 	if err != nil {
 		h.t.Fatalf("new snapshotter at %s: %v", h.root, err)
 	}
+	if closeFn == nil {
+		closeFn = sn.Close
+	}
 	var once sync.Once
-	h.t.Cleanup(func() {
+	h.close = func() {
 		once.Do(func() {
-			if closeFn != nil {
-				if err := closeFn(); err != nil {
-					h.t.Errorf("close snapshotter: %v", err)
-				}
+			if err := closeFn(); err != nil {
+				h.t.Errorf("close snapshotter: %v", err)
 			}
 		})
-	})
+	}
+	h.t.Cleanup(h.close)
 	return sn
 }
 
@@ -533,9 +537,7 @@ func testReopen(h *harness) {
 	h.prepare("work", "base")
 	h.view("look", "base")
 	want := collect(h)
-	if err := h.sn.Close(); err != nil {
-		h.t.Fatalf("Close: %v", err)
-	}
+	h.close()
 	h.sn = h.open()
 	got := collect(h)
 	if len(got) != len(want) {
