@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,18 +25,12 @@ func initMain() {
 		syncF.Write(b)
 		os.Exit(code)
 	}
-	// Wait until the monitor has put us into the cgroup.
-	var b [1]byte
-	if n, err := syncF.Read(b[:]); n != 1 || err != nil {
-		os.Exit(125)
-	}
-	spec, err := readSpec(os.Args[1])
+	// The monitor sends the spec and the seccomp filter once it has put us
+	// into the cgroup. They come over the socket rather than from the state
+	// directory, which a user namespace's root may not be able to read.
+	spec, filter, err := receiveConfig(syncF)
 	if err != nil {
 		fail(125, "init: %v", err)
-	}
-	filter, err := readFilter(spec)
-	if err != nil {
-		fail(125, "init: seccomp: %v", err)
 	}
 	unix.Umask(0)
 	if err := setupRootfs(spec); err != nil {
@@ -150,4 +146,29 @@ func closeExtraFDs() {
 			unix.CloseOnExec(fd)
 		}
 	}
+}
+
+// receiveConfig reads what sendConfig wrote.
+func receiveConfig(r io.Reader) (*Spec, []unix.SockFilter, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	ns, nf := binary.NativeEndian.Uint32(hdr[:4]), binary.NativeEndian.Uint32(hdr[4:])
+	if ns > 64<<20 || nf > 1<<20 {
+		return nil, nil, fmt.Errorf("config: sizes %d and %d out of range", ns, nf)
+	}
+	buf := make([]byte, ns+nf)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	var spec Spec
+	if err := json.Unmarshal(buf[:ns], &spec); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	filter, err := decodeFilter(buf[ns:])
+	if err != nil {
+		return nil, nil, err
+	}
+	return &spec, filter, nil
 }

@@ -110,7 +110,9 @@ func sealedExe(dir string) (string, error) {
 	if err := unix.Stat(p, &have); err == nil && have.Size == st.Size && have.Mode&0o7777 == 0o555 {
 		return p, nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Searchable by all: the init of a user namespace runs it as an id
+	// that owns nothing on the host.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", err
 	}
 	src, err := os.Open("/proc/self/exe")

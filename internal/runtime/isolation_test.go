@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"github.com/dockkit/dock/internal/caps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockkit/dock/internal/caps"
 )
 
 // facts runs a shell script in the container and returns its "key=value"

@@ -5,18 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dockkit/dock/internal/caps"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock/internal/caps"
 	"github.com/dockkit/dock/internal/testutil"
 	"github.com/dockkit/dock/internal/testutil/leakcheck"
 )
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		os.Chmod(dir, 0o711) // user namespace tests: the ids they map to must reach the state root
 		testRoot = filepath.Join(dir, "root")
 		baseRootfs = filepath.Join(dir, "rootfs")
 		if os.Geteuid() == 0 {
@@ -214,3 +216,5 @@ func runHelper(name string) int {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func itoa(n int) string { return strconv.Itoa(n) }

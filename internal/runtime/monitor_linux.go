@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,11 +155,19 @@ func (m *monitor) finish(es ExitStatus) {
 }
 
 func (m *monitor) start() error {
-	spec, err := readSpec(m.stateDir)
+	raw, err := os.ReadFile(filepath.Join(m.stateDir, configFile))
 	if err != nil {
 		return err
 	}
+	spec := new(Spec)
+	if err := json.Unmarshal(raw, spec); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	m.spec = spec
+	filter, err := readFilter(spec)
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
 	exe, err := m.sealMountNS()
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
@@ -230,6 +239,9 @@ func (m *monitor) start() error {
 			cmd.SysProcAttr.GidMappings = append(cmd.SysProcAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(im.ContainerID), HostID: int(im.HostID), Size: int(im.Size)})
 		}
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// Become root of the new namespace: the init keeps the host's ids
+		// otherwise, which the maps need not cover.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if m.group != nil && m.group.V2Path() != "" {
 		fd, err := unix.Open(m.group.V2Path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -310,7 +322,7 @@ func (m *monitor) start() error {
 			return fmt.Errorf("cgroup: %w", err)
 		}
 	}
-	if _, err := parentSync.Write([]byte{0}); err != nil {
+	if err := sendConfig(parentSync, raw, filter); err != nil {
 		return fmt.Errorf("init: %w", err)
 	}
 	// The init's end closes on exec (it is close-on-exec) or exit; before
@@ -480,4 +492,15 @@ func (m *monitor) serve(c *net.UnixConn) {
 	}
 	b, _ := json.Marshal(resp)
 	c.Write(append(b, '\n'))
+}
+
+// sendConfig hands the init its spec and seccomp filter, which also tells it
+// that it is in its cgroup.
+func sendConfig(w io.Writer, spec, filter []byte) error {
+	buf := make([]byte, 8, 8+len(spec)+len(filter))
+	binary.NativeEndian.PutUint32(buf, uint32(len(spec)))
+	binary.NativeEndian.PutUint32(buf[4:], uint32(len(filter)))
+	buf = append(append(buf, spec...), filter...)
+	_, err := w.Write(buf)
+	return err
 }

@@ -124,17 +124,19 @@ func writeFilter(dir string, caps []string) error {
 }
 
 // readFilter reads the filter Start wrote, if the spec asks for one.
-func readFilter(spec *Spec) ([]unix.SockFilter, error) {
+func readFilter(spec *Spec) ([]byte, error) {
 	if !spec.Process.Seccomp || spec.Process.Privileged {
 		return nil, nil
 	}
-	path := filepath.Join(spec.StateDir, seccompFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+	return os.ReadFile(filepath.Join(spec.StateDir, seccompFile))
+}
+
+func decodeFilter(b []byte) ([]unix.SockFilter, error) {
+	if len(b) == 0 {
+		return nil, nil
 	}
-	if len(b) == 0 || len(b)%8 != 0 {
-		return nil, fmt.Errorf("%s: %d bytes is no filter", path, len(b))
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("seccomp: %d bytes is no filter", len(b))
 	}
 	prog := make([]unix.SockFilter, len(b)/8)
 	for i := range prog {

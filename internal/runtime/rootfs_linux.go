@@ -204,9 +204,9 @@ func setupRootfs(spec *Spec) error {
 	// Everything taken from the host is cloned now, before the host's tree
 	// goes away; it is attached after pivot_root.
 	var binds, etcs, devs []hostMount
-	var sysfs []hostMount
+	var sysfs, console []hostMount
 	defer func() {
-		for _, l := range [][]hostMount{binds, etcs, devs, sysfs} {
+		for _, l := range [][]hostMount{binds, etcs, devs, sysfs, console} {
 			for _, h := range l {
 				if h.fd >= 0 {
 					unix.Close(h.fd)
@@ -264,18 +264,40 @@ func setupRootfs(spec *Spec) error {
 		}
 		sysfs = append(sysfs, h)
 	}
+	if spec.Process.Terminal {
+		// The terminal lives on the host's devpts, out of reach after
+		// pivot_root: take it now.
+		pts, err := os.Readlink("/proc/self/fd/0")
+		if err != nil {
+			return fmt.Errorf("console: %w", err)
+		}
+		h, err := cloneHost(pts, "/dev/console", false, 0)
+		if err != nil {
+			return err
+		}
+		console = append(console, h)
+	}
 	var cg unix.Statfs_t
 	cgroup2 := spec.hasNew("cgroup") && unix.Statfs("/sys/fs/cgroup", &cg) == nil && cg.Type == unix.CGROUP2_SUPER_MAGIC
+
+	// proc and sysfs go in before pivot_root: in a user namespace the
+	// kernel lets them be mounted only while a fully visible instance is
+	// in the mount namespace (the host's, until the old root goes).
+	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	if err := mountAt("proc", filepath.Join(target, "proc"), "proc", nsn, ""); err != nil {
+		return err
+	}
+	if len(sysfs) == 0 {
+		if err := mountAt("sysfs", filepath.Join(target, "sys"), "sysfs", nsn|unix.MS_RDONLY, ""); err != nil {
+			return err
+		}
+	}
 
 	if err := pivotRoot(target); err != nil {
 		return err
 	}
 
-	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	if err := mountAt("proc", "/proc", "proc", nsn, ""); err != nil {
-		return err
-	}
-	if err := setupDev(spec, devs); err != nil {
+	if err := setupDev(spec, devs, console); err != nil {
 		return err
 	}
 	if len(sysfs) > 0 {
@@ -285,8 +307,6 @@ func setupRootfs(spec *Spec) error {
 		if err := sysfs[0].attach(); err != nil {
 			return err
 		}
-	} else if err := mountAt("sysfs", "/sys", "sysfs", nsn|unix.MS_RDONLY, ""); err != nil {
-		return err
 	}
 	if cgroup2 {
 		if err := mountAt("cgroup2", "/sys/fs/cgroup", "cgroup2", nsn|unix.MS_RDONLY, ""); err != nil {
@@ -394,7 +414,7 @@ var devices = []device{
 	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 }
 
-func setupDev(spec *Spec, hostDevs []hostMount) error {
+func setupDev(spec *Spec, hostDevs, console []hostMount) error {
 	// /dev is nodev, like every other mount of the container: a node made
 	// there later (CAP_MKNOD is a default capability) cannot be opened. The
 	// standard nodes are each a bind mount of their own, without nodev.
@@ -443,13 +463,10 @@ func setupDev(spec *Spec, hostDevs []hostMount) error {
 			return fmt.Errorf("dev: %w", err)
 		}
 	}
-	if spec.Process.Terminal {
-		// The terminal is the container's console too.
-		if err := mountpoint("/dev/console", false); err != nil {
+	// The terminal is the container's console too.
+	for i := range console {
+		if err := console[i].attach(); err != nil {
 			return err
-		}
-		if err := unix.Mount("/proc/self/fd/0", "/dev/console", "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("dev: console: %w", err)
 		}
 	}
 	return nil

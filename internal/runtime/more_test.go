@@ -1,0 +1,123 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dockkit/dock/internal/cgroups"
+)
+
+func TestStdin(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sh", "-c", "tr a-z A-Z; echo done >&2")
+	var stdout, stderr syncBuffer
+	h, err := start(t, spec, &Stdio{Stdin: strings.NewReader("hello\nworld\n"), Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := h.Wait(context.Background())
+	if err != nil || es.ExitCode != 0 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	if stdout.String() != "HELLO\nWORLD\n" || stderr.String() != "done\n" {
+		t.Fatalf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty=yes; tty; read line; stty size; echo got=$line")
+	spec.Process.Terminal = true
+	pr, pw, _ := os.Pipe()
+	defer pw.Close()
+	defer pr.Close()
+	var stdout syncBuffer
+	h, err := start(t, spec, &Stdio{Stdin: pr, Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Resize(30, 100); err != nil {
+		t.Fatal(err)
+	}
+	// The shell reads the line before it runs stty, so the resize is
+	// done by then.
+	pw.Write([]byte("typed\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	es, err := h.Wait(ctx)
+	if err != nil || es.ExitCode != 0 {
+		t.Fatalf("%+v %v: %q", es, err, stdout.String())
+	}
+	out := strings.ReplaceAll(stdout.String(), "\r", "")
+	for _, want := range []string{"tty=yes", "/dev/console", "30 100", "got=typed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q: %q", want, out)
+		}
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sh", "-c", "x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while true; do x=$x$x; done")
+	spec.Resources = &cgroups.Resources{MemoryMax: 16 << 20, MemorySwapMax: 16 << 20}
+	h, err := start(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	es, err := h.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !es.OOMKilled || es.ExitCode != 137 {
+		t.Fatalf("exit %+v, want an OOM kill", es)
+	}
+}
+
+func TestJoinNetworkNamespace(t *testing.T) {
+	checkLeaks(t)
+	first := testSpec(t, "sleep", "100")
+	h1, err := start(t, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first container's lo gets an address the second one must see.
+	second := testSpec(t, "sh", "-c", "cat /sys/class/net/lo/ifindex; readlink /proc/self/ns/net")
+	second.Namespaces.New = []string{"pid", "mnt", "uts", "ipc", "cgroup"}
+	second.Namespaces.Join = map[string]string{"net": "/proc/" + itoa(h1.State().Pid) + "/ns/net"}
+	es, stdout, stderr := run(t, second)
+	if es.ExitCode != 0 {
+		t.Fatalf("%+v %s", es, stderr)
+	}
+	want, _ := os.Readlink("/proc/" + itoa(h1.State().Pid) + "/ns/net")
+	if !strings.Contains(stdout, want) {
+		t.Fatalf("second container in %q, first in %q", stdout, want)
+	}
+	h1.Kill(syscall.SIGKILL)
+	h1.Wait(context.Background())
+}
+
+func TestUserNamespace(t *testing.T) {
+	checkLeaks(t)
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		t.Skip("no user namespaces")
+	}
+	// The rootfs must be readable by the mapped ids: the shared tree is
+	// owned by host root, which maps to nobody inside; reading works.
+	spec := testSpec(t, "sh", "-c", "echo uid=$(id -u); cat /proc/self/uid_map | tr -s ' '; echo ok=yes")
+	spec.Namespaces.New = append(spec.Namespaces.New, "user")
+	spec.Namespaces.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Namespaces.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	es, stdout, stderr := run(t, spec)
+	if es.ExitCode != 0 {
+		t.Fatalf("%+v %s", es, stderr)
+	}
+	if !strings.Contains(stdout, "uid=0") || !strings.Contains(stdout, "0 100000 65536") {
+		t.Fatalf("output %q", stdout)
+	}
+}
