@@ -134,7 +134,11 @@ func TestApplyMetadata(t *testing.T) {
 	s.Uid, s.Gid = 5, 6
 	fifo := archivetest.Reg("run/fifo", "")
 	fifo.Typeflag, fifo.Mode = '6', 0o620
-	raw := archivetest.Tar(t, f, g, s, fifo, withXattr(archivetest.Reg("cap", "c"), "user.k", "v"))
+	sg := archivetest.Dir("sgid/")
+	sg.Mode, sg.Gid = 0o2755, 1234
+	inSg := archivetest.Reg("sgid/file", "g")             // root:root despite the setgid parent
+	open := withMode(archivetest.Reg("open", "o"), 0o666) // wider than the umask
+	raw := archivetest.Tar(t, f, g, s, fifo, withXattr(archivetest.Reg("cap", "c"), "user.k", "v"), sg, inSg, open)
 	root := t.TempDir()
 	noOwner := os.Geteuid() != 0
 	if _, err := Apply(context.Background(), root, bytes.NewReader(raw), ApplyOptions{NoSameOwner: noOwner}); err != nil {
@@ -156,6 +160,9 @@ func TestApplyMetadata(t *testing.T) {
 	check("run/fifo", "fifo 0620 0:0 mtime=1700000000")
 	check("cap", "reg 0644 0:0 mtime=1700000000 size=1 2e7d2c03a950 xattrs=user.k=v")
 	check("bin", "dir 0755 0:0 mtime="+snapMtime(snap["bin"]))
+	check("sgid", "dir 2755 0:1234 mtime=1700000000")
+	check("sgid/file", "reg 0644 0:0 mtime=1700000000 size=1 cd0aa9856147")
+	check("open", "reg 0666 0:0 mtime=1700000000 size=1 65c74c15a686")
 }
 
 func snapMtime(n archivetest.Node) string {
