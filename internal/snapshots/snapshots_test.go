@@ -673,7 +673,7 @@ func TestProcesses(t *testing.T) {
 // TestProcessChild is TestProcesses' child process.
 func TestProcessChild(t *testing.T) {
 	root := os.Getenv("DOCK_SNAPSHOTS_CHILD")
-	if root == "" {
+	if root == "" || os.Getenv("DOCK_SNAPSHOTS_N") == "" {
 		t.Skip("run by TestProcesses")
 	}
 	ctx := context.Background()
@@ -699,6 +699,110 @@ func TestProcessChild(t *testing.T) {
 	case err == nil:
 		fmt.Println("WON")
 	case !errors.Is(err, errdefs.ErrAlreadyExists):
+		t.Fatal(err)
+	}
+}
+
+// TestKillDuringPrepare kills a process while its native Prepare copies a
+// tree, at several moments: afterwards the snapshot either exists whole or
+// not at all, and reopening the root leaves no staging work behind.
+func TestKillDuringPrepare(t *testing.T) {
+	if os.Getenv("DOCK_SNAPSHOTS_CHILD") != "" {
+		t.Skip("child")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	sn, err := NewNative(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Prepare(ctx, "base-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sn.get("base-active")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const files = 1000
+	fsDir := filepath.Join(root, "snapshots", r.ID, "fs")
+	for i := range files {
+		p := filepath.Join(fsDir, fmt.Sprintf("d%02d", i%50), fmt.Sprintf("f%04d", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sn.Commit(ctx, "base", "base-active"); err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+
+	child := func(key string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPrepareChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "DOCK_SNAPSHOTS_CHILD="+root, "DOCK_SNAPSHOTS_KEY="+key)
+		return cmd
+	}
+	// How long one Prepare takes here, start to end, sets when to kill.
+	start := time.Now()
+	if out, err := child("timing").CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	for i, frac := range []float64{0, 0.3, 0.6, 0.9, 3} {
+		delay := time.Duration(frac * float64(full))
+		key := fmt.Sprintf("copy-%d", i)
+		cmd := child(key)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Kill()
+		finished := cmd.Wait() == nil
+
+		sn, err := NewNative(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := sn.get(key)
+		switch {
+		case errors.Is(err, errdefs.ErrNotFound):
+			t.Logf("killed after %v: no snapshot", delay)
+			if finished {
+				t.Errorf("Prepare(%s) returned but its snapshot is gone", key)
+			}
+		case err != nil:
+			t.Fatal(err)
+		default:
+			n := 0
+			filepath.WalkDir(filepath.Join(root, "snapshots", r.ID, "fs"), func(_ string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					n++
+				}
+				return nil
+			})
+			t.Logf("killed after %v: snapshot with %d files", delay, n)
+			if n != files {
+				t.Errorf("snapshot %s visible with %d of %d files", key, n, files)
+			}
+		}
+		if ents, _ := os.ReadDir(filepath.Join(root, "staging")); len(ents) != 0 {
+			t.Errorf("staging after reopen: %d entries", len(ents))
+		}
+		sn.Close()
+	}
+}
+
+// TestPrepareChild is TestKillDuringPrepare's child process.
+func TestPrepareChild(t *testing.T) {
+	root, key := os.Getenv("DOCK_SNAPSHOTS_CHILD"), os.Getenv("DOCK_SNAPSHOTS_KEY")
+	if root == "" || key == "" {
+		t.Skip("run by TestKillDuringPrepare")
+	}
+	sn, err := NewNative(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Prepare(context.Background(), key, "base"); err != nil {
 		t.Fatal(err)
 	}
 }
