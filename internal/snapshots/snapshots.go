@@ -33,6 +33,7 @@ const (
 	KindCommitted
 )
 
+// String names the kind as dock.SnapshotKind does; records store the name.
 func (k Kind) String() string {
 	switch k {
 	case KindView:
