@@ -256,10 +256,32 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 	}
 	spec := c.rec.Spec
 	if _, err := runtime.Start(ctx, &spec, &sc.stdio); err != nil {
+		var se *runtime.StartError
+		if errors.As(err, &se) {
+			return &StartError{Container: c.Name, Code: se.ExitCode, Err: err}
+		}
 		return fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	return nil
 }
+
+// StartError is why a container's command could not be started. Code is
+// the exit status Docker gives that failure: 127 when the executable does
+// not exist (the error then matches ErrNotFound), 126 when it cannot be
+// executed, 125 when dock itself failed.
+type StartError struct {
+	Container string
+	Code      int
+	Err       error
+}
+
+func (e *StartError) Error() string { return "start " + e.Container + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *StartError) Unwrap() error { return e.Err }
+
+// ExitCode is Code, for callers that test for an ExitCode method.
+func (e *StartError) ExitCode() int { return e.Code }
 
 // Wait blocks until the container has exited and returns how. It may be
 // called before or after Start, any number of times, from any program that

@@ -465,7 +465,6 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		spec.MaskedPaths = runtime.DefaultMaskedPaths
 		spec.ReadonlyPaths = runtime.DefaultReadonlyPaths
 	}
-	spec.Process.Rlimits = []runtime.Rlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}}
 
 	nss, err := c.ns.For(id)
 	if err != nil {

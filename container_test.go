@@ -1,0 +1,251 @@
+package dock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dockkit/dock/internal/testutil/imagetest"
+)
+
+// busyboxImage loads a busybox test image into h.
+func busyboxImage(t *testing.T, h *Host, opts ...imagetest.Option) *Image {
+	t.Helper()
+	imagetest.RequireBusybox(t)
+	dir := t.TempDir()
+	imagetest.Busybox(t, dir, append(opts, imagetest.Name("test.local/busybox:latest"))...)
+	imgs, err := h.Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imgs[0]
+}
+
+// runContainer creates and starts a container, removing it at cleanup.
+func runContainer(t *testing.T, h *Host, img *Image, opts ...CreateOption) (*Container, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := h.Create(ctx, img, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Remove(context.Background(), true); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+	})
+	var stdout, stderr bytes.Buffer
+	if err := c.Start(ctx, WithOutput(&stdout, &stderr)); err != nil {
+		t.Fatal(err)
+	}
+	return c, &stdout, &stderr
+}
+
+func wait(t *testing.T, c *Container) ExitStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestContainerExitCodes(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	tests := []struct {
+		name string
+		cmd  []string
+		code int
+	}{
+		{"zero", []string{"true"}, 0},
+		{"three", []string{"sh", "-c", "exit 3"}, 3},
+		{"child killed", []string{"sh", "-c", `sh -c 'kill -9 $$'; exit $?`}, 128 + 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, _ := runContainer(t, h, img, WithCmd(tt.cmd...))
+			if st := wait(t, c); st.ExitCode != tt.code {
+				t.Fatalf("exit code %d, want %d", st.ExitCode, tt.code)
+			}
+			if s := c.State(); s.Status != StatusExited {
+				t.Errorf("status %s after exit", s.Status)
+			}
+		})
+	}
+}
+
+func TestContainerKilled(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"))
+	if err := c.Kill(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, c)
+	if st.ExitCode != 137 || st.Signal != syscall.SIGKILL {
+		t.Fatalf("got %+v, want exit 137 by SIGKILL", st)
+	}
+}
+
+func TestContainerCommandNotFound(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, err := h.Create(context.Background(), img, WithCmd("/no/such/command"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(context.Background(), true)
+	err = c.Start(context.Background())
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("start of a missing command: %v, want ErrNotFound", err)
+	}
+	var se interface{ ExitCode() int }
+	if !errors.As(err, &se) || se.ExitCode() != 127 {
+		t.Fatalf("want exit code 127 from %v", err)
+	}
+}
+
+func TestContainerOutputAndLogs(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, stdout, stderr := runContainer(t, h, img, WithCmd("sh", "-c", "echo out; echo err >&2; echo out2"))
+	wait(t, c)
+	if got := stdout.String(); got != "out\nout2\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := stderr.String(); got != "err\n" {
+		t.Errorf("stderr %q", got)
+	}
+	// Another handle, as another program would open it.
+	h2, err := Open(context.Background(), WithRoot(h.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	c2, err := h2.Container(context.Background(), c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := c2.Logs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var lo, le bytes.Buffer
+	if err := logs.WriteTo(&lo, &le); err != nil {
+		t.Fatal(err)
+	}
+	if lo.String() != "out\nout2\n" || le.String() != "err\n" {
+		t.Errorf("logs: stdout %q stderr %q", lo.String(), le.String())
+	}
+	st, err := c2.Wait(context.Background())
+	if err != nil || st.ExitCode != 0 {
+		t.Errorf("second program's wait: %+v %v", st, err)
+	}
+}
+
+func TestContainerConfigFromImageAndOptions(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, stdout, _ := runContainer(t, h, img,
+		WithCmd("sh", "-c", `echo "$FOO $(pwd) $(id -u):$(id -g) $(hostname)"`),
+		WithEnv("FOO=bar"), WithWorkdir("/tmp"), WithUser("1000"), WithHostname("box"))
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d", st.ExitCode)
+	}
+	if got := strings.TrimSpace(stdout.String()); got != "bar /tmp 1000:1000 box" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestContainerNamesUnique(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, err := h.Create(ctx, img, WithName("web"), WithCmd("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(ctx, true)
+	if _, err := h.Create(ctx, img, WithName("web"), WithCmd("true")); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("second container named web: %v, want ErrAlreadyExists", err)
+	}
+	got, err := h.Container(ctx, "web")
+	if err != nil || got.ID != c.ID {
+		t.Fatalf("lookup by name: %v %v", got, err)
+	}
+	if got, err := h.Container(ctx, c.ID[:8]); err != nil || got.ID != c.ID {
+		t.Fatalf("lookup by ID prefix: %v %v", got, err)
+	}
+}
+
+func TestContainerStopAndRemoveRunning(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"))
+	if err := c.Remove(ctx, false); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("remove of a running container: %v, want ErrWrongState", err)
+	}
+	if err := c.Start(ctx); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("start of a running container: %v, want ErrWrongState", err)
+	}
+	start := time.Now()
+	if err := c.Stop(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st := wait(t, c)
+	// sleep dies of SIGTERM, as PID 1 it ignores it... busybox sleep has
+	// no handler, so the kernel ignores SIGTERM for a namespace's init and
+	// Stop must escalate; either way the container ends.
+	if st.Signal != syscall.SIGTERM && st.Signal != syscall.SIGKILL {
+		t.Errorf("ended by %v", st.Signal)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("stop took %v", time.Since(start))
+	}
+}
+
+func TestContainerCommit(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h, imagetest.MultiLayer(2))
+	c, _, _ := runContainer(t, h, img, WithCmd("sh", "-c", "echo hello > /new.txt && rm /opt/app/a.txt && mkdir -p /d/e"))
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d", st.ExitCode)
+	}
+	ctx := context.Background()
+	out, err := c.Commit(ctx, "test.local/committed:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Layers) != len(img.Layers)+1 {
+		t.Fatalf("%d layers, want %d", len(out.Layers), len(img.Layers)+1)
+	}
+	if err := h.Unpack(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	top := out.Layers[len(out.Layers)-1].ChainID.String()
+	if s, ok := readSnapshotFile(t, h, top, "new.txt"); !ok || s != "hello\n" {
+		t.Errorf("new.txt = %q, %v", s, ok)
+	}
+	if _, ok := readSnapshotFile(t, h, top, "opt/app/a.txt"); ok {
+		t.Error("a.txt deleted in the container but present in the commit")
+	}
+	if _, ok := readSnapshotFile(t, h, top, "opt/app/b.txt"); !ok {
+		t.Error("b.txt lost in the commit")
+	}
+	// A container from the committed image sees the change.
+	c2, stdout, _ := runContainer(t, h, out, WithCmd("cat", "/new.txt"))
+	wait(t, c2)
+	if stdout.String() != "hello\n" {
+		t.Errorf("container of the commit read %q", stdout.String())
+	}
+}
+
