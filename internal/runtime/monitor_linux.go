@@ -174,23 +174,14 @@ func (m *monitor) start() error {
 	}
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
-	if spec.Cgroup != "" {
-		g, err := cgroups.New(spec.Cgroup, spec.Resources)
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			// Left by a monitor that died; nothing runs in it any more
-			// unless another container claims the name.
-			if g, err = cgroups.Load(spec.Cgroup); err == nil {
-				if procs, _ := g.Procs(); len(procs) > 0 {
-					err = fmt.Errorf("cgroup %s: in use: %w", spec.Cgroup, errdefs.ErrWrongState)
-				} else if spec.Resources != nil {
-					err = g.Update(spec.Resources)
-				}
-			}
+	// On cgroup v2 the init is cloned straight into its group, which must
+	// exist first. On v1 it joins after the clone, so the group is made
+	// while the init's runtime starts.
+	v2 := spec.Cgroup != "" && cgroups.Mode() == "v2"
+	if v2 {
+		if err := m.makeCgroup(); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("cgroup: %w", err)
-		}
-		m.group = g
 	}
 
 	m.log, err = openLogWriter(spec.Log, spec.logPath())
@@ -313,12 +304,19 @@ func (m *monitor) start() error {
 	if err != nil {
 		return fmt.Errorf("start init: %w", err)
 	}
+	m.mu.Lock()
 	m.cmd, m.pid = cmd, cmd.Process.Pid
+	m.mu.Unlock()
 	go m.reap()
 
-	if m.group != nil && m.group.V2Path() == "" {
-		if err := m.group.Add(m.pid); err != nil {
+	if spec.Cgroup != "" && !v2 {
+		err := m.makeCgroup()
+		if err == nil {
+			err = m.group.Add(m.pid)
+		}
+		if err != nil {
 			cmd.Process.Kill()
+			<-m.exited
 			return fmt.Errorf("cgroup: %w", err)
 		}
 	}
@@ -336,6 +334,26 @@ func (m *monitor) start() error {
 		<-m.exited
 		return &StartError{ExitCode: im.Code, Msg: im.Msg}
 	}
+	return nil
+}
+
+// makeCgroup creates the container's group, or takes over one that a
+// monitor which died left empty.
+func (m *monitor) makeCgroup() error {
+	g, err := cgroups.New(m.spec.Cgroup, m.spec.Resources)
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		if g, err = cgroups.Load(m.spec.Cgroup); err == nil {
+			if procs, _ := g.Procs(); len(procs) > 0 {
+				err = fmt.Errorf("cgroup %s: in use: %w", m.spec.Cgroup, errdefs.ErrWrongState)
+			} else if m.spec.Resources != nil {
+				err = g.Update(m.spec.Resources)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	m.group = g
 	return nil
 }
 
