@@ -96,7 +96,8 @@ type Snapshotter interface {
 	// Mounts returns the mounts of the active snapshot key.
 	Mounts(ctx context.Context, key string) ([]Mount, error)
 	// Commit turns the active snapshot key into the committed snapshot name.
-	// The key is no longer usable afterwards.
+	// The key is no longer usable afterwards. Commit of a view or of a
+	// committed snapshot fails with ErrWrongState.
 	Commit(ctx context.Context, name, key string, opts ...SnapshotOpt) error
 	// Remove deletes a snapshot. It fails with ErrWrongState for a committed
 	// snapshot that has children.
