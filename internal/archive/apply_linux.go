@@ -188,7 +188,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) er
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return refuse(hdr.Name, fmt.Sprintf("unsupported entry type %q", hdr.Typeflag))
@@ -210,7 +210,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) er
 	if rel != "" && strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(hdr, rel)
 	}
-	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+	if hdr.Typeflag == tar.TypeReg { // the reader turns TypeRegA into TypeReg
 		if hdr.Size < 0 || hdr.Size > a.lim.MaxFileSize {
 			return refuse(hdr.Name, fmt.Sprintf("file size %d exceeds the limit of %d bytes", hdr.Size, a.lim.MaxFileSize))
 		}
@@ -231,7 +231,7 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) er
 	}
 	a.markWritten(rel)
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		err = a.regular(ctx, hdr, tr, pfd, base)
 	case tar.TypeDir:
 		err = a.dir(hdr, rel, pfd, base)

@@ -257,6 +257,7 @@ type readAhead struct {
 	full  chan chunk
 	free  chan []byte
 	done  chan struct{}
+	gone  chan struct{} // closed when fill returns
 	once  sync.Once
 	cur   []byte // unread part of buf
 	buf   []byte // chunk being consumed, returned to free when empty
@@ -279,6 +280,7 @@ func newReadAhead(src io.Reader, h hash.Hash) *readAhead {
 		full: make(chan chunk, readAheadChunks),
 		free: make(chan []byte, readAheadChunks),
 		done: make(chan struct{}),
+		gone: make(chan struct{}),
 	}
 	for range readAheadChunks {
 		ra.free <- make([]byte, readAheadChunk)
@@ -288,6 +290,7 @@ func newReadAhead(src io.Reader, h hash.Hash) *readAhead {
 }
 
 func (ra *readAhead) fill(src io.Reader, h hash.Hash) {
+	defer close(ra.gone)
 	for {
 		var b []byte
 		select {
@@ -333,8 +336,10 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the goroutine; it does not close the source.
+// Close stops the goroutine and waits for it to leave the source, which
+// the caller may then close; it does not close the source itself.
 func (ra *readAhead) Close() error {
 	ra.once.Do(func() { close(ra.done) })
+	<-ra.gone
 	return nil
 }

@@ -42,6 +42,7 @@ func TestApplyLayer(t *testing.T) {
 		ociPlain = "application/vnd.oci.image.layer.v1.tar"
 		dockerGz = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 	)
+	hostile := archivetest.Tar(t, archivetest.Reg("ok", "x"), archivetest.Reg("../escape", "x"), archivetest.Reg("big", big), archivetest.Reg("big2", big))
 	cases := []struct {
 		name      string
 		blob      []byte
@@ -60,6 +61,7 @@ func TestApplyLayer(t *testing.T) {
 		{"media type says gzip, bytes are plain", raw, ociGzip, "", nil},
 		{"truncated gzip", compress(t, raw, ociGzip)[:2000], ociGzip, want, io.ErrUnexpectedEOF},
 		{"bad diffID", raw, "", "sha256:zz", errdefs.ErrInvalidArgument},
+		{"refused entry stops the pipeline", compress(t, hostile, ociZstd), ociZstd, "", errdefs.ErrInvalidArgument},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
