@@ -31,6 +31,12 @@ const (
 	maxCachedDirs  = 256
 )
 
+// minHole is the shortest run of zeros written as a hole.
+const minHole = 64 << 10
+
+// zeros is compared against, never written.
+var zeros = make([]byte, 1<<20)
+
 // copyBufs reuses the large buffers that file contents go through.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
@@ -283,7 +289,9 @@ func (a *applier) regular(ctx context.Context, hdr *tar.Header, tr *tar.Reader, 
 			unix.Close(fd)
 		}
 	}()
-	remaining := hdr.Size
+	// Runs of zeros become holes: a sparse (or zero-filled) file costs no
+	// disk for them, and a layer of huge all-zero files cannot fill it.
+	remaining, hole := hdr.Size, false
 	for n := int64(0); remaining > 0; n++ {
 		if n&63 == 63 {
 			if err := ctx.Err(); err != nil {
@@ -295,17 +303,29 @@ func (a *applier) regular(ctx context.Context, hdr *tar.Header, tr *tar.Reader, 
 			want = want[:remaining]
 		}
 		m, rerr := io.ReadFull(tr, want)
-		if m > 0 {
+		if m >= minHole && bytes.Equal(want[:m], zeros[:m]) {
+			if _, err := unix.Seek(fd, int64(m), io.SeekCurrent); err != nil {
+				return fmt.Errorf("seek: %w", err)
+			}
+			remaining -= int64(m)
+			hole = true
+		} else if m > 0 {
 			if err := writeAll(fd, want[:m]); err != nil {
 				return fmt.Errorf("write: %w", osErr(err))
 			}
 			remaining -= int64(m)
+			hole = false
 		}
 		if rerr != nil {
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF
 			}
 			return fmt.Errorf("read content: %w", rerr)
+		}
+	}
+	if hole {
+		if err := unix.Ftruncate(fd, hdr.Size); err != nil {
+			return fmt.Errorf("truncate: %w", err)
 		}
 	}
 	if needChown {

@@ -13,6 +13,7 @@ import (
 	"github.com/dockkit/dock/internal/archive/archivetest"
 	"github.com/dockkit/dock/internal/errdefs"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 func compress(t *testing.T, b []byte, mediaType string) []byte {
@@ -169,4 +170,28 @@ func TestApplyMetadata(t *testing.T) {
 
 func snapMtime(n archivetest.Node) string {
 	return strings.TrimPrefix(strings.Fields(n.String())[3], "mtime=")
+}
+
+func TestApplySparse(t *testing.T) {
+	zeros := strings.Repeat("\x00", 8<<20)
+	raw := archivetest.Tar(t, archivetest.Reg("holes", zeros), archivetest.Reg("tail", zeros+"end"),
+		archivetest.Reg("small", "\x00\x00"))
+	root := t.TempDir()
+	if _, err := Apply(context.Background(), root, bytes.NewReader(raw), ApplyOptions{NoSameOwner: os.Geteuid() != 0}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"holes": zeros, "tail": zeros + "end", "small": "\x00\x00"} {
+		p := filepath.Join(root, name)
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != want {
+			t.Fatalf("%s: %d bytes, %v; want %d bytes", name, len(b), err, len(want))
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(want) > 1<<20 && st.Blocks*512 > 1<<20 {
+			t.Errorf("%s: %d bytes allocated for %d zeros", name, st.Blocks*512, len(want))
+		}
+	}
 }
