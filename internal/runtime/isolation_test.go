@@ -1,3 +1,5 @@
+//go:build linux
+
 package runtime
 
 import (
@@ -53,6 +55,7 @@ echo uid=$(id -u) gid=$(id -g)
 echo cwd=$(pwd)
 echo fds=$(ls /proc/self/fd | tr '\n' ' ')
 echo devs=$(ls /dev | tr '\n' ' ')
+echo cgroupns=$(grep -cv ':/$' /proc/self/cgroup)
 `
 	spec := testSpec(t, "sh", "-c", script)
 	spec.Process.Cwd = "/tmp"
@@ -75,6 +78,7 @@ echo devs=$(ls /dev | tr '\n' ' ')
 		{"tmp", "writable"},
 		{"hostroot", "0"},
 		{"cwd", "/tmp"},
+		{"cgroupns", "0"}, // every hierarchy shows the container's group as its root
 		{"fds", "0 1 2 3"}, // 3 is ls's own directory
 	}
 	for _, c := range checks {
