@@ -78,7 +78,7 @@ echo cgroupns=$(grep -cv ':/$' /proc/self/cgroup)
 		{"tmp", "writable"},
 		{"hostroot", "0"},
 		{"cwd", "/tmp"},
-		{"cgroupns", "0"}, // every hierarchy shows the container's group as its root
+		{"cgroupns", "0"},  // every hierarchy shows the container's group as its root
 		{"fds", "0 1 2 3"}, // 3 is ls's own directory
 	}
 	for _, c := range checks {
