@@ -12,6 +12,7 @@ import (
 
 	"github.com/dockkit/dock/internal/archive/archivetest"
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -62,6 +63,7 @@ func TestApplyLayer(t *testing.T) {
 		{"media type says gzip, bytes are plain", raw, ociGzip, "", nil},
 		{"truncated gzip", compress(t, raw, ociGzip)[:2000], ociGzip, want, io.ErrUnexpectedEOF},
 		{"bad diffID", raw, "", "sha256:zz", errdefs.ErrInvalidArgument},
+		{"zstd window bomb", zstdWindow(t, raw, 1<<29), ociZstd, "", errZstdWindow},
 		{"refused entry stops the pipeline", compress(t, hostile, ociZstd), ociZstd, "", errdefs.ErrInvalidArgument},
 	}
 	for _, tc := range cases {
@@ -71,6 +73,15 @@ func TestApplyLayer(t *testing.T) {
 			if tc.name == "media type says gzip, bytes are plain" {
 				if err == nil {
 					t.Fatal("plain bytes accepted as gzip")
+				}
+				return
+			}
+			if tc.wantErr == errZstdWindow {
+				if err == nil || !strings.Contains(err.Error(), "window") {
+					t.Fatalf("ApplyLayer: %v, want a window size error", err)
+				}
+				if testing.Verbose() {
+					t.Log(err)
 				}
 				return
 			}
@@ -194,4 +205,20 @@ func TestApplySparse(t *testing.T) {
 			t.Errorf("%s: %d bytes allocated for %d zeros", name, st.Blocks*512, len(want))
 		}
 	}
+}
+
+var errZstdWindow = errors.New("zstd window")
+
+// zstdWindow compresses b as a stream whose frame asks for a window of w
+// bytes: the decoder must refuse to allocate it.
+func zstdWindow(t *testing.T, b []byte, w int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithWindowSize(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
 }
