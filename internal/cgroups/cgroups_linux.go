@@ -49,8 +49,6 @@ func Mode() string {
 	return ""
 }
 
-func unified() bool { return cgroupsv3.Mode() == cgroupsv3.Unified }
-
 // Group is one control group, on v1 spread over every mounted hierarchy.
 type Group struct {
 	name string

@@ -140,11 +140,12 @@ next:
 			continue
 		}
 		s := call.LinuxSyscall
-		if call.Name != "" {
+		//lint:ignore SA1019 older JSON profiles still name one call with "name"
+		if name := call.Name; name != "" {
 			if len(s.Names) != 0 {
 				return nil, fmt.Errorf("seccomp: rule has both name and names: %w", errdefs.ErrInvalidArgument)
 			}
-			s.Names = []string{call.Name}
+			s.Names = []string{name}
 		}
 		if ex := call.Excludes; ex != nil {
 			if slices.Contains(ex.Arches, ga.filter) {
