@@ -164,9 +164,11 @@ func (m *monitor) start() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	m.spec = spec
-	filter, err := readFilter(spec)
-	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
+	var filter []byte
+	if len(os.Args) > 3 && os.Args[3] != "-" {
+		if filter, err = os.ReadFile(os.Args[3]); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
 	}
 	exe, err := m.sealMountNS()
 	if err != nil {

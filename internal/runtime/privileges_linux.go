@@ -1,13 +1,14 @@
 package runtime
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -94,41 +95,34 @@ func setUser(u User) error {
 	return nil
 }
 
-// seccompFile holds the compiled filter, written by Start and loaded by
-// init: compiling Docker's profile once per capability set in the caller
-// costs less than once in every init.
-const seccompFile = "seccomp.bpf"
-
-var filterCache sync.Map // sorted caps joined by "," -> []byte
-
-// writeFilter compiles Docker's default profile for caps into dir.
-func writeFilter(dir string, caps []string) error {
+// filterFile returns Docker's default profile compiled for caps, as a file
+// beside the sealed binary that Start passes to the monitor. Compiling costs
+// milliseconds, so each capability set is compiled once per binary and
+// kernel, not once per container.
+func filterFile(exe string, caps []string) (string, error) {
 	key := slices.Clone(caps)
 	slices.Sort(key)
-	k := strings.Join(key, ",")
-	b, ok := filterCache.Load(k)
-	if !ok {
-		prog, err := seccomp.Compile(seccomp.DefaultProfile(), caps, "")
-		if err != nil {
-			return fmt.Errorf("seccomp: %w", err)
-		}
-		buf := make([]byte, 0, 8*len(prog))
-		for _, ins := range prog {
-			buf = binary.NativeEndian.AppendUint16(buf, ins.Code)
-			buf = append(buf, ins.Jt, ins.Jf)
-			buf = binary.NativeEndian.AppendUint32(buf, ins.K)
-		}
-		b, _ = filterCache.LoadOrStore(k, buf)
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	sum := sha256.Sum256([]byte(filepath.Base(exe) + "\x00" + unix.ByteSliceToString(uts.Release[:]) + "\x00" + strings.Join(key, ",")))
+	path := filepath.Join(filepath.Dir(exe), "seccomp-"+hex.EncodeToString(sum[:12])+".bpf")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
 	}
-	return os.WriteFile(filepath.Join(dir, seccompFile), b.([]byte), 0o600)
-}
-
-// readFilter reads the filter Start wrote, if the spec asks for one.
-func readFilter(spec *Spec) ([]byte, error) {
-	if !spec.Process.Seccomp || spec.Process.Privileged {
-		return nil, nil
+	prog, err := seccomp.Compile(seccomp.DefaultProfile(), caps, "")
+	if err != nil {
+		return "", fmt.Errorf("seccomp: %w", err)
 	}
-	return os.ReadFile(filepath.Join(spec.StateDir, seccompFile))
+	buf := make([]byte, 0, 8*len(prog))
+	for _, ins := range prog {
+		buf = binary.NativeEndian.AppendUint16(buf, ins.Code)
+		buf = append(buf, ins.Jt, ins.Jf)
+		buf = binary.NativeEndian.AppendUint32(buf, ins.K)
+	}
+	if err := writeFileAtomic(path, buf, true); err != nil {
+		return "", fmt.Errorf("seccomp: %w", err)
+	}
+	return path, nil
 }
 
 func decodeFilter(b []byte) ([]unix.SockFilter, error) {

@@ -110,11 +110,6 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if err := os.MkdirAll(filepath.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
 		return nil, err
 	}
-	if spec.Process.Seccomp && !spec.Process.Privileged {
-		if err := writeFilter(spec.StateDir, spec.Process.Caps); err != nil {
-			return nil, fmt.Errorf("container %s: %w", spec.ID, err)
-		}
-	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
@@ -125,6 +120,12 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	exe, err := sealedExe(filepath.Join(filepath.Dir(filepath.Dir(spec.StateDir)), exeDirName))
 	if err != nil {
 		return nil, fmt.Errorf("container %s: sealed binary: %w", spec.ID, err)
+	}
+	filter := "-"
+	if spec.Process.Seccomp && !spec.Process.Privileged {
+		if filter, err = filterFile(exe, spec.Process.Caps); err != nil {
+			return nil, fmt.Errorf("container %s: %w", spec.ID, err)
+		}
 	}
 
 	syncR, syncW, err := os.Pipe()
@@ -174,7 +175,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	}
 	cmd := &exec.Cmd{
 		Path:       exe,
-		Args:       []string{monitorArg0, spec.StateDir, roles},
+		Args:       []string{monitorArg0, spec.StateDir, roles, filter},
 		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		Dir:        "/",
 		Stdout:     mlog,
