@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,6 +65,10 @@ func (c *cli) pushCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
+				return err
+			}
+			// The store looks names up without checking their spelling.
+			if _, err := dock.ParseReference(args[0]); err != nil {
 				return err
 			}
 			img, err := h.Image(cmd.Context(), args[0])
@@ -338,9 +343,15 @@ func (c *cli) loginCmd() *cobra.Command {
 				return fmt.Errorf("login: -u and -p (or --password-stdin) are needed: %w", dock.ErrInvalidArgument)
 			}
 			var opts []dock.RegistryOption
-			for _, r := range c.insecure {
-				if r == args[0] {
-					opts = append(opts, dock.WithPlainHTTP())
+			if slices.Contains(c.insecure, args[0]) {
+				opts = append(opts, dock.WithPlainHTTP())
+			} else {
+				pem, err := c.registryCA(args[0])
+				if err != nil {
+					return err
+				}
+				if len(pem) > 0 {
+					opts = append(opts, dock.WithCA(pem))
 				}
 			}
 			reg, err := dock.NewRegistry(args[0], opts...)

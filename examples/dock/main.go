@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -19,6 +22,7 @@ import (
 type cli struct {
 	root     string
 	insecure []string
+	certsDir string
 	debug    bool
 	host     *dock.Host
 }
@@ -57,6 +61,11 @@ func run(ctx context.Context, args []string) int {
 	}
 	pf.StringVar(&c.root, "root", defRoot, "state root directory")
 	pf.StringArrayVar(&c.insecure, "insecure-registry", nil, "registry HOST:PORT to reach over plain HTTP (repeatable)")
+	defCerts := os.Getenv("DOCK_CERTS_DIR")
+	if defCerts == "" {
+		defCerts = defaultCertsDir
+	}
+	pf.StringVar(&c.certsDir, "certs-dir", defCerts, "directory of HOST[:PORT]/*.crt CA files trusted for registries, as docker's certs.d")
 	pf.BoolVar(&c.debug, "debug", false, "print more about failures")
 
 	root.AddCommand(
@@ -87,12 +96,78 @@ func (c *cli) open(ctx context.Context) (*dock.Host, error) {
 	for _, r := range c.insecure {
 		opts = append(opts, dock.WithInsecureRegistry(r))
 	}
+	regs, err := c.trustedRegistries()
+	if err != nil {
+		return nil, err
+	}
+	if len(regs) > 0 {
+		opts = append(opts, dock.WithRegistries(regs...))
+	}
 	h, err := dock.Open(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
 	c.host = h
 	return h, nil
+}
+
+// defaultCertsDir is where docker keeps the CA certificates of registries.
+const defaultCertsDir = "/etc/docker/certs.d"
+
+// registryCA returns the PEM certificates found in the certs directory for
+// host (every *.crt file, as docker reads them), or nil when there are none.
+func (c *cli) registryCA(host string) ([]byte, error) {
+	if c.certsDir == "" || host == "" || strings.ContainsAny(host, "/\\") || host == "." || host == ".." {
+		return nil, nil
+	}
+	files, err := filepath.Glob(filepath.Join(c.certsDir, host, "*.crt"))
+	if err != nil {
+		return nil, err
+	}
+	var pem []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("registry CA: %w", err)
+		}
+		pem = append(append(pem, b...), '\n')
+	}
+	return pem, nil
+}
+
+// trustedRegistries describes every registry with a CA in the certs
+// directory, so that its TLS certificate is verified against that CA.
+// Registries named by --insecure-registry are left to plain HTTP.
+func (c *cli) trustedRegistries() ([]*dock.Registry, error) {
+	if c.certsDir == "" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(c.certsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--certs-dir: %w", err)
+	}
+	var regs []*dock.Registry
+	for _, e := range entries {
+		if !e.IsDir() || slices.Contains(c.insecure, e.Name()) {
+			continue
+		}
+		pem, err := c.registryCA(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		if len(pem) == 0 {
+			continue
+		}
+		r, err := dock.NewRegistry(e.Name(), dock.WithCA(pem))
+		if err != nil {
+			return nil, fmt.Errorf("--certs-dir %s: %w", filepath.Join(c.certsDir, e.Name()), err)
+		}
+		regs = append(regs, r)
+	}
+	return regs, nil
 }
 
 func oneLine(s string) string {
