@@ -145,7 +145,8 @@ const maxZstdWindow = 128 << 20
 
 // Decompress returns the uncompressed stream of r. mediaType, when it names
 // a compression, decides; otherwise the first bytes do (gzip, zstd, or else
-// plain tar). Closing the result releases the decoder, not r.
+// plain tar). Closing the result releases the decoder, not r. It decodes in
+// the caller's goroutine; ApplyLayer runs it ahead in its own.
 func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
 	kind := compressionOf(mediaType)
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -183,9 +184,10 @@ type zstdReadCloser struct{ *zstd.Decoder }
 
 func (z zstdReadCloser) Close() error { z.Decoder.Close(); return nil }
 
-// Compress returns a writer that compresses into w as mediaType says (gzip
-// when it names no compression it knows is wrong: "+zstd" gives zstd, a plain
-// ".tar" type gives w unchanged). Close flushes the compressor, not w.
+// Compress returns a writer that compresses into w as mediaType says: zstd
+// for a "+zstd" type, nothing for a plain tar type, gzip otherwise (the
+// type every registry and runtime reads). Close flushes the compressor,
+// not w.
 func Compress(w io.Writer, mediaType string) (io.WriteCloser, error) {
 	switch compressionOf(mediaType) {
 	case mtZstd:
