@@ -164,12 +164,6 @@ func (m *monitor) start() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	m.spec = spec
-	var filter []byte
-	if len(os.Args) > 3 && os.Args[3] != "-" {
-		if filter, err = os.ReadFile(os.Args[3]); err != nil {
-			return fmt.Errorf("seccomp: %w", err)
-		}
-	}
 	exe, err := m.sealMountNS()
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
@@ -186,10 +180,8 @@ func (m *monitor) start() error {
 		}
 	}
 
-	m.log, err = openLogWriter(spec.Log, spec.logPath())
-	if err != nil {
-		return fmt.Errorf("log: %w", err)
-	}
+	// Only what the clone needs comes before it; the rest is done while
+	// the init's runtime starts.
 	var teeOut, teeErr io.Writer
 	if strings.Contains(m.roles, "o") {
 		teeOut = os.NewFile(monStdoutFD, "stdout")
@@ -246,6 +238,7 @@ func (m *monitor) start() error {
 	}
 
 	var childEnds []*os.File
+	var readers []func()
 	childEnds = append(childEnds, childSync)
 	if spec.Process.Terminal {
 		master, slave, err := pty.Open()
@@ -256,11 +249,9 @@ func (m *monitor) start() error {
 		childEnds = append(childEnds, slave)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
-		m.copies.Add(1)
-		go func() {
-			defer m.copies.Done()
+		readers = append(readers, func() {
 			m.log.copyStream("stdout", master, teeOut)
-		}()
+		})
 		if callerIn != nil {
 			go func() {
 				io.Copy(master, callerIn)
@@ -284,21 +275,16 @@ func (m *monitor) start() error {
 				cmd.Stderr = w
 			}
 			stream := [...]string{"stdout", "stderr"}[i]
-			m.copies.Add(1)
-			go func() {
-				defer m.copies.Done()
+			readers = append(readers, func() {
 				m.log.copyStream(stream, r, tee)
 				r.Close()
 				if c, ok := tee.(io.Closer); ok {
 					c.Close()
 				}
-			}()
+			})
 		}
 	}
 
-	if err := m.listen(); err != nil {
-		return err
-	}
 	err = m.spawn(cmd)
 	for _, f := range childEnds {
 		f.Close()
@@ -310,20 +296,43 @@ func (m *monitor) start() error {
 	m.cmd, m.pid = cmd, cmd.Process.Pid
 	m.mu.Unlock()
 	go m.reap()
+	abort := func(err error) error {
+		cmd.Process.Kill()
+		<-m.exited
+		return err
+	}
 
+	m.log, err = openLogWriter(spec.Log, spec.logPath())
+	if err != nil {
+		return abort(fmt.Errorf("log: %w", err))
+	}
+	for _, r := range readers {
+		m.copies.Add(1)
+		go func() {
+			defer m.copies.Done()
+			r()
+		}()
+	}
+	if err := m.listen(); err != nil {
+		return abort(err)
+	}
+	var filter []byte
+	if len(os.Args) > 3 && os.Args[3] != "-" {
+		if filter, err = os.ReadFile(os.Args[3]); err != nil {
+			return abort(fmt.Errorf("seccomp: %w", err))
+		}
+	}
 	if spec.Cgroup != "" && !v2 {
 		err := m.makeCgroup()
 		if err == nil {
 			err = m.group.Add(m.pid)
 		}
 		if err != nil {
-			cmd.Process.Kill()
-			<-m.exited
-			return fmt.Errorf("cgroup: %w", err)
+			return abort(fmt.Errorf("cgroup: %w", err))
 		}
 	}
 	if err := sendConfig(parentSync, raw, filter); err != nil {
-		return fmt.Errorf("init: %w", err)
+		return abort(fmt.Errorf("init: %w", err))
 	}
 	// The init's end closes on exec (it is close-on-exec) or exit; before
 	// that, a message says why the command could not run.

@@ -31,12 +31,15 @@ func writeFileAtomic(path string, data []byte, sync bool) error {
 	return nil
 }
 
+// writeState records st. The running state is not synced: after a crash
+// of the host no container runs anyway, and the sync would delay every
+// start. The final state is.
 func writeState(stateDir string, st *State) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(stateDir, stateFile), b, true)
+	return writeFileAtomic(filepath.Join(stateDir, stateFile), b, st.Status != Running)
 }
 
 // readState returns the recorded state, or a Created state when none was
