@@ -255,3 +255,40 @@ func tarNames(t *testing.T, b []byte) []string {
 }
 
 func newTarReader(r *bytes.Reader) *tar.Reader { return tar.NewReader(r) }
+
+// TestDiffDoesNotFollowSymlinks: a container may leave symlinks to host
+// paths in its upper directory; the diff carries the links, never what they
+// point at.
+func TestDiffDoesNotFollowSymlinks(t *testing.T) {
+	h := newHost(t)
+	upper := h.root
+	mustSymlink(t, h.sentinel, filepath.Join(upper, "abs"))
+	mustSymlink(t, "../sentinel", filepath.Join(upper, "rel"))
+	mustSymlink(t, "/etc/passwd", filepath.Join(upper, "passwd"))
+	lower := t.TempDir()
+	for name, diff := range map[string]func(w *bytes.Buffer) error{
+		"overlay": func(w *bytes.Buffer) error { return DiffOverlay(context.Background(), upper, w) },
+		"trees":   func(w *bytes.Buffer) error { return DiffTrees(context.Background(), lower, upper, w) },
+	} {
+		var buf bytes.Buffer
+		if err := diff(&buf); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		tr := tar.NewReader(&buf)
+		var got []string
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if hdr.Typeflag != tar.TypeSymlink {
+				t.Errorf("%s: entry %s of type %c, want only symlinks", name, hdr.Name, hdr.Typeflag)
+			}
+			got = append(got, hdr.Name+"->"+hdr.Linkname)
+		}
+		if len(got) != 3 {
+			t.Errorf("%s: entries %v, want the 3 symlinks", name, got)
+		}
+	}
+	h.check(t)
+}
