@@ -24,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockkit/dock/internal/cgroups"
 	"github.com/dockkit/dock/internal/errdefs"
 )
 
@@ -56,7 +55,7 @@ type Spec struct {
 	// Cgroup names the control group the monitor creates ("dock/<id>");
 	// empty runs the container in the monitor's own group.
 	Cgroup    string
-	Resources *cgroups.Resources
+	Resources *Resources
 
 	Log LogConfig
 
