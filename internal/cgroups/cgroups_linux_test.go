@@ -221,7 +221,7 @@ func TestMode(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	res := &Resources{MemoryMax: 64 << 20, MemoryReservation: 16 << 20, PidsMax: 100, CPUShares: 512, CPUSetCPUs: "0"}
+	res := &Resources{MemoryMax: 64 << 20, MemoryReservation: 16 << 20, PidsMax: 100, CPUShares: 512, CPUSetCPUs: "0", IOWeight: 500}
 	g := newTestGroup(t, res)
 
 	if (g.V2Path() != "") != (Mode() == "v2") {
@@ -254,6 +254,25 @@ func TestLifecycle(t *testing.T) {
 		}
 		if got := readCtrl(t, g, "memory", "memory.soft_limit_in_bytes"); got != "16777216" {
 			t.Errorf("soft limit = %s", got)
+		}
+	}
+	ioCtrl, ioFiles := "blkio", []string{"blkio.weight", "blkio.bfq.weight"}
+	if Mode() == "v2" {
+		ioCtrl, ioFiles = "", []string{"io.weight", "io.bfq.weight"}
+	}
+	if dir, ok := g.ctrlDir(ioCtrl); ok {
+		found := false
+		for _, f := range ioFiles {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				if got := readCtrl(t, g, ioCtrl, f); !strings.Contains(got, "500") {
+					t.Errorf("%s = %q, want weight 500", f, got)
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Logf("kernel offers no IO weight; IOWeight skipped as docker does")
 		}
 	}
 	if got := readCtrl(t, g, "cpuset", "cpuset.cpus"); got != "0" {

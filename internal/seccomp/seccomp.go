@@ -178,8 +178,9 @@ next:
 	return r, nil
 }
 
-// Compile turns profile p into a BPF program for a container whose
-// effective capabilities are caps ("CAP_SYS_ADMIN" or "SYS_ADMIN"), for
+// Compile turns profile p into a BPF program for a container granted the
+// capabilities caps ("CAP_SYS_ADMIN" or "SYS_ADMIN"; docker passes the
+// container's bounding set, which for root is also its effective set), for
 // arch, a GOARCH ("" means the running one; amd64 and arm64 are known).
 // The host kernel's version decides the profile's minKernel rules.
 func Compile(p *Profile, caps []string, arch string) ([]unix.SockFilter, error) {
