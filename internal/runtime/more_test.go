@@ -123,3 +123,42 @@ func TestUserNamespace(t *testing.T) {
 		t.Fatalf("output %q", stdout)
 	}
 }
+
+// TestRestartAndLoadedWait starts a stopped container again and checks that
+// a Handle from Load waits for the output of a foreground start.
+func TestRestartAndLoadedWait(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done")
+	for round := 0; round < 2; round++ {
+		var stdout syncBuffer
+		if _, err := start(t, spec, &Stdio{Stdout: &stdout}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		h, err := Load(spec.StateDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := h.Wait(context.Background())
+		if err != nil || es.ExitCode != 0 {
+			t.Fatalf("round %d: %+v %v", round, es, err)
+		}
+		if n := strings.Count(stdout.String(), "\n"); n != 2000 {
+			t.Fatalf("round %d: %d lines reached the caller", round, n)
+		}
+	}
+	r, err := Logs(context.Background(), spec.StateDir, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for {
+		if _, err := r.Next(); err != nil {
+			break
+		}
+		n++
+	}
+	if n != 4000 {
+		t.Fatalf("log has %d entries over two runs", n)
+	}
+}

@@ -43,7 +43,17 @@ type Handle struct {
 	stateDir string
 	spec     *Spec
 	st       State
-	copies   sync.WaitGroup // caller-side stdio copies, for a Handle from Start
+	copies   *sync.WaitGroup // this process's copies of the container's output to Stdio
+}
+
+// pendingCopies holds, per state directory, the copies of a foreground
+// container's output to the writers given to Start, so that Wait on any
+// Handle in this process returns only after the output has been delivered.
+var pendingCopies sync.Map // state dir -> *sync.WaitGroup
+
+func callerCopies(stateDir string) *sync.WaitGroup {
+	wg, _ := pendingCopies.LoadOrStore(stateDir, new(sync.WaitGroup))
+	return wg.(*sync.WaitGroup)
 }
 
 // The monitor's file descriptors, as the caller passes them.
@@ -104,8 +114,15 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	if st, err := readState(spec.StateDir); err == nil && st.Status != Created {
-		return nil, fmt.Errorf("container %s: %s: %w", spec.ID, st.Status, errdefs.ErrWrongState)
+	// A stopped container may start again, with the same state directory
+	// and log.
+	if st, err := (&Handle{stateDir: spec.StateDir, spec: spec}).readState(); err == nil {
+		if st.Status == Running || (st.Status == Created && (&Handle{stateDir: spec.StateDir}).monitorStarting()) {
+			return nil, fmt.Errorf("container %s: %s: %w", spec.ID, st.Status, errdefs.ErrWrongState)
+		}
+		if st.Status == Stopped {
+			os.Remove(filepath.Join(spec.StateDir, stateFile))
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
 		return nil, err
@@ -200,6 +217,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	go cmd.Wait()
 
 	h := &Handle{stateDir: spec.StateDir, spec: spec}
+	h.copies = callerCopies(spec.StateDir)
 	if stdio != nil {
 		i := 0
 		if stdio.Stdin != nil {
@@ -249,7 +267,7 @@ func Load(stateDir string) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handle{stateDir: stateDir, spec: spec}
+	h := &Handle{stateDir: stateDir, spec: spec, copies: callerCopies(stateDir)}
 	h.st, err = h.readState()
 	if err != nil {
 		return nil, err
@@ -435,6 +453,7 @@ func (h *Handle) Delete(force bool) error {
 	if err := os.RemoveAll(h.stateDir); err != nil {
 		return fmt.Errorf("container %s: delete: %w", h.spec.ID, err)
 	}
+	pendingCopies.Delete(h.stateDir)
 	return nil
 }
 
