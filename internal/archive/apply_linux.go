@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/dockkit/dock/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -78,6 +80,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 	defer func() {
 		a.invalidate()
 		a.closeStale()
+		if a.rootFile != nil {
+			a.rootFile.Close()
+		}
 		unix.Close(rootfd)
 		copyBufs.Put(bp)
 	}()
@@ -153,7 +158,8 @@ type applier struct {
 	parentSgid bool
 	euid, egid int
 	rootSgid   bool
-	umask      int // -1 when unknown
+	umask      int      // -1 when unknown
+	rootFile   *os.File // a copy of rootfd for filepath-securejoin, made on demand
 }
 
 type cachedDir struct {
@@ -782,19 +788,65 @@ func parentDir(rel string) string {
 	return ""
 }
 
+// noOpenat2 is set once openat2 turned out to be missing (before Linux
+// 5.6) or filtered by a seccomp profile.
+var noOpenat2 atomic.Bool
+
 func (a *applier) openInRoot(rel string) (int, error) {
+	if noOpenat2.Load() {
+		return a.openInRootEmulated(rel)
+	}
 	how := unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	for range 16 {
 		fd, err := unix.Openat2(a.rootfd, rel, &how)
-		if err == unix.EAGAIN || err == unix.EINTR {
+		switch err {
+		case unix.EAGAIN, unix.EINTR:
 			continue // a rename raced the lookup; try again
+		case unix.ENOSYS, unix.EPERM:
+			noOpenat2.Store(true)
+			return a.openInRootEmulated(rel)
 		}
 		return fd, err
 	}
 	return -1, unix.EAGAIN
+}
+
+// openInRootEmulated resolves rel inside root with filepath-securejoin,
+// which walks the path one component at a time and checks each step
+// against the root when the kernel cannot do it.
+func (a *applier) openInRootEmulated(rel string) (int, error) {
+	if a.rootFile == nil {
+		fd, err := unix.Dup(a.rootfd)
+		if err != nil {
+			return -1, err
+		}
+		unix.CloseOnExec(fd)
+		a.rootFile = os.NewFile(uintptr(fd), "root")
+	}
+	f, err := pathrs.OpenatInRoot(a.rootFile, rel)
+	if err != nil {
+		var errno unix.Errno
+		if errors.As(err, &errno) {
+			return -1, errno
+		}
+		return -1, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return -1, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return -1, unix.ENOTDIR
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	return fd, err
 }
 
 func (a *applier) cacheDir(rel string, fd int, sgid bool) {

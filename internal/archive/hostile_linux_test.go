@@ -305,6 +305,17 @@ func hostileCases() []hostileCase {
 }
 
 func TestHostileLayers(t *testing.T) {
+	t.Run("openat2", func(t *testing.T) { testHostileLayers(t) })
+	// Without openat2 (old kernels, seccomp filters) paths resolve in
+	// user space; the same layers must be as harmless.
+	t.Run("emulated", func(t *testing.T) {
+		noOpenat2.Store(true)
+		defer noOpenat2.Store(false)
+		testHostileLayers(t)
+	})
+}
+
+func testHostileLayers(t *testing.T) {
 	for _, tc := range hostileCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.root {
