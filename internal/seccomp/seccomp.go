@@ -20,6 +20,9 @@
 //     falls back from a call newer than the profile (runc does the same);
 //   - everything else takes the default action;
 //   - an architecture the filter does not cover kills the process.
+//
+// x32 calls are matched by x86_64's numbers with the x32 bit set; the few
+// x32-only variants (512 and up) take the default action.
 package seccomp
 
 //go:generate go run mksysnum.go
@@ -50,7 +53,7 @@ func DefaultProfile() *Profile {
 // archInfo describes one architecture a filter can cover.
 type archInfo struct {
 	audit uint32 // AUDIT_ARCH_* in seccomp_data.arch
-	table string // key of sysnums
+	table string // see sysnumTable
 	x32   bool   // numbers carry __X32_SYSCALL_BIT
 }
 
@@ -256,7 +259,6 @@ type callRules struct {
 
 // rulesFor builds the rules of one architecture, sorted by number.
 func (r *resolved) rulesFor(a archInfo) ([]*callRules, error) {
-	table := sysnums[a.table]
 	byNr := map[uint32]*callRules{}
 	for _, s := range r.syscalls {
 		act, err := encodeAction(s.Action, s.ErrnoRet)
@@ -291,7 +293,7 @@ func (r *resolved) rulesFor(a archInfo) ([]*callRules, error) {
 			}
 		}
 		for _, name := range s.Names {
-			nr, ok := table[name]
+			nr, ok := lookup(a.table, name)
 			if !ok {
 				continue // not on this architecture, or newer than the table
 			}
@@ -321,11 +323,27 @@ func (r *resolved) rulesFor(a archInfo) ([]*callRules, error) {
 	return out, nil
 }
 
+// sysnum is one system call of one architecture.
+type sysnum struct {
+	name string
+	nr   uint32
+}
+
+// lookup finds a system call's number on an architecture.
+func lookup(table, name string) (uint32, bool) {
+	t := sysnumTable(table)
+	i, ok := slices.BinarySearchFunc(t, name, func(s sysnum, n string) int { return strings.Compare(s.name, n) })
+	if !ok {
+		return 0, false
+	}
+	return t[i].nr, true
+}
+
 // maxNr is the highest number this package knows on an architecture.
 func maxNr(table string) uint32 {
 	var m uint32
-	for _, n := range sysnums[table] {
-		m = max(m, n)
+	for _, s := range sysnumTable(table) {
+		m = max(m, s.nr)
 	}
 	return m
 }

@@ -106,9 +106,9 @@ func model(r *resolved, d seccompData) uint32 {
 		nr &^= x32Bit
 	}
 	name := ""
-	for n, v := range sysnums[info.table] {
-		if v == nr {
-			name = n
+	for _, s := range sysnumTable(info.table) {
+		if s.nr == nr {
+			name = s.name
 		}
 	}
 	if name != "" {
@@ -187,7 +187,7 @@ const (
 
 func nr(t *testing.T, table, name string) uint32 {
 	t.Helper()
-	n, ok := sysnums[table][name]
+	n, ok := lookup(table, name)
 	if !ok {
 		t.Fatalf("%s has no %s", table, name)
 	}
@@ -305,7 +305,8 @@ func TestProgramMatchesModel(t *testing.T) {
 			for _, a := range r.arches {
 				info := specArches[a]
 				var nrs []uint32
-				for _, n := range sysnums[info.table] {
+				for _, s := range sysnumTable(info.table) {
+					n := s.nr
 					if info.x32 {
 						n |= x32Bit
 					}
@@ -423,5 +424,14 @@ func TestMinKernel(t *testing.T) {
 	d := seccompData{nr: nr(t, "amd64", "ptrace"), arch: unix.AUDIT_ARCH_X86_64}
 	if got := run(t, prog, d); got != eperm {
 		t.Fatalf("ptrace on 4.4: %#x, want EPERM", got)
+	}
+}
+
+func BenchmarkCompileDefault(b *testing.B) {
+	p := DefaultProfile()
+	for b.Loop() {
+		if _, err := Compile(p, dockerCaps, "amd64"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
