@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/dockkit/dock"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // runFlags are the flags shared by run and create.
@@ -66,28 +71,44 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
 }
 
-// ParseBytes reads a size as docker does: "67108864", "64m", "1g", "512k".
+// sizeRE is docker's spelling of a size: a number, then an optional unit
+// (k, m, g, t, p; binary multiples), an optional "i" after it, an
+// optional "b".
+var sizeRE = regexp.MustCompile(`^([0-9]+)(\.[0-9]+)? ?(?:([kmgtp])i?)?b?$`)
+
+// parseBytes reads a size as docker's -m does: "67108864", "64m", "1g",
+// "512k", "1.5g", "64MiB", "100b".
 func parseBytes(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "b"):
-		s = strings.TrimSuffix(s, "b")
+	m := sizeRE.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	if m == nil {
+		return 0, fmt.Errorf("size %q: want bytes or a number with k, m, g, t or p: %w", s, dock.ErrInvalidArgument)
 	}
-	switch {
-	case strings.HasSuffix(s, "k"):
-		mult, s = 1<<10, strings.TrimSuffix(s, "k")
-	case strings.HasSuffix(s, "m"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "m")
-	case strings.HasSuffix(s, "g"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}[m[3]]
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("size %q: too large: %w", s, dock.ErrInvalidArgument)
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("size %q: want bytes or a number with k, m, g: %w", s, dock.ErrInvalidArgument)
+	n <<= shift
+	if m[2] != "" {
+		frac, _ := strconv.ParseFloat("0"+m[2], 64)
+		n += int64(frac * float64(int64(1)<<shift))
 	}
-	return int64(f * float64(mult)), nil
+	return n, nil
 }
+
+// checkUser checks the spelling of -u: a name or uid, then optionally ":"
+// and a group name or gid. The image's /etc/passwd and /etc/group resolve
+// the names when the container is created.
+func checkUser(u string) error {
+	user, group, hasGroup := strings.Cut(u, ":")
+	if user == "" || (hasGroup && group == "") || strings.ContainsAny(u, " \t\n/") || strings.Count(u, ":") > 1 {
+		return fmt.Errorf("-u %q: want name, uid, name:group or uid:gid: %w", u, dock.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// minMemory is the smallest memory limit docker accepts.
+const minMemory = 6 << 20
 
 func (f *runFlags) options() ([]dock.CreateOption, error) {
 	var opts []dock.CreateOption
@@ -113,6 +134,9 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		opts = append(opts, dock.WithWorkdir(f.workdir))
 	}
 	if f.user != "" {
+		if err := checkUser(f.user); err != nil {
+			return nil, err
+		}
 		opts = append(opts, dock.WithUser(f.user))
 	}
 	if f.entrypoint != "" {
@@ -123,7 +147,13 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-m: %w", err)
 		}
-		opts = append(opts, dock.WithMemoryLimit(n))
+		switch {
+		case n == 0: // no limit, as docker
+		case n < minMemory:
+			return nil, fmt.Errorf("-m %s: the minimum memory limit is 6MB: %w", f.memory, dock.ErrInvalidArgument)
+		default:
+			opts = append(opts, dock.WithMemoryLimit(n))
+		}
 	}
 	if f.cpus != 0 {
 		opts = append(opts, dock.WithCPUs(f.cpus))
@@ -188,7 +218,10 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		opts = append(opts, dock.WithStdin())
 	}
 	if f.tty {
-		return nil, fmt.Errorf("-t: %w", dock.ErrNotSupported)
+		if f.interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+			return nil, fmt.Errorf("-t: the input device is not a TTY: %w", dock.ErrInvalidArgument)
+		}
+		return nil, fmt.Errorf("-t: containers cannot have a pseudo-terminal yet: %w", dock.ErrNotSupported)
 	}
 	if len(f.labels) > 0 {
 		l := map[string]string{}
@@ -263,7 +296,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 			}
 			if err := ctr.Start(ctx, sopts...); err != nil {
 				if rf.rm {
-					ctr.Remove(context.WithoutCancel(ctx), true)
+					removeQuietly(ctx, ctr)
 				}
 				return startFailure(err)
 			}
@@ -271,7 +304,11 @@ func (c *cli) containerCmds() []*cobra.Command {
 				fmt.Println(ctr.ID)
 				return nil
 			}
-			st, err := ctr.Wait(ctx)
+			// Signals sent to dock go to the container, as docker's
+			// --sig-proxy does; dock waits for the exit it causes.
+			stopProxy := proxySignals(ctr)
+			st, err := ctr.Wait(context.WithoutCancel(ctx))
+			stopProxy()
 			if err != nil {
 				return err
 			}
@@ -279,7 +316,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 				fmt.Fprintln(os.Stderr, "container killed: out of memory")
 			}
 			if rf.rm {
-				if err := ctr.Remove(context.WithoutCancel(ctx), true); err != nil {
+				if err := ctr.Remove(context.WithoutCancel(ctx), true); err != nil && !errors.Is(err, dock.ErrNotFound) {
 					return err
 				}
 			}
@@ -312,7 +349,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
 			if err := ctr.Start(ctx); err != nil {
-				return startFailure(err)
+				return err
 			}
 			fmt.Println(ctr.Name)
 			return nil
@@ -465,6 +502,34 @@ func (c *cli) containerCmds() []*cobra.Command {
 	logs.Flags().StringVar(&since, "since", "", "only output since a time or a duration ago")
 
 	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs}
+}
+
+// proxySignals forwards the signals a user sends to dock to the container
+// until the returned function is called.
+func proxySignals(ctr *dock.Container) func() {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				_ = ctr.Kill(s.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// removeQuietly removes a container that failed to start; dock is already
+// reporting that failure.
+func removeQuietly(ctx context.Context, ctr *dock.Container) {
+	_ = ctr.Remove(context.WithoutCancel(ctx), true)
 }
 
 // startFailure turns a start error into docker's exit codes: 127 for a
