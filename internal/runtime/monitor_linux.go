@@ -143,6 +143,9 @@ func (m *monitor) finish(es ExitStatus) {
 	}
 	m.waiters = nil
 	m.mu.Unlock()
+	if err := syncState(m.stateDir); err != nil && !os.IsNotExist(err) {
+		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
+	}
 	if m.group != nil {
 		if err := m.group.Delete(); err != nil {
 			fmt.Fprintf(os.Stderr, "remove cgroup: %v\n", err)

@@ -31,15 +31,32 @@ func writeFileAtomic(path string, data []byte, sync bool) error {
 	return nil
 }
 
-// writeState records st. The running state is not synced: after a crash
-// of the host no container runs anyway, and the sync would delay every
-// start. The final state is.
+// writeState records st: the new state.json replaces the old by rename, so
+// readers see one or the other, never a torn file. It is not synced here:
+// the monitor answers waiters first and then calls syncState, which keeps
+// the sync's milliseconds off the path of `run --rm`.
 func writeState(stateDir string, st *State) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(stateDir, stateFile), b, st.Status != Running)
+	return writeFileAtomic(filepath.Join(stateDir, stateFile), b, false)
+}
+
+// syncState makes the recorded state durable.
+func syncState(stateDir string) error {
+	for _, p := range []string{filepath.Join(stateDir, stateFile), stateDir} {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readState returns the recorded state, or a Created state when none was
@@ -54,7 +71,9 @@ func readState(stateDir string) (State, error) {
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return State{}, fmt.Errorf("%s: %w", filepath.Join(stateDir, stateFile), err)
+		// Only a crash of the host between the rename and the sync of the
+		// final state leaves this; the container is gone with the monitor.
+		return State{Status: Stopped, ExitCode: 255, Error: "state lost: " + err.Error()}, nil
 	}
 	return st, nil
 }
