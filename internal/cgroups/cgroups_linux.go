@@ -438,7 +438,8 @@ func (g *Group) Thaw() error {
 // Kill sends SIGKILL to every process in the group and its descendants. On
 // v2 kernels with cgroup.kill the kernel does it atomically; elsewhere the
 // group is frozen first so that nothing forks past the signal. It does not
-// wait for the processes to die.
+// wait for the processes to die. Killing a group already removed does
+// nothing.
 func (g *Group) Kill() error {
 	if g.v2 != nil {
 		err := os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0)
@@ -447,6 +448,9 @@ func (g *Group) Kill() error {
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("cgroup %s: kill: %w", g.name, err)
+		}
+		if _, err := os.Stat(g.dir); errors.Is(err, fs.ErrNotExist) {
+			return nil // the group is gone: nothing left to kill
 		}
 	}
 	frozen := g.Freeze() == nil

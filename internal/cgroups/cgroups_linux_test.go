@@ -342,6 +342,9 @@ func TestLifecycle(t *testing.T) {
 	if err := g.Delete(); err != nil {
 		t.Fatalf("second Delete: %v", err)
 	}
+	if err := g.Kill(); err != nil {
+		t.Fatalf("Kill after Delete: %v", err)
+	}
 }
 
 func TestMemoryOOM(t *testing.T) {
