@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -141,7 +143,25 @@ func sealedExe(dir string) (string, error) {
 		os.Remove(tmp.Name())
 		return "", err
 	}
+	pruneSealed(dir, name)
 	return p, nil
+}
+
+// pruneSealed removes copies of other binaries made more than a day ago.
+// A monitor still running one keeps it through its bind mount.
+func pruneSealed(dir, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() == keep || !strings.HasPrefix(e.Name(), "dock-") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func removeCgroup(name string) {

@@ -382,11 +382,67 @@ func mountRootfs(m Mount, target string) error {
 			return fmt.Errorf("rootfs: %s: %w", src, err)
 		}
 	default:
+		if m.Type == "overlay" && len(data) >= unix.Getpagesize() {
+			// The kernel takes one page of options: with many layers, name
+			// them relative to their common directory instead.
+			dir, short := shortenOverlay(m.Options)
+			if err := unix.Chdir(dir); err != nil {
+				return fmt.Errorf("rootfs: %w", err)
+			}
+			defer unix.Chdir("/")
+			_, data = parseOptions(short)
+		}
 		if err := unix.Mount(m.Source, target, m.Type, flags|unix.MS_NODEV, data); err != nil {
 			return fmt.Errorf("rootfs: mount %s: %w", m.Type, err)
 		}
 	}
 	return nil
+}
+
+// shortenOverlay rewrites the lowerdir, upperdir and workdir options
+// relative to the deepest directory holding all of them.
+func shortenOverlay(opts []string) (string, []string) {
+	var paths []string
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			paths = append(paths, strings.Split(v, ":")...)
+		case "upperdir", "workdir":
+			paths = append(paths, v)
+		}
+	}
+	if len(paths) == 0 {
+		return "/", opts
+	}
+	common := filepath.Dir(paths[0])
+	for _, p := range paths[1:] {
+		for common != "/" && !strings.HasPrefix(p, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	rel := func(p string) string {
+		if r, err := filepath.Rel(common, p); err == nil {
+			return r
+		}
+		return p
+	}
+	out := make([]string, 0, len(opts))
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			l := strings.Split(v, ":")
+			for i := range l {
+				l[i] = rel(l[i])
+			}
+			o = k + "=" + strings.Join(l, ":")
+		case "upperdir", "workdir":
+			o = k + "=" + rel(v)
+		}
+		out = append(out, o)
+	}
+	return common, out
 }
 
 // pivotRoot makes target the root and drops the host's tree: with both
