@@ -1,7 +1,8 @@
 package dock
 
-// Resources are the limits a container's cgroup enforces. A zero field means
-// "no limit" (or the kernel's default weight).
+// Resources are the limits a container's cgroup enforces. A zero field
+// leaves the kernel's default (no limit, the default weight); -1 in
+// MemoryMax, MemorySwapMax, CPUQuota or PidsMax lifts a limit set before.
 type Resources struct {
 	MemoryMax         int64   // bytes; memory.max / memory.limit_in_bytes
 	MemorySwapMax     int64   // bytes of memory plus swap, as docker's --memory-swap; -1 unlimited
@@ -11,7 +12,7 @@ type Resources struct {
 	CPUShares         uint64  // v1 shares (2..262144); converted to a weight on v2
 	CPUSetCPUs        string  // "0-1,3"
 	CPUSetMems        string  // "0"
-	PidsMax           int64   // tasks; -1 or 0 unlimited
+	PidsMax           int64   // tasks
 	IOWeight          uint16  // 10..1000 (v2) or blkio weight 10..1000 (v1)
 	CPUs              float64 // convenience: docker's --cpus; sets CPUQuota/CPUPeriod
 }

@@ -453,7 +453,9 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 
 	if c.privileged {
-		spec.Process.Caps = caps.All()
+		// Every capability this process could grant: a host that is itself
+		// confined may lack some the kernel knows.
+		spec.Process.Caps = caps.Available().Names()
 		spec.Process.Privileged = true
 	} else {
 		spec.Process.Caps, err = caps.Merge(caps.Default(), c.capAdd, c.capDrop)
