@@ -46,6 +46,8 @@ type monitor struct {
 	copies   sync.WaitGroup
 	exited   chan syscall.WaitStatus
 	ln       *net.UnixListener
+	started  time.Time
+	answered sync.WaitGroup // requests being answered
 
 	mu      sync.Mutex
 	done    bool
@@ -64,7 +66,7 @@ func monitorMain() {
 		syncF.Write(append(b, '\n'))
 		syncF.Close()
 	}
-	started := time.Now()
+	m.started = time.Now()
 	err := m.start()
 	if err != nil {
 		code, text := 125, err.Error()
@@ -76,7 +78,7 @@ func monitorMain() {
 		report(syncMsg{Code: code, Error: text})
 		return
 	}
-	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: started}
+	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: m.started}
 	if err := writeState(m.stateDir, &st); err != nil {
 		m.cmd.Process.Kill()
 		ws := <-m.exited
@@ -103,8 +105,10 @@ func monitorMain() {
 	m.finish(es)
 }
 
-// finish drains the output, records the exit, answers waiters and removes
-// the cgroup.
+// finish drains the output, removes the socket and the cgroup, records the
+// exit and answers waiters. Everything that could disturb a new start of the
+// same container happens before the stopped state is written, since that
+// state is what allows one.
 func (m *monitor) finish(es ExitStatus) {
 	done := make(chan struct{})
 	go func() { m.copies.Wait(); close(done) }()
@@ -127,12 +131,19 @@ func (m *monitor) finish(es ExitStatus) {
 	if m.log != nil {
 		m.log.Close()
 	}
+	if m.ln != nil {
+		// Requests already accepted are still answered.
+		m.ln.Close()
+		os.Remove(filepath.Join(m.stateDir, socketFile))
+	}
+	if m.group != nil {
+		if err := m.group.Delete(); err != nil {
+			fmt.Fprintf(os.Stderr, "remove cgroup: %v\n", err)
+		}
+	}
 	es.FinishedAt = time.Now()
 	st := State{Status: Stopped, Pid: m.pid, ExitCode: es.ExitCode, Signal: es.Signal,
-		OOMKilled: es.OOMKilled, FinishedAt: es.FinishedAt, Error: es.Error}
-	if old, err := readState(m.stateDir); err == nil {
-		st.StartedAt = old.StartedAt
-	}
+		OOMKilled: es.OOMKilled, StartedAt: m.started, FinishedAt: es.FinishedAt, Error: es.Error}
 	if err := writeState(m.stateDir, &st); err != nil {
 		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
 	}
@@ -146,15 +157,8 @@ func (m *monitor) finish(es ExitStatus) {
 	if err := syncState(m.stateDir); err != nil && !os.IsNotExist(err) {
 		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
 	}
-	if m.group != nil {
-		if err := m.group.Delete(); err != nil {
-			fmt.Fprintf(os.Stderr, "remove cgroup: %v\n", err)
-		}
-	}
-	if m.ln != nil {
-		m.ln.Close()
-	}
-	os.Remove(filepath.Join(m.stateDir, socketFile))
+	// Let the answers reach the waiters before the process ends.
+	m.answered.Wait()
 }
 
 func (m *monitor) start() error {
@@ -469,6 +473,7 @@ func (m *monitor) listen() error {
 			if err != nil {
 				return
 			}
+			m.answered.Add(1)
 			go m.serve(c)
 		}
 	}()
@@ -476,7 +481,10 @@ func (m *monitor) listen() error {
 }
 
 func (m *monitor) serve(c *net.UnixConn) {
+	defer m.answered.Done()
 	defer c.Close()
+	// A client that says nothing must not keep the monitor from exiting.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
 		return
@@ -523,6 +531,7 @@ func (m *monitor) serve(c *net.UnixConn) {
 		}
 	}
 	b, _ := json.Marshal(resp)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	c.Write(append(b, '\n'))
 }
 
