@@ -44,10 +44,6 @@ func initMain() {
 	if !hasEnv(env, "PATH") {
 		env = append(append([]string(nil), env...), defaultPath)
 	}
-	path, code, err := lookPath(p.Args[0], env)
-	if err != nil {
-		fail(code, "%v", err)
-	}
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -55,9 +51,18 @@ func initMain() {
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		fail(125, "init: working directory %s: %v", cwd, err)
 	}
+	// Relative commands and PATH entries resolve in the working directory.
+	if err := unix.Chdir(cwd); err != nil {
+		fail(125, "init: working directory %s: %v", cwd, err)
+	}
+	path, code, err := lookPath(p.Args[0], env)
+	if err != nil {
+		fail(code, "%v", err)
+	}
 	if err := dropPrivileges(spec, filter); err != nil {
 		fail(125, "init: %v", err)
 	}
+	// Again as the user, who may not be allowed in.
 	if err := unix.Chdir(cwd); err != nil {
 		fail(126, "init: working directory %s: %v", cwd, err)
 	}

@@ -37,10 +37,12 @@ func TestExitCodes(t *testing.T) {
 		{"missingpath", []string{"/bin/nosuch"}, 127, 0, "no such file or directory"},
 		{"notexecutable", []string{"/etc/notexec"}, 126, 0, "permission denied"},
 		{"directory", []string{"/etc"}, 126, 0, "permission denied"},
+		{"relative", []string{"../bin/true"}, 0, 0, ""}, // from the working directory /tmp
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := testSpec(t, tc.args...)
+			spec.Process.Cwd = "/tmp"
 			h, err := start(t, spec, nil)
 			if tc.startErr != "" {
 				var se *StartError
