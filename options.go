@@ -33,16 +33,6 @@ type loadConfig struct {
 	noUnpack bool
 }
 
-type optionFunc struct {
-	pull func(*pullConfig) error
-	push func(*pushConfig) error
-	load func(*loadConfig) error
-}
-
-func (o optionFunc) applyPull(c *pullConfig) error { return o.pull(c) }
-func (o optionFunc) applyPush(c *pushConfig) error { return o.push(c) }
-func (o optionFunc) applyLoad(c *loadConfig) error { return o.load(c) }
-
 // PlatformOption selects one platform of a multi-platform image; it serves
 // Pull and Load.
 type PlatformOption struct {

@@ -21,11 +21,7 @@ func (h *Host) inUse(ctx context.Context) ([]digest.Digest, map[string]bool, err
 			chains[l.ChainID.String()] = true
 		}
 	}
-	var keep []digest.Digest
-	for _, m := range h.containerImages() {
-		keep = append(keep, m)
-	}
-	return keep, chains, nil
+	return h.containerImages(), chains, nil
 }
 
 // pruneSnapshots removes committed layer snapshots whose chain no image
