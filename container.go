@@ -30,8 +30,9 @@ type Container struct {
 	Created time.Time         // when Create made it
 	Labels  map[string]string // as given to Create
 
-	h   *Host
-	rec *containerRecord
+	h     *Host
+	rec   *containerRecord
+	owner *os.File // the auto-remove owner lock, when held
 }
 
 // containerRecord is what Create stores in <root>/containers/<id>/dock.json.
@@ -255,6 +256,9 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 		return fmt.Errorf("start %s: container is %s: %w", c.Name, st.Status, ErrWrongState)
 	}
 	spec := c.rec.Spec
+	if c.rec.AutoRemove {
+		c.takeOwner()
+	}
 	if _, err := runtime.Start(ctx, &spec, &sc.stdio); err != nil {
 		var se *runtime.StartError
 		if errors.As(err, &se) {
@@ -293,6 +297,11 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 			es, err := hd.Wait(ctx)
 			if err != nil {
 				return ExitStatus{}, fmt.Errorf("wait %s: %w", c.Name, err)
+			}
+			if c.rec.AutoRemove && c.tryOwner() {
+				if err := c.Remove(context.WithoutCancel(ctx), true); err != nil {
+					return ExitStatus{}, fmt.Errorf("wait %s: auto-remove: %w", c.Name, err)
+				}
 			}
 			return ExitStatus{ExitCode: es.ExitCode, Signal: syscall.Signal(es.Signal),
 				OOMKilled: es.OOMKilled, FinishedAt: es.FinishedAt}, nil
@@ -343,32 +352,78 @@ func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
 // running container is refused with ErrWrongState unless force is set, which
 // kills it first.
 func (c *Container) Remove(ctx context.Context, force bool) error {
+	hd, herr := c.handle()
 	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
 		if !force {
 			return fmt.Errorf("remove %s: container is %s; stop it or force: %w", c.Name, st.Status, ErrWrongState)
 		}
-		if hd, err := c.handle(); err == nil {
+		if herr == nil {
 			hd.Kill(syscall.SIGKILL)
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			hd.Wait(wctx)
 			cancel()
 		}
 	}
-	if hd, err := c.handle(); err == nil {
-		if err := hd.Delete(force); err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("remove %s: %w", c.Name, err)
-		}
-	}
+	// The writable layer goes first: a crash after it leaves a container
+	// record that Remove finishes, never a layer nothing refers to.
 	if err := c.h.snap.Remove(ctx, c.rec.SnapshotKey); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	if target, err := os.Readlink(filepath.Join(c.h.namesDir(), c.Name)); err == nil && target == c.ID {
 		os.Remove(filepath.Join(c.h.namesDir(), c.Name))
 	}
+	if herr == nil {
+		if err := hd.Delete(true); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("remove %s: %w", c.Name, err)
+		}
+	}
 	if err := os.RemoveAll(c.stateDir()); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
+	c.releaseOwner()
 	return nil
+}
+
+// takeOwner marks this program as the one that removes an auto-remove
+// container once it exits; while it lives, other programs leave the
+// container for it.
+func (c *Container) takeOwner() {
+	if c.owner != nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(c.stateDir(), "owner.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return
+	}
+	if lockFile(f, false) != nil {
+		f.Close()
+		return
+	}
+	c.owner = f
+}
+
+// tryOwner takes the owner lock if no living program holds it.
+func (c *Container) tryOwner() bool {
+	if c.owner != nil {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(c.stateDir(), "owner.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return false
+	}
+	if lockFile(f, true) != nil {
+		f.Close()
+		return false
+	}
+	c.owner = f
+	return true
+}
+
+func (c *Container) releaseOwner() {
+	if c.owner != nil {
+		c.owner.Close()
+		c.owner = nil
+	}
 }
 
 // LogEntry is one chunk of a container's output.

@@ -249,3 +249,58 @@ func TestContainerCommit(t *testing.T) {
 	}
 }
 
+
+func TestContainerAutoRemove(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, err := h.Create(ctx, img, WithCmd("true"), WithAutoRemove())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d", st.ExitCode)
+	}
+	if _, err := h.Container(ctx, c.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("auto-remove container still there: %v", err)
+	}
+	n := 0
+	h.snap.Walk(ctx, func(_ context.Context, i SnapshotInfo) error {
+		if i.Kind == KindActive {
+			n++
+		}
+		return nil
+	})
+	if n != 0 {
+		t.Errorf("%d active snapshots left", n)
+	}
+}
+
+// An auto-remove container whose starter died is removed by the next
+// program that opens the root after it exits.
+func TestContainerAutoRemoveOwnerDied(t *testing.T) {
+	h := newHost(t)
+	busyboxImage(t, h)
+	cmd := child(t, "start-autoremove", h.Root())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(string(out))
+	ctx := context.Background()
+	c, err := h.Container(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := c.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Container(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("container whose owner died survived: %v", err)
+	}
+}

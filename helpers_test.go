@@ -40,6 +40,18 @@ func childMain(role string) int {
 				fmt.Println("transferring")
 			}
 		}))
+	case "start-autoremove":
+		var img *Image
+		if img, err = h.Image(ctx, "test.local/busybox:latest"); err != nil {
+			break
+		}
+		var c *Container
+		if c, err = h.Create(ctx, img, WithCmd("sleep", "1"), WithAutoRemove()); err != nil {
+			break
+		}
+		if err = c.Start(ctx); err == nil {
+			fmt.Println(c.ID)
+		}
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

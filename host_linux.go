@@ -56,7 +56,10 @@ func (h *Host) openPlatform(ctx context.Context) error {
 		}
 	}
 	h.snap = snapshotAdapter{s}
-	return h.reconcile(ctx)
+	if err := h.reconcile(ctx); err != nil {
+		return err
+	}
+	return h.reconcileContainers(ctx)
 }
 
 // mountTemp mounts a snapshot of some other snapshotter under the root's
@@ -171,3 +174,49 @@ func (h *Host) reconcile(ctx context.Context) error {
 func (h *Host) emptyDir() (string, error) { return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-") }
 
 func removeAll(dir string) { os.RemoveAll(dir) }
+
+// lockFile takes an exclusive flock on f; with nonBlocking it fails at once
+// when another holds it.
+func lockFile(f *os.File, nonBlocking bool) error {
+	how := unix.LOCK_EX
+	if nonBlocking {
+		how |= unix.LOCK_NB
+	}
+	return unix.Flock(int(f.Fd()), how)
+}
+
+// reconcileContainers finishes what programs that died left undone:
+// auto-remove containers that exited with no owner alive, and writable
+// layers whose container record is gone.
+func (h *Host) reconcileContainers(ctx context.Context) error {
+	cs, err := h.Containers(ctx, false)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for _, c := range cs {
+		live["container-"+c.ID] = true
+		if c.rec.AutoRemove && c.State().Status == StatusExited && c.tryOwner() {
+			c.Remove(ctx, false)
+		}
+	}
+	var orphans []string
+	err = h.snap.Walk(ctx, func(_ context.Context, info SnapshotInfo) error {
+		if info.Kind == KindActive && strings.HasPrefix(info.Name, "container-") && !live[info.Name] {
+			orphans = append(orphans, info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range orphans {
+		id := strings.TrimPrefix(key, "container-")
+		// A container being created has its directory before its layer.
+		if _, err := os.Stat(filepath.Join(h.containersDir(), id)); err == nil {
+			continue
+		}
+		h.snap.Remove(ctx, key)
+	}
+	return nil
+}
