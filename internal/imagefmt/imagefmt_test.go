@@ -575,3 +575,23 @@ func TestSaveDockerPicksPlatform(t *testing.T) {
 		t.Errorf("saved platform %s/%s", cfg.OS, cfg.Architecture)
 	}
 }
+
+func TestSaveBareDescriptor(t *testing.T) {
+	src := t.TempDir()
+	img := imagetest.Busybox(t, src, imagetest.Name("bb:1"))
+	st := newMemStore()
+	mustLoad(t, st, src)
+	bare := []NamedDesc{{Name: "bb:1", Desc: ocispec.Descriptor{Digest: img.Manifest.Digest, Size: img.Manifest.Size}}}
+	for _, save := range []func(context.Context, Store, io.Writer, []NamedDesc) error{SaveOCI, SaveDocker} {
+		var buf bytes.Buffer
+		if err := save(context.Background(), st, &buf, bare); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "a.tar")
+		os.WriteFile(p, buf.Bytes(), 0o644)
+		got := mustLoad(t, newMemStore(), p)
+		if len(got) != 1 || got[0].Desc.Digest != img.Manifest.Digest || got[0].Desc.MediaType != ocispec.MediaTypeImageManifest {
+			t.Errorf("reloaded %+v", got)
+		}
+	}
+}

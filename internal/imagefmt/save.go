@@ -150,6 +150,33 @@ func (s *saver) putBytes(name string, b []byte) error {
 	return s.out.put(name, int64(len(b)), bytes.NewReader(b))
 }
 
+// fillMediaType sets desc's media type from the blob's content when the
+// caller left it empty (a descriptor built from a digest alone).
+func (s *saver) fillMediaType(ctx context.Context, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
+	if desc.MediaType != "" {
+		return desc, nil
+	}
+	b, err := s.fetchBytes(ctx, desc, MaxManifestSize)
+	if err != nil {
+		return desc, err
+	}
+	var p probe
+	if err := json.Unmarshal(b, &p); err != nil {
+		return desc, fmt.Errorf("blob %s: no media type and not JSON: %w", desc.Digest, errdefs.ErrInvalidArgument)
+	}
+	switch {
+	case p.MediaType != "":
+		desc.MediaType = p.MediaType
+	case p.Manifests != nil:
+		desc.MediaType = ocispec.MediaTypeImageIndex
+	case p.Config != nil:
+		desc.MediaType = ocispec.MediaTypeImageManifest
+	default:
+		return desc, fmt.Errorf("blob %s: neither a manifest nor an index: %w", desc.Digest, errdefs.ErrInvalidArgument)
+	}
+	return desc, nil
+}
+
 // copyTree writes desc and all it references. Manifests of an index that
 // the store lacks (platforms never pulled) are left out, as containerd's
 // export does; an index with none of them stored is an error.
@@ -261,8 +288,14 @@ func saveOCI(ctx context.Context, st Store, out sink, images []NamedDesc) error 
 	}
 	s := &saver{st: st, out: out, written: map[digest.Digest]bool{}}
 	entries := make([]ocispec.Descriptor, 0, len(images))
-	for _, img := range images {
-		entries = append(entries, nameAnnotations(img.Desc, img.Name))
+	images = append([]NamedDesc(nil), images...)
+	for i, img := range images {
+		d, err := s.fillMediaType(ctx, img.Desc)
+		if err != nil {
+			return fmt.Errorf("save: image %q: %w", img.Name, err)
+		}
+		images[i].Desc = d
+		entries = append(entries, nameAnnotations(d, img.Name))
 	}
 	if err := s.writeLayout(ctx, images, entries); err != nil {
 		return fmt.Errorf("save: %w", err)
@@ -291,7 +324,10 @@ func SaveDocker(ctx context.Context, st Store, w io.Writer, images []NamedDesc) 
 		selected  []NamedDesc
 	)
 	for _, img := range images {
-		desc, err := s.pickManifest(ctx, img.Desc, 0)
+		desc, err := s.fillMediaType(ctx, img.Desc)
+		if err == nil {
+			desc, err = s.pickManifest(ctx, desc, 0)
+		}
 		if err != nil {
 			return fmt.Errorf("save: image %q: %w", img.Name, err)
 		}
