@@ -148,6 +148,10 @@ func (w *logWriter) copyStream(stream string, r io.Reader, tee io.Writer) {
 					pending = append(pending, line...)
 					line = pending
 				}
+				for len(line) > maxLogLine {
+					w.write(stream, now, line[:maxLogLine])
+					line = line[maxLogLine:]
+				}
 				w.write(stream, now, line)
 				pending = pending[:0]
 				chunk = chunk[i+1:]
