@@ -56,9 +56,14 @@ echo cwd=$(pwd)
 echo fds=$(ls /proc/self/fd | tr '\n' ' ')
 echo devs=$(ls /dev | tr '\n' ' ')
 echo cgroupns=$(grep -cv ':/$' /proc/self/cgroup)
+echo nofile=$(ulimit -n)/$(ulimit -Hn)
+echo oomadj=$(cat /proc/self/oom_score_adj)
 `
 	spec := testSpec(t, "sh", "-c", script)
 	spec.Process.Cwd = "/tmp"
+	spec.Process.Rlimits = []Rlimit{{Type: "RLIMIT_NOFILE", Soft: 1000, Hard: 2000}}
+	adj := 500
+	spec.Process.OOMScoreAdj = &adj
 	f := facts(t, spec)
 	checks := []struct{ key, want string }{
 		{"hostname", spec.Hostname},
@@ -78,6 +83,8 @@ echo cgroupns=$(grep -cv ':/$' /proc/self/cgroup)
 		{"tmp", "writable"},
 		{"hostroot", "0"},
 		{"cwd", "/tmp"},
+		{"nofile", "1000/2000"},
+		{"oomadj", "500"},
 		{"cgroupns", "0"},  // every hierarchy shows the container's group as its root
 		{"fds", "0 1 2 3"}, // 3 is ls's own directory
 	}
