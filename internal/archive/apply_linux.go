@@ -135,7 +135,8 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 		if err != nil {
 			continue // replaced or removed by a later entry
 		}
-		if err := unix.UtimesNanoAt(fd, base, d.ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil && !ignorableTimeErr(err) {
+		err = unix.UtimesNanoAt(fd, base, d.ts[:], unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil && err != unix.ENOENT && !ignorableTimeErr(err) {
 			return cr.n, &EntryError{Name: d.rel, Rule: "set times", Err: osErr(err)}
 		}
 	}

@@ -297,6 +297,12 @@ func hostileCases() []hostileCase {
 			layer: func(t testing.TB, h *host) []byte {
 				return archivetest.Tar(t, archivetest.Symlink("etc", "/etc"), archivetest.Reg("etc/passwd", "pwned"))
 			}},
+		{name: "directory moved away under its own times",
+			prep: func(t *testing.T, h *host) { mustMkdir(t, filepath.Join(h.root, "empty")) },
+			layer: func(t testing.TB, h *host) []byte {
+				return archivetest.Tar(t, archivetest.Dir("a/"), archivetest.Dir("a/b/"), archivetest.Symlink("a", "empty"))
+			},
+			after: func(t *testing.T, h *host, err error) { mustNil(t, err) }},
 		{name: "symlink loop",
 			layer: func(t testing.TB, h *host) []byte {
 				return archivetest.Tar(t, archivetest.Symlink("a", "b"), archivetest.Symlink("b", "a"), archivetest.Reg("a/x", "x"))
