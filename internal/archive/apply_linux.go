@@ -956,8 +956,10 @@ func futimens(fd int, ts *[2]unix.Timespec) error {
 	return nil
 }
 
-var umaskOnce = sync.OnceValue(func() int {
-	// Read, not set: umask(2) would change it for the whole process.
+// processUmask returns the process umask, or -1 when it cannot be read.
+// It is read, not set: umask(2) would change it for the whole process. Read
+// once per Apply, so a umask changed between layers is seen.
+func processUmask() int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
@@ -970,10 +972,7 @@ var umaskOnce = sync.OnceValue(func() int {
 		}
 	}
 	return -1
-})
-
-// processUmask returns the process umask, or -1 when it cannot be read.
-func processUmask() int { return umaskOnce() }
+}
 
 // ignorableTimeErr: a time the filesystem cannot store is not worth failing
 // a layer for.
