@@ -1,0 +1,194 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dockkit/dock/internal/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+// record is one network's file: the network and its endpoints, which are
+// also its address allocations.
+type record struct {
+	Network   Network              `json:"network"`
+	Endpoints map[string]*epRecord `json:"endpoints"`
+}
+
+// epRecord is an endpoint and what tells whether its container still lives.
+type epRecord struct {
+	Endpoint
+	NetNS      string `json:"netns"`
+	OwnerPID   int    `json:"owner_pid,omitempty"`
+	OwnerStart uint64 `json:"owner_start,omitempty"` // /proc/<pid>/stat start time
+}
+
+func (m *Manager) dir() string { return filepath.Join(m.root, "networks") }
+
+func (m *Manager) recordPath(name string) string {
+	return filepath.Join(m.dir(), name+".json")
+}
+
+// lock takes the root-wide network lock: an flock on networks/.lock, and a
+// mutex for the goroutines of this process.
+func (m *Manager) lock() (unlock func(), err error) {
+	m.mu.Lock()
+	f, err := os.OpenFile(filepath.Join(m.dir(), ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("network lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		m.mu.Unlock()
+		return nil, fmt.Errorf("network lock: %w", err)
+	}
+	return func() {
+		f.Close() // releases the flock
+		m.mu.Unlock()
+	}, nil
+}
+
+func (m *Manager) load(name string) (*record, error) {
+	b, err := os.ReadFile(m.recordPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("network %q: %w", name, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, err)
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("network %q: state file: %w", name, err)
+	}
+	if r.Endpoints == nil {
+		r.Endpoints = map[string]*epRecord{}
+	}
+	return &r, nil
+}
+
+func (m *Manager) loadAll() ([]*record, error) {
+	ents, err := os.ReadDir(m.dir())
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
+	var out []*record
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !e.Type().IsRegular() || checkName(name) != nil {
+			continue
+		}
+		r, err := m.load(name)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Network.Name < out[j].Network.Name })
+	return out, nil
+}
+
+// save writes r as temp file, fsync, rename, fsync of the directory.
+func (m *Manager) save(r *record) error {
+	b, err := json.MarshalIndent(r, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(m.recordPath(r.Network.Name), b); err != nil {
+		return fmt.Errorf("network %q: %w", r.Network.Name, err)
+	}
+	return nil
+}
+
+func (m *Manager) drop(name string) error {
+	if err := os.Remove(m.recordPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("network %q: %w", name, err)
+	}
+	return syncDir(m.dir())
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// procStart returns the start time of process pid (field 22 of
+// /proc/<pid>/stat), which tells a live process from a reused pid.
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); the start time is field 22.
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// pidFromNetNSPath returns pid for "/proc/<pid>/ns/net", or 0.
+func pidFromNetNSPath(p string) int {
+	rest, ok := strings.CutPrefix(filepath.Clean(p), "/proc/")
+	if !ok {
+		return 0
+	}
+	pidStr, tail, _ := strings.Cut(rest, "/")
+	if tail != "ns/net" {
+		return 0
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
