@@ -249,7 +249,6 @@ func TestContainerCommit(t *testing.T) {
 	}
 }
 
-
 func TestContainerAutoRemove(t *testing.T) {
 	h := newHost(t)
 	img := busyboxImage(t, h)

@@ -171,7 +171,9 @@ func (h *Host) reconcile(ctx context.Context) error {
 	return nil
 }
 
-func (h *Host) emptyDir() (string, error) { return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-") }
+func (h *Host) emptyDir() (string, error) {
+	return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-")
+}
 
 func removeAll(dir string) { os.RemoveAll(dir) }
 
