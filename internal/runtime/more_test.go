@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -160,5 +161,32 @@ func TestRestartAndLoadedWait(t *testing.T) {
 	}
 	if n != 4000 {
 		t.Fatalf("log has %d entries over two runs", n)
+	}
+}
+
+// TestParallelStarts starts several containers at once, which share the
+// sealed binary and the compiled seccomp filter.
+func TestParallelStarts(t *testing.T) {
+	checkLeaks(t)
+	const n = 6
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		spec := testSpec(t, "sh", "-c", "echo hi; exit 5")
+		go func() {
+			h, err := start(t, spec, nil)
+			if err == nil {
+				var es ExitStatus
+				es, err = h.Wait(context.Background())
+				if err == nil && es.ExitCode != 5 {
+					err = fmt.Errorf("exit %+v", es)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
