@@ -82,6 +82,31 @@ func newHost(t *testing.T, opts ...OpenOption) *Host {
 	return h
 }
 
+// benchHost opens a host on a fresh root for a benchmark.
+func benchHost(b *testing.B) *Host {
+	b.Helper()
+	testutil.RequireRoot(b)
+	h, err := Open(context.Background(), WithRoot(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close() })
+	return h
+}
+
+// benchImage loads a busybox test image into h.
+func benchImage(b *testing.B, h *Host) *Image {
+	b.Helper()
+	imagetest.RequireBusybox(b)
+	dir := b.TempDir()
+	imagetest.Busybox(b, dir, imagetest.Name("test.local/busybox:latest"))
+	imgs, err := h.Load(context.Background(), dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return imgs[0]
+}
+
 // pushImage builds a busybox image with opts, loads it into a scratch host
 // and pushes it to srv as repo:tag, returning its reference.
 func pushImage(t *testing.T, srv *registrytest.Server, repoTag string, opts ...imagetest.Option) (string, *Image) {
