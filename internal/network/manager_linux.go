@@ -23,6 +23,7 @@ import (
 // state root and process is enough; several processes may open the same root.
 type Manager struct {
 	root string
+	rid  string // this root's id in rule tags
 	cfg  config
 	mu   sync.Mutex
 }
@@ -38,6 +39,9 @@ func Open(root string, opts ...Option) (*Manager, error) {
 	}
 	if err := os.MkdirAll(m.dir(), 0o700); err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
+	}
+	if err := m.loadRootID(); err != nil {
+		return nil, err
 	}
 	if err := m.reconcile(); err != nil {
 		return nil, err
@@ -119,8 +123,8 @@ func (m *Manager) Default() (Network, error) {
 }
 
 // Create makes network name: its record, bridge and rules. It fails with
-// ErrAlreadyExists when the name is taken, or when the subnet overlaps another
-// dock network or the bridge device exists and is not a bridge.
+// ErrAlreadyExists when the name is taken, when the subnet overlaps another
+// network of this root, or when the bridge device exists (another root's, say).
 func (m *Manager) Create(name string, opts CreateOptions) (Network, error) {
 	if err := checkName(name); err != nil {
 		return Network{}, err
@@ -159,10 +163,8 @@ func (m *Manager) Create(name string, opts CreateOptions) (Network, error) {
 			return Network{}, fmt.Errorf("network %q: bridge %s is network %q's: %w", name, n.Bridge, r.Network.Name, errdefs.ErrAlreadyExists)
 		}
 	}
-	if l, err := netlink.LinkByName(n.Bridge); err == nil {
-		if _, ok := l.(*netlink.Bridge); !ok {
-			return Network{}, fmt.Errorf("network %q: device %s exists and is a %s: %w", name, n.Bridge, l.Type(), errdefs.ErrAlreadyExists)
-		}
+	if _, err := netlink.LinkByName(n.Bridge); err == nil {
+		return Network{}, fmt.Errorf("network %q: device %s exists: %w", name, n.Bridge, errdefs.ErrAlreadyExists)
 	}
 	if n.Subnet, err = pickSubnet(opts.Subnet, all); err != nil {
 		return Network{}, fmt.Errorf("network %q: %w", name, err)
@@ -181,7 +183,7 @@ func (m *Manager) Create(name string, opts CreateOptions) (Network, error) {
 		return Network{}, err
 	}
 	if err := m.setUp(n); err != nil {
-		m.tearDownNetwork(n, len(all) == 0)
+		m.tearDownNetwork(n)
 		m.drop(name)
 		return Network{}, err
 	}
@@ -193,13 +195,15 @@ func (m *Manager) setUp(n Network) error {
 	if _, err := ensureBridge(n); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
-	if err := setRules(ruleTag{net: n.Name}, networkRules(n)); err != nil {
+	if err := setRules(ruleTag{root: m.rid, net: n.Name}, networkRules(n)); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	return nil
 }
 
-func (m *Manager) tearDownNetwork(n Network, last bool) error {
+// tearDownNetwork removes n's bridge and rules, and dock's table when no
+// rule is left in it.
+func (m *Manager) tearDownNetwork(n Network) error {
 	var errs []error
 	if l, err := netlink.LinkByName(n.Bridge); err == nil {
 		if _, ok := l.(*netlink.Bridge); ok {
@@ -208,7 +212,7 @@ func (m *Manager) tearDownNetwork(n Network, last bool) error {
 			}
 		}
 	}
-	if err := removeRules(func(t ruleTag) bool { return t.net == n.Name }, last); err != nil {
+	if err := removeRules(func(t ruleTag) bool { return t.root == m.rid && t.net == n.Name }, true); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -243,11 +247,7 @@ func (m *Manager) Remove(name string) error {
 		slices.Sort(ids)
 		return fmt.Errorf("network %q has %d connected containers (%s): %w", name, len(ids), ids[0], errdefs.ErrWrongState)
 	}
-	all, err := m.loadAll()
-	if err != nil {
-		return err
-	}
-	if err := m.tearDownNetwork(r.Network, len(all) == 1); err != nil {
+	if err := m.tearDownNetwork(r.Network); err != nil {
 		return fmt.Errorf("network %q: %w", name, err)
 	}
 	return m.drop(name)
@@ -347,14 +347,14 @@ func (m *Manager) Connect(ctx context.Context, network, containerID, netnsPath s
 	if err := plugVeth(n, &ep.Endpoint, netnsPath); err != nil {
 		return nil, fmt.Errorf("container %s on network %q: %w", containerID, network, err)
 	}
-	if err := setRules(ruleTag{net: network, ctr: containerID}, endpointRules(n, ep.Endpoint)); err != nil {
+	if err := setRules(ruleTag{root: m.rid, net: network, ctr: containerID}, endpointRules(n, ep.Endpoint)); err != nil {
 		delLink(ep.HostVeth)
 		return nil, fmt.Errorf("container %s on network %q: %w", containerID, network, err)
 	}
 	r.Endpoints[containerID] = ep
 	if err := m.save(r); err != nil {
 		delLink(ep.HostVeth)
-		removeRules(func(t ruleTag) bool { return t == ruleTag{network, containerID} }, false)
+		removeRules(func(t ruleTag) bool { return t == ruleTag{m.rid, network, containerID} }, false)
 		return nil, err
 	}
 	out := ep.Endpoint
@@ -380,7 +380,7 @@ func (m *Manager) Disconnect(ctx context.Context, network, containerID string) e
 	defer unlock()
 	r, err := m.load(network)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return removeRules(func(t ruleTag) bool { return t == ruleTag{network, containerID} }, false)
+		return removeRules(func(t ruleTag) bool { return t == ruleTag{m.rid, network, containerID} }, false)
 	}
 	if err != nil {
 		return err
@@ -389,7 +389,7 @@ func (m *Manager) Disconnect(ctx context.Context, network, containerID string) e
 	if !ok {
 		ep = &epRecord{Endpoint: Endpoint{ContainerID: containerID, Network: network, HostVeth: vethName(r.Network, containerID)}}
 	}
-	if err := tearDownEndpoint(ep); err != nil {
+	if err := m.tearDownEndpoint(ep); err != nil {
 		return err
 	}
 	if ok {
@@ -399,12 +399,12 @@ func (m *Manager) Disconnect(ctx context.Context, network, containerID string) e
 	return nil
 }
 
-func tearDownEndpoint(ep *epRecord) error {
+func (m *Manager) tearDownEndpoint(ep *epRecord) error {
 	var errs []error
 	if err := delLink(ep.HostVeth); err != nil {
 		errs = append(errs, err)
 	}
-	tag := ruleTag{ep.Network, ep.ContainerID}
+	tag := ruleTag{m.rid, ep.Network, ep.ContainerID}
 	if err := removeRules(func(t ruleTag) bool { return t == tag }, false); err != nil {
 		errs = append(errs, err)
 	}
@@ -435,7 +435,7 @@ func (m *Manager) pruneDead(r *record) bool {
 		if m.alive(ep) {
 			continue
 		}
-		if tearDownEndpoint(ep) == nil {
+		if m.tearDownEndpoint(ep) == nil {
 			delete(r.Endpoints, id)
 			changed = true
 		}
@@ -486,6 +486,9 @@ func (m *Manager) reconcile() error {
 	}
 	// Rules that no network or endpoint owns.
 	err = removeRules(func(t ruleTag) bool {
+		if t.root != m.rid {
+			return false
+		}
 		r, ok := nets[t.net]
 		if !ok {
 			return true
@@ -495,7 +498,7 @@ func (m *Manager) reconcile() error {
 		}
 		_, ok = r.Endpoints[t.ctr]
 		return !ok
-	}, len(nets) == 0)
+	}, true)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -14,8 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tableName is dock's nftables table (family ip). Every rule in it carries a
-// comment "dock net=NAME" or "dock net=NAME ctr=ID" naming its owner.
+// tableName is dock's nftables table (family ip), shared by every state root
+// on the host. Every rule in it carries a comment "dock root=R net=NAME" or
+// "dock root=R net=NAME ctr=ID" naming its owner; R tells state roots apart.
 const tableName = "dock"
 
 // bridgePrefix starts every dock bridge's name, so that one rule per network
@@ -45,10 +46,10 @@ func (c chainSpec) chain() *nftables.Chain {
 }
 
 // ruleTag is the owner written into a rule's comment.
-type ruleTag struct{ net, ctr string }
+type ruleTag struct{ root, net, ctr string }
 
 func (t ruleTag) String() string {
-	s := "dock net=" + t.net
+	s := "dock root=" + t.root + " net=" + t.net
 	if t.ctr != "" {
 		s += " ctr=" + t.ctr
 	}
@@ -64,13 +65,15 @@ func parseTag(ud []byte) (ruleTag, bool) {
 	for _, f := range strings.Fields(s[len("dock "):]) {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
+		case "root":
+			t.root = v
 		case "net":
 			t.net = v
 		case "ctr":
 			t.ctr = v
 		}
 	}
-	return t, t.net != ""
+	return t, t.net != "" && t.root != ""
 }
 
 type rule struct {
@@ -250,8 +253,8 @@ func delTagged(c *nftables.Conn, match func(ruleTag) bool) error {
 	return nil
 }
 
-// removeRules deletes the rules that match; with dropTable it also deletes
-// the table when nothing else is left in it.
+// removeRules deletes the rules that match; with dropTable it deletes the
+// whole table instead when no other rule would be left in it.
 func removeRules(match func(ruleTag) bool, dropTable bool) error {
 	c, err := nftConn()
 	if err != nil {
@@ -260,7 +263,19 @@ func removeRules(match func(ruleTag) bool, dropTable bool) error {
 	if t, err := c.ListTableOfFamily(tableName, nftables.TableFamilyIPv4); err != nil || t == nil {
 		return nil // no table, no rules
 	}
-	if dropTable {
+	left := 0
+	for _, ch := range allChains {
+		rules, err := c.GetRules(nftTable, &nftables.Chain{Name: ch.name, Table: nftTable})
+		if err != nil {
+			continue
+		}
+		for _, r := range rules {
+			if t, ok := parseTag(r.UserData); !ok || !match(t) {
+				left++
+			}
+		}
+	}
+	if dropTable && left == 0 {
 		c.DelTable(nftTable)
 	} else if err := delTagged(c, match); err != nil {
 		return err

@@ -1,6 +1,8 @@
 package network
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -191,4 +193,30 @@ func pidFromNetNSPath(p string) int {
 		return 0
 	}
 	return pid
+}
+
+// loadRootID reads this root's id, making one on first use.
+func (m *Manager) loadRootID() error {
+	p := filepath.Join(m.dir(), ".id")
+	b, err := os.ReadFile(p)
+	if err == nil && len(strings.TrimSpace(string(b))) == 8 {
+		m.rid = strings.TrimSpace(string(b))
+		return nil
+	}
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) == 8 {
+		m.rid = strings.TrimSpace(string(b))
+		return nil
+	}
+	rb := make([]byte, 4)
+	rand.Read(rb)
+	m.rid = hex.EncodeToString(rb)
+	if err := writeFileAtomic(p, []byte(m.rid+"\n")); err != nil {
+		return fmt.Errorf("networks: %w", err)
+	}
+	return nil
 }
