@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -294,6 +295,16 @@ func (c *cli) containerCmds() []*cobra.Command {
 					sopts = append(sopts, dock.WithInput(os.Stdin))
 				}
 			}
+			// Signals sent to dock go to the container, as docker's
+			// --sig-proxy does, and dock waits for the exit they cause.
+			// Those arriving while the container starts are held until
+			// it runs; starting is not interrupted.
+			var proxy *signalProxy
+			if !rf.detach {
+				proxy = newSignalProxy(ctr)
+				defer proxy.stop()
+				ctx = context.WithoutCancel(ctx)
+			}
 			if err := ctr.Start(ctx, sopts...); err != nil {
 				if rf.rm {
 					removeQuietly(ctx, ctr)
@@ -304,11 +315,8 @@ func (c *cli) containerCmds() []*cobra.Command {
 				fmt.Println(ctr.ID)
 				return nil
 			}
-			// Signals sent to dock go to the container, as docker's
-			// --sig-proxy does; dock waits for the exit it causes.
-			stopProxy := proxySignals(ctr)
-			st, err := ctr.Wait(context.WithoutCancel(ctx))
-			stopProxy()
+			proxy.forward()
+			st, err := ctr.Wait(ctx)
 			if err != nil {
 				return err
 			}
@@ -504,26 +512,46 @@ func (c *cli) containerCmds() []*cobra.Command {
 	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs}
 }
 
-// proxySignals forwards the signals a user sends to dock to the container
-// until the returned function is called.
-func proxySignals(ctr *dock.Container) func() {
-	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	done := make(chan struct{})
+// signalProxy sends the signals a user sends to dock to a container, as
+// docker's --sig-proxy. It catches them from its creation and holds them
+// until forward is called, so that none is lost while the container starts.
+type signalProxy struct {
+	ch          chan os.Signal
+	start, done chan struct{}
+	startOnce   sync.Once
+	stopOnce    sync.Once
+}
+
+func newSignalProxy(ctr *dock.Container) *signalProxy {
+	p := &signalProxy{ch: make(chan os.Signal, 16), start: make(chan struct{}), done: make(chan struct{})}
+	signal.Notify(p.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
+		select {
+		case <-p.start:
+		case <-p.done:
+			return
+		}
 		for {
 			select {
-			case s := <-ch:
+			case s := <-p.ch:
 				_ = ctr.Kill(s.(syscall.Signal))
-			case <-done:
+			case <-p.done:
 				return
 			}
 		}
 	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
+	return p
+}
+
+// forward starts sending the held and later signals to the container.
+func (p *signalProxy) forward() { p.startOnce.Do(func() { close(p.start) }) }
+
+// stop ends the proxy; signals reach dock's own handlers again.
+func (p *signalProxy) stop() {
+	p.stopOnce.Do(func() {
+		signal.Stop(p.ch)
+		close(p.done)
+	})
 }
 
 // removeQuietly removes a container that failed to start; dock is already

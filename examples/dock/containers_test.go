@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dockkit/dock/internal/testutil"
+	"github.com/dockkit/dock/internal/testutil/imagetest"
+)
+
+// runImage is the image every container test runs: busybox with a file
+// that is not executable.
+const runImage = "cli/run:1"
+
+func newRunEnv(t *testing.T) *cliEnv {
+	t.Helper()
+	testutil.RequireRoot(t)
+	e := newCLIEnv(t)
+	e.loadImage(runImage, imagetest.WithFile("/bin/noexec", []byte("#!/bin/sh\necho no\n"), 0o644))
+	return e
+}
+
+func TestRun(t *testing.T) {
+	e := newRunEnv(t)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "greeting"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		args   []string // between "run --rm" and the command
+		cmd    []string
+		stdin  string
+		code   int
+		stdout string // exact, when code is 0
+		errHas string // for failures of dock itself: the one stderr line holds it
+	}{
+		{"echo", nil, []string{"echo", "hi"}, "", 0, "hi\n", ""},
+		{"image cmd", []string{"-i"}, nil, "echo from-stdin-sh\n", 0, "from-stdin-sh\n", ""},
+		{"exit status", nil, []string{"sh", "-c", "exit 3"}, "", 3, "", ""},
+		{"not found", nil, []string{"nonexistent"}, "", 127, "", "not found"},
+		{"not found path", nil, []string{"/nonexistent/x"}, "", 127, "", "no such file"},
+		{"not executable", nil, []string{"/bin/noexec"}, "", 126, "", "permission denied"},
+		{"stderr", nil, []string{"sh", "-c", "echo out; echo err >&2"}, "", 0, "out\n", ""},
+		{"env", []string{"-e", "FOO=bar", "--env", "BAZ=qux"}, []string{"sh", "-c", "echo $FOO $BAZ"}, "", 0, "bar qux\n", ""},
+		{"workdir", []string{"-w", "/tmp"}, []string{"pwd"}, "", 0, "/tmp\n", ""},
+		{"user uid", []string{"-u", "1000"}, []string{"id", "-u"}, "", 0, "1000\n", ""},
+		{"user name", []string{"-u", "user"}, []string{"id", "-un"}, "", 0, "user\n", ""},
+		{"user uid:gid", []string{"-u", "1000:0"}, []string{"id"}, "", 0, "uid=1000(user) gid=0(root)\n", ""},
+		{"user combined", []string{"-uroot"}, []string{"id", "-u"}, "", 0, "0\n", ""},
+		{"user unknown", []string{"-u", "nosuchuser"}, []string{"id"}, "", 125, "", "nosuchuser"},
+		{"user malformed", []string{"-u", "1000:"}, []string{"id"}, "", 125, "", "-u"},
+		{"entrypoint", []string{"--entrypoint", "echo"}, []string{"a", "b"}, "", 0, "a b\n", ""},
+		{"hostname", []string{"--hostname", "cli-host"}, []string{"hostname"}, "", 0, "cli-host\n", ""},
+		{"memory", []string{"-m", "64m"}, []string{"true"}, "", 0, "", ""},
+		{"memory bytes", []string{"-m", "67108864"}, []string{"true"}, "", 0, "", ""},
+		{"memory too small", []string{"-m", "1k"}, []string{"true"}, "", 125, "", "-m"},
+		{"memory junk", []string{"-m", "lots"}, []string{"true"}, "", 125, "", "-m"},
+		{"stdin", []string{"-i"}, []string{"cat"}, "piped\n", 0, "piped\n", ""},
+		{"no stdin without -i", nil, []string{"cat"}, "piped\n", 0, "", ""},
+		{"-it without a terminal", []string{"-it"}, []string{"echo", "hi"}, "", 125, "", "not a TTY"},
+		{"read-only", []string{"--read-only"}, []string{"touch", "/x"}, "", 1, "", ""},
+		{"read-only with tmpfs", []string{"--read-only", "--tmpfs", "/data"}, []string{"sh", "-c", "touch /data/x && echo ok"}, "", 0, "ok\n", ""},
+		{"bind ro", []string{"-v", host + ":/mnt:ro"}, []string{"sh", "-c", "cat /mnt/greeting; touch /mnt/x"}, "", 1, "", ""},
+		{"bind", []string{"-v", host + ":/mnt"}, []string{"cat", "/mnt/greeting"}, "", 0, "from the host\n", ""},
+		{"bad volume", []string{"-v", "nocolon"}, []string{"true"}, "", 125, "", "-v"},
+		{"missing image", nil, nil, "", 125, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := runImage
+			if tc.name == "missing image" {
+				img = "127.0.0.1:1/cli/missing:1"
+			}
+			args := append(append(append([]string{"--root", e.root, "run", "--rm"}, tc.args...), img), tc.cmd...)
+			r := e.exec(tc.stdin, args...)
+			if r.code != tc.code {
+				t.Fatalf("want exit %d:\n%s", tc.code, r)
+			}
+			if tc.code == 0 && tc.stdout != "" && r.stdout != tc.stdout {
+				t.Errorf("stdout %q, want %q", r.stdout, tc.stdout)
+			}
+			switch {
+			case tc.name == "missing image":
+				// As docker, run says first that it will pull.
+				lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+				if len(lines) != 2 || !strings.HasPrefix(lines[0], "Unable to find image") || !strings.HasPrefix(lines[1], "dock: ") {
+					t.Errorf("want docker's notice and one error line:\n%s", r)
+				}
+			case tc.code == 125 || tc.code == 126 || tc.code == 127:
+				checkFailure(t, r, tc.code, tc.errHas)
+			}
+			if tc.name == "stderr" && r.stderr != "err\n" {
+				t.Errorf("stderr %q, want %q", r.stderr, "err\n")
+			}
+		})
+	}
+	// --rm left nothing behind, whatever the outcome.
+	if r := e.ok("ps", "-aq"); r.stdout != "" {
+		t.Errorf("run --rm left containers:\n%s", r)
+	}
+}
+
+func TestRunKeepsContainer(t *testing.T) {
+	e := newRunEnv(t)
+	r := e.dock("run", "--name", "kept", runImage, "sh", "-c", "echo bye; exit 4")
+	if r.code != 4 || r.stdout != "bye\n" {
+		t.Fatalf("run without --rm:\n%s", r)
+	}
+	rows := psRows(t, e, "-a")
+	if len(rows) != 1 || rows[0][len(rows[0])-1] != "kept" || !strings.HasPrefix(rows[0][4], "Exited (4)") {
+		t.Errorf("ps -a after run: %q", rows)
+	}
+	if r := e.ok("logs", "kept"); r.stdout != "bye\n" {
+		t.Errorf("logs of the kept container:\n%s", r)
+	}
+	e.fails(125, "", "run", "--name", "kept", runImage, "true")
+	e.ok("rm", "kept")
+}
+
+// psRows returns the rows of `dock ps` after its header, split into columns.
+func psRows(t *testing.T, e *cliEnv, flags ...string) [][]string {
+	t.Helper()
+	r := e.ok(append([]string{"ps"}, flags...)...)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	header := strings.Join(strings.Fields(lines[0]), " ")
+	if header != "CONTAINER ID IMAGE COMMAND CREATED STATUS NAMES" {
+		t.Fatalf("ps header %q", lines[0])
+	}
+	var rows [][]string
+	for _, l := range lines[1:] {
+		rows = append(rows, splitColumns(l))
+	}
+	return rows
+}
+
+// waitStatus polls `dock ps -a` until the container's STATUS starts with
+// prefix.
+func waitStatus(t *testing.T, e *cliEnv, name, prefix string) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last [][]string
+	for time.Now().Before(deadline) {
+		last = psRows(t, e, "-a")
+		for _, row := range last {
+			if row[len(row)-1] == name && strings.HasPrefix(row[4], prefix) {
+				return row
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("container %s never reached status %q: %q", name, prefix, last)
+	return nil
+}
+
+var fullID = regexp.MustCompile(`^[0-9a-f]{64}\n$`)
+
+func TestContainerLifecycle(t *testing.T) {
+	e := newRunEnv(t)
+
+	t.Run("create start logs rm", func(t *testing.T) {
+		r := e.ok("create", "--name", "c1", "-e", "WHO=world", "-m", "64m", "-u", "1000:1000",
+			runImage, "sh", "-c", "echo hello $WHO; echo line2")
+		if !fullID.MatchString(r.stdout) {
+			t.Errorf("create prints %q, want the full ID", r.stdout)
+		}
+		id := strings.TrimSpace(r.stdout)
+		if rows := psRows(t, e); len(rows) != 0 {
+			t.Errorf("ps lists a created container: %q", rows)
+		}
+		row := waitStatus(t, e, "c1", "Created")
+		if row[0] != id[:12] || row[1] != runImage {
+			t.Errorf("ps -a row %q", row)
+		}
+
+		var info []struct {
+			ID     string
+			Name   string
+			State  struct{ Status string }
+			Config struct {
+				UID, GID  int
+				Env       []string
+				Resources struct{ MemoryMax int64 }
+			}
+		}
+		r = e.ok("inspect", "c1")
+		if err := json.Unmarshal([]byte(r.stdout), &info); err != nil || len(info) != 1 {
+			t.Fatalf("inspect c1: %v\n%s", err, r)
+		}
+		if c := info[0]; c.ID != id || c.Name != "c1" || c.State.Status != "created" ||
+			c.Config.UID != 1000 || c.Config.GID != 1000 || c.Config.Resources.MemoryMax != 64<<20 {
+			t.Errorf("inspect c1: %+v", c)
+		}
+
+		if r := e.ok("start", "c1"); r.stdout != "c1\n" {
+			t.Errorf("start prints %q", r.stdout)
+		}
+		waitStatus(t, e, "c1", "Exited (0)")
+		if r := e.ok("logs", "c1"); r.stdout != "hello world\nline2\n" {
+			t.Errorf("logs:\n%s", r)
+		}
+		if r := e.ok("logs", "--tail", "1", "c1"); r.stdout != "line2\n" {
+			t.Errorf("logs --tail 1:\n%s", r)
+		}
+		if r := e.ok("logs", "-n", "1", id[:12]); r.stdout != "line2\n" {
+			t.Errorf("logs -n 1 by ID prefix:\n%s", r)
+		}
+		if r := e.ok("rm", "c1"); r.stdout != "c1\n" {
+			t.Errorf("rm prints %q", r.stdout)
+		}
+		if rows := psRows(t, e, "-a"); len(rows) != 0 {
+			t.Errorf("ps -a after rm: %q", rows)
+		}
+	})
+
+	t.Run("detached stop", func(t *testing.T) {
+		r := e.ok("run", "-d", "--name", "d1", runImage, "sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.1; done")
+		if !fullID.MatchString(r.stdout) {
+			t.Errorf("run -d prints %q, want the full ID", r.stdout)
+		}
+		waitStatus(t, e, "d1", "Up")
+		if rows := psRows(t, e); len(rows) != 1 || rows[0][len(rows[0])-1] != "d1" {
+			t.Errorf("ps: %q", rows)
+		}
+		r = e.dock("rm", "d1")
+		checkFailure(t, r, 1, "")
+		if r := e.ok("stop", "-t", "5", "d1"); r.stdout != "d1\n" {
+			t.Errorf("stop prints %q", r.stdout)
+		}
+		waitStatus(t, e, "d1", "Exited (0)")
+		if r := e.ok("logs", "d1"); r.stdout != "up\n" {
+			t.Errorf("logs d1:\n%s", r)
+		}
+		e.ok("rm", "d1")
+	})
+
+	t.Run("kill and rm -f", func(t *testing.T) {
+		e.ok("run", "-d", "--name", "k1", runImage, "sleep", "1000")
+		e.ok("run", "-d", "--name", "k2", runImage, "sleep", "1000")
+		waitStatus(t, e, "k1", "Up")
+		if r := e.ok("kill", "k1"); r.stdout != "k1\n" {
+			t.Errorf("kill prints %q", r.stdout)
+		}
+		waitStatus(t, e, "k1", "Exited (137)")
+		e.ok("rm", "-f", "k1", "k2")
+		if rows := psRows(t, e, "-a"); len(rows) != 0 {
+			t.Errorf("ps -a after rm -f: %q", rows)
+		}
+	})
+
+	t.Run("missing containers", func(t *testing.T) {
+		for _, cmd := range []string{"start", "stop", "kill", "rm"} {
+			r := e.dock(cmd, "nosuch")
+			checkFailure(t, r, 1, "nosuch")
+		}
+		e.fails(125, "not found", "logs", "nosuch")
+		e.fails(125, "not found", "inspect", "nosuch")
+	})
+
+	t.Run("duplicate name", func(t *testing.T) {
+		e.ok("create", "--name", "dup", runImage, "true")
+		e.fails(125, "dup", "create", "--name", "dup", runImage, "true")
+		e.ok("rm", "dup")
+	})
+}
+
+// startRun starts `dock run --rm --name NAME IMAGE args...` and waits for
+// the container to print its first line, "ready".
+func startRun(t *testing.T, e *cliEnv, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(dockBin, append([]string{"--root", e.root, "run", "--rm", "--name", name, runImage}, args...)...)
+	cmd.Env = e.environ()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		t.Fatalf("first line %q, want ready", line)
+	}
+	return cmd
+}
+
+// waitExit waits for cmd and returns its exit code.
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal("dock run did not exit")
+		return -1
+	}
+}
+
+// TestRunSignals checks that a signal sent to `dock run` reaches the
+// container, and that a container killed by a signal makes dock run exit
+// with 128+N.
+func TestRunSignals(t *testing.T) {
+	e := newRunEnv(t)
+	t.Run("proxy", func(t *testing.T) {
+		cmd := startRun(t, e, "proxy", "sh", "-c", "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done")
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := waitExit(t, cmd); code != 7 {
+			t.Errorf("dock run after SIGTERM exits %d, want 7", code)
+		}
+	})
+	t.Run("killed", func(t *testing.T) {
+		cmd := startRun(t, e, "killed", "sh", "-c", "echo ready; exec sleep 1000")
+		e.ok("kill", "-s", "KILL", "killed")
+		if code := waitExit(t, cmd); code != 137 {
+			t.Errorf("dock run of a container killed by SIGKILL exits %d, want 137", code)
+		}
+	})
+	t.Run("proxy SIGINT", func(t *testing.T) {
+		// A shell cannot trap a signal ignored when it started.
+		r := e.ok("run", "--rm", runImage, "grep", "SigIgn", "/proc/self/status")
+		var ign uint64
+		if _, err := fmt.Sscanf(r.stdout, "SigIgn: %x", &ign); err != nil {
+			t.Fatalf("SigIgn of a container process: %v\n%s", err, r)
+		}
+		if ign&(1<<(syscall.SIGINT-1)) != 0 {
+			t.Skipf("runtime: the container process starts with signals ignored (SigIgn %#x): "+
+				"the monitor's signal.Ignore is inherited across exec", ign)
+		}
+		cmd := startRun(t, e, "sigint", "sh", "-c", "trap 'exit 9' INT; echo ready; while :; do sleep 0.1; done")
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if code := waitExit(t, cmd); code != 9 {
+			t.Errorf("dock run after SIGINT exits %d, want 9", code)
+		}
+	})
+	if r := e.ok("ps", "-aq"); r.stdout != "" {
+		t.Errorf("run --rm left containers:\n%s", r)
+	}
+}
