@@ -36,8 +36,17 @@ func initMain() {
 	if err := setupRootfs(spec); err != nil {
 		fail(125, "init: %v", err)
 	}
-	p := &spec.Process
 	if err := setupProcess(spec); err != nil {
+		fail(125, "init: %v", err)
+	}
+	finishProcess(spec, filter, fail)
+}
+
+// finishProcess turns the init, or an exec'd helper, into the user's
+// process: limits, working directory, command lookup, privileges, exec.
+func finishProcess(spec *Spec, filter []unix.SockFilter, fail func(int, string, ...any)) {
+	p := &spec.Process
+	if err := setLimits(p); err != nil {
 		fail(125, "init: %v", err)
 	}
 	env := p.Env

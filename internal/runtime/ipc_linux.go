@@ -20,10 +20,13 @@ import (
 
 // monitorReq is one request on monitor.sock, a JSON line.
 type monitorReq struct {
-	Op     string `json:"op"` // "wait", "kill", "resize"
-	Signal int    `json:"signal,omitempty"`
-	Rows   uint16 `json:"rows,omitempty"`
-	Cols   uint16 `json:"cols,omitempty"`
+	Op     string   `json:"op"` // "wait", "kill", "resize", "exec", "kill-exec"
+	Signal int      `json:"signal,omitempty"`
+	Rows   uint16   `json:"rows,omitempty"`
+	Cols   uint16   `json:"cols,omitempty"`
+	Exec   *Process `json:"exec,omitempty"`   // for "exec", with stdin, stdout, stderr passed along
+	Filter string   `json:"filter,omitempty"` // for "exec": the compiled seccomp filter's file
+	Pid    int      `json:"pid,omitempty"`    // for "kill-exec"
 }
 
 // monitorResp answers a request; for "wait" it comes when the container has
@@ -31,6 +34,8 @@ type monitorReq struct {
 type monitorResp struct {
 	Status *ExitStatus `json:"status,omitempty"`
 	Error  string      `json:"error,omitempty"`
+	Code   int         `json:"code,omitempty"` // for a failed "exec": Docker's exit code
+	Pid    int         `json:"pid,omitempty"`  // for "exec": the process, once it runs
 }
 
 const errNotRunning = "not running"

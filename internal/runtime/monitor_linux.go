@@ -1,7 +1,7 @@
 package runtime
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -49,6 +49,9 @@ type monitor struct {
 	started  time.Time
 	answered sync.WaitGroup // requests being answered
 
+	exe   string                          // the sealed binary, read-only here
+	execs map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
+
 	mu      sync.Mutex
 	done    bool
 	status  ExitStatus
@@ -59,7 +62,7 @@ type monitor struct {
 // the caller, then serve requests and record the exit.
 func monitorMain() {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
-	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1)}
+	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1), execs: map[int]chan syscall.WaitStatus{}}
 	syncF := os.NewFile(monSyncFD, "sync")
 	report := func(msg syncMsg) {
 		b, _ := json.Marshal(msg)
@@ -157,8 +160,15 @@ func (m *monitor) finish(es ExitStatus) {
 	if err := syncState(m.stateDir); err != nil && !os.IsNotExist(err) {
 		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
 	}
-	// Let the answers reach the waiters before the process ends.
-	m.answered.Wait()
+	// Let the answers reach the waiters (and the exec'd processes, which
+	// die with the container's pid namespace, their callers) before the
+	// process ends.
+	answered := make(chan struct{})
+	go func() { m.answered.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 func (m *monitor) start() error {
@@ -175,6 +185,7 @@ func (m *monitor) start() error {
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
+	m.exe = exe
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 	// On cgroup v2 the init is cloned straight into its group, which must
@@ -378,7 +389,13 @@ func (m *monitor) makeCgroup() error {
 // spawn starts the init, from a thread that first entered the namespaces
 // the spec joins.
 func (m *monitor) spawn(cmd *exec.Cmd) error {
-	if len(m.spec.Namespaces.Join) == 0 {
+	return spawnIn(cmd, m.spec.Namespaces.Join)
+}
+
+// spawnIn starts cmd from a thread that first entered the namespaces in
+// join, kind to path.
+func spawnIn(cmd *exec.Cmd, join map[string]string) error {
+	if len(join) == 0 {
 		return cmd.Start()
 	}
 	errc := make(chan error, 1)
@@ -386,7 +403,7 @@ func (m *monitor) spawn(cmd *exec.Cmd) error {
 		// setns changes only this thread, which is never unlocked: the Go
 		// runtime ends it with the goroutine.
 		goruntime.LockOSThread()
-		for ns, path := range m.spec.Namespaces.Join {
+		for ns, path := range join {
 			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				errc <- fmt.Errorf("join %s namespace: %w", ns, err)
@@ -418,6 +435,14 @@ func (m *monitor) reap() {
 		}
 		if pid == m.pid {
 			m.exited <- ws
+			continue
+		}
+		m.mu.Lock()
+		ch := m.execs[pid]
+		delete(m.execs, pid)
+		m.mu.Unlock()
+		if ch != nil {
+			ch <- ws
 		}
 	}
 }
@@ -485,7 +510,12 @@ func (m *monitor) serve(c *net.UnixConn) {
 	defer c.Close()
 	// A client that says nothing must not keep the monitor from exiting.
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(c).ReadBytes('\n')
+	line, fds, err := readRequest(c)
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
 	if err != nil {
 		return
 	}
@@ -520,6 +550,19 @@ func (m *monitor) serve(c *net.UnixConn) {
 				}
 			}
 			m.mu.Unlock()
+		case "exec":
+			if m.serveExec(c, &req, fds) {
+				return
+			}
+			resp.Error = "exec: bad request"
+		case "kill-exec":
+			m.mu.Lock()
+			if _, ok := m.execs[req.Pid]; !ok {
+				resp.Error = errNotRunning
+			} else if err := unix.Kill(req.Pid, syscall.Signal(req.Signal)); err != nil {
+				resp.Error = err.Error()
+			}
+			m.mu.Unlock()
 		case "resize":
 			if m.master == nil {
 				resp.Error = "no terminal"
@@ -530,9 +573,47 @@ func (m *monitor) serve(c *net.UnixConn) {
 			resp.Error = fmt.Sprintf("unknown request %q", req.Op)
 		}
 	}
+	writeResp(c, &resp)
+}
+
+func writeResp(c *net.UnixConn, resp *monitorResp) error {
 	b, _ := json.Marshal(resp)
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.Write(append(b, '\n'))
+	_, err := c.Write(append(b, '\n'))
+	return err
+}
+
+// readRequest reads one JSON line and the descriptors sent with it.
+func readRequest(c *net.UnixConn) ([]byte, []int, error) {
+	var fds []int
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	var got []byte
+	for {
+		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		got = append(got, buf[:n]...)
+		if oobn > 0 {
+			if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+				for _, msg := range msgs {
+					if rights, rerr := unix.ParseUnixRights(&msg); rerr == nil {
+						for _, fd := range rights {
+							unix.CloseOnExec(fd)
+						}
+						fds = append(fds, rights...)
+					}
+				}
+			}
+		}
+		if i := bytes.IndexByte(got, '\n'); i >= 0 {
+			return got[:i+1], fds, nil
+		}
+		if err != nil {
+			return nil, fds, err
+		}
+		if n == 0 || len(got) > 1<<20 {
+			return nil, fds, io.ErrUnexpectedEOF
+		}
+	}
 }
 
 // sendConfig hands the init its spec and seccomp filter, which also tells it

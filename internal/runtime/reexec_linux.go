@@ -11,8 +11,9 @@ const (
 	initArg0    = "dock-init"
 )
 
-// MaybeReexec runs the monitor or the container init when this process was
-// started as one (os.Args[0] is "dock-monitor" or "dock-init"), and never
+// MaybeReexec runs the monitor, the container init or an exec'd process when
+// this process was started as one (os.Args[0] is "dock-monitor", "dock-init"
+// or "dock-exec"), and never
 // returns then. Otherwise it returns at once. Call it before anything else
 // runs: from an init function of the main package, or from TestMain.
 func MaybeReexec() {
@@ -26,6 +27,10 @@ func MaybeReexec() {
 		// is never unlocked, and execs from it.
 		goruntime.LockOSThread()
 		initMain()
+		os.Exit(125)
+	case execArg0:
+		goruntime.LockOSThread()
+		execMain()
 		os.Exit(125)
 	case monitorArg0:
 		monitorMain()

@@ -572,8 +572,7 @@ var rlimits = map[string]int{
 	"RLIMIT_STACK": unix.RLIMIT_STACK,
 }
 
-// setupProcess sets what needs privileges: hostname, loopback, OOM score,
-// resource limits.
+// setupProcess sets up the namespaces the init made: hostname, loopback.
 func setupProcess(spec *Spec) error {
 	if spec.hasNew("uts") && spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -585,12 +584,17 @@ func setupProcess(spec *Spec) error {
 			return fmt.Errorf("loopback: %w", err)
 		}
 	}
-	if adj := spec.Process.OOMScoreAdj; adj != nil {
+	return nil
+}
+
+// setLimits sets the process's OOM score and resource limits.
+func setLimits(p *Process) error {
+	if adj := p.OOMScoreAdj; adj != nil {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*adj)), 0); err != nil {
 			return fmt.Errorf("oom_score_adj: %w", err)
 		}
 	}
-	for _, rl := range spec.Process.Rlimits {
+	for _, rl := range p.Rlimits {
 		r, ok := rlimits[strings.ToUpper(rl.Type)]
 		if !ok {
 			return fmt.Errorf("rlimit %q: unknown", rl.Type)
