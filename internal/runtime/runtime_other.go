@@ -46,3 +46,32 @@ func (h *Handle) Stop(context.Context, time.Duration) error { return errNotSuppo
 
 // Delete fails with ErrNotSupported.
 func (h *Handle) Delete(bool) error { return errNotSupported }
+
+// ID returns an empty ID off Linux.
+func (h *Handle) ID() string { return "" }
+
+// Spec returns nil off Linux.
+func (h *Handle) Spec() *Spec { return nil }
+
+// StateDir returns "" off Linux.
+func (h *Handle) StateDir() string { return "" }
+
+// Resize fails with ErrNotSupported.
+func (h *Handle) Resize(rows, cols uint16) error { return errNotSupported }
+
+// ExecProcess is a further process running in a container.
+type ExecProcess struct{ Pid int }
+
+// Exec fails with ErrNotSupported off Linux.
+func (h *Handle) Exec(context.Context, *Process, *Stdio) (*ExecProcess, error) {
+	return nil, errNotSupported
+}
+
+// Wait fails with ErrNotSupported.
+func (p *ExecProcess) Wait(context.Context) (ExitStatus, error) { return ExitStatus{}, errNotSupported }
+
+// Kill fails with ErrNotSupported.
+func (p *ExecProcess) Kill(syscall.Signal) error { return errNotSupported }
+
+// Resize fails with ErrNotSupported.
+func (p *ExecProcess) Resize(rows, cols uint16) error { return errNotSupported }
