@@ -22,10 +22,11 @@ import (
 // Manager creates networks and connects containers to them. One Manager per
 // state root and process is enough; several processes may open the same root.
 type Manager struct {
-	root string
-	rid  string // this root's id in rule tags
-	cfg  config
-	mu   sync.Mutex
+	root          string
+	rid           string // this root's id in rule tags
+	defaultBridge string
+	cfg           config
+	mu            sync.Mutex
 }
 
 // Open opens the network state under root/networks and reconciles it with
@@ -33,7 +34,7 @@ type Manager struct {
 // address), rules and veths that no record owns are removed, and bridges of
 // known networks are recreated if missing.
 func Open(root string, opts ...Option) (*Manager, error) {
-	m := &Manager{root: root, cfg: config{ipForward: true}}
+	m := &Manager{root: root, cfg: config{ipForward: true}, defaultBridge: DefaultBridge}
 	for _, o := range opts {
 		o(&m.cfg)
 	}
@@ -115,7 +116,7 @@ func (m *Manager) Default() (Network, error) {
 	if err == nil || !errors.Is(err, errdefs.ErrNotFound) {
 		return n, err
 	}
-	n, err = m.Create(DefaultName, CreateOptions{Bridge: DefaultBridge})
+	n, err = m.Create(DefaultName, CreateOptions{Bridge: m.defaultBridge})
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		return m.Get(DefaultName) // another process was first
 	}
@@ -581,6 +582,9 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 // path and configures the peer through a netlink handle bound to that netns.
 func plugVeth(n Network, ep *Endpoint, path string) (err error) {
 	ns, err := netns.GetFromPath(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("netns %s: %w", path, errdefs.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", path, err)
 	}

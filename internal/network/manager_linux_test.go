@@ -493,7 +493,7 @@ func TestPublish(t *testing.T) {
 		go px.Serve(ctx, ep.IP)
 	}
 	for i, p := range ep.Ports {
-		t.Run(fmt.Sprintf("%s", p), func(t *testing.T) {
+		t.Run(p.String(), func(t *testing.T) {
 			addr := net.JoinHostPort(p.HostIP.String(), strconv.Itoa(int(p.HostPort)))
 			if err := roundTrip(p.Protocol, addr, "published "+strconv.Itoa(i)); err != nil {
 				t.Fatal(err)
@@ -716,5 +716,83 @@ func TestTableLifetime(t *testing.T) {
 		}
 	} else {
 		t.Logf("table dock holds %d rules of others: not checking its removal", len(before))
+	}
+}
+
+// TestDefault creates the default network in a test root, on a bridge of
+// the test's own instead of dock0.
+func TestDefault(t *testing.T) {
+	testutil.RequireRoot(t)
+	checkNoLeaks(t)
+	m := newManager(t, t.TempDir())
+	m.defaultBridge = "dock" + randName(t)
+	n, err := m.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Remove(DefaultName) })
+	if n.Name != DefaultName || n.Bridge != m.defaultBridge || !linkExists(n.Bridge) {
+		t.Fatalf("Default = %+v", n)
+	}
+	again, err := m.Default()
+	if err != nil || again.ID != n.ID {
+		t.Fatalf("second Default = %+v, %v", again, err)
+	}
+}
+
+// TestConcurrentConnect connects containers from two managers (two lock
+// holders) at once: every address is handed out once.
+func TestConcurrentConnect(t *testing.T) {
+	testutil.RequireRoot(t)
+	checkNoLeaks(t)
+	root := t.TempDir()
+	ms := []*Manager{newManager(t, root), newManager(t, root)}
+	n := newNetwork(t, ms[0], CreateOptions{})
+	const each = 4
+	type result struct {
+		ep  *Endpoint
+		err error
+	}
+	res := make(chan result, 2*each)
+	for i := range 2 * each {
+		h := newHolder(t)
+		m := ms[i%2]
+		id := randName(t)
+		t.Cleanup(func() { m.Disconnect(context.Background(), n.Name, id) })
+		go func() {
+			ep, err := m.Connect(context.Background(), n.Name, id, h.path, nil)
+			res <- result{ep, err}
+		}()
+	}
+	seen := map[netip.Addr]bool{}
+	for range 2 * each {
+		r := <-res
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if seen[r.ep.IP] {
+			t.Fatalf("address %s handed out twice", r.ep.IP)
+		}
+		seen[r.ep.IP] = true
+	}
+	if eps, err := ms[1].Endpoints(n.Name); err != nil || len(eps) != 2*each {
+		t.Fatalf("Endpoints = %d, %v", len(eps), err)
+	}
+}
+
+func TestConnectBadNetNS(t *testing.T) {
+	testutil.RequireRoot(t)
+	checkNoLeaks(t)
+	m := newManager(t, t.TempDir())
+	n := newNetwork(t, m, CreateOptions{})
+	_, err := m.Connect(context.Background(), n.Name, randName(t), "/nonexistent/ns", nil)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing netns: %v", err)
+	}
+	if _, err := m.Connect(context.Background(), randName(t), randName(t), "/proc/self/ns/net", nil); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing network: %v", err)
+	}
+	if eps, _ := m.Endpoints(n.Name); len(eps) != 0 {
+		t.Fatalf("endpoints after failed connects: %v", eps)
 	}
 }
