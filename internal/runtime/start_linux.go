@@ -43,17 +43,59 @@ type Handle struct {
 	stateDir string
 	spec     *Spec
 	st       State
-	copies   *sync.WaitGroup // this process's copies of the container's output to Stdio
+	copies   *copySet // this process's copies of the container's output to Stdio
+}
+
+// copySet tracks copies in flight. Unlike a WaitGroup it may gain copies
+// (a new start) while an earlier Wait still waits.
+type copySet struct {
+	mu      sync.Mutex
+	pending []chan struct{}
+}
+
+// add registers a copy; the caller closes the channel when it is done.
+func (c *copySet) add() chan struct{} {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	c.pending = append(c.pending, ch)
+	c.mu.Unlock()
+	return ch
+}
+
+// wait blocks until the copies registered so far are done.
+func (c *copySet) wait(ctx context.Context) error {
+	c.mu.Lock()
+	pending := append([]chan struct{}(nil), c.pending...)
+	c.mu.Unlock()
+	for _, ch := range pending {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	kept := c.pending[:0]
+	for _, ch := range c.pending {
+		select {
+		case <-ch:
+		default:
+			kept = append(kept, ch)
+		}
+	}
+	c.pending = kept
+	c.mu.Unlock()
+	return nil
 }
 
 // pendingCopies holds, per state directory, the copies of a foreground
 // container's output to the writers given to Start, so that Wait on any
 // Handle in this process returns only after the output has been delivered.
-var pendingCopies sync.Map // state dir -> *sync.WaitGroup
+var pendingCopies sync.Map // state dir -> *copySet
 
-func callerCopies(stateDir string) *sync.WaitGroup {
-	wg, _ := pendingCopies.LoadOrStore(stateDir, new(sync.WaitGroup))
-	return wg.(*sync.WaitGroup)
+func callerCopies(stateDir string) *copySet {
+	cs, _ := pendingCopies.LoadOrStore(stateDir, new(copySet))
+	return cs.(*copySet)
 }
 
 // The monitor's file descriptors, as the caller passes them.
@@ -234,9 +276,9 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 			}
 			r := parentEnds[i]
 			i++
-			h.copies.Add(1)
+			done := h.copies.add()
 			go func() {
-				defer h.copies.Done()
+				defer close(done)
 				io.Copy(dst, r)
 				r.Close()
 			}()
@@ -246,7 +288,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	line, rerr := bufio.NewReader(syncR).ReadBytes('\n')
 	var msg syncMsg
 	if err := json.Unmarshal(line, &msg); err != nil {
-		h.copies.Wait()
+		h.copies.wait(context.Background())
 		detail, _ := os.ReadFile(filepath.Join(spec.StateDir, monitorLog))
 		if rerr == nil {
 			rerr = err
@@ -254,7 +296,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 		return nil, fmt.Errorf("container %s: monitor: %v: %s", spec.ID, rerr, strings.TrimSpace(string(detail)))
 	}
 	if msg.Error != "" {
-		h.copies.Wait()
+		h.copies.wait(context.Background())
 		return nil, &StartError{ExitCode: msg.Code, Msg: msg.Error}
 	}
 	h.st, _ = readState(spec.StateDir)
@@ -328,12 +370,8 @@ func (h *Handle) State() State {
 func (h *Handle) Wait(ctx context.Context) (ExitStatus, error) {
 	es, err := h.wait(ctx)
 	if err == nil {
-		done := make(chan struct{})
-		go func() { h.copies.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return es, ctx.Err()
+		if err := h.copies.wait(ctx); err != nil {
+			return es, err
 		}
 	}
 	return es, err
