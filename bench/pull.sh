@@ -45,6 +45,11 @@ pull_curl() {
 	curl -sSf -Z --parallel-max 6 "${args[@]}"
 }
 
+# Checks, outside the timed region, that a run did the whole job.
+check_dock() { "$DOCK" --root "$1/root" images 2>/dev/null | grep -q "${REPO%:*}"; }
+check_skopeo() { [ -f "$1/oci/index.json" ] && [ "$(find "$1/oci/blobs" -type f | wc -l)" -eq $((${#BLOBS[@]} + 1)) ]; }
+check_curl() { [ "$(find "$1" -type f | wc -l)" -eq $((${#BLOBS[@]} + 1)) ]; }
+
 TOOLS=(skopeo curl)
 [ -n "$DOCK" ] && TOOLS=(dock skopeo curl)
 declare -A T
@@ -59,6 +64,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		d=$WORK/$t-$r
 		mkdir -p "$d"
 		T[$t,$r]=$(timed "pull_$t" "$d")
+		"check_$t" "$d" || die "$t left no complete result in $d"
 		rm -rf "$d"
 	done
 	printf '%-6s' "$r"

@@ -46,6 +46,7 @@ unpack_podman() {
 }
 
 # Checks, outside the timed region, that a run did the whole job.
+check_unpack_dock() { find "$1/dock/snapshots" -path '*/srv/app.log' -size +1M 2>/dev/null | grep -q .; }
 check_unpack_umoci() { [ -s "$1/bundle/rootfs/srv/app.log" ] && [ -x "$1/bundle/rootfs/usr/bin/perl" ]; }
 check_unpack_podman() {
 	[ -n "$(podman --root "$1/storage" --runroot "$1/run" --events-backend none images -q 2>/dev/null)" ]
