@@ -362,3 +362,39 @@ func TestRunSignals(t *testing.T) {
 		t.Errorf("run --rm left containers:\n%s", r)
 	}
 }
+
+func TestCommit(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "--name", "changed", runImage, "sh", "-c", "echo committed > /etc/note; rm /etc/group")
+	r := e.ok("commit", "-m", "a note", "changed", "cli/committed:1")
+	id := strings.TrimSpace(r.stdout)
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(id) {
+		t.Errorf("commit prints %q, want the image ID", r.stdout)
+	}
+	row := findImage(e.images(), "cli/committed", "1")
+	if row == nil || row[2] != strings.TrimPrefix(id, "sha256:")[:12] {
+		t.Errorf("images row of the committed image: %q", row)
+	}
+	r = e.dock("run", "--rm", "cli/committed:1", "sh", "-c", "cat /etc/note; test ! -e /etc/group")
+	if r.code != 0 || r.stdout != "committed\n" {
+		t.Errorf("run of the committed image:\n%s", r)
+	}
+	e.fails(125, "not found", "commit", "nosuch", "cli/committed:2")
+	e.ok("rm", "changed")
+}
+
+func TestRunDetachedRemove(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "-d", "--rm", "--name", "gone", runImage, "true")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rows := psRows(t, e, "-a")
+		if len(rows) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run -d --rm: the container stays after its exit: %q", rows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

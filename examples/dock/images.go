@@ -184,6 +184,7 @@ type imageJSON struct {
 
 func imageInfo(cmd *cobra.Command, h *dock.Host, img *dock.Image) imageJSON {
 	j := imageJSON{
+		RepoTags: []string{}, RepoDigests: []string{}, Layers: []string{},
 		ID: img.ID().String(), Created: img.Created, Size: img.Size,
 		Unpacked: h.UnpackedSize(cmd.Context(), img),
 		Os:       img.Config.OS, Arch: img.Config.Architecture, Variant: img.Config.Variant,
@@ -368,5 +369,40 @@ func (c *cli) loginCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&user, "username", "u", "", "user name")
 	cmd.Flags().StringVarP(&pass, "password", "p", "", "password")
 	cmd.Flags().BoolVar(&passStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+func (c *cli) commitCmd() *cobra.Command {
+	var message, compression string
+	cmd := &cobra.Command{
+		Use:   "commit [-m MSG] NAME REF",
+		Short: "Make an image from a container's changes",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ctr, err := h.Container(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var opts []dock.CommitOption
+			if message != "" {
+				opts = append(opts, dock.WithCommitComment(message))
+			}
+			if compression != "" {
+				opts = append(opts, dock.WithCommitCompression(compression))
+			}
+			img, err := ctr.Commit(cmd.Context(), args[1], opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Println(img.ID())
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&message, "message", "m", "", "comment recorded in the new layer's history")
+	cmd.Flags().StringVar(&compression, "compression", "", "layer compression: gzip (default) or zstd")
 	return cmd
 }

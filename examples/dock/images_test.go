@@ -351,6 +351,25 @@ func TestLoadLayout(t *testing.T) {
 		})
 	}
 
+	t.Run("untagged", func(t *testing.T) {
+		imagetest.RequireBusybox(t)
+		e := newCLIEnv(t)
+		dir := filepath.Join(t.TempDir(), "layout")
+		img := imagetest.Busybox(t, dir)
+		r := e.ok("load", dir)
+		if strings.TrimSpace(r.stdout) != "Loaded image: "+img.Manifest.Digest.String() {
+			t.Errorf("load of an unnamed image:\n%s", r)
+		}
+		got := inspectImages(t, e, img.Manifest.Digest.String())[0]
+		if got.ID != img.ConfigDesc.Digest.String() || got.RepoTags == nil || len(got.RepoTags) != 0 {
+			t.Errorf("inspect of an unnamed image: %+v", got)
+		}
+		r = e.ok("inspect", img.Manifest.Digest.String())
+		if !strings.Contains(r.stdout, `"RepoTags": []`) {
+			t.Errorf("inspect prints no empty RepoTags array:\n%s", r)
+		}
+	})
+
 	t.Run("missing path", func(t *testing.T) {
 		e := newCLIEnv(t)
 		e.fails(125, "", "load", filepath.Join(t.TempDir(), "nothing"))
