@@ -183,13 +183,17 @@ func endpointRules(n Network, ep Endpoint) []rule {
 		if m.HostIP.IsLoopback() {
 			continue
 		}
-		dst := matchLocalDst()
+		// Any local address but loopback, which DNAT cannot serve, or the one asked for.
+		dst := cat(matchLocalDst(), matchAddr(false, expr.CmpOpNeq, netip.MustParsePrefix("127.0.0.0/8")))
 		if m.HostIP.IsValid() {
 			dst = matchAddr(false, expr.CmpOpEq, netip.PrefixFrom(m.HostIP, 32))
 		}
 		rs = append(rs,
+			// From outside, except from the container's own bridge: hairpin
+			// traffic goes through the proxy as with docker-proxy.
 			rule{chPrerouting, cat(dst, matchIf(expr.MetaKeyIIFNAME, expr.CmpOpNeq, n.Bridge), matchPort(m.Protocol, m.HostPort), dnatTo(ep.IP, m.ContainerPort))},
-			rule{chOutput, cat(dst, matchAddr(false, expr.CmpOpNeq, netip.MustParsePrefix("127.0.0.0/8")), matchPort(m.Protocol, m.HostPort), dnatTo(ep.IP, m.ContainerPort))},
+			// From the host itself.
+			rule{chOutput, cat(dst, matchPort(m.Protocol, m.HostPort), dnatTo(ep.IP, m.ContainerPort))},
 		)
 	}
 	return rs
