@@ -4,18 +4,14 @@ import (
 	"math"
 
 	"github.com/dockkit/dock/internal/cgroups"
+	"github.com/dockkit/dock/internal/runtime"
 )
+
+type defaultCgroup struct{ g *cgroups.Group }
 
 // defaultCgroups manages cgroups through the cgroup filesystem, v1 or v2 as
 // the host mounts them.
 type defaultCgroups struct{}
-
-type defaultCgroup struct{ g *cgroups.Group }
-
-var (
-	_ Cgroups = defaultCgroups{}
-	_ Cgroup  = defaultCgroup{}
-)
 
 // resourcesTo converts res, resolving CPUs into a quota and period.
 func resourcesTo(res *Resources) *cgroups.Resources {
@@ -35,6 +31,20 @@ func resourcesTo(res *Resources) *cgroups.Resources {
 	}
 	return r
 }
+
+// cgroupSpec has the container's monitor make its cgroup when the host
+// uses the built-in manager.
+func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) {
+	if _, ok := h.cgroups.(defaultCgroups); ok {
+		spec.Cgroup = "dock/" + id
+		spec.Resources = resourcesTo(res)
+	}
+}
+
+var (
+	_ Cgroups = defaultCgroups{}
+	_ Cgroup  = defaultCgroup{}
+)
 
 func (defaultCgroups) Create(name string, res *Resources) (Cgroup, error) {
 	g, err := cgroups.New(name, resourcesTo(res))

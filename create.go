@@ -15,10 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dockkit/dock/internal/caps"
 	"github.com/dockkit/dock/internal/runtime"
 	"github.com/moby/sys/user"
-	"golang.org/x/sys/unix"
 )
 
 // CreateOption configures Host.Create.
@@ -452,20 +450,8 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		spec.Process.Env = append(spec.Process.Env, "HOME="+eu.Home)
 	}
 
-	if c.privileged {
-		// Every capability this process could grant: a host that is itself
-		// confined may lack some the kernel knows.
-		spec.Process.Caps = caps.Available().Names()
-		spec.Process.Privileged = true
-	} else {
-		spec.Process.Caps, err = caps.Merge(caps.Default(), c.capAdd, c.capDrop)
-		if err != nil {
-			return nil, err
-		}
-		spec.Process.Seccomp = true
-		spec.Process.NoNewPrivs = true
-		spec.MaskedPaths = runtime.DefaultMaskedPaths
-		spec.ReadonlyPaths = runtime.DefaultReadonlyPaths
+	if err := securityDefaults(c, &spec); err != nil {
+		return nil, err
 	}
 
 	nss, err := c.ns.For(id)
@@ -499,10 +485,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		spec.Mounts = append(spec.Mounts, ms)
 	}
 
-	if _, ok := h.cgroups.(defaultCgroups); ok {
-		spec.Cgroup = "dock/" + id
-		spec.Resources = resourcesTo(&c.res)
-	}
+	h.cgroupSpec(id, &c.res, &spec)
 	spec.Log = runtime.LogConfig{MaxSize: c.logMax, MaxFiles: c.logFiles}
 	if c.stopSignal != 0 {
 		spec.StopSignal = int(c.stopSignal)
@@ -636,22 +619,6 @@ func openImageFile(mounts []Mount, rel string) (*os.File, error) {
 		}
 	}
 	return nil, os.ErrNotExist
-}
-
-// hasOpaqueAncestor reports whether a directory above rel in the layer dir
-// is an overlay opaque directory, hiding the layers below it.
-func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
-	buf := make([]byte, 2)
-	for p := path.Dir(rel); p != "." && p != "/"; p = path.Dir(p) {
-		fi, err := root.Lstat(p)
-		if err != nil || !fi.IsDir() {
-			continue
-		}
-		if n, err := unix.Lgetxattr(filepath.Join(dir, p), "trusted.overlay.opaque", buf); err == nil && n == 1 && buf[0] == 'y' {
-			return true
-		}
-	}
-	return false
 }
 
 // mountSpec turns a MountPoint into what the runtime mounts.

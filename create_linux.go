@@ -1,0 +1,49 @@
+package dock
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/dockkit/dock/internal/caps"
+	"github.com/dockkit/dock/internal/runtime"
+	"golang.org/x/sys/unix"
+)
+
+// securityDefaults applies Docker's defaults, or --privileged, to spec:
+// capabilities, seccomp, no_new_privs, masked and read-only paths.
+func securityDefaults(c *createConfig, spec *runtime.Spec) error {
+	if c.privileged {
+		// Every capability this process could grant: a host that is itself
+		// confined may lack some the kernel knows.
+		spec.Process.Caps = caps.Available().Names()
+		spec.Process.Privileged = true
+		return nil
+	}
+	var err error
+	spec.Process.Caps, err = caps.Merge(caps.Default(), c.capAdd, c.capDrop)
+	if err != nil {
+		return err
+	}
+	spec.Process.Seccomp = true
+	spec.Process.NoNewPrivs = true
+	spec.MaskedPaths = runtime.DefaultMaskedPaths
+	spec.ReadonlyPaths = runtime.DefaultReadonlyPaths
+	return nil
+}
+
+// hasOpaqueAncestor reports whether a directory above rel in the layer dir
+// is an overlay opaque directory, hiding the layers below it.
+func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
+	buf := make([]byte, 2)
+	for p := path.Dir(rel); p != "." && p != "/"; p = path.Dir(p) {
+		fi, err := root.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		if n, err := unix.Lgetxattr(filepath.Join(dir, p), "trusted.overlay.opaque", buf); err == nil && n == 1 && buf[0] == 'y' {
+			return true
+		}
+	}
+	return false
+}

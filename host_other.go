@@ -1,0 +1,40 @@
+//go:build !linux
+
+package dock
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/dockkit/dock/internal/runtime"
+)
+
+var errNeedsLinux = fmt.Errorf("dock needs Linux: %w", ErrNotSupported)
+
+func (h *Host) openPlatform(context.Context) error { return errNeedsLinux }
+
+func (h *Host) mountTemp([]Mount) (string, func() error, error) { return "", nil, errNeedsLinux }
+
+func (h *Host) lockExtract(string) (func(), error) { return nil, errNeedsLinux }
+
+func (h *Host) emptyDir() (string, error) { return "", errNeedsLinux }
+
+func removeAll(dir string) { os.RemoveAll(dir) }
+
+func syncDir(string) error { return errNeedsLinux }
+
+func lockFile(*os.File, bool) error { return errNeedsLinux }
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return os.WriteFile(path, data, mode)
+}
+
+func securityDefaults(*createConfig, *runtime.Spec) error { return errNeedsLinux }
+
+func hasOpaqueAncestor(*os.Root, string, string) bool { return false }
+
+func unixSignalName(s syscall.Signal) string { return fmt.Sprintf("SIG%d", int(s)) }
+
+func (h *Host) cgroupSpec(string, *Resources, *runtime.Spec) {}
