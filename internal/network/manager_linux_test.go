@@ -796,3 +796,84 @@ func TestConnectBadNetNS(t *testing.T) {
 		t.Fatalf("endpoints after failed connects: %v", eps)
 	}
 }
+
+// newNamedNetNS makes a network namespace held by a bind mount under
+// /var/run/netns, as `ip netns add` does, and returns an open handle on it.
+func newNamedNetNS(t *testing.T) (name string, handle *netns.NsHandle) {
+	t.Helper()
+	name = randName(t)
+	var ns netns.NsHandle
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		ns, err = netns.NewNamed(name)
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if ns != -1 {
+			ns.Close()
+		}
+		netns.DeleteNamed(name)
+	})
+	return name, &ns
+}
+
+// TestConnectByFd connects a namespace given as an open fd
+// (/proc/self/fd/N) that no process runs in; with the namespace gone, its
+// endpoint is gone at the next Open.
+func TestConnectByFd(t *testing.T) {
+	testutil.RequireRoot(t)
+	checkNoLeaks(t)
+	root := t.TempDir()
+	m := newManager(t, root)
+	n := newNetwork(t, m, CreateOptions{})
+	name, ns := newNamedNetNS(t)
+	id := randName(t)
+	ep, err := m.Connect(context.Background(), n.Name, id, fmt.Sprintf("/proc/self/fd/%d", int(*ns)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Disconnect(context.Background(), n.Name, id) })
+	h, err := netlink.NewHandleAt(*ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.LinkByName("eth0"); err != nil {
+		t.Fatalf("eth0 in the namespace: %v", err)
+	}
+	// Still alive: a new Open keeps it.
+	if eps, _ := newManager(t, root).Endpoints(n.Name); len(eps) != 1 {
+		t.Fatalf("live endpoint dropped: %v", eps)
+	}
+	// Drop the last references; the kernel then deletes the netns and the veth.
+	h.Close()
+	ns.Close()
+	if err := netns.DeleteNamed(name); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); linkExists(ep.HostVeth); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("veth outlived its netns")
+		}
+	}
+	m2 := newManager(t, root)
+	if eps, _ := m2.Endpoints(n.Name); len(eps) != 0 {
+		t.Fatalf("endpoint of a gone netns kept: %v", eps)
+	}
+	if rulesOf(t, m2, n.Name, id) != 0 {
+		t.Fatal("rules of a gone netns kept")
+	}
+}
