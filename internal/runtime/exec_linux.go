@@ -25,9 +25,12 @@ import (
 // a running container.
 const execArg0 = "dock-exec"
 
-// execMntFD is where the exec'd helper finds the container's mount
-// namespace.
-const execMntFD = 4
+// Where the exec'd helper finds the container's mount namespace and, when
+// it has one of its own, its cgroup namespace.
+const (
+	execMntFD    = 4
+	execCgroupFD = 5
+)
 
 // ExecProcess is a further process running in a container, started by
 // [Handle.Exec].
@@ -329,13 +332,24 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	if spec.Process.Terminal {
 		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
 	}
-	// Every namespace but the mount one is entered before the clone; the
-	// helper enters that one itself, once it runs from the sealed binary.
+	// The helper enters the mount namespace itself, once it runs from the
+	// sealed binary, and the cgroup namespace once it is in the cgroup
+	// (the kernel refuses CLONE_INTO_CGROUP from outside the namespace's
+	// root). The others are entered before the clone.
 	join := map[string]string{}
-	for _, ns := range []string{"pid", "net", "ipc", "uts", "cgroup"} {
+	for _, ns := range []string{"pid", "net", "ipc", "uts"} {
 		if spec.hasNew(ns) || spec.Namespaces.Join[ns] != "" {
 			join[ns] = fmt.Sprintf("/proc/%d/ns/%s", initPid, ns)
 		}
+	}
+	if spec.hasNew("cgroup") || spec.Namespaces.Join["cgroup"] != "" {
+		cgns, err := os.Open(fmt.Sprintf("/proc/%d/ns/cgroup", initPid))
+		if err != nil {
+			return 0, nil, fmt.Errorf("container cgroup namespace: %w", err)
+		}
+		defer cgns.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, cgns)
+		cmd.Args = append(cmd.Args, "cgroupns")
 	}
 	if m.group != nil && m.group.V2Path() != "" {
 		fd, err := unix.Open(m.group.V2Path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -401,6 +415,12 @@ func execMain() {
 	// this thread is never unlocked and execs.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		fail(125, "exec: unshare: %v", err)
+	}
+	if len(os.Args) > 2 && os.Args[2] == "cgroupns" {
+		if err := unix.Setns(execCgroupFD, unix.CLONE_NEWCGROUP); err != nil {
+			fail(125, "exec: enter the cgroup namespace: %v", err)
+		}
+		unix.Close(execCgroupFD)
 	}
 	if err := unix.Setns(execMntFD, unix.CLONE_NEWNS); err != nil {
 		fail(125, "exec: enter the mount namespace: %v", err)

@@ -33,7 +33,7 @@ func TestExec(t *testing.T) {
 
 	t.Run("namespaces", func(t *testing.T) {
 		var out, errb syncBuffer
-		p, err := h.Exec(ctx, proc("sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; grep -E '^(Seccomp|CapEff):' /proc/self/status | tr -d '\\t'; echo err >&2; exit 4"), &Stdio{Stdout: &out, Stderr: &errb})
+		p, err := h.Exec(ctx, proc("sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; echo cg=$(grep -cv ':/$' /proc/self/cgroup); grep -E '^(Seccomp|CapEff):' /proc/self/status | tr -d '\\t'; echo err >&2; exit 4"), &Stdio{Stdout: &out, Stderr: &errb})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestExec(t *testing.T) {
 		if err != nil || es.ExitCode != 4 {
 			t.Fatalf("%+v %v", es, err)
 		}
-		for _, want := range []string{"sleep 100", spec.Hostname, "Seccomp:2", "CapEff:" + capMask(t, spec.Process.Caps)} {
+		for _, want := range []string{"sleep 100", spec.Hostname, "cg=0", "Seccomp:2", "CapEff:" + capMask(t, spec.Process.Caps)} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("output lacks %q: %q", want, out.String())
 			}
