@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,12 +101,7 @@ func (m *Manager) Endpoints(name string) ([]Endpoint, error) {
 	for _, ep := range r.Endpoints {
 		out = append(out, ep.Endpoint)
 	}
-	slices.SortFunc(out, func(a, b Endpoint) int {
-		if a.ContainerID < b.ContainerID {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(a, b Endpoint) int { return strings.Compare(a.ContainerID, b.ContainerID) })
 	return out, nil
 }
 
@@ -602,8 +598,10 @@ func plugVeth(n Network, ep *Endpoint, path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
 	}
-	if _, err := netlink.LinkByName(ep.HostVeth); err == nil {
-		return fmt.Errorf("device %s: %w", ep.HostVeth, errdefs.ErrAlreadyExists)
+	// No record owns a veth of this name (the caller holds the lock and the
+	// container is not connected): it is a crash's leftover.
+	if err := delLink(ep.HostVeth); err != nil {
+		return err
 	}
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MTU: n.MTU, MasterIndex: br.Attrs().Index},

@@ -88,7 +88,7 @@ type Endpoint struct {
 	HostVeth    string // host side of the veth pair; the container side is eth0
 	IP          netip.Addr
 	Prefix      netip.Prefix // the network's subnet
-	Gateway     netip.Addr
+	Gateway     netip.Addr   // the default route, except on an internal network
 	MAC         net.HardwareAddr
 	Ports       []PortMapping // with the host ports picked at Connect
 }
