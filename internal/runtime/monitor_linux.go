@@ -25,8 +25,12 @@ import (
 	"github.com/dockkit/dock/internal/errdefs"
 )
 
-// initSyncFD is the init's end of its socket pair with the monitor.
-const initSyncFD = 3
+// The init's end of its socket pair with the monitor, and the cgroup
+// namespace it joins, if any.
+const (
+	initSyncFD   = 3
+	initCgroupFD = 4
+)
 
 // initMsg is what init reports when it cannot exec the user's command.
 type initMsg struct {
@@ -389,7 +393,23 @@ func (m *monitor) makeCgroup() error {
 // spawn starts the init, from a thread that first entered the namespaces
 // the spec joins.
 func (m *monitor) spawn(cmd *exec.Cmd) error {
-	return spawnIn(cmd, m.spec.Namespaces.Join)
+	join := map[string]string{}
+	for ns, path := range m.spec.Namespaces.Join {
+		if ns == "cgroup" {
+			// Entered by the init once it is in its cgroup: on v2 the
+			// kernel refuses CLONE_INTO_CGROUP from inside another
+			// namespace's root.
+			f, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("join cgroup namespace: %w", err)
+			}
+			defer f.Close()
+			cmd.ExtraFiles = append(cmd.ExtraFiles, f) // initCgroupFD
+			continue
+		}
+		join[ns] = path
+	}
+	return spawnIn(cmd, join)
 }
 
 // spawnIn starts cmd from a thread that first entered the namespaces in

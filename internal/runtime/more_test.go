@@ -91,8 +91,11 @@ func TestJoinNetworkNamespace(t *testing.T) {
 	}
 	// The first container's lo gets an address the second one must see.
 	second := testSpec(t, "sh", "-c", "cat /sys/class/net/lo/ifindex; readlink /proc/self/ns/net")
-	second.Namespaces.New = []string{"pid", "mnt", "uts", "ipc", "cgroup"}
-	second.Namespaces.Join = map[string]string{"net": "/proc/" + itoa(h1.State().Pid) + "/ns/net"}
+	second.Namespaces.New = []string{"pid", "mnt", "uts", "ipc"}
+	second.Namespaces.Join = map[string]string{
+		"net":    "/proc/" + itoa(h1.State().Pid) + "/ns/net",
+		"cgroup": "/proc/" + itoa(h1.State().Pid) + "/ns/cgroup",
+	}
 	es, stdout, stderr := run(t, second)
 	if es.ExitCode != 0 {
 		t.Fatalf("%+v %s", es, stderr)

@@ -190,6 +190,11 @@ func setupRootfs(spec *Spec) error {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("cgroup namespace: %w", err)
 		}
+	} else if spec.Namespaces.Join["cgroup"] != "" {
+		if err := unix.Setns(initCgroupFD, unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("join cgroup namespace: %w", err)
+		}
+		unix.Close(initCgroupFD)
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / rprivate: %w", err)
