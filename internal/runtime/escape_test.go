@@ -109,3 +109,67 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestEscapeSyscalls runs the test binary in a default container and has it
+// make system calls that Docker's seccomp profile and capabilities refuse.
+func TestEscapeSyscalls(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "/proc/self/exe")
+	spec.Process.Env = append(spec.Process.Env, "DOCK_RUNTIME_TEST_HELPER=syscalls")
+	for _, d := range []string{"/lib", "/lib64"} {
+		if _, err := os.Stat(d); err == nil {
+			spec.Mounts = append(spec.Mounts, MountSpec{Destination: d, Type: "bind", Source: d, Options: []string{"rbind", "ro"}})
+		}
+	}
+	es, stdout, stderr := run(t, spec)
+	if es.ExitCode != 0 {
+		t.Fatalf("exit %+v\n%s\n%s", es, stdout, stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if !strings.HasSuffix(l, "=refused") {
+			t.Errorf("%s", l)
+		}
+	}
+	if strings.Count(stdout, "=refused") < 6 {
+		t.Errorf("too few attempts reported:\n%s", stdout)
+	}
+}
+
+// syscallsHelper runs inside the container.
+func syscallsHelper() int {
+	try := func(name string, fn func() error) {
+		if err := fn(); err != nil {
+			fmt.Printf("%s=refused\n", name)
+		} else {
+			fmt.Printf("%s=ESCAPED\n", name)
+		}
+	}
+	errno := func(_, _ uintptr, e syscall.Errno) error {
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+	try("keyctl", func() error {
+		return errno(unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0))
+	})
+	try("add_key", func() error {
+		_, err := unix.AddKey("user", "dock-test", []byte("x"), unix.KEY_SPEC_PROCESS_KEYRING)
+		return err
+	})
+	try("unshare-user", func() error { return unix.Unshare(unix.CLONE_NEWUSER) })
+	try("mount", func() error { return unix.Mount("none", "/tmp", "tmpfs", 0, "") })
+	try("bpf", func() error { return errno(unix.Syscall(unix.SYS_BPF, 0, 0, 0)) })
+	try("open_by_handle_at", func() error {
+		return errno(unix.Syscall(unix.SYS_OPEN_BY_HANDLE_AT, 0, 0, 0))
+	})
+	try("setns-host", func() error {
+		fd, err := unix.Open("/proc/1/ns/mnt", unix.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		return unix.Setns(fd, unix.CLONE_NEWNS)
+	})
+	try("reboot", func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) })
+	return 0
+}

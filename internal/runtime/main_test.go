@@ -199,6 +199,8 @@ func runHelper(name string) int {
 	switch name {
 	case "sealed":
 		return sealedHelper()
+	case "syscalls":
+		return syscallsHelper()
 	case "start-and-hang":
 		// Start a container, say so, and wait to be killed.
 		var spec Spec
