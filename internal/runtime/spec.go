@@ -10,10 +10,18 @@
 //   - the init, already inside the namespaces, builds the root filesystem,
 //     pivots into it, drops privileges and execs the user's command.
 //
+// [Handle.Exec] asks the monitor to start a further process in a running
+// container the same way: the re-executed binary enters the container's
+// namespaces and cgroup, drops privileges and execs.
+//
 // The monitor and init run from a sealed, read-only copy of the binary, so
 // that nothing inside a container can write to the host's executable through
 // /proc/PID/exe. A binary that uses this package must call [MaybeReexec]
 // first thing, from an init function or TestMain.
+//
+// Device nodes are usable only at /dev's standard nodes: every other mount
+// of a container (the rootfs, /dev itself, binds, tmpfs) is nodev, which
+// stands in for a device cgroup.
 package runtime
 
 import (
