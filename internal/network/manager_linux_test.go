@@ -877,3 +877,107 @@ func TestConnectByFd(t *testing.T) {
 		t.Fatal("rules of a gone netns kept")
 	}
 }
+
+// TestOutside plays a machine outside the host with a netns on a plain veth
+// pair (198.51.100.0/30): it reaches a published port through the
+// prerouting DNAT, and the container's traffic to it is masqueraded. Both
+// need IPv4 forwarding.
+func TestOutside(t *testing.T) {
+	testutil.RequireRoot(t)
+	if !forwarding() {
+		t.Skip("needs ip_forward on, or DOCK_TEST_IP_FORWARD=1 to turn it on")
+	}
+	checkNoLeaks(t)
+	m := newManager(t, t.TempDir())
+	n := newNetwork(t, m, CreateOptions{})
+	ctr, outside := newHolder(t), newHolder(t)
+	ep := connect(t, m, n, ctr, []PortMapping{{ContainerPort: 80, Protocol: "tcp"}})
+
+	hostAddr, outAddr := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	name := "vdx" + randName(t)[1:]
+	ns, err := netns.GetFromPath(outside.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { delLink(name) })
+	hl, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.AddrAdd(hl, &netlink.Addr{IPNet: &net.IPNet{IP: hostAddr.AsSlice(), Mask: net.CIDRMask(30, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(hl); err != nil {
+		t.Fatal(err)
+	}
+	if err := outside.in(func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: outAddr.AsSlice(), Mask: net.CIDRMask(30, 32)}}); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Outside to the published port on the host's address.
+	if err := ctr.in(func() error {
+		l, err := net.Listen("tcp4", ":80")
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() { io.Copy(c, c); c.Close() }()
+			}
+		}()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	published := net.JoinHostPort(hostAddr.String(), strconv.Itoa(int(ep.Ports[0].HostPort)))
+	if err := outside.in(func() error { return roundTrip("tcp", published, "from outside") }); err != nil {
+		t.Fatalf("outside to published port: %v", err)
+	}
+
+	// The container to outside: masqueraded to the host's address.
+	var l net.Listener
+	if err := outside.in(func() (err error) { l, err = net.Listen("tcp4", outAddr.String()+":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peer := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			peer <- err.Error()
+			return
+		}
+		peer <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Close()
+	}()
+	if err := ctr.in(func() error {
+		c, err := net.DialTimeout("tcp4", l.Addr().String(), 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("container to outside: %v", err)
+	}
+	if got := <-peer; got != hostAddr.String() {
+		t.Fatalf("outside saw the container as %s, want the masqueraded %s", got, hostAddr)
+	}
+}
