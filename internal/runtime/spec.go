@@ -1,6 +1,7 @@
 // Package runtime turns a container Spec into a running, isolated process.
 //
-// Three programs cooperate, all of them the calling binary re-executed:
+// Three processes cooperate; the monitor and the init are the calling
+// binary re-executed:
 //
 //   - the caller, in [Start], writes the spec to the state directory and
 //     starts a monitor, detached from itself;
