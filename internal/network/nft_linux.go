@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/nftables"
@@ -199,6 +200,32 @@ func endpointRules(n Network, ep Endpoint) []rule {
 	return rs
 }
 
+// nftLockPath is a host-wide lock for changes to dock's table: state roots
+// have locks of their own, but share the table, and removing it when empty
+// must not race another root adding rules.
+const nftLockPath = "/run/dock/nftables.lock"
+
+func nftLock() (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(nftLockPath), 0o700); err != nil {
+		return nil, fmt.Errorf("nftables lock: %w", err)
+	}
+	f, err := os.OpenFile(nftLockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("nftables lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("nftables lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
 func nftConn() (*nftables.Conn, error) {
 	c, err := nftables.New()
 	if err != nil {
@@ -211,6 +238,11 @@ func nftConn() (*nftables.Conn, error) {
 // network's endpoint rules too when tag has no container and all is set)
 // with rs. It creates the table and chains as needed.
 func setRules(tag ruleTag, rs []rule) error {
+	unlock, err := nftLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c, err := nftConn()
 	if err != nil {
 		return err
@@ -260,6 +292,11 @@ func delTagged(c *nftables.Conn, match func(ruleTag) bool) error {
 // removeRules deletes the rules that match; with dropTable it deletes the
 // whole table instead when no other rule would be left in it.
 func removeRules(match func(ruleTag) bool, dropTable bool) error {
+	unlock, err := nftLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	c, err := nftConn()
 	if err != nil {
 		return err
