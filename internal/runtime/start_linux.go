@@ -156,6 +156,15 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
+	// The monitor and the init run in /; a relative directory would not
+	// name the same place there.
+	if !filepath.IsAbs(spec.StateDir) {
+		abs, err := filepath.Abs(spec.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		spec.StateDir = abs
+	}
 	// A stopped container may start again, with the same state directory
 	// and log.
 	if st, err := (&Handle{stateDir: spec.StateDir, spec: spec}).readState(); err == nil {
