@@ -57,6 +57,17 @@ func pickSubnet(want netip.Prefix, nets []*record) (netip.Prefix, error) {
 				return netip.Prefix{}, fmt.Errorf("subnet %s overlaps network %q's %s: %w", want, r.Network.Name, r.Network.Subnet, errdefs.ErrAlreadyExists)
 			}
 		}
+		routes, err := hostPrefixes()
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		for _, p := range routes {
+			// Host routes inside the subnet (local, broadcast) count too:
+			// another bridge, or an interface of the host, has it.
+			if p.Overlaps(want) && p.Bits() >= 8 {
+				return netip.Prefix{}, fmt.Errorf("subnet %s overlaps the host's route to %s: %w", want, p, errdefs.ErrAlreadyExists)
+			}
+		}
 		return want, nil
 	}
 	routes, err := hostPrefixes()

@@ -299,6 +299,10 @@ func TestCreateRemove(t *testing.T) {
 	if got, err := m.Get(n.Name); err != nil || got.ID != n.ID || got.Subnet != n.Subnet {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
+	// Another root cannot take a subnet this host routes to a bridge.
+	if _, err := newManager(t, t.TempDir()).Create(randName(t), CreateOptions{Subnet: n.Subnet}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("subnet of another root: %v", err)
+	}
 	// A second manager on the same root sees the same networks.
 	m2 := newManager(t, m.root)
 	if got, err := m2.Get(n2.Name); err != nil || !got.Internal {
