@@ -9,6 +9,15 @@
 // written as temp file, fsync, rename, so several processes may share a root
 // and a crash leaves either the old or the new state. [Open] reconciles what a
 // crash or a killed container left behind.
+//
+// A container start uses it so: with the init process in its new network
+// namespace (lo up) and before the user's command runs, [Manager.Connect]
+// with "/proc/<pid>/ns/net" and the ports from [ParsePortMapping]; write
+// [ResolvConf] and [Hosts] into the rootfs; the monitor runs [ServeProxy] for
+// each of the returned Endpoint's ports while the container lives; when the
+// container exits, [Manager.Disconnect]. "--network host" and "none" need
+// none of this: the first joins the host's namespace, the second keeps the
+// new one with lo alone.
 package network
 
 import (
