@@ -281,7 +281,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	run := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [CMD...]",
 		Short: "Create and start a container",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			_, ctr, err := c.create(cmd, &rf, args)
@@ -339,7 +339,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	create := &cobra.Command{
 		Use:   "create [OPTIONS] IMAGE [CMD...]",
 		Short: "Create a container without starting it",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, ctr, err := c.create(cmd, &cf, args)
 			if err != nil {
@@ -354,7 +354,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	start := &cobra.Command{
 		Use:   "start NAME...",
 		Short: "Start created or stopped containers",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
 			if err := ctr.Start(ctx); err != nil {
 				return err
@@ -368,7 +368,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	stop := &cobra.Command{
 		Use:   "stop [-t SECS] NAME...",
 		Short: "Stop containers: the stop signal, then SIGKILL after a grace period",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
 			t := time.Duration(-1)
 			if stopSecs >= 0 {
@@ -387,7 +387,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	kill := &cobra.Command{
 		Use:   "kill [-s SIG] NAME...",
 		Short: "Send a signal to containers",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
 			s, err := dock.ParseSignal(sig)
 			if err != nil {
@@ -406,7 +406,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	rm := &cobra.Command{
 		Use:   "rm [-f] NAME...",
 		Short: "Remove containers",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
 			if err := ctr.Remove(ctx, force); err != nil {
 				return err
@@ -421,7 +421,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	ps := &cobra.Command{
 		Use:   "ps [-a] [-q]",
 		Short: "List containers",
-		Args:  cobra.NoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -460,7 +460,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	logs := &cobra.Command{
 		Use:   "logs [-f] [--tail N] NAME",
 		Short: "Print a container's output",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {

@@ -266,6 +266,16 @@ func TestContainerLifecycle(t *testing.T) {
 		e.fails(125, "not found", "inspect", "nosuch")
 	})
 
+	t.Run("rmi of an image in use", func(t *testing.T) {
+		e.ok("tag", runImage, "cli/inuse:1")
+		e.ok("create", "--name", "user", "cli/inuse:1", "true")
+		e.ok("rmi", runImage) // another name is left
+		e.fails(125, "", "rmi", "cli/inuse:1")
+		e.ok("rm", "user")
+		e.ok("tag", "cli/inuse:1", runImage)
+		e.ok("rmi", "cli/inuse:1")
+	})
+
 	t.Run("duplicate name", func(t *testing.T) {
 		e.ok("create", "--name", "dup", runImage, "true")
 		e.fails(125, "dup", "create", "--name", "dup", runImage, "true")

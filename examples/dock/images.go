@@ -21,7 +21,7 @@ func (c *cli) pullCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] REF",
 		Short: "Pull an image from a registry",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -61,7 +61,7 @@ func (c *cli) pushCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "push [OPTIONS] REF",
 		Short: "Push an image to a registry",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -99,10 +99,9 @@ func (c *cli) pushCmd() *cobra.Command {
 func (c *cli) imagesCmd() *cobra.Command {
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:     "images [OPTIONS]",
-		Aliases: []string{"image ls"},
-		Short:   "List images",
-		Args:    cobra.NoArgs,
+		Use:   "images [OPTIONS]",
+		Short: "List images",
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -114,7 +113,7 @@ func (c *cli) imagesCmd() *cobra.Command {
 			}
 			if quiet {
 				for _, img := range imgs {
-					fmt.Println(img.ID().Encoded()[:12])
+					fmt.Println(img.ID.Encoded()[:12])
 				}
 				return nil
 			}
@@ -131,7 +130,7 @@ func (c *cli) imagesCmd() *cobra.Command {
 				if n := h.UnpackedSize(cmd.Context(), img); n > 0 {
 					unpacked = humanSize(n)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, tag, img.ID().Encoded()[:12],
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, tag, img.ID.Encoded()[:12],
 					ago(img.Created), humanSize(img.Size), unpacked)
 			}
 			return w.Flush()
@@ -145,7 +144,7 @@ func (c *cli) inspectCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect NAME|REF...",
 		Short: "Print what dock knows of containers or images, as JSON",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -185,7 +184,7 @@ type imageJSON struct {
 func imageInfo(cmd *cobra.Command, h *dock.Host, img *dock.Image) imageJSON {
 	j := imageJSON{
 		RepoTags: []string{}, RepoDigests: []string{}, Layers: []string{},
-		ID: img.ID().String(), Created: img.Created, Size: img.Size,
+		ID: img.ID.String(), Created: img.Created, Size: img.Size,
 		Unpacked: h.UnpackedSize(cmd.Context(), img),
 		Os:       img.Config.OS, Arch: img.Config.Architecture, Variant: img.Config.Variant,
 		Config: img.Config.Config, RootFS: img.Config.RootFS,
@@ -205,7 +204,7 @@ func (c *cli) tagCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag SRC DST",
 		Short: "Give an image another name",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -217,17 +216,18 @@ func (c *cli) tagCmd() *cobra.Command {
 }
 
 func (c *cli) rmiCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rmi REF...",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rmi [-f] REF...",
 		Short: "Remove images",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			for _, a := range args {
-				if err := h.RemoveImage(cmd.Context(), a); err != nil {
+				if err := h.RemoveImage(cmd.Context(), a, force); err != nil {
 					return err
 				}
 				fmt.Println("Untagged: " + a)
@@ -235,20 +235,30 @@ func (c *cli) rmiCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove an image ID with several names, or one a container uses")
+	return cmd
 }
 
 func (c *cli) loadCmd() *cobra.Command {
 	var input string
 	cmd := &cobra.Command{
-		Use:   "load [-i] DIR|TAR",
-		Short: "Load images from an OCI layout (directory or tar) or a docker save tar",
+		Use:   "load [-i] [DIR|TAR]",
+		Short: "Load images from an OCI layout (directory or tar) or a docker save tar; a tar may come on standard input",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				input = args[0]
 			}
-			if input == "" {
-				return fmt.Errorf("load: name a directory or tar: %w", dock.ErrInvalidArgument)
+			if input == "" || input == "-" {
+				if term.IsTerminal(int(os.Stdin.Fd())) {
+					return fmt.Errorf("load: name a directory or tar, or pipe a tar to standard input: %w", dock.ErrInvalidArgument)
+				}
+				tmp, err := stdinToFile()
+				if err != nil {
+					return err
+				}
+				defer os.Remove(tmp)
+				input = tmp
 			}
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -272,12 +282,49 @@ func (c *cli) loadCmd() *cobra.Command {
 	return cmd
 }
 
+// stdinToFile copies standard input to a temporary file, since an archive
+// is read out of order, and returns its name.
+func stdinToFile() (string, error) {
+	f, err := os.CreateTemp("", "dock-load-*.tar")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, os.Stdin)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("load: read standard input: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// imageCmd is `dock image ...`, docker's grouping of the image commands.
+func (c *cli) imageCmd() *cobra.Command {
+	img := &cobra.Command{
+		Use: "image COMMAND", Short: "Manage images",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return fmt.Errorf("unknown command %q for %q: %w", args[0], cmd.CommandPath(), dock.ErrInvalidArgument)
+		},
+	}
+	ls := c.imagesCmd()
+	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list"}
+	rm := c.rmiCmd()
+	rm.Use, rm.Aliases = "rm [-f] REF...", []string{"remove"}
+	img.AddCommand(ls, rm, c.pullCmd(), c.pushCmd(), c.inspectCmd(), c.tagCmd(), c.loadCmd(), c.saveCmd())
+	return img
+}
+
 func (c *cli) saveCmd() *cobra.Command {
 	var output, format string
 	cmd := &cobra.Command{
 		Use:   "save -o FILE REF...",
 		Short: "Save images to a tar (docker-archive, or an OCI layout with --format oci)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -331,7 +378,7 @@ func (c *cli) loginCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "login [-u USER] [-p PASS | --password-stdin] HOST",
 		Short: "Store credentials for a registry, as docker login does",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if passStdin {
 				b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
@@ -377,7 +424,7 @@ func (c *cli) commitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "commit [-m MSG] NAME REF",
 		Short: "Make an image from a container's changes",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := c.open(cmd.Context())
 			if err != nil {
@@ -398,7 +445,7 @@ func (c *cli) commitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Println(img.ID())
+			fmt.Println(img.ID)
 			return nil
 		},
 	}

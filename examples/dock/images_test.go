@@ -164,7 +164,12 @@ func TestPushPullImages(t *testing.T) {
 		if findImage(rows, "cli/other", "2") != nil || findImage(rows, repo, "1") == nil {
 			t.Errorf("after rmi cli/other:2, images:\n%q", rows)
 		}
-		e.ok("rmi", ref, repo+":retagged")
+		// An ID naming an image with several names needs -f.
+		e.fails(125, "", "rmi", imageID)
+		if findImage(e.images(), repo, "1") == nil {
+			t.Fatalf("a refused rmi removed %s", ref)
+		}
+		e.ok("rmi", "-f", imageID)
 		if rows := e.images(); len(rows) != 0 {
 			t.Errorf("after removing every name, images:\n%q", rows)
 		}
@@ -248,6 +253,20 @@ func TestSaveLoad(t *testing.T) {
 		}
 		if !tarNames(t, file)["manifest.json"] {
 			t.Errorf("save to stdout is no docker archive")
+		}
+	})
+
+	t.Run("stdin", func(t *testing.T) {
+		for _, format := range []string{"docker", "oci"} {
+			r := e.ok("save", "--format", format, ref)
+			e.ok("image", "rm", ref)
+			r = e.exec(r.stdout, "--root", e.root, "load")
+			if r.code != 0 || strings.TrimSpace(r.stdout) != "Loaded image: "+ref {
+				t.Errorf("load of a %s tar on stdin:\n%s", format, r)
+			}
+			if findImage(e.images(), "cli/save", "1") == nil {
+				t.Errorf("load of a %s tar on stdin did not store %s", format, ref)
+			}
 		}
 	})
 
@@ -550,6 +569,20 @@ func TestGlobalFlags(t *testing.T) {
 		})
 	}
 
+	t.Run("image ls", func(t *testing.T) {
+		e := newCLIEnv(t)
+		for _, args := range [][]string{
+			{"image", "ls", "--root", root},
+			{"--root", root, "image", "list"},
+			{"image", "ls", "-q", "--root", root},
+		} {
+			r := e.exec("", args...)
+			if r.code != 0 || (!strings.Contains(r.stdout, "cli/flags") && !regexp.MustCompile(`^[0-9a-f]{12}\n$`).MatchString(r.stdout)) {
+				t.Errorf("image ls:\n%s", r)
+			}
+		}
+	})
+
 	t.Run("inspect after", func(t *testing.T) {
 		e := newCLIEnv(t)
 		r := e.exec("", "inspect", "cli/flags:1", "--root", root)
@@ -578,7 +611,9 @@ func TestErrors(t *testing.T) {
 		{"missing image tag", []string{"tag", "cli/nothing:1", "cli/x:1"}, "not found"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"unknown flag", []string{"images", "--frobnicate"}, "unknown flag"},
-		{"missing argument", []string{"pull"}, "arg"},
+		{"unknown image command", []string{"image", "frobnicate"}, "unknown command"},
+		{"missing argument", []string{"pull"}, "usage: dock pull"},
+		{"extra argument", []string{"images", "x"}, "usage: dock images"},
 		{"unreachable registry", []string{"pull", "127.0.0.1:1/cli/x:1"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string) int {
 
 	root.AddCommand(
 		c.pullCmd(), c.pushCmd(), c.imagesCmd(), c.inspectCmd(), c.tagCmd(), c.rmiCmd(),
-		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(),
+		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(),
 	)
 	root.AddCommand(c.containerCmds()...)
 	root.SetArgs(args)
@@ -84,6 +84,12 @@ func run(ctx context.Context, args []string) int {
 		return ee.code
 	}
 	fmt.Fprintln(os.Stderr, "dock: "+oneLine(err.Error()))
+	if c.debug {
+		// The layers of the error, outermost first, with their types.
+		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+			fmt.Fprintf(os.Stderr, "  %T: %s\n", e, oneLine(e.Error()))
+		}
+	}
 	return 125
 }
 
@@ -173,3 +179,25 @@ func (c *cli) trustedRegistries() ([]*dock.Registry, error) {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
+
+// exactArgs wants n arguments and says so with the command's usage.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%q takes %d argument(s), got %d; usage: %s: %w", cmd.CommandPath(), n, len(args), usage(cmd), dock.ErrInvalidArgument)
+		}
+		return nil
+	}
+}
+
+// minArgs wants at least n arguments and says so with the command's usage.
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return fmt.Errorf("%q needs at least %d argument(s); usage: %s: %w", cmd.CommandPath(), n, usage(cmd), dock.ErrInvalidArgument)
+		}
+		return nil
+	}
+}
+
+func usage(cmd *cobra.Command) string { return strings.TrimSuffix(cmd.UseLine(), " [flags]") }

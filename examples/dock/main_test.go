@@ -131,6 +131,7 @@ func (e *cliEnv) fails(code int, want string, args ...string) result {
 	e.t.Helper()
 	r := e.dock(args...)
 	checkFailure(e.t, r, code, want)
+	e.t.Logf("dock %s: exit %d: %s", strings.Join(args[max(0, len(args)-3):], " "), r.code, strings.TrimSpace(r.stderr))
 	return r
 }
 
