@@ -191,7 +191,8 @@ func run(t testing.TB, spec *Spec) (ExitStatus, string, string) {
 // cgroups or child processes behind.
 func checkLeaks(t *testing.T) {
 	testutil.RequireRoot(t)
-	leakcheck.Check(t, leakcheck.MountsUnder(testRoot, baseRootfs), leakcheck.CgroupPrefix("dock-rt-"), leakcheck.Grace(5*time.Second))
+	leakcheck.Check(t, leakcheck.MountsUnder(testRoot, baseRootfs), leakcheck.CgroupPrefix("dock-rt-"),
+		leakcheck.ProcessesMatching(testRoot), leakcheck.Grace(5*time.Second))
 }
 
 // runHelper runs helper programs the tests start as separate processes.

@@ -28,6 +28,7 @@ type Option func(*config)
 type config struct {
 	mountPrefixes []string
 	cgroupPrefix  string
+	cmdlines      []string
 	grace         time.Duration
 }
 
@@ -41,6 +42,13 @@ func MountsUnder(dirs ...string) Option {
 // "dock" unless set.
 func CgroupPrefix(p string) Option { return func(c *config) { c.cgroupPrefix = p } }
 
+// ProcessesMatching also counts every process, child of this one or not,
+// whose command line contains one of the strings: a daemon a test started
+// (setsid, reparented) is no child any more.
+func ProcessesMatching(substrs ...string) Option {
+	return func(c *config) { c.cmdlines = append(c.cmdlines, substrs...) }
+}
+
 // Grace sets how long Check waits for leftovers to go away (processes being
 // reaped, groups being removed) before it fails; two seconds unless set.
 func Grace(d time.Duration) Option { return func(c *config) { c.grace = d } }
@@ -49,7 +57,7 @@ func Grace(d time.Duration) Option { return func(c *config) { c.grace = d } }
 type Snapshot struct {
 	Mounts   map[string]bool // mount point and filesystem, from mountinfo
 	Cgroups  map[string]bool // cgroup directories whose name has the prefix
-	Children map[string]bool // "pid comm" of this process's children
+	Children map[string]bool // "pid comm" of this process's children and of matching processes
 }
 
 // Take records the mounts, cgroups and child processes now.
@@ -67,7 +75,7 @@ func newConfig(opts []Option) *config {
 }
 
 func (c *config) take() Snapshot {
-	return Snapshot{Mounts: c.mounts(), Cgroups: c.cgroups(), Children: children()}
+	return Snapshot{Mounts: c.mounts(), Cgroups: c.cgroups(), Children: c.processes()}
 }
 
 // Check snapshots now and, when the test ends, fails it listing every mount,
@@ -201,8 +209,9 @@ func (c *config) cgroups() map[string]bool {
 	return m
 }
 
-// children lists this process's child processes, zombies included.
-func children() map[string]bool {
+// processes lists this process's child processes, zombies included, and
+// those whose command line matches.
+func (c *config) processes() map[string]bool {
 	m := map[string]bool{}
 	self := os.Getpid()
 	ents, err := os.ReadDir("/proc")
@@ -228,8 +237,19 @@ func children() map[string]bool {
 		if len(f) < 2 {
 			continue
 		}
+		name := fmt.Sprintf("%d %s", pid, s[strings.IndexByte(s, '(')+1:i])
 		if ppid, _ := strconv.Atoi(f[1]); ppid == self {
-			m[fmt.Sprintf("%d %s", pid, s[strings.IndexByte(s, '(')+1:i])] = true
+			m[name] = true
+			continue
+		}
+		if len(c.cmdlines) > 0 && pid != self {
+			cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			for _, sub := range c.cmdlines {
+				if sub != "" && strings.Contains(string(cl), sub) {
+					m[name+" ("+strings.ReplaceAll(strings.TrimRight(string(cl), "\x00"), "\x00", " ")+")"] = true
+					break
+				}
+			}
 		}
 	}
 	return m

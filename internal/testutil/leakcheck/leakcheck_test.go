@@ -66,3 +66,19 @@ func TestUnescape(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestProcessesMatching(t *testing.T) {
+	testutil.RequireRoot(t)
+	token := "leakcheck-token-" + strconv.Itoa(os.Getpid())
+	before := Take(ProcessesMatching(token))
+	// A grandchild, reparented once its parent exits: no child of ours.
+	if out, err := exec.Command("sh", "-c", "(exec sh -c 'sleep 30; : "+token+"' </dev/null >/dev/null 2>&1 &)").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	leaks := Diff(before, Take(ProcessesMatching(token)))
+	if len(leaks) != 1 || !strings.Contains(leaks[0], token) {
+		t.Fatalf("leaks %q", leaks)
+	}
+	pid, _ := strconv.Atoi(strings.Fields(strings.TrimPrefix(leaks[0], "process "))[0])
+	unix.Kill(pid, unix.SIGKILL)
+}
