@@ -31,8 +31,10 @@ var nsFlags = map[string]uintptr{
 }
 
 // Stdio connects a foreground container to the caller. Any field may be
-// nil. The container's output always goes to its log as well; Stdin, when
-// set, is copied to the container until it returns EOF.
+// nil. The container's output always goes to its log as well; a writer that
+// blocks holds the container up, as a terminal would. Stdin, when set, is
+// copied to the container until it returns EOF or an error; the copy may
+// outlive the container until then.
 type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
