@@ -7,11 +7,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/creack/pty"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
 )
@@ -110,6 +113,50 @@ func TestPushPullImages(t *testing.T) {
 		r = e.ok("pull", "-q", ref)
 		if r.stderr != "" || !strings.Contains(r.stdout, manifest) {
 			t.Errorf("pull -q:\n%s", r)
+		}
+	})
+
+	t.Run("pull on a terminal", func(t *testing.T) {
+		e := newCLIEnv(t)
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Skipf("no pseudo-terminal: %v", err)
+		}
+		defer ptmx.Close()
+		cmd := exec.Command(dockBin, "--root", e.root, "pull", ref)
+		cmd.Env = e.environ()
+		var stdout strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, tty
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		tty.Close()
+		copied := make(chan string)
+		go func() {
+			var b strings.Builder
+			_, _ = io.Copy(&b, ptmx) // ends with EIO once dock exits
+			copied <- b.String()
+		}()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("pull on a terminal: %v", err)
+		}
+		var screen string
+		select {
+		case screen = <-copied:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the terminal output never ended")
+		}
+		// Bars are redrawn in place with cursor movements.
+		if !strings.Contains(screen, "\x1b[") {
+			t.Errorf("progress on a terminal draws nothing in place: %q", screen)
+		}
+		for _, d := range blobs {
+			if !strings.Contains(screen, strings.TrimPrefix(d, "sha256:")[:12]) {
+				t.Errorf("terminal progress never shows %s: %q", d, screen)
+			}
+		}
+		if !strings.Contains(stdout.String(), manifest) {
+			t.Errorf("pull on a terminal does not name the digest on stdout: %q", stdout.String())
 		}
 	})
 
