@@ -84,7 +84,7 @@ func (c *Container) commit(ctx context.Context, name Reference, cc *commitConfig
 	if err != nil {
 		return nil, err
 	}
-	release, err := h.store.Lease(ctx)
+	release, err := h.lockRoot(ctx, false)
 	if err != nil {
 		return nil, err
 	}

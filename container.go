@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,9 +32,11 @@ type Container struct {
 	Created time.Time         // when Create made it
 	Labels  map[string]string // as given to Create
 
-	h     *Host
-	rec   *containerRecord
-	owner *os.File // the auto-remove owner lock, when held
+	h   *Host
+	rec *containerRecord
+
+	mu    sync.Mutex
+	owner func() // releases the auto-remove owner lock, when held
 }
 
 // containerRecord is what Create stores in <root>/containers/<id>/dock.json.
@@ -93,41 +97,50 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// Container finds a container by name, ID, or unique ID prefix.
+// Container finds a container by ID, name, or unique ID prefix, in that
+// order, as docker does.
 func (h *Host) Container(ctx context.Context, nameOrID string) (*Container, error) {
 	if nameOrID == "" {
 		return nil, fmt.Errorf("container %q: %w", nameOrID, ErrInvalidArgument)
 	}
 	id := ""
-	if target, err := os.Readlink(filepath.Join(h.namesDir(), nameOrID)); err == nil && validName(nameOrID) {
-		id = target
-	} else if isHexID(nameOrID) {
-		if len(nameOrID) == 64 {
-			id = nameOrID
-		} else {
-			ents, err := os.ReadDir(h.containersDir())
-			if err != nil {
-				return nil, err
+	switch {
+	case len(nameOrID) == 64 && isHexID(nameOrID):
+		id = nameOrID
+	case validName(nameOrID):
+		if target, err := os.Readlink(filepath.Join(h.namesDir(), nameOrID)); err == nil {
+			id = target
+			break
+		}
+		if !isHexID(nameOrID) {
+			break
+		}
+		ents, err := os.ReadDir(h.containersDir())
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), nameOrID) {
+				continue
 			}
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), nameOrID) {
-					if id != "" {
-						return nil, fmt.Errorf("container %q: ambiguous ID prefix: %w", nameOrID, ErrInvalidArgument)
-					}
-					id = e.Name()
-				}
+			if _, err := os.Stat(filepath.Join(h.containersDir(), e.Name(), "dock.json")); err != nil {
+				continue // being created
 			}
+			if id != "" {
+				return nil, fmt.Errorf("container %q: ambiguous ID prefix: %w", nameOrID, ErrInvalidArgument)
+			}
+			id = e.Name()
 		}
 	}
 	if id == "" {
-		return nil, fmt.Errorf("container %s: %w", nameOrID, ErrNotFound)
+		return nil, fmt.Errorf("container %q: %w", nameOrID, ErrNotFound)
 	}
 	c, err := h.loadContainer(id)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("container %s: %w", nameOrID, ErrNotFound)
+			return nil, fmt.Errorf("container %q: %w", nameOrID, ErrNotFound)
 		}
-		return nil, fmt.Errorf("container %s: %w", nameOrID, err)
+		return nil, fmt.Errorf("container %q: %w", nameOrID, err)
 	}
 	return c, nil
 }
@@ -143,7 +156,7 @@ func (h *Host) loadContainer(id string) (*Container, error) {
 	}
 	var rec containerRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("container %s: record: %v: %w", id, err, ErrInvalidArgument)
+		return nil, fmt.Errorf("container %s: corrupt record: %v", id, err)
 	}
 	return &Container{ID: rec.ID, Name: rec.Name, Image: rec.Image, ImageID: rec.ImageID,
 		Created: rec.Created, Labels: rec.Labels, h: h, rec: &rec}, nil
@@ -175,17 +188,29 @@ func (h *Host) Containers(ctx context.Context, running bool) ([]*Container, erro
 }
 
 // containerImages lists the manifests of the images containers were made
-// from; they stay in the store while the containers exist.
-func (h *Host) containerImages() []digest.Digest {
-	cs, err := h.Containers(context.Background(), false)
+// from; they stay in the store while the containers exist. A record that
+// cannot be read fails the call, so that Prune removes nothing it might
+// protect.
+func (h *Host) containerImages(ctx context.Context) ([]digest.Digest, error) {
+	ents, err := os.ReadDir(h.containersDir())
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var out []digest.Digest
-	for _, c := range cs {
+	for _, e := range ents {
+		if len(e.Name()) != 64 || !isHexID(e.Name()) {
+			continue
+		}
+		c, err := h.loadContainer(e.Name())
+		if errors.Is(err, os.ErrNotExist) {
+			continue // being created: its image is held by the root lease
+		}
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, c.ImageID)
 	}
-	return out
+	return out, nil
 }
 
 func (c *Container) stateDir() string { return filepath.Join(c.h.containersDir(), c.ID) }
@@ -252,12 +277,17 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 			return err
 		}
 	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	defer unlock()
 	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
 		return fmt.Errorf("start %s: container is %s: %w", c.Name, st.Status, ErrWrongState)
 	}
 	spec := c.rec.Spec
 	if c.rec.AutoRemove {
-		c.takeOwner()
+		c.takeOwner(ctx)
 	}
 	if _, err := runtime.Start(ctx, &spec, &sc.stdio); err != nil {
 		var se *runtime.StartError
@@ -298,13 +328,14 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 			if err != nil {
 				return ExitStatus{}, fmt.Errorf("wait %s: %w", c.Name, err)
 			}
+			st := ExitStatus{ExitCode: es.ExitCode, Signal: syscall.Signal(es.Signal),
+				OOMKilled: es.OOMKilled, FinishedAt: es.FinishedAt}
 			if c.rec.AutoRemove && c.tryOwner() {
 				if err := c.Remove(context.WithoutCancel(ctx), true); err != nil {
-					return ExitStatus{}, fmt.Errorf("wait %s: auto-remove: %w", c.Name, err)
+					return st, fmt.Errorf("wait %s: auto-remove: %w", c.Name, err)
 				}
 			}
-			return ExitStatus{ExitCode: es.ExitCode, Signal: syscall.Signal(es.Signal),
-				OOMKilled: es.OOMKilled, FinishedAt: es.FinishedAt}, nil
+			return st, nil
 		}
 		// Not started yet: wait for a start.
 		select {
@@ -321,8 +352,11 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 // Kill sends sig to the container's first process.
 func (c *Container) Kill(sig syscall.Signal) error {
 	hd, err := c.handle()
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("kill %s: not running: %w", c.Name, ErrWrongState)
+	}
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", c.Name, err)
 	}
 	if err := hd.Kill(sig); err != nil {
 		return fmt.Errorf("kill %s: %w", c.Name, err)
@@ -352,6 +386,14 @@ func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
 // running container is refused with ErrWrongState unless force is set, which
 // kills it first.
 func (c *Container) Remove(ctx context.Context, force bool) error {
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(c.stateDir(), "dock.json")); os.IsNotExist(err) {
+		return nil // removed meanwhile
+	}
 	hd, herr := c.handle()
 	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
 		if !force {
@@ -364,13 +406,13 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 			cancel()
 		}
 	}
-	// The writable layer goes first: a crash after it leaves a container
-	// record that Remove finishes, never a layer nothing refers to.
-	if err := c.h.snap.Remove(ctx, c.rec.SnapshotKey); err != nil && !errors.Is(err, ErrNotFound) {
+	// The record goes first, so that other programs stop seeing the
+	// container; reconcile finishes a remove cut short after it.
+	if err := os.Remove(filepath.Join(c.stateDir(), "dock.json")); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
-	if target, err := os.Readlink(filepath.Join(c.h.namesDir(), c.Name)); err == nil && target == c.ID {
-		os.Remove(filepath.Join(c.h.namesDir(), c.Name))
+	if err := c.h.snap.Remove(ctx, c.rec.SnapshotKey); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	if herr == nil {
 		if err := hd.Delete(true); err != nil && !errors.Is(err, ErrNotFound) {
@@ -380,48 +422,54 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 	if err := os.RemoveAll(c.stateDir()); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
+	if target, err := os.Readlink(filepath.Join(c.h.namesDir(), c.Name)); err == nil && target == c.ID {
+		os.Remove(filepath.Join(c.h.namesDir(), c.Name))
+	}
 	c.releaseOwner()
 	return nil
 }
 
+// lock serializes Start and Remove of this container across programs.
+func (c *Container) lock(ctx context.Context) (func(), error) {
+	return lockPath(ctx, filepath.Join(c.stateDir(), "lock"), true)
+}
+
+func (c *Container) ownerLock() string { return filepath.Join(c.stateDir(), "owner.lock") }
+
 // takeOwner marks this program as the one that removes an auto-remove
 // container once it exits; while it lives, other programs leave the
-// container for it.
-func (c *Container) takeOwner() {
+// container to it.
+func (c *Container) takeOwner(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.owner != nil {
 		return
 	}
-	f, err := os.OpenFile(filepath.Join(c.stateDir(), "owner.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return
+	if release, err := lockPath(ctx, c.ownerLock(), false); err == nil {
+		c.owner = release
 	}
-	if lockFile(f, false) != nil {
-		f.Close()
-		return
-	}
-	c.owner = f
 }
 
 // tryOwner takes the owner lock if no living program holds it.
 func (c *Container) tryOwner() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.owner != nil {
 		return true
 	}
-	f, err := os.OpenFile(filepath.Join(c.stateDir(), "owner.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	release, err := lockPath(context.Background(), c.ownerLock(), false)
 	if err != nil {
 		return false
 	}
-	if lockFile(f, true) != nil {
-		f.Close()
-		return false
-	}
-	c.owner = f
+	c.owner = release
 	return true
 }
 
 func (c *Container) releaseOwner() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.owner != nil {
-		c.owner.Close()
+		c.owner()
 		c.owner = nil
 	}
 }
@@ -434,43 +482,75 @@ type LogEntry struct {
 }
 
 // LogOption configures Container.Logs.
-type LogOption func(*runtime.LogOptions)
+type LogOption func(*logConfig) error
+
+type logConfig struct {
+	follow     bool
+	tail       int // -1: all
+	since      time.Time
+	timestamps bool
+}
 
 // Follow keeps the log open, returning new output until the container stops.
-func Follow() LogOption { return func(o *runtime.LogOptions) { o.Follow = true } }
+func Follow() LogOption { return func(o *logConfig) error { o.follow = true; return nil } }
 
-// Tail returns only the last n entries already written.
-func Tail(n int) LogOption { return func(o *runtime.LogOptions) { o.Tail = n } }
+// Tail returns only the last n entries already written; Tail(0) returns
+// none of them, only what Follow brings.
+func Tail(n int) LogOption {
+	return func(o *logConfig) error {
+		if n < 0 {
+			return fmt.Errorf("Tail(%d): %w", n, ErrInvalidArgument)
+		}
+		o.tail = n
+		return nil
+	}
+}
 
 // Since skips output written before t.
-func Since(t time.Time) LogOption { return func(o *runtime.LogOptions) { o.Since = t } }
+func Since(t time.Time) LogOption { return func(o *logConfig) error { o.since = t; return nil } }
 
-// Timestamps prefixes each line read through Read or WriteTo with its time.
-func Timestamps() LogOption { return func(o *runtime.LogOptions) { o.Timestamps = true } }
+// Timestamps prefixes each entry read through Read or WriteTo with its time
+// in RFC 3339 form.
+func Timestamps() LogOption { return func(o *logConfig) error { o.timestamps = true; return nil } }
 
 // Logs is a container's output as its monitor recorded it, stdout and stderr
 // in the order written. Read gives their text merged; Next gives entries
 // with their stream; WriteTo splits them into two writers.
 type Logs struct {
-	r   *runtime.LogReader
-	buf []byte
+	r          *runtime.LogReader
+	buf        []byte
+	timestamps bool
+	none       bool // Tail(0) without Follow
 }
 
 // Logs opens the container's log.
 func (c *Container) Logs(ctx context.Context, opts ...LogOption) (*Logs, error) {
-	var lo runtime.LogOptions
+	lc := logConfig{tail: -1}
 	for _, o := range opts {
-		o(&lo)
+		if err := o(&lc); err != nil {
+			return nil, err
+		}
+	}
+	lo := runtime.LogOptions{Follow: lc.follow, Since: lc.since, Timestamps: lc.timestamps}
+	switch {
+	case lc.tail > 0:
+		lo.Tail = lc.tail
+	case lc.tail == 0 && lo.Since.Before(time.Now()):
+		// Nothing already written: only what comes from now on.
+		lo.Since = time.Now()
 	}
 	r, err := runtime.Logs(ctx, c.stateDir(), lo)
 	if err != nil {
 		return nil, fmt.Errorf("logs %s: %w", c.Name, err)
 	}
-	return &Logs{r: r}, nil
+	return &Logs{r: r, timestamps: lc.timestamps, none: lc.tail == 0 && !lc.follow}, nil
 }
 
 // Next returns the next entry, or io.EOF at the end.
 func (l *Logs) Next() (LogEntry, error) {
+	if l.none {
+		return LogEntry{}, io.EOF
+	}
 	e, err := l.r.Next()
 	if err != nil {
 		return LogEntry{}, err
@@ -481,11 +561,14 @@ func (l *Logs) Next() (LogEntry, error) {
 // Read reads the merged text of both streams.
 func (l *Logs) Read(p []byte) (int, error) {
 	for len(l.buf) == 0 {
-		e, err := l.r.Next()
+		e, err := l.Next()
 		if err != nil {
 			return 0, err
 		}
 		l.buf = e.Data
+		if l.timestamps {
+			l.buf = append([]byte(e.Time.Format(time.RFC3339Nano)+" "), e.Data...)
+		}
 	}
 	n := copy(p, l.buf)
 	l.buf = l.buf[n:]
@@ -494,7 +577,12 @@ func (l *Logs) Read(p []byte) (int, error) {
 
 // WriteTo copies stdout entries to stdout and stderr entries to stderr until
 // the end of the log.
-func (l *Logs) WriteTo(stdout, stderr io.Writer) error { return l.r.Copy(stdout, stderr) }
+func (l *Logs) WriteTo(stdout, stderr io.Writer) error {
+	if l.none {
+		return nil
+	}
+	return l.r.Copy(stdout, stderr)
+}
 
 // Close releases the log.
 func (l *Logs) Close() error { return l.r.Close() }
@@ -522,10 +610,10 @@ type ContainerConfig struct {
 func (c *Container) Config() ContainerConfig {
 	s := c.rec.Spec
 	cfg := ContainerConfig{
-		Cmd: s.Process.Args, Env: s.Process.Env, WorkingDir: s.Process.Cwd,
+		Cmd: slices.Clone(s.Process.Args), Env: slices.Clone(s.Process.Env), WorkingDir: s.Process.Cwd,
 		UID: s.Process.User.UID, GID: s.Process.User.GID, Hostname: s.Hostname,
-		Capabilities: s.Process.Caps, Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
-		Namespaces: s.Namespaces.New, AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
+		Capabilities: slices.Clone(s.Process.Caps), Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
+		Namespaces: slices.Clone(s.Namespaces.New), AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
 	}
 	if c.rec.Resources != nil {
 		cfg.Resources = *c.rec.Resources

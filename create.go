@@ -61,7 +61,10 @@ func WithName(name string) CreateOption {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+var (
+	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+)
 
 func validName(s string) bool { return nameRE.MatchString(s) }
 
@@ -73,8 +76,10 @@ func WithCmd(args ...string) CreateOption {
 	}
 }
 
-// WithEntrypoint replaces the image's entrypoint, and with it the image's
-// command, as docker's --entrypoint does.
+// WithEntrypoint replaces the image's entrypoint and, unless WithCmd is
+// given too, drops the image's command, as docker's --entrypoint does. With
+// no arguments it clears the entrypoint and keeps the image's command, as
+// --entrypoint "" does.
 func WithEntrypoint(args ...string) CreateOption {
 	return func(c *createConfig) error {
 		c.entrypoint, c.entrySet = args, true
@@ -122,8 +127,8 @@ func WithUser(u string) CreateOption {
 // digits of its ID.
 func WithHostname(name string) CreateOption {
 	return func(c *createConfig) error {
-		if name == "" || len(name) > 64 || strings.ContainsAny(name, "/ \x00") {
-			return fmt.Errorf("WithHostname(%q): %w", name, ErrInvalidArgument)
+		if !hostnameRE.MatchString(name) || len(name) > 253 {
+			return fmt.Errorf("WithHostname(%q): want RFC 1123 labels: %w", name, ErrInvalidArgument)
 		}
 		c.hostname = name
 		return nil
@@ -157,8 +162,8 @@ func WithMemoryLimit(n int64) CreateOption {
 // WithCPUs limits the container to n CPUs' worth of time, as docker's --cpus.
 func WithCPUs(n float64) CreateOption {
 	return func(c *createConfig) error {
-		if n <= 0 || n > 1024 {
-			return fmt.Errorf("WithCPUs(%g): %w", n, ErrInvalidArgument)
+		if n < 0.01 || n > 1024 {
+			return fmt.Errorf("WithCPUs(%g): want 0.01 to 1024: %w", n, ErrInvalidArgument)
 		}
 		c.res.CPUs = n
 		return nil
@@ -361,24 +366,44 @@ func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*C
 }
 
 func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Container, err error) {
-	if err := h.Unpack(ctx, img); err != nil {
+	release, err := h.lockRoot(ctx, false)
+	if err != nil {
 		return nil, err
 	}
-	id := newID()
-	name := c.name
-	if name == "" {
-		name = generateName(id)
+	defer release()
+	if err := h.Unpack(ctx, img); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(h.namesDir(), 0o711); err != nil {
 		return nil, err
 	}
-	nameLink := filepath.Join(h.namesDir(), name)
-	if err := os.Symlink(id, nameLink); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	// The create lock tells other programs this container is being made;
+	// reconcile removes what a create that died left.
+	var id, name, nameLink string
+	var unlock func()
+	for try := 0; ; try++ {
+		id = newID()
+		if unlock, err = h.lockScratch("create-" + id); err != nil {
+			return nil, err
+		}
+		name = c.name
+		if name == "" {
+			name = generateName(id)
+		}
+		nameLink = filepath.Join(h.namesDir(), name)
+		err = os.Symlink(id, nameLink)
+		if err == nil {
+			break
+		}
+		unlock()
+		if !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if c.name != "" || try == 4 {
 			return nil, fmt.Errorf("name %q is in use: %w", name, ErrAlreadyExists)
 		}
-		return nil, err
 	}
+	defer unlock()
 	dir := filepath.Join(h.containersDir(), id)
 	key := "container-" + id
 	defer func() {
@@ -410,7 +435,9 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	entry, cmd := cfg.Entrypoint, cfg.Cmd
 	if c.entrySet {
 		entry = c.entrypoint
-		cmd = nil
+		if len(entry) > 0 {
+			cmd = nil
+		}
 	}
 	if c.cmdSet {
 		cmd = c.cmd
@@ -511,6 +538,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	if err := writeFileAtomic(filepath.Join(dir, "dock.json"), b, 0o600); err != nil {
 		return nil, err
 	}
+	os.Remove(filepath.Join(h.root, "tmp", "create-"+id+".lock"))
 	return &Container{ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: rec.Created,
 		Labels: c.labels, h: h, rec: &rec}, nil
 }
@@ -602,14 +630,18 @@ func openImageFile(mounts []Mount, rel string) (*os.File, error) {
 		if err != nil {
 			continue
 		}
-		fi, err := root.Lstat(rel)
-		if err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		if _, err := root.Lstat(rel); err == nil {
+			// The top-most layer holding the name decides: a whiteout, or
+			// a link into another layer, hides what lies below.
+			f, err := root.Open(rel)
 			root.Close()
-			return nil, os.ErrNotExist // a whiteout
-		}
-		f, err := root.Open(rel)
-		if err == nil {
-			root.Close()
+			if err != nil {
+				return nil, os.ErrNotExist
+			}
+			if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+				f.Close()
+				return nil, os.ErrNotExist
+			}
 			return f, nil
 		}
 		opaque := hasOpaqueAncestor(root, d, rel)

@@ -3,7 +3,6 @@ package dock
 import (
 	"os"
 	"path"
-	"path/filepath"
 
 	"github.com/dockkit/dock/internal/caps"
 	"github.com/dockkit/dock/internal/runtime"
@@ -32,8 +31,8 @@ func securityDefaults(c *createConfig, spec *runtime.Spec) error {
 	return nil
 }
 
-// hasOpaqueAncestor reports whether a directory above rel in the layer dir
-// is an overlay opaque directory, hiding the layers below it.
+// hasOpaqueAncestor reports whether a directory above rel in the layer
+// directory root is an overlay opaque directory, hiding the layers below.
 func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
 	buf := make([]byte, 2)
 	for p := path.Dir(rel); p != "." && p != "/"; p = path.Dir(p) {
@@ -41,7 +40,13 @@ func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
 		if err != nil || !fi.IsDir() {
 			continue
 		}
-		if n, err := unix.Lgetxattr(filepath.Join(dir, p), "trusted.overlay.opaque", buf); err == nil && n == 1 && buf[0] == 'y' {
+		d, err := root.Open(p) // stays inside the layer, unlike a joined path
+		if err != nil {
+			continue
+		}
+		n, err := unix.Fgetxattr(int(d.Fd()), "trusted.overlay.opaque", buf)
+		d.Close()
+		if err == nil && n == 1 && buf[0] == 'y' {
 			return true
 		}
 	}

@@ -170,6 +170,10 @@ func Open(ctx context.Context, opts ...OpenOption) (*Host, error) {
 		st.Close()
 		return nil, err
 	}
+	if err := h.reconcile(ctx); err != nil {
+		h.Close()
+		return nil, err
+	}
 	return h, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dockkit/dock/internal/snapshots"
 	"golang.org/x/sys/unix"
@@ -27,12 +28,17 @@ func (h *Host) openPlatform(ctx context.Context) error {
 		return err
 	}
 	record := filepath.Join(base, "driver")
-	if h.snapName == "" {
-		if b, err := os.ReadFile(record); err == nil {
-			h.snapName = strings.TrimSpace(string(b))
-		} else {
-			h.snapName = snapshots.Probe(base)
-		}
+	recorded := ""
+	if b, err := os.ReadFile(record); err == nil {
+		recorded = strings.TrimSpace(string(b))
+	}
+	switch {
+	case recorded != "" && h.snapName != "" && recorded != h.snapName:
+		return fmt.Errorf("root %s holds %s snapshots, not %s: %w", h.root, recorded, h.snapName, ErrInvalidArgument)
+	case recorded != "":
+		h.snapName = recorded
+	case h.snapName == "":
+		h.snapName = snapshots.Probe(base)
 	}
 	var (
 		s   builtinSnapshotter
@@ -49,38 +55,53 @@ func (h *Host) openPlatform(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("root %s: %w", h.root, err)
 	}
-	if _, err := os.Stat(record); os.IsNotExist(err) {
-		if err := writeFileAtomic(record, []byte(h.snapName+"\n"), 0o644); err != nil {
+	if recorded == "" {
+		// Two programs opening a new root at once agree on one driver: the
+		// first record wins.
+		if err := writeFileExclusive(record, []byte(h.snapName+"\n")); errors.Is(err, os.ErrExist) {
+			b, _ := os.ReadFile(record)
+			if got := strings.TrimSpace(string(b)); got != h.snapName {
+				s.Close()
+				return fmt.Errorf("root %s holds %s snapshots, not %s: %w", h.root, got, h.snapName, ErrInvalidArgument)
+			}
+		} else if err != nil {
 			s.Close()
 			return err
 		}
 	}
 	h.snap = snapshotAdapter{s}
-	if err := h.reconcile(ctx); err != nil {
-		return err
-	}
-	return h.reconcileContainers(ctx)
+	return nil
 }
 
 // mountTemp mounts a snapshot of some other snapshotter under the root's
-// scratch directory, for writing a layer into it.
+// scratch directory, for reading or writing its tree.
 func (h *Host) mountTemp(mounts []Mount) (string, func() error, error) {
-	dir, err := os.MkdirTemp(filepath.Join(h.root, "tmp"), "mnt-")
+	key := "mnt-" + randomHex(8)
+	release, err := h.lockScratch(key)
 	if err != nil {
+		return "", nil, err
+	}
+	dir := filepath.Join(h.root, "tmp", key)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		release()
 		return "", nil, err
 	}
 	if err := snapshots.MountAll(mountsTo(mounts), dir); err != nil {
 		os.Remove(dir)
+		release()
 		return "", nil, err
 	}
 	return dir, func() error {
-		err := snapshots.UnmountAll(dir)
-		if err == nil {
-			err = os.Remove(dir)
+		defer release()
+		if err := snapshots.UnmountAll(dir); err != nil {
+			return err
 		}
-		return err
+		return os.Remove(dir)
 	}, nil
 }
+
+// unmountScratch detaches whatever a dead program left mounted at dir.
+func unmountScratch(dir string) { unix.Unmount(dir, unix.MNT_DETACH) }
 
 // syncDir flushes the filesystem holding dir, so that what was written
 // there survives a power loss before it is committed.
@@ -96,12 +117,12 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory: a reader sees the old file or the new one, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// writeTemp writes data to a synced temporary file beside path and returns
+// its name.
+func writeTemp(path string, data []byte, mode os.FileMode) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
@@ -114,111 +135,109 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: a reader sees the old file or the new one, never a part.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := writeTemp(path, data, mode)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
 	}
 	return nil
 }
 
-// lockExtract takes a lock file for the unpack snapshot key and returns its
-// release, which also removes the file.
-func (h *Host) lockExtract(key string) (func(), error) {
-	path := filepath.Join(h.root, "tmp", key+".lock")
+// writeFileExclusive writes data to path whole, or fails with an error
+// matching os.ErrExist when path exists.
+func writeFileExclusive(path string, data []byte) error {
+	tmp, err := writeTemp(path, data, 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	return os.Link(tmp, path)
+}
+
+func (h *Host) emptyDir() (string, error) { return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-") }
+
+func removeAll(dir string) { os.RemoveAll(dir) }
+
+// flockCtx takes a flock of kind how (LOCK_SH or LOCK_EX) on f, waiting
+// until ctx is done.
+func flockCtx(ctx context.Context, f *os.File, how int) error {
+	delay := time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EWOULDBLOCK {
+			return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// lockPath takes an exclusive flock on the file at path, creating it; with
+// wait false it fails with errLocked at once when another holds it. Lock
+// files are never unlinked by their holder; reconcile sweeps them.
+func lockPath(ctx context.Context, path string, wait bool) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if wait {
+		err = flockCtx(ctx, f, unix.LOCK_EX)
+	} else if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+		err = errLocked
+	}
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() {
-		os.Remove(path)
+	return func() { f.Close() }, nil
+}
+
+// lockRoot takes the root's lease lock: shared by whatever may add content
+// or snapshots that nothing references yet (pull, load, import, create,
+// commit), exclusive by Prune, which must see every reference before it
+// removes anything. A shared lease also holds the store's own.
+func (h *Host) lockRoot(ctx context.Context, exclusive bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(h.root, "lease.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := flockCtx(ctx, f, how); err != nil {
 		f.Close()
-	}, nil
-}
-
-// reconcile removes what programs that died on this root left behind:
-// unpack snapshots whose unpack is no longer alive.
-func (h *Host) reconcile(ctx context.Context) error {
-	var stale []string
-	err := h.snap.Walk(ctx, func(_ context.Context, info SnapshotInfo) error {
-		if info.Kind == KindActive && strings.HasPrefix(info.Name, "extract-") {
-			stale = append(stale, info.Name)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, key := range stale {
-		path := filepath.Join(h.root, "tmp", key+".lock")
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			continue
-		}
-		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			if err := h.snap.Remove(ctx, key); err == nil || errors.Is(err, ErrNotFound) {
-				os.Remove(path)
-			}
-		}
+	if exclusive {
+		return func() { f.Close() }, nil
+	}
+	release, err := h.store.Lease(ctx)
+	if err != nil {
 		f.Close()
+		return nil, err
 	}
-	return nil
-}
-
-func (h *Host) emptyDir() (string, error) {
-	return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-")
-}
-
-func removeAll(dir string) { os.RemoveAll(dir) }
-
-// lockFile takes an exclusive flock on f; with nonBlocking it fails at once
-// when another holds it.
-func lockFile(f *os.File, nonBlocking bool) error {
-	how := unix.LOCK_EX
-	if nonBlocking {
-		how |= unix.LOCK_NB
-	}
-	return unix.Flock(int(f.Fd()), how)
-}
-
-// reconcileContainers finishes what programs that died left undone:
-// auto-remove containers that exited with no owner alive, and writable
-// layers whose container record is gone.
-func (h *Host) reconcileContainers(ctx context.Context) error {
-	cs, err := h.Containers(ctx, false)
-	if err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	for _, c := range cs {
-		live["container-"+c.ID] = true
-		if c.rec.AutoRemove && c.State().Status == StatusExited && c.tryOwner() {
-			c.Remove(ctx, false)
-		}
-	}
-	var orphans []string
-	err = h.snap.Walk(ctx, func(_ context.Context, info SnapshotInfo) error {
-		if info.Kind == KindActive && strings.HasPrefix(info.Name, "container-") && !live[info.Name] {
-			orphans = append(orphans, info.Name)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, key := range orphans {
-		id := strings.TrimPrefix(key, "container-")
-		// A container being created has its directory before its layer.
-		if _, err := os.Stat(filepath.Join(h.containersDir(), id)); err == nil {
-			continue
-		}
-		h.snap.Remove(ctx, key)
-	}
-	return nil
+	return func() { release(); f.Close() }, nil
 }

@@ -17,7 +17,6 @@ func (h *Host) openPlatform(context.Context) error { return errNeedsLinux }
 
 func (h *Host) mountTemp([]Mount) (string, func() error, error) { return "", nil, errNeedsLinux }
 
-func (h *Host) lockExtract(string) (func(), error) { return nil, errNeedsLinux }
 
 func (h *Host) emptyDir() (string, error) { return "", errNeedsLinux }
 
@@ -25,7 +24,11 @@ func removeAll(dir string) { os.RemoveAll(dir) }
 
 func syncDir(string) error { return errNeedsLinux }
 
-func lockFile(*os.File, bool) error { return errNeedsLinux }
+func lockPath(context.Context, string, bool) (func(), error) { return nil, errNeedsLinux }
+
+func (h *Host) lockRoot(context.Context, bool) (func(), error) { return nil, errNeedsLinux }
+
+func unmountScratch(string) {}
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return os.WriteFile(path, data, mode)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 // configuration say, read once when the handle was made.
 type Image struct {
 	Name     string        // the normalized reference it is stored under; "" when untagged
+	ID       digest.Digest // the image's ID as docker prints it: its configuration's digest
 	Digest   digest.Digest // the image manifest's digest
 	Platform ocispec.Platform
 	Config   ocispec.Image // the image configuration: entrypoint, env, rootfs diff IDs, history
@@ -53,15 +55,6 @@ func (img *Image) Reference() Reference {
 	return r
 }
 
-// ID is the image's ID as docker prints it: the digest of its configuration.
-func (img *Image) ID() digest.Digest {
-	if img.manifest.Digest == "" {
-		return ""
-	}
-	m, _ := img.h.store.ReadManifest(context.Background(), img.manifest)
-	return m.Config.Digest
-}
-
 // chainIDs returns the chain ID of each layer: the identity of the layer
 // stacked on all those below it.
 func chainIDs(diffIDs []digest.Digest) []digest.Digest {
@@ -92,6 +85,7 @@ func (h *Host) loadImage(ctx context.Context, name string, desc ocispec.Descript
 	}
 	img := &Image{
 		Name:     name,
+		ID:       m.Config.Digest,
 		Digest:   desc.Digest,
 		Platform: cfg.Platform,
 		Config:   cfg,
@@ -125,60 +119,68 @@ func (h *Host) Image(ctx context.Context, ref string) (*Image, error) {
 
 func (h *Host) resolveLocal(ctx context.Context, ref string) (string, ocispec.Descriptor, error) {
 	if d, err := digest.Parse(ref); err == nil {
-		desc, err := h.store.Resolve(ctx, d.String())
-		if err != nil {
-			return "", desc, fmt.Errorf("image %s: %w", ref, err)
+		if desc, err := h.store.Resolve(ctx, d.String()); err == nil && isManifest(desc.MediaType) {
+			return "", desc, nil
 		}
-		return "", desc, nil
+		// A full image ID: the configuration's digest.
+		return h.resolvePrefix(ctx, ref)
 	}
 	r, err := ParseReference(ref)
 	if err != nil {
-		// An ID prefix, as docker accepts.
-		if desc, name, ok := h.resolvePrefix(ctx, ref); ok {
-			return name, desc, nil
+		if isHexID(ref) {
+			return h.resolvePrefix(ctx, ref)
 		}
 		return "", ocispec.Descriptor{}, err
 	}
 	desc, err := h.store.Resolve(ctx, r.String())
 	if err != nil {
-		if desc, name, ok := h.resolvePrefix(ctx, ref); ok {
-			return name, desc, nil
+		if isHexID(ref) {
+			if name, desc, err := h.resolvePrefix(ctx, ref); err == nil {
+				return name, desc, nil
+			}
 		}
 		return "", desc, fmt.Errorf("image %s: %w", r.Familiar(), ErrNotFound)
 	}
 	return r.String(), desc, nil
 }
 
-// resolvePrefix finds the one image whose manifest or config digest starts
-// with the hex prefix s (at least 4 characters).
-func (h *Host) resolvePrefix(ctx context.Context, s string) (ocispec.Descriptor, string, bool) {
-	s = strings.TrimPrefix(s, "sha256:")
-	if len(s) < 4 || strings.Trim(s, "0123456789abcdef") != "" {
-		return ocispec.Descriptor{}, "", false
+// resolvePrefix finds the one image whose manifest or configuration digest
+// starts with the hex prefix s (at least 4 digits), as docker takes IDs. The
+// name returned is "" when the image has several names.
+func (h *Host) resolvePrefix(ctx context.Context, s string) (string, ocispec.Descriptor, error) {
+	hex := strings.TrimPrefix(s, "sha256:")
+	if len(hex) < 4 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return "", ocispec.Descriptor{}, fmt.Errorf("image %s: %w", s, ErrNotFound)
 	}
 	entries, err := h.store.List(ctx)
 	if err != nil {
-		return ocispec.Descriptor{}, "", false
+		return "", ocispec.Descriptor{}, err
 	}
 	var found []store.Entry
 	for _, e := range entries {
-		if strings.HasPrefix(e.Descriptor.Digest.Encoded(), s) {
+		if !isManifest(e.Descriptor.MediaType) {
+			continue
+		}
+		if strings.HasPrefix(e.Descriptor.Digest.Encoded(), hex) {
 			found = append(found, e)
 			continue
 		}
-		if m, err := h.store.ReadManifest(ctx, e.Descriptor); err == nil && strings.HasPrefix(m.Config.Digest.Encoded(), s) {
+		if m, err := h.store.ReadManifest(ctx, e.Descriptor); err == nil && strings.HasPrefix(m.Config.Digest.Encoded(), hex) {
 			found = append(found, e)
 		}
 	}
 	if len(found) == 0 {
-		return ocispec.Descriptor{}, "", false
+		return "", ocispec.Descriptor{}, fmt.Errorf("image %s: %w", s, ErrNotFound)
 	}
 	for _, f := range found[1:] {
 		if f.Descriptor.Digest != found[0].Descriptor.Digest {
-			return ocispec.Descriptor{}, "", false
+			return "", ocispec.Descriptor{}, fmt.Errorf("image %s: ambiguous ID prefix: %w", s, ErrInvalidArgument)
 		}
 	}
-	return found[0].Descriptor, found[0].Name, true
+	if len(found) > 1 {
+		return "", found[0].Descriptor, nil
+	}
+	return found[0].Name, found[0].Descriptor, nil
 }
 
 // Images lists the images in the store, one entry per name.
@@ -221,10 +223,13 @@ func (h *Host) Tag(ctx context.Context, src, dst string) error {
 	return h.store.Tag(ctx, desc, r.String())
 }
 
-// RemoveImage removes the name ref from the store. When no other name refers
-// to the same image, its blobs and the snapshots no other image or container
-// uses are removed too. A digest removes every name of that image.
-func (h *Host) RemoveImage(ctx context.Context, ref string) error {
+// RemoveImage removes the name ref from the store, as docker rmi does. When
+// no name is left on the image, its blobs and the snapshots no other image
+// or container uses are removed too. An image ID or digest removes every
+// name of the image; it is refused with ErrWrongState when the image has
+// several names, unless force is set. The last name of an image that a
+// container uses is refused likewise.
+func (h *Host) RemoveImage(ctx context.Context, ref string, force bool) error {
 	name, desc, err := h.resolveLocal(ctx, ref)
 	if err != nil {
 		return err
@@ -233,25 +238,53 @@ func (h *Host) RemoveImage(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	var names []string
 	for _, e := range entries {
-		if e.Descriptor.Digest != desc.Digest || (name != "" && e.Name != name) {
-			continue
+		if e.Descriptor.Digest == desc.Digest {
+			names = append(names, e.Name)
 		}
-		if err := h.store.Untag(ctx, e.Name); err != nil && !errors.Is(err, ErrNotFound) {
+	}
+	untag := names
+	if name != "" && slices.Contains(names, name) {
+		untag = []string{name}
+	} else if len(names) > 1 && !force {
+		return fmt.Errorf("image %s has %d names (%s); remove them by name or force: %w",
+			ref, len(names), strings.Join(names, ", "), ErrWrongState)
+	}
+	if len(untag) == len(names) && !force {
+		used, err := h.containerImages(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(used, desc.Digest) {
+			return fmt.Errorf("image %s is used by a container; remove the container or force: %w", ref, ErrWrongState)
+		}
+	}
+	for _, n := range untag {
+		if err := h.store.Untag(ctx, n); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}
 	return h.Prune(ctx)
 }
 
-// Prune removes blobs and snapshots that no image and no container uses.
+// Prune removes blobs and snapshots that no image and no container uses. It
+// waits for pulls, loads and creates under way in any program on the root.
 func (h *Host) Prune(ctx context.Context) error {
+	release, err := h.lockRoot(ctx, true)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	defer release()
 	keep, chains, err := h.inUse(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("prune: %w", err)
 	}
 	if _, err := h.store.GC(ctx, keep); err != nil {
-		return err
+		return fmt.Errorf("prune: %w", err)
 	}
-	return h.pruneSnapshots(ctx, chains)
+	if err := h.pruneSnapshots(ctx, chains); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	return nil
 }

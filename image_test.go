@@ -352,7 +352,7 @@ func TestRemoveImageCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.RemoveImage(ctx, refB); err != nil {
+	if err := h.RemoveImage(ctx, refB, false); err != nil {
 		t.Fatal(err)
 	}
 	// b's own top layer is gone; the layers it shares with a stay.
@@ -367,7 +367,7 @@ func TestRemoveImageCleansUp(t *testing.T) {
 			t.Errorf("a's snapshot %s removed with b", l.ChainID)
 		}
 	}
-	if err := h.RemoveImage(ctx, refA); err != nil {
+	if err := h.RemoveImage(ctx, refA, false); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -414,8 +414,8 @@ func TestLoadSaveRoundTrip(t *testing.T) {
 			if len(got) != 1 || got[0].Name != "example.com/app:1" {
 				t.Fatalf("loaded %+v", got)
 			}
-			if got[0].ID() != imgs[0].ID() {
-				t.Errorf("image ID %s, want %s", got[0].ID(), imgs[0].ID())
+			if got[0].ID != imgs[0].ID {
+				t.Errorf("image ID %s, want %s", got[0].ID, imgs[0].ID)
 			}
 			if f.format == OCIArchive && got[0].Digest != imgs[0].Digest {
 				t.Errorf("digest %s, want %s", got[0].Digest, imgs[0].Digest)

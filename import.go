@@ -71,7 +71,7 @@ func (h *Host) Import(ctx context.Context, r io.Reader, ref string, opts ...Impo
 	if err != nil {
 		return nil, err
 	}
-	release, err := h.store.Lease(ctx)
+	release, err := h.lockRoot(ctx, false)
 	if err != nil {
 		return nil, err
 	}

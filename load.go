@@ -35,7 +35,7 @@ func (h *Host) Load(ctx context.Context, path string, opts ...LoadOption) ([]*Im
 			return nil, err
 		}
 	}
-	release, err := h.store.Lease(ctx)
+	release, err := h.lockRoot(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -16,12 +16,25 @@ func (h *Host) inUse(ctx context.Context) ([]digest.Digest, map[string]bool, err
 	if err != nil {
 		return nil, nil, err
 	}
+	keep, err := h.containerImages(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range keep {
+		desc, err := h.store.Resolve(ctx, d.String())
+		if err != nil {
+			continue
+		}
+		if img, err := h.loadImage(ctx, "", desc); err == nil {
+			imgs = append(imgs, img)
+		}
+	}
 	for _, img := range imgs {
 		for _, l := range img.Layers {
 			chains[l.ChainID.String()] = true
 		}
 	}
-	return h.containerImages(), chains, nil
+	return keep, chains, nil
 }
 
 // pruneSnapshots removes committed layer snapshots whose chain no image

@@ -25,6 +25,9 @@ func (h *Host) Pull(ctx context.Context, ref string, opts ...PullOption) (*Image
 	if err != nil {
 		return nil, err
 	}
+	if r.Digest != "" {
+		r.Tag = "" // the digest decides; the image is stored as name@digest, as docker does
+	}
 	img, err := h.pull(ctx, r, c)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", r.Familiar(), err)
@@ -33,14 +36,11 @@ func (h *Host) Pull(ctx context.Context, ref string, opts ...PullOption) (*Image
 }
 
 func (h *Host) pull(ctx context.Context, r Reference, c pullConfig) (*Image, error) {
-	release, err := h.store.Lease(ctx)
+	release, err := h.lockRoot(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 
 	var u *unpacker
 	if !c.noUnpack {
@@ -56,9 +56,10 @@ func (h *Host) pull(ctx context.Context, r Reference, c pullConfig) (*Image, err
 		popts.OnManifest = func(ctx context.Context, _ ocispec.Descriptor, m ocispec.Manifest) error {
 			return u.start(m)
 		}
+		// A failed unpack stops the download too.
 		popts.OnBlob = func(ctx context.Context, d ocispec.Descriptor) error {
 			u.arrived(d)
-			return nil
+			return u.failed()
 		}
 	}
 	desc, err := registry.Pull(ctx, reg.settings(), r.Path, r.object(), h.store, popts)

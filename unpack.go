@@ -116,6 +116,16 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 	return nil
 }
 
+// failed returns the unpack's error once it has failed, else nil.
+func (u *unpacker) failed() error {
+	select {
+	case <-u.done:
+		return u.err
+	default:
+		return nil
+	}
+}
+
 // wait returns once unpacking has ended, with its error.
 func (u *unpacker) wait() error {
 	u.mu.Lock()
@@ -142,6 +152,11 @@ func (u *unpacker) abort() {
 // Unpack applies the image's layers into snapshots where they are not
 // already; Pull does this unless told not to.
 func (h *Host) Unpack(ctx context.Context, img *Image) error {
+	release, err := h.lockRoot(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer release()
 	for i, l := range img.Layers {
 		if h.hasSnapshot(ctx, l.ChainID) {
 			continue
@@ -176,7 +191,7 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	key := "extract-" + randomHex(6) + "-" + chain.Encoded()[:12]
 	// The lock tells other programs opening the root that this unpack is
 	// alive; one left unlocked belongs to a program that died mid-unpack.
-	unlock, err := h.lockExtract(key)
+	unlock, err := h.lockScratch(key)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,175 @@
+package dock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+var errLocked = errors.New("locked by another program")
+
+// lockScratch takes the lock that marks the scratch snapshot, file or mount
+// key as in use by a living program.
+func (h *Host) lockScratch(key string) (func(), error) {
+	return lockPath(context.Background(), filepath.Join(h.root, "tmp", key+".lock"), true)
+}
+
+// isScratch tells the keys of snapshots that live only while one call runs.
+func isScratch(key string) bool {
+	return strings.HasPrefix(key, "extract-") || strings.HasPrefix(key, "diff-") || strings.HasPrefix(key, "view-")
+}
+
+// reconcile repairs what programs that died on this root left behind:
+// scratch snapshots, files and mounts whose program no longer holds their
+// lock; containers half created or half removed; auto-remove containers
+// that exited while no program owned them; writable layers of containers
+// that are gone.
+func (h *Host) reconcile(ctx context.Context) error {
+	tmp := filepath.Join(h.root, "tmp")
+	var scratch, layers []string
+	err := h.snap.Walk(ctx, func(_ context.Context, info SnapshotInfo) error {
+		switch {
+		case info.Kind == KindCommitted:
+		case isScratch(info.Name):
+			scratch = append(scratch, info.Name)
+		case strings.HasPrefix(info.Name, "container-"):
+			layers = append(layers, info.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	for _, key := range scratch {
+		release, err := lockPath(ctx, filepath.Join(tmp, key+".lock"), false)
+		if err != nil {
+			continue
+		}
+		if err := h.snap.Remove(ctx, key); err == nil || errors.Is(err, ErrNotFound) {
+			os.Remove(filepath.Join(tmp, key+".lock"))
+		}
+		release()
+	}
+
+	// Scratch files and mounts, then lock files nothing stands beside.
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".lock") {
+			continue
+		}
+		release, err := lockPath(ctx, filepath.Join(tmp, name+".lock"), false)
+		if err != nil {
+			continue
+		}
+		p := filepath.Join(tmp, name)
+		unmountScratch(p)
+		if os.RemoveAll(p) == nil {
+			os.Remove(p + ".lock")
+		}
+		release()
+	}
+	for _, e := range ents {
+		lock := e.Name()
+		key := strings.TrimSuffix(lock, ".lock")
+		if key == lock || isScratch(key) {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(tmp, key)); !os.IsNotExist(err) {
+			continue
+		}
+		release, err := lockPath(ctx, filepath.Join(tmp, lock), false)
+		if err != nil {
+			continue
+		}
+		if id, ok := strings.CutPrefix(key, "create-"); ok {
+			// A create that died keeps its lock file until its
+			// container directory is swept below.
+			if _, err := os.Stat(filepath.Join(h.containersDir(), id, "dock.json")); os.IsNotExist(err) {
+				if _, err := os.Stat(filepath.Join(h.containersDir(), id)); err == nil {
+					release()
+					continue
+				}
+			}
+		}
+		os.Remove(filepath.Join(tmp, lock))
+		release()
+	}
+	return h.reconcileContainers(ctx, layers)
+}
+
+// reconcileContainers finishes creates and removes that a dead program left
+// half done, and auto-removes exited containers nobody owns.
+func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
+	dir := h.containersDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	known := map[string]bool{}
+	for _, e := range ents {
+		id := e.Name()
+		if len(id) != 64 || !isHexID(id) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, id, "dock.json")); err == nil {
+			known[id] = true
+			continue
+		}
+		// No record: a create that died, or a remove that died after
+		// removing it. Leave it while its creator lives.
+		lock := filepath.Join(h.root, "tmp", "create-"+id+".lock")
+		release, err := lockPath(ctx, lock, false)
+		if err != nil {
+			known[id] = true
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, id, "dock.json")); err == nil {
+			release() // the create finished meanwhile
+			known[id] = true
+			continue
+		}
+		if err := h.snap.Remove(ctx, "container-"+id); err == nil || errors.Is(err, ErrNotFound) {
+			os.RemoveAll(filepath.Join(dir, id))
+			os.Remove(lock)
+		}
+		release()
+	}
+	for _, key := range layers {
+		id := strings.TrimPrefix(key, "container-")
+		if known[id] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, id)); err == nil {
+			continue // a create under way, or one the loop above kept
+		}
+		h.snap.Remove(ctx, key)
+	}
+	// Names that point at no container.
+	if names, err := os.ReadDir(h.namesDir()); err == nil {
+		for _, n := range names {
+			link := filepath.Join(h.namesDir(), n.Name())
+			if id, err := os.Readlink(link); err == nil && !known[id] {
+				if _, err := os.Stat(filepath.Join(dir, id)); os.IsNotExist(err) {
+					os.Remove(link)
+				}
+			}
+		}
+	}
+	for id := range known {
+		c, err := h.loadContainer(id)
+		if err != nil || !c.rec.AutoRemove || c.State().Status != StatusExited {
+			continue
+		}
+		if c.tryOwner() {
+			c.Remove(ctx, false)
+		}
+	}
+	return nil
+}
