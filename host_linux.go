@@ -167,7 +167,9 @@ func writeFileExclusive(path string, data []byte) error {
 	return os.Link(tmp, path)
 }
 
-func (h *Host) emptyDir() (string, error) { return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-") }
+func (h *Host) emptyDir() (string, error) {
+	return os.MkdirTemp(filepath.Join(h.root, "tmp"), "empty-")
+}
 
 func removeAll(dir string) { os.RemoveAll(dir) }
 

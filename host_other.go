@@ -17,7 +17,6 @@ func (h *Host) openPlatform(context.Context) error { return errNeedsLinux }
 
 func (h *Host) mountTemp([]Mount) (string, func() error, error) { return "", nil, errNeedsLinux }
 
-
 func (h *Host) emptyDir() (string, error) { return "", errNeedsLinux }
 
 func removeAll(dir string) { os.RemoveAll(dir) }
