@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,5 +303,38 @@ func TestContainerAutoRemoveOwnerDied(t *testing.T) {
 	}
 	if _, err := h.Container(ctx, id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("container whose owner died survived: %v", err)
+	}
+}
+
+func TestContainerMounts(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, stdout, stderr := runContainer(t, h, img,
+		WithMount(Bind(host, "/hostdir", ReadOnly)),
+		WithMount(Volume("vol1", "/etc")),
+		WithMount(Tmpfs("/scratch", "size=1m")),
+		WithReadOnlyRootfs(),
+		WithCmd("sh", "-c", `cat /hostdir/in.txt
+echo x > /hostdir/new 2>/dev/null && echo bind-writable
+echo x > /scratch/f && echo tmpfs-ok
+echo x > /rootfile 2>/dev/null && echo rootfs-writable
+grep -q root /etc/passwd && echo volume-filled
+echo added > /etc/added`))
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", st.ExitCode, stderr)
+	}
+	want := "from host\ntmpfs-ok\nvolume-filled\n"
+	if got := stdout.String(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// The volume outlives the container and keeps its writes.
+	c2, stdout2, _ := runContainer(t, h, img, WithMount(Volume("vol1", "/data")), WithCmd("cat", "/data/added"))
+	wait(t, c2)
+	if stdout2.String() != "added\n" {
+		t.Errorf("second container read %q from the volume", stdout2.String())
 	}
 }

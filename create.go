@@ -288,7 +288,9 @@ func WithNetwork(mode string) CreateOption {
 	}
 }
 
-// WithAutoRemove removes the container once it exits.
+// WithAutoRemove removes the container once it exits: the program that
+// started it removes it in Wait, or, when that program is gone, the next
+// program to wait for it or to open the root.
 func WithAutoRemove() CreateOption {
 	return func(c *createConfig) error { c.autoRemove = true; return nil }
 }
@@ -505,7 +507,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 
 	for _, m := range c.mounts {
-		ms, err := h.mountSpec(ctx, m)
+		ms, err := h.mountSpec(ctx, m, mounts)
 		if err != nil {
 			return nil, err
 		}
@@ -654,7 +656,7 @@ func openImageFile(mounts []Mount, rel string) (*os.File, error) {
 }
 
 // mountSpec turns a MountPoint into what the runtime mounts.
-func (h *Host) mountSpec(ctx context.Context, m MountPoint) (runtime.MountSpec, error) {
+func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (runtime.MountSpec, error) {
 	ms := runtime.MountSpec{Destination: path.Clean(m.Target)}
 	rw := "rw"
 	if m.ReadOnly {
@@ -667,7 +669,7 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint) (runtime.MountSpec, 
 		}
 		ms.Type, ms.Source, ms.Options = "bind", m.Source, []string{"rbind", rw}
 	case "volume":
-		dir, err := h.volumeDir(m.Source)
+		dir, err := h.volumeDir(ctx, m.Source, rootfs, ms.Destination)
 		if err != nil {
 			return ms, err
 		}
@@ -679,13 +681,37 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint) (runtime.MountSpec, 
 	return ms, nil
 }
 
-// volumeDir returns the directory of the named volume, making it if needed.
-func (h *Host) volumeDir(name string) (string, error) {
-	dir := filepath.Join(h.root, "volumes", name, "_data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// volumeDir returns the directory of the named volume. A new volume is
+// first filled with what the container's image holds at target, as Docker
+// does; the copy is made aside and renamed into place, under the volume's
+// lock, so that a volume is never seen half filled.
+func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, target string) (string, error) {
+	base := filepath.Join(h.root, "volumes", name)
+	data := filepath.Join(base, "_data")
+	if _, err := os.Stat(data); err == nil {
+		return data, nil
+	}
+	if err := os.MkdirAll(base, 0o711); err != nil {
 		return "", err
 	}
-	return dir, nil
+	unlock, err := lockPath(ctx, filepath.Join(base, "lock"), true)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(data); err == nil {
+		return data, nil
+	}
+	fill := filepath.Join(base, "_fill")
+	os.RemoveAll(fill)
+	if err := h.fillVolume(ctx, fill, rootfs, target); err != nil {
+		os.RemoveAll(fill)
+		return "", fmt.Errorf("volume %s: %w", name, err)
+	}
+	if err := os.Rename(fill, data); err != nil {
+		return "", err
+	}
+	return data, nil
 }
 
 // writeEtcFiles writes the hosts, hostname and resolv.conf files the

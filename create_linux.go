@@ -1,11 +1,14 @@
 package dock
 
 import (
+	"context"
 	"os"
 	"path"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/dockkit/dock/internal/caps"
 	"github.com/dockkit/dock/internal/runtime"
+	"github.com/dockkit/dock/internal/snapshots"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,4 +54,23 @@ func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
 		}
 	}
 	return false
+}
+
+// fillVolume makes dir a copy of the tree at target in the container's
+// root filesystem, or an empty directory when the image has nothing there.
+func (h *Host) fillVolume(ctx context.Context, dir string, rootfs []Mount, target string) error {
+	mnt, done, err := h.mountTemp(rootfs)
+	if err != nil {
+		return err
+	}
+	defer done()
+	// The image's own symlinks resolve inside its tree.
+	src, err := securejoin.SecureJoin(mnt, target)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		return os.Mkdir(dir, 0o755)
+	}
+	return snapshots.CopyTree(ctx, dir, src)
 }

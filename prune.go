@@ -3,6 +3,7 @@ package dock
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
@@ -71,16 +72,25 @@ func (h *Host) pruneSnapshots(ctx context.Context, keep map[string]bool) error {
 	}
 }
 
-// UnpackedSize is the disk the image's unpacked layers use, or 0 when they
-// are not unpacked.
+// UnpackedSize is the size of the image's unpacked layers, as the bytes of
+// their uncompressed tars, or 0 when they are not all unpacked.
 func (h *Host) UnpackedSize(ctx context.Context, img *Image) int64 {
 	var n int64
 	for _, l := range img.Layers {
-		u, err := h.snap.Usage(ctx, l.ChainID.String())
+		info, err := h.snap.Stat(ctx, l.ChainID.String())
 		if err != nil {
 			return 0
 		}
-		n += u.Size
+		size, err := strconv.ParseInt(info.Labels[sizeLabel], 10, 64)
+		if err != nil {
+			// Unpacked by another tool: measure the tree.
+			u, err := h.snap.Usage(ctx, l.ChainID.String())
+			if err != nil {
+				return 0
+			}
+			size = u.Size
+		}
+		n += size
 	}
 	return n
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -13,6 +14,10 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
+
+// sizeLabel records on a layer snapshot the bytes of its uncompressed tar,
+// so that sizes are known without walking the tree.
+const sizeLabel = "dock.size"
 
 // unpacker applies the layers of an image being pulled as soon as each one
 // and those below it are in the store, while later layers still download.
@@ -214,7 +219,11 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 		done()
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
-	_, err = archive.ApplyLayer(ctx, dir, rc, l.MediaType, diffID, archive.ApplyOptions{Whiteouts: mode})
+	var size int64
+	_, err = archive.ApplyLayer(ctx, dir, rc, l.MediaType, diffID, archive.ApplyOptions{
+		Whiteouts: mode,
+		Progress:  func(n int64) { size = n },
+	})
 	rc.Close()
 	if err == nil {
 		err = syncDir(dir)
@@ -225,7 +234,8 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
-	if err := h.snap.Commit(ctx, chain.String(), key); err != nil {
+	labels := map[string]string{sizeLabel: strconv.FormatInt(size, 10)}
+	if err := h.snap.Commit(ctx, chain.String(), key, WithSnapshotLabels(labels)); err != nil {
 		if errors.Is(err, ErrAlreadyExists) {
 			h.snap.Remove(context.WithoutCancel(ctx), key)
 			report(ProgressUnpacked)
