@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/signal"
@@ -40,11 +41,13 @@ type runFlags struct {
 	privileged                   bool
 	platform                     string
 	labels                       []string
+	isRun                        bool // registered for run, not create
 }
 
 func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl := cmd.Flags()
 	fl.SetInterspersed(false) // flags after IMAGE belong to the command
+	f.isRun = run
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	if run {
 		fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
@@ -212,7 +215,10 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	if f.privileged {
 		opts = append(opts, dock.WithPrivileged())
 	}
-	if f.rm {
+	if f.rm && (f.detach || !f.isRun) {
+		// The monitor removes the container after its exit. A foreground
+		// run removes it itself once Wait returns, so that it is gone
+		// when dock exits and nobody races for it.
 		opts = append(opts, dock.WithAutoRemove())
 	}
 	if f.interactive {
@@ -324,7 +330,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 				fmt.Fprintln(os.Stderr, "container killed: out of memory")
 			}
 			if rf.rm {
-				if err := ctr.Remove(context.WithoutCancel(ctx), true); err != nil && !errors.Is(err, dock.ErrNotFound) {
+				if err := ctr.Remove(context.WithoutCancel(ctx), true); err != nil && !errors.Is(err, dock.ErrNotFound) && !errors.Is(err, fs.ErrNotExist) {
 					return err
 				}
 			}
