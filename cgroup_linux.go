@@ -1,6 +1,7 @@
 package dock
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/dockkit/dock/internal/cgroups"
@@ -33,12 +34,19 @@ func resourcesTo(res *Resources) *cgroups.Resources {
 }
 
 // cgroupSpec has the container's monitor make its cgroup when the host
-// uses the built-in manager.
-func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) {
+// uses the built-in manager. The monitor outlives the calling program, so it
+// cannot call a manager given to Open: limits with one are refused rather
+// than dropped.
+func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) error {
 	if _, ok := h.cgroups.(defaultCgroups); ok {
 		spec.Cgroup = "dock/" + id
 		spec.Resources = resourcesTo(res)
+		return nil
 	}
+	if *res != (Resources{}) {
+		return fmt.Errorf("resource limits need the built-in cgroup manager: %w", ErrNotSupported)
+	}
+	return nil
 }
 
 var (

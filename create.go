@@ -514,7 +514,9 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		spec.Mounts = append(spec.Mounts, ms)
 	}
 
-	h.cgroupSpec(id, &c.res, &spec)
+	if err := h.cgroupSpec(id, &c.res, &spec); err != nil {
+		return nil, err
+	}
 	spec.Log = runtime.LogConfig{MaxSize: c.logMax, MaxFiles: c.logFiles}
 	if c.stopSignal != 0 {
 		spec.StopSignal = int(c.stopSignal)

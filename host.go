@@ -76,7 +76,9 @@ func WithSnapshotterName(name string) OpenOption {
 	}
 }
 
-// WithCgroups replaces the probed cgroup manager.
+// WithCgroups replaces the probed cgroup manager for the calls made in this
+// program. Containers' own groups are made by their monitors with the
+// built-in manager, so Create refuses resource limits when one is given.
 func WithCgroups(cg Cgroups) OpenOption {
 	return func(c *openConfig) error {
 		if cg == nil {

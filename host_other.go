@@ -39,6 +39,6 @@ func hasOpaqueAncestor(*os.Root, string, string) bool { return false }
 
 func unixSignalName(s syscall.Signal) string { return fmt.Sprintf("SIG%d", int(s)) }
 
-func (h *Host) cgroupSpec(string, *Resources, *runtime.Spec) {}
+func (h *Host) cgroupSpec(string, *Resources, *runtime.Spec) error { return errNeedsLinux }
 
 func (h *Host) fillVolume(context.Context, string, []Mount, string) error { return errNeedsLinux }

@@ -15,13 +15,13 @@ trap 'rm -rf "$out"' EXIT
 # Packages whose tests exercise cgroups and containers on the real kernel,
 # each with the tests to run there (registry tests skip: the guest has no
 # docker-registry).
-lanes=${VM_LANES:-"./internal/cgroups:. ./internal/runtime:. .:^TestContainer"}
+lanes=${VM_LANES:-"./internal/cgroups:. ./internal/runtime:. ./internal/network:. .:^TestContainer"}
 for lane_spec in $lanes; do
 	p=${lane_spec%%:*}
 	run=${lane_spec#*:}
 	name=$(basename "$(cd "$p" && pwd)")
 	CGO_ENABLED=0 go test -c -o "$out/$name.test" "$p"
 	echo "-- $p ($run) on cgroup v2"
-	VMLANE_CACHE=${VMLANE_CACHE:-/var/cache/vm-lane} VMLANE_MEM=${VMLANE_MEM:-2048} \
+	VMLANE_CACHE=${VMLANE_CACHE:-/var/cache/vm-lane} VMLANE_MEM=${VMLANE_MEM:-2048} VMLANE_ENV_DOCK_TEST_IP_FORWARD=1 \
 		bash "$lane" "$out/$name.test" -test.run "$run" -test.timeout 600s -test.count 1
 done
