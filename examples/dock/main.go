@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string) int {
 
 	root.AddCommand(
 		c.pullCmd(), c.pushCmd(), c.imagesCmd(), c.inspectCmd(), c.tagCmd(), c.rmiCmd(),
-		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(),
+		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(), c.importCmd(),
 	)
 	root.AddCommand(c.containerCmds()...)
 	root.SetArgs(args)
