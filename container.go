@@ -240,30 +240,45 @@ func (c *Container) State() State {
 	return st
 }
 
-// StartOption configures Container.Start.
-type StartOption func(*startConfig) error
+// StartOption configures Container.Start. [WithOutput] and [WithInput]
+// serve Container.Exec as well.
+type StartOption interface{ applyStart(*startConfig) error }
 
 type startConfig struct {
 	stdio runtime.Stdio
 }
 
-// WithOutput copies the container's stdout and stderr to the writers as
-// well as to its log, for a foreground run. Either may be nil.
-func WithOutput(stdout, stderr io.Writer) StartOption {
-	return func(c *startConfig) error {
-		c.stdio.Stdout, c.stdio.Stderr = stdout, stderr
-		return nil
+// StdioOption connects a container's or an exec'd process's standard
+// streams to the caller; it is both a StartOption and an ExecOption.
+type StdioOption struct {
+	in       io.Reader
+	out, err io.Writer
+	setIn    bool
+}
+
+func (o StdioOption) apply(s *runtime.Stdio) error {
+	if o.setIn {
+		s.Stdin = o.in
+	} else {
+		s.Stdout, s.Stderr = o.out, o.err
 	}
+	return nil
+}
+
+func (o StdioOption) applyStart(c *startConfig) error { return o.apply(&c.stdio) }
+
+// WithOutput copies the container's stdout and stderr to the writers as
+// well as to its log, for a foreground run; for Exec, the process's output
+// goes to the writers only. Either may be nil.
+func WithOutput(stdout, stderr io.Writer) StdioOption {
+	return StdioOption{out: stdout, err: stderr}
 }
 
 // WithInput copies r to the container's stdin until r returns EOF, which
 // closes the container's stdin. The container must have been created with
-// WithStdin.
-func WithInput(r io.Reader) StartOption {
-	return func(c *startConfig) error {
-		c.stdio.Stdin = r
-		return nil
-	}
+// WithStdin. For Exec, r feeds the process's stdin.
+func WithInput(r io.Reader) StdioOption {
+	return StdioOption{in: r, setIn: true}
 }
 
 // Start runs the container's command. It returns once the command is running,
@@ -273,7 +288,7 @@ func WithInput(r io.Reader) StartOption {
 func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 	var sc startConfig
 	for _, o := range opts {
-		if err := o(&sc); err != nil {
+		if err := o.applyStart(&sc); err != nil {
 			return err
 		}
 	}
