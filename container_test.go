@@ -1,17 +1,20 @@
 package dock
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dockkit/dock/internal/testutil/imagetest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // busyboxImage loads a busybox test image into h.
@@ -336,5 +339,39 @@ echo added > /etc/added`))
 	wait(t, c2)
 	if stdout2.String() != "added\n" {
 		t.Errorf("second container read %q from the volume", stdout2.String())
+	}
+}
+
+// A layer that writes into a directory without naming it must not change
+// the directory's owner or mode as the layers below have them.
+func TestUnpackImplicitParentKeepsLowerMode(t *testing.T) {
+	h := newHost(t)
+	base := busyboxImage(t, h)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "tmp/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	tw.Write([]byte("x"))
+	tw.Close()
+	layer, diffID, err := h.addLayer(ctx, &buf, "application/vnd.oci.image.layer.v1.tar+gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := base.Config
+	cfg.RootFS.DiffIDs = append(slices.Clone(cfg.RootFS.DiffIDs), diffID)
+	var layers []ocispec.Descriptor
+	for _, l := range base.Layers {
+		layers = append(layers, ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+	}
+	img, err := h.writeImage(ctx, cfg, append(layers, layer), "test.local/implicit:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, stdout, _ := runContainer(t, h, img, WithUser("1000"), WithCmd("sh", "-c", "stat -c %a /tmp && echo y > /tmp/y && cat /tmp/x"))
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d: %q", st.ExitCode, stdout)
+	}
+	if got := stdout.String(); got != "1777\nx" {
+		t.Errorf("got %q, want /tmp 1777 and writable", got)
 	}
 }

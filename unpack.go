@@ -220,10 +220,13 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	var size int64
+	parents, closeParents := lowerAttrs(mounts)
 	_, err = archive.ApplyLayer(ctx, dir, rc, l.MediaType, diffID, archive.ApplyOptions{
-		Whiteouts: mode,
-		Progress:  func(n int64) { size = n },
+		Whiteouts:   mode,
+		Progress:    func(n int64) { size = n },
+		ParentAttrs: parents,
 	})
+	closeParents()
 	rc.Close()
 	if err == nil {
 		err = syncDir(dir)

@@ -764,6 +764,13 @@ func (a *applier) dirFor(rel string, create bool) (int, error) {
 		base := path.Base(rel)
 		if merr := unix.Mkdirat(pfd, base, 0o755); merr != nil && merr != unix.EEXIST {
 			return -1, osErr(merr)
+		} else if merr == nil && a.opts.ParentAttrs != nil {
+			if uid, gid, mode, ok := a.opts.ParentAttrs(rel); ok {
+				if !a.opts.NoSameOwner {
+					unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+				}
+				unix.Fchmodat(pfd, base, uint32(mode.Perm())|modeBits(mode), 0)
+			}
 		}
 		a.markWritten(rel)
 		fd, err = a.openInRoot(rel)
@@ -988,4 +995,20 @@ func osErr(err error) error {
 		return fmt.Errorf("crosses a mount point: %w", errdefs.ErrInvalidArgument)
 	}
 	return err
+}
+
+// modeBits converts the setuid, setgid and sticky bits of mode to the
+// kernel's.
+func modeBits(mode os.FileMode) uint32 {
+	var m uint32
+	if mode&os.ModeSetuid != 0 {
+		m |= unix.S_ISUID
+	}
+	if mode&os.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if mode&os.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -88,6 +89,12 @@ type ApplyOptions struct {
 	// Progress, when set, is called after each entry and at the end of the
 	// tar with the number of tar bytes read so far.
 	Progress func(n int64)
+	// ParentAttrs, when set, gives the owner and mode of a directory the
+	// layer writes into without naming it, as the layers below hold it.
+	// Applying into an overlay upper directory needs it: a parent made
+	// there with default attributes would hide the lower one's (a 1777
+	// /tmp turning 0755).
+	ParentAttrs func(rel string) (uid, gid int, mode os.FileMode, ok bool)
 }
 
 // EntryError reports a layer entry that Apply refused or could not write.
