@@ -27,6 +27,7 @@ type monitorReq struct {
 	Exec   *Process `json:"exec,omitempty"`   // for "exec", with stdin, stdout, stderr passed along
 	Filter string   `json:"filter,omitempty"` // for "exec": the compiled seccomp filter's file
 	Pid    int      `json:"pid,omitempty"`    // for "kill-exec"
+	Manual bool     `json:"manual,omitempty"` // for "kill": a stop by a caller, which the restart policy respects
 }
 
 // monitorResp answers a request; for "wait" it comes when the container has

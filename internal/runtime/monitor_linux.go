@@ -57,6 +57,10 @@ type monitor struct {
 	execs map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
 
 	mu      sync.Mutex
+	ending  bool // finish began: no more state changes but its own
+	manual  bool // stopped or killed through the monitor: no restart
+	paused  bool
+	health  *Health // the health checks' record, when the spec has one
 	done    bool
 	status  ExitStatus
 	waiters []chan ExitStatus
@@ -95,6 +99,7 @@ func monitorMain() {
 		return
 	}
 	report(syncMsg{Pid: m.pid})
+	m.onStarted()
 
 	ws := <-m.exited
 	code, sig := exitCodeOf(ws)
@@ -110,6 +115,7 @@ func monitorMain() {
 		}
 	}
 	m.finish(es)
+	m.afterExit(es)
 }
 
 // finish drains the output, removes the socket and the cgroup, records the
@@ -117,6 +123,9 @@ func monitorMain() {
 // same container happens before the stopped state is written, since that
 // state is what allows one.
 func (m *monitor) finish(es ExitStatus) {
+	m.mu.Lock()
+	m.ending = true
+	m.mu.Unlock()
 	done := make(chan struct{})
 	go func() { m.copies.Wait(); close(done) }()
 	select {
@@ -151,6 +160,7 @@ func (m *monitor) finish(es ExitStatus) {
 	es.FinishedAt = time.Now()
 	st := State{Status: Stopped, Pid: m.pid, ExitCode: es.ExitCode, Signal: es.Signal,
 		OOMKilled: es.OOMKilled, StartedAt: m.started, FinishedAt: es.FinishedAt, Error: es.Error}
+	m.carry(&st)
 	if err := writeState(m.stateDir, &st); err != nil {
 		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
 	}
@@ -568,8 +578,11 @@ func (m *monitor) serve(c *net.UnixConn) {
 				} else {
 					resp.Error = err.Error()
 				}
+			} else if req.Manual {
+				m.manual = true
 			}
 			m.mu.Unlock()
+			m.afterKill(syscall.Signal(req.Signal))
 		case "exec":
 			if m.serveExec(c, &req, fds) {
 				return
@@ -590,7 +603,9 @@ func (m *monitor) serve(c *net.UnixConn) {
 				resp.Error = err.Error()
 			}
 		default:
-			resp.Error = fmt.Sprintf("unknown request %q", req.Op)
+			if !m.serveOp(&req, &resp) {
+				resp.Error = fmt.Sprintf("unknown request %q", req.Op)
+			}
 		}
 	}
 	writeResp(c, &resp)

@@ -11,11 +11,19 @@ const (
 	initArg0    = "dock-init"
 )
 
+// The monitor and the init dispatch from this package's own initialisation:
+// Go initialises a package as soon as its imports are, so the packages of
+// the binary that sort after this one and do not feed it (a registry
+// client, net/http, the caller's main) are never initialised in them. Every
+// re-exec pays for each package initialised before it returns.
+func init() { MaybeReexec() }
+
 // MaybeReexec runs the monitor, the container init or an exec'd process when
 // this process was started as one (os.Args[0] is "dock-monitor", "dock-init"
 // or "dock-exec"), and never
-// returns then. Otherwise it returns at once. Call it before anything else
-// runs: from an init function of the main package, or from TestMain.
+// returns then. Otherwise it returns at once. This package calls it from its
+// own init; calling it again, from an init function of the main package or
+// from TestMain, is harmless.
 func MaybeReexec() {
 	if len(os.Args) < 2 {
 		return

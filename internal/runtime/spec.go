@@ -70,6 +70,55 @@ type Spec struct {
 
 	StopSignal int  // signal Stop sends first; SIGTERM when zero
 	AutoRemove bool // recorded for the owner of the state root, which deletes the container after exit
+
+	// Restart is enforced by the monitor, with no caller alive.
+	Restart RestartPolicy `json:",omitzero"`
+	// Healthcheck, when set, is run by the monitor by exec.
+	Healthcheck *Healthcheck `json:",omitempty"`
+}
+
+// RestartPolicy says when the monitor starts a container again after it
+// exits on its own: Name is "no" (or empty), "on-failure" (a non-zero exit,
+// at most MaxRetries times when positive), "always" or "unless-stopped". A
+// stop or kill through the monitor never restarts. Restarts back off from
+// 100ms, doubling up to a minute, reset after 10s of running.
+type RestartPolicy struct {
+	Name       string `json:"name,omitempty"`
+	MaxRetries int    `json:"maxRetries,omitempty"`
+}
+
+// Healthcheck is Docker's HEALTHCHECK: Test is ["CMD", args...] or
+// ["CMD-SHELL", "command"], run every Interval; a run longer than Timeout
+// fails; Retries consecutive failures make the container unhealthy;
+// failures during StartPeriod do not count.
+type Healthcheck struct {
+	Test        []string      `json:"test"`
+	Interval    time.Duration `json:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+	StartPeriod time.Duration `json:"startPeriod,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
+}
+
+// Health statuses.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
+
+// Health is the outcome of a container's health checks so far.
+type Health struct {
+	Status        string      `json:"status"`
+	FailingStreak int         `json:"failingStreak"`
+	Log           []HealthLog `json:"log,omitempty"` // the last five runs
+}
+
+// HealthLog is one run of a health check.
+type HealthLog struct {
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	ExitCode int       `json:"exitCode"`
+	Output   string    `json:"output"`
 }
 
 // Mount is one mount(2) call: the filesystem type, its source and mount(8)
@@ -206,6 +255,11 @@ type State struct {
 	Signal     int       `json:"signal,omitempty"` // the signal that killed the process, if any
 	OOMKilled  bool      `json:"oomKilled,omitempty"`
 	Error      string    `json:"error,omitempty"` // why the container failed to start or the monitor lost it
+
+	Paused       bool    `json:"paused,omitempty"`       // frozen by Pause
+	Restarting   bool    `json:"restarting,omitempty"`   // stopped, to be started again by its restart policy
+	RestartCount int     `json:"restartCount,omitempty"` // restarts by the policy since the last start by a caller
+	Health       *Health `json:"health,omitempty"`
 }
 
 // ExitStatus is how a container ended. ExitCode follows Docker: the process's

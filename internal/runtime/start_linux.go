@@ -187,7 +187,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if err := writeFileAtomic(filepath.Join(spec.StateDir, configFile), b, false); err != nil {
 		return nil, err
 	}
-	exe, err := sealedExe(filepath.Join(filepath.Dir(filepath.Dir(spec.StateDir)), exeDirName))
+	exe, err := monitorExe(spec.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: sealed binary: %w", spec.ID, err)
 	}
@@ -429,10 +429,15 @@ func (h *Handle) monitorStarting() bool {
 	return true
 }
 
-// Kill sends sig to the container's init process.
+// Kill sends sig to the container's init process. A container killed this
+// way is not restarted by its restart policy; one waiting for its restart
+// stays stopped.
 func (h *Handle) Kill(sig syscall.Signal) error {
 	var resp monitorResp
-	if err := h.call(context.Background(), monitorReq{Op: "kill", Signal: int(sig)}, &resp); err != nil {
+	if err := h.call(context.Background(), monitorReq{Op: "kill", Signal: int(sig), Manual: true}, &resp); err != nil {
+		if h.cancelRestart() {
+			return nil
+		}
 		if st, _ := h.readState(); st.Status != Running {
 			return fmt.Errorf("container %s: not running: %w", h.spec.ID, errdefs.ErrWrongState)
 		}

@@ -1,0 +1,418 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/errdefs"
+)
+
+// restartFile carries the restart count and back-off from one monitor to
+// the next; a start by a caller removes it.
+const restartFile = "restart.json"
+
+type restartRecord struct {
+	Count int           `json:"count"`
+	Delay time.Duration `json:"delay"`
+}
+
+// restartingSelf is set in a monitor that starts its container again: its
+// own binary is already the sealed copy, and the restart count carries.
+var restartingSelf bool
+
+func readRestart(stateDir string) restartRecord {
+	var r restartRecord
+	if b, err := os.ReadFile(filepath.Join(stateDir, restartFile)); err == nil {
+		json.Unmarshal(b, &r)
+	}
+	return r
+}
+
+// monitorExe returns the binary a new monitor runs: the sealed copy under
+// the root, made when missing.
+func monitorExe(stateDir string) (string, error) {
+	if restartingSelf {
+		return os.Readlink("/proc/self/exe")
+	}
+	os.Remove(filepath.Join(stateDir, restartFile))
+	return sealedExe(filepath.Join(rootOf(stateDir), exeDirName))
+}
+
+// updateState changes the recorded state while the container runs; once
+// finish began, only finish writes it.
+func (m *monitor) updateState(fn func(*State)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.updateStateLocked(fn)
+}
+
+func (m *monitor) updateStateLocked(fn func(*State)) {
+	if m.ending {
+		return
+	}
+	st, err := readState(m.stateDir)
+	if err != nil || st.Status != Running {
+		return
+	}
+	fn(&st)
+	if err := writeState(m.stateDir, &st); err != nil {
+		fmt.Fprintf(os.Stderr, "record state: %v\n", err)
+	}
+}
+
+// carry copies into the final state what the monitor knows beyond the exit.
+func (m *monitor) carry(st *State) {
+	if m.spec == nil {
+		return
+	}
+	st.RestartCount = readRestart(m.stateDir).Count
+	if m.health != nil {
+		h := *m.health
+		st.Health = &h
+	}
+}
+
+// onStarted records the start and starts the health checks.
+func (m *monitor) onStarted() {
+	attrs := map[string]string{"pid": strconv.Itoa(m.pid)}
+	if n := readRestart(m.stateDir).Count; n > 0 {
+		attrs["restartCount"] = strconv.Itoa(n)
+		m.updateState(func(st *State) { st.RestartCount = n })
+	}
+	m.spec.event(EventStarted, attrs)
+	if hc := m.spec.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+		go m.healthLoop(hc)
+	}
+}
+
+// afterKill lets a frozen container take a SIGKILL: on cgroup v1 a frozen
+// task does not die until thawed.
+func (m *monitor) afterKill(sig syscall.Signal) {
+	if sig != syscall.SIGKILL {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.paused && m.group != nil {
+		if err := m.group.Thaw(); err == nil {
+			m.paused = false
+			m.updateStateLocked(func(st *State) { st.Paused = false })
+			m.spec.event(EventUnpaused, nil)
+		}
+	}
+}
+
+// serveOp answers the requests beyond the basic ones.
+func (m *monitor) serveOp(req *monitorReq, resp *monitorResp) bool {
+	switch req.Op {
+	case "pause", "resume":
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		pause := req.Op == "pause"
+		switch {
+		case m.done || m.ending || m.cmd == nil:
+			resp.Error = errNotRunning
+		case m.group == nil:
+			resp.Error = "no cgroup to freeze"
+		case m.paused == pause:
+			resp.Error = "already " + map[bool]string{true: "paused", false: "running"}[pause]
+		default:
+			var err error
+			if pause {
+				err = m.group.Freeze()
+			} else {
+				err = m.group.Thaw()
+			}
+			if err != nil {
+				resp.Error = err.Error()
+				return true
+			}
+			m.paused = pause
+			m.updateStateLocked(func(st *State) { st.Paused = pause })
+			if pause {
+				m.spec.event(EventPaused, nil)
+			} else {
+				m.spec.event(EventUnpaused, nil)
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// afterExit records the end and, when the restart policy says so, starts
+// the container again after a back-off, through a new monitor.
+func (m *monitor) afterExit(es ExitStatus) {
+	if es.OOMKilled {
+		m.spec.event(EventOOM, nil)
+	}
+	m.spec.event(EventDied, map[string]string{"exitCode": strconv.Itoa(es.ExitCode)})
+	m.mu.Lock()
+	manual := m.manual
+	m.mu.Unlock()
+	rec := readRestart(m.stateDir)
+	if manual || es.Error != "" || !restartWanted(m.spec.Restart, es.ExitCode, rec.Count) {
+		return
+	}
+	// Docker's back-off: from 100ms, doubling, at most a minute; a run of
+	// ten seconds or more starts over.
+	switch {
+	case time.Since(m.started) >= 10*time.Second || rec.Delay == 0:
+		rec.Delay = 100 * time.Millisecond
+	default:
+		rec.Delay = min(2*rec.Delay, time.Minute)
+	}
+	rec.Count++
+	b, _ := json.Marshal(rec)
+	if err := writeFileAtomic(filepath.Join(m.stateDir, restartFile), b, false); err != nil {
+		fmt.Fprintf(os.Stderr, "restart: %v\n", err)
+		return
+	}
+	st, err := readState(m.stateDir)
+	if err != nil || st.Status != Stopped {
+		return
+	}
+	st.Restarting, st.RestartCount = true, rec.Count
+	writeState(m.stateDir, &st)
+	m.spec.event(EventRestarted, map[string]string{"restartCount": strconv.Itoa(rec.Count), "delay": rec.Delay.String()})
+	time.Sleep(rec.Delay)
+	// A caller may have started, stopped or removed it meanwhile.
+	if st, err := readState(m.stateDir); err != nil || st.Status != Stopped || !st.Restarting {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(m.stateDir, configFile)); err != nil {
+		return
+	}
+	restartingSelf = true
+	if _, err := Start(context.Background(), m.spec, nil); err != nil {
+		fmt.Fprintf(os.Stderr, "restart: %v\n", err)
+	}
+}
+
+func restartWanted(p RestartPolicy, code, count int) bool {
+	switch p.Name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return code != 0 && (p.MaxRetries <= 0 || count < p.MaxRetries)
+	}
+	return false
+}
+
+// ParseRestartPolicy reads docker's --restart spelling: no, always,
+// unless-stopped, on-failure or on-failure:N.
+func ParseRestartPolicy(s string) (RestartPolicy, error) {
+	name, n, hasN := cutString(s, ":")
+	p := RestartPolicy{Name: name}
+	switch name {
+	case "", "no", "always", "unless-stopped":
+		if hasN {
+			return p, fmt.Errorf("restart policy %q: only on-failure takes a count: %w", s, errdefs.ErrInvalidArgument)
+		}
+	case "on-failure":
+		if hasN {
+			v, err := strconv.Atoi(n)
+			if err != nil || v < 0 {
+				return p, fmt.Errorf("restart policy %q: bad count: %w", s, errdefs.ErrInvalidArgument)
+			}
+			p.MaxRetries = v
+		}
+	default:
+		return p, fmt.Errorf("restart policy %q: want no, always, unless-stopped or on-failure[:N]: %w", s, errdefs.ErrInvalidArgument)
+	}
+	return p, nil
+}
+
+func cutString(s, sep string) (string, string, bool) {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}
+
+// cancelRestart keeps a container that waits for its restart back-off
+// stopped; it reports whether one was waiting.
+func (h *Handle) cancelRestart() bool {
+	st, err := readState(h.stateDir)
+	if err != nil || st.Status != Stopped || !st.Restarting {
+		return false
+	}
+	st.Restarting = false
+	writeState(h.stateDir, &st)
+	return true
+}
+
+// Pause freezes every process of the container.
+func (h *Handle) Pause() error { return h.simple("pause") }
+
+// Resume thaws a paused container.
+func (h *Handle) Resume() error { return h.simple("resume") }
+
+func (h *Handle) simple(op string) error {
+	var resp monitorResp
+	if err := h.call(context.Background(), monitorReq{Op: op}, &resp); err != nil {
+		if st, _ := h.readState(); st.Status != Running {
+			return fmt.Errorf("container %s: not running: %w", h.spec.ID, errdefs.ErrWrongState)
+		}
+		return fmt.Errorf("container %s: %s: %w", h.spec.ID, op, err)
+	}
+	switch {
+	case resp.Error == errNotRunning:
+		return fmt.Errorf("container %s: not running: %w", h.spec.ID, errdefs.ErrWrongState)
+	case len(resp.Error) > 8 && resp.Error[:8] == "already ":
+		return fmt.Errorf("container %s: %s: %w", h.spec.ID, resp.Error, errdefs.ErrWrongState)
+	case resp.Error != "":
+		return fmt.Errorf("container %s: %s: %s", h.spec.ID, op, resp.Error)
+	}
+	return nil
+}
+
+// healthLoop runs the health check every interval while the container runs.
+func (m *monitor) healthLoop(hc *Healthcheck) {
+	interval, timeout, retries := hc.Interval, hc.Timeout, hc.Retries
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if retries <= 0 {
+		retries = 3
+	}
+	args := hc.Test
+	switch args[0] {
+	case "CMD":
+		args = args[1:]
+	case "CMD-SHELL":
+		args = append([]string{"/bin/sh", "-c"}, args[1:]...)
+	}
+	if len(args) == 0 {
+		return
+	}
+	m.setHealth(func(h *Health) { h.Status = HealthStarting })
+	filter := ""
+	if len(os.Args) > 3 && os.Args[3] != "-" {
+		filter = os.Args[3]
+	}
+	for {
+		time.Sleep(interval)
+		m.mu.Lock()
+		stop := m.ending || m.done
+		paused := m.paused
+		m.mu.Unlock()
+		if stop {
+			return
+		}
+		if paused {
+			continue
+		}
+		res := m.healthRun(args, filter, timeout)
+		inStart := time.Since(m.started) < hc.StartPeriod
+		m.setHealth(func(h *Health) {
+			h.Log = append(h.Log, res)
+			if len(h.Log) > 5 {
+				h.Log = h.Log[len(h.Log)-5:]
+			}
+			if res.ExitCode == 0 {
+				h.Status, h.FailingStreak = HealthHealthy, 0
+				return
+			}
+			if inStart {
+				return
+			}
+			h.FailingStreak++
+			if h.FailingStreak >= retries {
+				h.Status = HealthUnhealthy
+			}
+		})
+	}
+}
+
+// setHealth changes the health record, writes it to the state and reports
+// a change of status as an event.
+func (m *monitor) setHealth(fn func(*Health)) {
+	m.mu.Lock()
+	if m.health == nil {
+		m.health = &Health{}
+	}
+	before := m.health.Status
+	fn(m.health)
+	h := *m.health
+	h.Log = append([]HealthLog(nil), h.Log...)
+	m.updateStateLocked(func(st *State) { st.Health = &h })
+	ending := m.ending
+	m.mu.Unlock()
+	if h.Status != before && !ending {
+		m.spec.event(EventHealth, map[string]string{"status": h.Status})
+	}
+}
+
+// healthRun runs one check in the container and returns its outcome.
+func (m *monitor) healthRun(args []string, filter string, timeout time.Duration) HealthLog {
+	res := HealthLog{Start: time.Now().UTC()}
+	proc := m.spec.Process
+	proc.Args, proc.Terminal = args, false
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		res.End, res.ExitCode, res.Output = time.Now().UTC(), -1, err.Error()
+		return res
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		res.End, res.ExitCode, res.Output = time.Now().UTC(), -1, err.Error()
+		return res
+	}
+	pid, exited, err := m.startExec(&monitorReq{Op: "exec", Exec: &proc, Filter: filter}, []*os.File{null, w, w})
+	w.Close()
+	if err != nil {
+		r.Close()
+		res.End, res.ExitCode, res.Output = time.Now().UTC(), 1, err.Error()
+		var se *StartError
+		if errors.As(err, &se) {
+			res.ExitCode = se.ExitCode
+		}
+		return res
+	}
+	out := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(r, 4096))
+		io.Copy(io.Discard, r)
+		r.Close()
+		out <- b
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var ws syscall.WaitStatus
+	select {
+	case ws = <-exited:
+		res.ExitCode, _ = exitCodeOf(ws)
+	case <-t.C:
+		unix.Kill(pid, syscall.SIGKILL)
+		<-exited
+		res.ExitCode = -1
+	}
+	select {
+	case b := <-out:
+		res.Output = string(b)
+	case <-time.After(time.Second):
+		// A child of the check still holds the output open.
+	}
+	if res.ExitCode == -1 {
+		res.Output = fmt.Sprintf("health check exceeded its timeout (%v)", timeout)
+	}
+	res.End = time.Now().UTC()
+	return res
+}
