@@ -14,27 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Event is one line of a state root's events log: something that happened
-// to a container, recorded by its monitor or by the program that acted.
-type Event struct {
-	Time       time.Time         `json:"time"`
-	Type       string            `json:"type"` // "created", "started", "died", "oom", "paused", ...
-	ID         string            `json:"id"`
-	Name       string            `json:"name,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
-}
-
-// Event types the runtime records.
-const (
-	EventStarted   = "started"
-	EventDied      = "died"
-	EventOOM       = "oom"
-	EventPaused    = "paused"
-	EventUnpaused  = "unpaused"
-	EventRestarted = "restarting"
-	EventHealth    = "health_status"
-)
-
 const (
 	eventsFile = "events.jsonl"
 	// eventsMax is the size after which the log is rotated to

@@ -209,39 +209,6 @@ func restartWanted(p RestartPolicy, code, count int) bool {
 	return false
 }
 
-// ParseRestartPolicy reads docker's --restart spelling: no, always,
-// unless-stopped, on-failure or on-failure:N.
-func ParseRestartPolicy(s string) (RestartPolicy, error) {
-	name, n, hasN := cutString(s, ":")
-	p := RestartPolicy{Name: name}
-	switch name {
-	case "", "no", "always", "unless-stopped":
-		if hasN {
-			return p, fmt.Errorf("restart policy %q: only on-failure takes a count: %w", s, errdefs.ErrInvalidArgument)
-		}
-	case "on-failure":
-		if hasN {
-			v, err := strconv.Atoi(n)
-			if err != nil || v < 0 {
-				return p, fmt.Errorf("restart policy %q: bad count: %w", s, errdefs.ErrInvalidArgument)
-			}
-			p.MaxRetries = v
-		}
-	default:
-		return p, fmt.Errorf("restart policy %q: want no, always, unless-stopped or on-failure[:N]: %w", s, errdefs.ErrInvalidArgument)
-	}
-	return p, nil
-}
-
-func cutString(s, sep string) (string, string, bool) {
-	for i := 0; i+len(sep) <= len(s); i++ {
-		if s[i:i+len(sep)] == sep {
-			return s[:i], s[i+len(sep):], true
-		}
-	}
-	return s, "", false
-}
-
 // cancelRestart keeps a container that waits for its restart back-off
 // stopped; it reports whether one was waiting.
 func (h *Handle) cancelRestart() bool {

@@ -75,3 +75,27 @@ func (p *ExecProcess) Kill(syscall.Signal) error { return errNotSupported }
 
 // Resize fails with ErrNotSupported.
 func (p *ExecProcess) Resize(rows, cols uint16) error { return errNotSupported }
+
+// Pause is not supported here.
+func (h *Handle) Pause() error { return errNotSupported }
+
+// Resume is not supported here.
+func (h *Handle) Resume() error { return errNotSupported }
+
+// EventsPath returns the events log of the state root root.
+func EventsPath(root string) string { return root + "/events.jsonl" }
+
+// AppendEvent is not supported here.
+func AppendEvent(string, Event) error { return errNotSupported }
+
+// EventReader reads a root's events log.
+type EventReader struct{}
+
+// ReadEvents is not supported here.
+func ReadEvents(string, time.Time) (*EventReader, error) { return nil, errNotSupported }
+
+// Next is not supported here.
+func (r *EventReader) Next(context.Context, bool) (Event, error) { return Event{}, errNotSupported }
+
+// Close does nothing here.
+func (r *EventReader) Close() error { return nil }
