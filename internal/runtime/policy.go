@@ -61,4 +61,3 @@ func cutString(s, sep string) (string, string, bool) {
 	}
 	return s, "", false
 }
-
