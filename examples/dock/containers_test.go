@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dockkit/dock/internal/testutil"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 )
 
@@ -23,7 +22,6 @@ const runImage = "cli/run:1"
 
 func newRunEnv(t *testing.T) *cliEnv {
 	t.Helper()
-	testutil.RequireRoot(t)
 	e := newCLIEnv(t)
 	e.loadImage(runImage, imagetest.WithFile("/bin/noexec", []byte("#!/bin/sh\necho no\n"), 0o644))
 	return e

@@ -241,6 +241,7 @@ func (c *cli) rmiCmd() *cobra.Command {
 
 func (c *cli) loadCmd() *cobra.Command {
 	var input string
+	var noUnpack bool
 	cmd := &cobra.Command{
 		Use:   "load [-i] [DIR|TAR]",
 		Short: "Load images from an OCI layout (directory or tar) or a docker save tar; a tar may come on standard input",
@@ -264,7 +265,11 @@ func (c *cli) loadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := h.Load(cmd.Context(), input)
+			var opts []dock.LoadOption
+			if noUnpack {
+				opts = append(opts, dock.WithoutUnpack())
+			}
+			imgs, err := h.Load(cmd.Context(), input, opts...)
 			if err != nil {
 				return err
 			}
@@ -279,6 +284,7 @@ func (c *cli) loadCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read from this file or directory")
+	cmd.Flags().BoolVar(&noUnpack, "no-unpack", false, "store the images without unpacking their layers")
 	return cmd
 }
 

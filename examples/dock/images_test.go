@@ -417,6 +417,18 @@ func TestLoadLayout(t *testing.T) {
 		})
 	}
 
+	t.Run("no-unpack", func(t *testing.T) {
+		imagetest.RequireBusybox(t)
+		e := newCLIEnv(t)
+		dir := filepath.Join(t.TempDir(), "layout")
+		imagetest.Busybox(t, dir, imagetest.Name("cli/layout:packed"))
+		e.ok("load", "--no-unpack", dir)
+		row := findImage(e.images(), "cli/layout", "packed")
+		if row == nil || row[len(row)-1] != "-" {
+			t.Errorf("images row %q: want UNPACKED - after load --no-unpack", row)
+		}
+	})
+
 	t.Run("untagged", func(t *testing.T) {
 		imagetest.RequireBusybox(t)
 		e := newCLIEnv(t)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock/internal/testutil"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
 )
@@ -48,6 +49,9 @@ type cliEnv struct {
 
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
+	// load and pull unpack layers with their owners, which needs
+	// CAP_CHOWN; every test here loads or pulls.
+	testutil.RequireRoot(t)
 	home := t.TempDir()
 	e := &cliEnv{t: t, root: filepath.Join(t.TempDir(), "root"), dockerCfg: filepath.Join(home, ".docker")}
 	// Leave no container of this root running or mounted, whatever the
