@@ -75,6 +75,10 @@ type State struct {
 	Signal     syscall.Signal // the signal that ended it, if any
 	OOMKilled  bool
 	Error      string // why it failed to start, or how the monitor lost it
+
+	Restarting   bool    // exited; its restart policy starts it again after a back-off
+	RestartCount int     // restarts by the policy since a caller last started it
+	Health       *Health // nil without a health check
 }
 
 // ExitStatus is how a container or process ended. A non-zero exit is a
@@ -229,9 +233,16 @@ func (c *Container) State() State {
 	s := hd.State()
 	st := State{Pid: s.Pid, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, ExitCode: s.ExitCode,
 		Signal: syscall.Signal(s.Signal), OOMKilled: s.OOMKilled, Error: s.Error}
+	st.Restarting, st.RestartCount = s.Restarting, s.RestartCount
+	if s.Health != nil {
+		st.Health = c.Health()
+	}
 	switch s.Status {
 	case runtime.Running:
 		st.Status = StatusRunning
+		if s.Paused {
+			st.Status = StatusPaused
+		}
 	case runtime.Stopped:
 		st.Status = StatusExited
 	default:
@@ -441,6 +452,7 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 		os.Remove(filepath.Join(c.h.namesDir(), c.Name))
 	}
 	c.releaseOwner()
+	c.h.event(EventRemoved, c.ID, c.Name, nil)
 	return nil
 }
 

@@ -48,6 +48,7 @@ type createConfig struct {
 	ns          Namespaces
 	logMax      int64
 	logFiles    int
+	run         runOpts // terminal, restart policy, health check: running.go
 }
 
 // WithName names the container; names are unique on a host.
@@ -526,6 +527,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		}
 	}
 	spec.AutoRemove = c.autoRemove
+	h.applyRun(c, img, &spec)
 
 	if err := writeEtcFiles(dir, spec.Hostname, c.network == "host"); err != nil {
 		return nil, err
@@ -543,6 +545,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		return nil, err
 	}
 	os.Remove(filepath.Join(h.root, "tmp", "create-"+id+".lock"))
+	h.event(EventCreated, id, name, map[string]string{"image": img.Name})
 	return &Container{ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: rec.Created,
 		Labels: c.labels, h: h, rec: &rec}, nil
 }
