@@ -39,7 +39,7 @@ func resourcesTo(res *Resources) *cgroups.Resources {
 // than dropped.
 func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) error {
 	if _, ok := h.cgroups.(defaultCgroups); ok {
-		spec.Cgroup = "dock/" + id
+		spec.Cgroup = h.cgParent + "/" + id
 		spec.Resources = resourcesTo(res)
 		return nil
 	}

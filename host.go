@@ -25,6 +25,7 @@ type Host struct {
 	ns        Namespaces
 	insecure  map[string]bool
 	registry  map[string]*Registry
+	cgParent  string // the cgroup that holds the containers' groups
 	closeOnce sync.Once
 }
 
@@ -39,6 +40,7 @@ type openConfig struct {
 	ns         Namespaces
 	insecure   []string
 	registries []*Registry
+	cgParent   string
 }
 
 // WithRoot sets the state root directory; it is created if absent.
@@ -130,7 +132,7 @@ func WithRegistries(regs ...*Registry) OpenOption {
 // Open opens the state root, creating it if needed, and repairs what a crash
 // left behind in it.
 func Open(ctx context.Context, opts ...OpenOption) (*Host, error) {
-	c := openConfig{root: DefaultRoot}
+	c := openConfig{root: DefaultRoot, cgParent: "dock"}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, err
@@ -158,6 +160,7 @@ func Open(ctx context.Context, opts ...OpenOption) (*Host, error) {
 		ns:       c.ns,
 		insecure: map[string]bool{},
 		registry: map[string]*Registry{},
+		cgParent: c.cgParent,
 	}
 	for _, hp := range c.insecure {
 		h.insecure[hp] = true
