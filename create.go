@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,12 +63,16 @@ func WithName(name string) CreateOption {
 	}
 }
 
+// The patterns compile on first use: every process of the binary, the
+// CLI's each command among them, would pay for them at start otherwise.
 var (
-	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-	hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+	nameRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`) })
+	hostnameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+	})
 )
 
-func validName(s string) bool { return nameRE.MatchString(s) }
+func validName(s string) bool { return nameRE().MatchString(s) }
 
 // WithCmd replaces the image's command (its CMD).
 func WithCmd(args ...string) CreateOption {
@@ -128,7 +133,7 @@ func WithUser(u string) CreateOption {
 // digits of its ID.
 func WithHostname(name string) CreateOption {
 	return func(c *createConfig) error {
-		if !hostnameRE.MatchString(name) || len(name) > 253 {
+		if !hostnameRE().MatchString(name) || len(name) > 253 {
 			return fmt.Errorf("WithHostname(%q): want RFC 1123 labels: %w", name, ErrInvalidArgument)
 		}
 		c.hostname = name
