@@ -308,6 +308,13 @@ func TestPullKilledThenPullAgain(t *testing.T) {
 	if imgs, _ := h.Images(ctx); len(imgs) != 0 {
 		t.Fatalf("a killed pull left %d images visible", len(imgs))
 	}
+	// Opening the root removed the dead pull's unpack snapshots.
+	h.snap.Walk(ctx, func(_ context.Context, i SnapshotInfo) error {
+		if i.Kind != KindCommitted {
+			t.Errorf("snapshot %s (%s) left by the killed pull", i.Name, i.Kind)
+		}
+		return nil
+	})
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	img, err := h.Pull(pctx, ref)

@@ -55,10 +55,11 @@ func run(ctx context.Context, root, busybox string) error {
 	fmt.Printf("image %s  %s  %d layer(s)\n", img.Reference().Familiar(), img.Digest.Encoded()[:12], len(img.Layers))
 
 	// 2. A container with limits, isolated in its own namespaces.
-	script := `echo "hello from $(hostname), pid $$"
-echo "memory.max: $(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+	script := `echo "hello from $(hostname), pid $$, $(id)"
 echo "processes visible: $(ls -d /proc/[0-9]* | wc -l)"
-id`
+echo "network interfaces: $(ls /sys/class/net | tr '\n' ' ')"
+echo "capabilities: $(grep CapEff /proc/self/status)"
+echo "seccomp mode: $(grep '^Seccomp:' /proc/self/status | cut -f2)"`
 	start := time.Now()
 	c, err := host.Create(ctx, img,
 		dock.WithCmd("sh", "-c", script),
