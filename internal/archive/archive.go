@@ -224,8 +224,10 @@ func (nopWriteCloser) Close() error { return nil }
 // set and differs, the error matches errdefs.ErrDigestMismatch; root then
 // holds a partly applied layer that the caller removes.
 //
-// Decompression and hashing run in their own goroutine, ahead of the file
-// writes, so that the two overlap on separate cores.
+// Decompression runs in its own goroutine, ahead of the file writes, so
+// that the two overlap on separate cores. The diffID is hashed on the
+// writing side: decompression is the slower of the two, and hashing there
+// would lengthen the critical path.
 func ApplyLayer(ctx context.Context, root string, compressed io.Reader, mediaType string, wantDiffID digest.Digest, opts ApplyOptions) (digest.Digest, error) {
 	algo := digest.Canonical
 	if wantDiffID != "" {
@@ -240,8 +242,9 @@ func ApplyLayer(ctx context.Context, root string, compressed io.Reader, mediaTyp
 	}
 	defer dec.Close()
 	h := algo.Hash()
-	ra := newReadAhead(dec, h)
+	ra := newReadAhead(dec)
 	defer ra.Close()
+	ra.h = h
 	if _, err := Apply(ctx, root, ra, opts); err != nil {
 		return "", err
 	}
@@ -268,8 +271,9 @@ type readAhead struct {
 	done  chan struct{}
 	gone  chan struct{} // closed when fill returns
 	once  sync.Once
-	cur   []byte // unread part of buf
-	buf   []byte // chunk being consumed, returned to free when empty
+	cur   []byte    // unread part of buf
+	buf   []byte    // chunk being consumed, returned to free when empty
+	h     hash.Hash // when set, gets every byte Read hands out
 	err   error
 	ended bool
 }
@@ -284,7 +288,7 @@ const (
 	readAheadChunks = 4
 )
 
-func newReadAhead(src io.Reader, h hash.Hash) *readAhead {
+func newReadAhead(src io.Reader) *readAhead {
 	ra := &readAhead{
 		full: make(chan chunk, readAheadChunks),
 		free: make(chan []byte, readAheadChunks),
@@ -294,11 +298,11 @@ func newReadAhead(src io.Reader, h hash.Hash) *readAhead {
 	for range readAheadChunks {
 		ra.free <- make([]byte, readAheadChunk)
 	}
-	go ra.fill(src, h)
+	go ra.fill(src)
 	return ra
 }
 
-func (ra *readAhead) fill(src io.Reader, h hash.Hash) {
+func (ra *readAhead) fill(src io.Reader) {
 	defer close(ra.gone)
 	for {
 		var b []byte
@@ -310,9 +314,6 @@ func (ra *readAhead) fill(src io.Reader, h hash.Hash) {
 		n, err := io.ReadFull(src, b)
 		if err == io.ErrUnexpectedEOF {
 			err = io.EOF
-		}
-		if h != nil && n > 0 {
-			h.Write(b[:n])
 		}
 		select {
 		case ra.full <- chunk{b[:n], err}:
@@ -341,6 +342,9 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 		}
 	}
 	n := copy(p, ra.cur)
+	if ra.h != nil {
+		ra.h.Write(ra.cur[:n])
+	}
 	ra.cur = ra.cur[n:]
 	return n, nil
 }
