@@ -85,7 +85,10 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	src := &pullSource{repo: r, progress: progress, cached: map[digest.Digest][]byte{}}
+	src := &pullSource{repo: r, progress: progress, cached: map[digest.Digest][]byte{}, verify: true}
+	if vt, ok := dst.(VerifyingTarget); ok && vt.VerifiesContent() {
+		src.verify = false // sizes are still checked as bytes stream
+	}
 
 	want := HostPlatform()
 	if opts.Platform != nil {
@@ -195,11 +198,13 @@ func refSuffix(ref string) string {
 	return ":" + ref
 }
 
-// pullSource reads from the registry, verifying and reporting each stream,
-// and serves manifests already read from memory.
+// pullSource reads from the registry, verifying (unless the destination
+// does) and reporting each stream, and serves manifests already read from
+// memory.
 type pullSource struct {
 	repo     *remote.Repository
 	progress progressFunc
+	verify   bool
 	mu       sync.Mutex
 	cached   map[digest.Digest][]byte
 }
@@ -215,7 +220,7 @@ func (s *pullSource) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.Rea
 	if err != nil {
 		return nil, err
 	}
-	return newStreamReader(ctx, rc, desc, true, Downloading, s.progress), nil
+	return newStreamReader(ctx, rc, desc, s.verify, Downloading, s.progress), nil
 }
 
 func (s *pullSource) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {

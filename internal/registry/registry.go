@@ -51,6 +51,14 @@ type Target interface {
 	Resolve(ctx context.Context, reference string) (ocispec.Descriptor, error)
 }
 
+// VerifyingTarget is a Target whose Push itself refuses content of another
+// size or digest than the descriptor's, storing nothing then. Pull leaves
+// the digest check to such a target instead of hashing every blob twice.
+type VerifyingTarget interface {
+	Target
+	VerifiesContent() bool
+}
+
 // Config says how to reach one registry host and who to be there.
 type Config struct {
 	// Host is the registry as written in references: "docker.io",

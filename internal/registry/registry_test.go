@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/store"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
@@ -321,16 +322,24 @@ func TestPullCorruptBlob(t *testing.T) {
 			s.CorruptBlob(t, tt.blob.Digest)
 			t.Cleanup(func() { s.CorruptBlob(t, tt.blob.Digest) }) // flips back
 			for _, concurrency := range []int{1, 4} {
-				dst, err := oci.New(t.TempDir())
+				// An OCI layout, which Pull verifies for, and dock's
+				// store, which verifies itself.
+				layout, err := oci.New(t.TempDir())
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, err = Pull(ctx, cfg, "corrupt/img", "1", dst, PullOptions{Concurrency: concurrency})
-				if !errors.Is(err, errdefs.ErrDigestMismatch) || !strings.Contains(err.Error(), tt.blob.Digest.String()) {
-					t.Fatalf("error %v, want ErrDigestMismatch naming %s", err, tt.blob.Digest)
+				st, err := store.Open(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
 				}
-				t.Logf("error: %v", err)
-				requireAbsent(t, dst, tt.blob, im.manifest)
+				for _, dst := range []Target{layout, st} {
+					_, err = Pull(ctx, cfg, "corrupt/img", "1", dst, PullOptions{Concurrency: concurrency})
+					if !errors.Is(err, errdefs.ErrDigestMismatch) || !strings.Contains(err.Error(), tt.blob.Digest.String()) {
+						t.Fatalf("%T: error %v, want ErrDigestMismatch naming %s", dst, err, tt.blob.Digest)
+					}
+					t.Logf("%T: error: %v", dst, err)
+					requireAbsent(t, dst, tt.blob, im.manifest)
+				}
 			}
 		})
 	}

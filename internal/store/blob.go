@@ -144,6 +144,11 @@ func (s *Store) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) 
 	return nil
 }
 
+// VerifiesContent reports that Push checks size and digest itself, so that
+// a caller streaming from a registry need not hash the content a second
+// time.
+func (s *Store) VerifiesContent() bool { return true }
+
 func (s *Store) push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
