@@ -28,6 +28,7 @@ type monitorReq struct {
 	Filter string   `json:"filter,omitempty"` // for "exec": the compiled seccomp filter's file
 	Pid    int      `json:"pid,omitempty"`    // for "kill-exec"
 	Manual bool     `json:"manual,omitempty"` // for "kill": a stop by a caller, which the restart policy respects
+	Stdin  bool     `json:"stdin,omitempty"`  // for "attach": what the client sends goes to the container's stdin
 }
 
 // monitorResp answers a request; for "wait" it comes when the container has

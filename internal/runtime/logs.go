@@ -42,6 +42,7 @@ type logWriter struct {
 	f        *os.File
 	size     int64
 	buf      []byte
+	subs     subscribers // attached clients, fed the raw output
 }
 
 func openLogWriter(cfg LogConfig, path string) (*logWriter, error) {
@@ -112,6 +113,7 @@ func (w *logWriter) rotate() error {
 }
 
 func (w *logWriter) Close() error {
+	w.subs.close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.f.Close()
@@ -132,6 +134,7 @@ func (w *logWriter) copyStream(stream string, r io.Reader, tee io.Writer) {
 					tee = nil // the caller went away; the log goes on
 				}
 			}
+			w.subs.send(stream, chunk)
 			for len(chunk) > 0 {
 				i := bytes.IndexByte(chunk, '\n')
 				if i < 0 {

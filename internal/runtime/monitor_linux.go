@@ -47,6 +47,7 @@ type monitor struct {
 	cmd      *exec.Cmd
 	pid      int
 	master   *os.File // the terminal's master side, when Terminal
+	stdinW   *os.File // the container's input, for attached clients
 	copies   sync.WaitGroup
 	exited   chan syscall.WaitStatus
 	ln       *net.UnixListener
@@ -278,6 +279,9 @@ func (m *monitor) start() error {
 			return fmt.Errorf("terminal: %w", err)
 		}
 		m.master = master
+		if spec.Process.OpenStdin {
+			m.stdinW = master
+		}
 		childEnds = append(childEnds, slave)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
@@ -291,7 +295,21 @@ func (m *monitor) start() error {
 			}()
 		}
 	} else {
-		if callerIn != nil {
+		if spec.Process.OpenStdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			cmd.Stdin, m.stdinW = r, w
+			childEnds = append(childEnds, r)
+			if callerIn != nil {
+				go func() {
+					io.Copy(w, callerIn)
+					callerIn.Close()
+					m.closeStdin()
+				}()
+			}
+		} else if callerIn != nil {
 			cmd.Stdin = callerIn
 			childEnds = append(childEnds, callerIn)
 		}
@@ -583,6 +601,9 @@ func (m *monitor) serve(c *net.UnixConn) {
 			}
 			m.mu.Unlock()
 			m.afterKill(syscall.Signal(req.Signal))
+		case "attach":
+			m.serveAttach(c, &req)
+			return
 		case "exec":
 			if m.serveExec(c, &req, fds) {
 				return

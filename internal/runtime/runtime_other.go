@@ -99,3 +99,15 @@ func (r *EventReader) Next(context.Context, bool) (Event, error) { return Event{
 
 // Close does nothing here.
 func (r *EventReader) Close() error { return nil }
+
+// Attachment is a client attached to a container.
+type Attachment struct{}
+
+// Attach is not supported here.
+func (h *Handle) Attach(context.Context, *Stdio) (*Attachment, error) { return nil, errNotSupported }
+
+// Wait is not supported here.
+func (a *Attachment) Wait(context.Context) error { return errNotSupported }
+
+// Close does nothing here.
+func (a *Attachment) Close() error { return nil }

@@ -147,7 +147,10 @@ type Process struct {
 	Cwd      string // inside the container; created when missing; "/" when empty
 	User     User
 	Terminal bool
-	Rlimits  []Rlimit
+	// OpenStdin gives the container a stdin pipe held by its monitor, fed
+	// by the caller of Start (whose EOF closes it) and by attached clients.
+	OpenStdin bool `json:",omitempty"`
+	Rlimits   []Rlimit
 	// Caps are the capability names ("CAP_CHOWN") the process keeps in its
 	// bounding, permitted, effective and inheritable sets; already merged
 	// from the defaults and the caller's add and drop lists.
