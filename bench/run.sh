@@ -27,15 +27,17 @@ on_exit "rm -rf '$WORK'"
 RUNLOG=$WORK/run.log
 DOCK=${DOCK:-}
 if [ -z "$DOCK" ]; then
-	log "building dock"
-	(cd "$BENCH_DIR/.." && go build -o "$WORK/dock" ./examples/dock)
+	log "building dock (CGO_ENABLED=0: a static binary, as the project builds it)"
+	(cd "$BENCH_DIR/.." && CGO_ENABLED=0 go build -o "$WORK/dock" ./examples/dock)
 	DOCK=$WORK/dock
 fi
 
 # The busybox tree, as a bundle rootfs and as a dock image.
 mkdir -p "$WORK/bundle/rootfs/bin" "$WORK/bundle/rootfs/etc"
 cp "$(command -v busybox)" "$WORK/bundle/rootfs/bin/busybox"
-for a in $(busybox --list); do ln -sf busybox "$WORK/bundle/rootfs/bin/$a"; done
+for a in $(busybox --list); do
+	[ "$a" = busybox ] || ln -sf busybox "$WORK/bundle/rootfs/bin/$a" # the list names busybox itself
+done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/bundle/rootfs/etc/passwd"
 echo 'root:x:0:' >"$WORK/bundle/rootfs/etc/group"
 tar -C "$WORK/bundle/rootfs" -cf "$WORK/busybox.tar" .
