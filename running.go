@@ -104,6 +104,7 @@ func (h *Host) imageHealthcheck(img *Image) *Healthcheck {
 // applyRun puts the run options into the spec Create builds.
 func (h *Host) applyRun(c *createConfig, img *Image, spec *runtime.Spec) {
 	spec.Restart = c.run.restart
+	spec.Process.OpenStdin = c.stdin
 	hc := c.run.health
 	if !c.run.healthIsSet {
 		hc = h.imageHealthcheck(img)
