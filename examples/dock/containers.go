@@ -603,7 +603,7 @@ func (c *cli) eachContainer(fn func(context.Context, *dock.Container) error) fun
 func statusText(st dock.State) string {
 	switch st.Status {
 	case dock.StatusRunning:
-		return "Up " + strings.TrimSuffix(ago(st.StartedAt), " ago")
+		return "Up " + humanDuration(time.Since(st.StartedAt))
 	case dock.StatusPaused:
 		return "Up (Paused)"
 	case dock.StatusExited:

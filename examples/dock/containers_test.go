@@ -255,6 +255,25 @@ func TestContainerLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("restart follow stop twice", func(t *testing.T) {
+		e.ok("run", "--name", "again", runImage, "echo", "once")
+		e.ok("start", "again")
+		waitStatus(t, e, "again", "Exited (0)")
+		// logs -f of an exited container prints all and ends.
+		if r := e.ok("logs", "-f", "again"); r.stdout != "once\nonce\n" {
+			t.Errorf("logs after a restart:\n%s", r)
+		}
+		e.ok("rm", "again")
+
+		e.ok("run", "-d", "--name", "follow", runImage, "sh", "-c", "echo a; sleep 1; echo b")
+		if r := e.ok("logs", "-f", "follow"); r.stdout != "a\nb\n" {
+			t.Errorf("logs -f until the exit:\n%s", r)
+		}
+		e.ok("stop", "follow") // already exited: nothing to do
+		checkFailure(t, e.dock("kill", "follow"), 1, "not running")
+		e.ok("rm", "follow")
+	})
+
 	t.Run("missing containers", func(t *testing.T) {
 		for _, cmd := range []string{"start", "stop", "kill", "rm"} {
 			r := e.dock(cmd, "nosuch")

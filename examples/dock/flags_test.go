@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/dockkit/dock"
 	"github.com/spf13/cobra"
@@ -143,5 +144,31 @@ func TestRunFlagParsing(t *testing.T) {
 				t.Fatalf("parse %q: flags %+v, args %q", tc.args, f, cmd.Flags().Args())
 			}
 		})
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "Less than a second"},
+		{time.Second, "1 second"},
+		{45 * time.Second, "45 seconds"},
+		{90 * time.Second, "About a minute"},
+		{5 * time.Minute, "5 minutes"},
+		{61 * time.Minute, "About an hour"},
+		{5 * time.Hour, "5 hours"},
+		{3 * 24 * time.Hour, "3 days"},
+		{20 * 24 * time.Hour, "2 weeks"},
+		{100 * 24 * time.Hour, "3 months"},
+		{3 * 365 * 24 * time.Hour, "3 years"},
+	} {
+		if got := humanDuration(tc.d); got != tc.want {
+			t.Errorf("humanDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+	if got := ago(time.Time{}); got != "N/A" {
+		t.Errorf("ago(zero) = %q", got)
 	}
 }

@@ -1,5 +1,17 @@
 // Command dock is a docker-like command line built only on dock's public
 // API: pull, push, build and run images without a daemon.
+//
+// Global flags (before or after the subcommand): --root DIR (default
+// $DOCK_ROOT, else /var/lib/dock), --insecure-registry HOST:PORT (plain
+// HTTP), --certs-dir DIR (default $DOCK_CERTS_DIR, else
+// /etc/docker/certs.d: HOST:PORT/*.crt are the CAs trusted for that
+// registry), --debug. Credentials stored by `dock login` or `docker login`
+// are read from $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
+//
+// Exit status: 0, or the container's status for run (126 not executable,
+// 127 not found, 128+N killed by signal N), 1 when a command on several
+// containers failed for one, 125 when dock itself failed; errors are one
+// line on stderr starting with "dock: ".
 package main
 
 import (
