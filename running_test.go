@@ -523,6 +523,9 @@ func TestHealthcheck(t *testing.T) {
 // TestLogsLargeOutput has a container write 50 MiB on each stream at once;
 // the log holds both complete and in order.
 func TestLogsLargeOutput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100 MiB of logs")
+	}
 	h := newHost(t)
 	img := busyboxImage(t, h)
 	const lines = 50 << 20 / 16
