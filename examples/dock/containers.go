@@ -100,6 +100,23 @@ func parseBytes(s string) (int64, error) {
 	return n, nil
 }
 
+// passEnv completes -e flags: KEY alone passes dock's own value of KEY, or
+// nothing when it has none, as docker does.
+func passEnv(flags []string) []string {
+	var env []string
+	for _, e := range flags {
+		if !strings.Contains(e, "=") {
+			v, ok := os.LookupEnv(e)
+			if !ok {
+				continue
+			}
+			e += "=" + v
+		}
+		env = append(env, e)
+	}
+	return env
+}
+
 // checkUser checks the spelling of -u: a name or uid, then optionally ":"
 // and a group name or gid. The image's /etc/passwd and /etc/group resolve
 // the names when the container is created.
@@ -120,19 +137,7 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		opts = append(opts, dock.WithName(f.name))
 	}
 	if len(f.env) > 0 {
-		var env []string
-		for _, e := range f.env {
-			if !strings.Contains(e, "=") {
-				// -e KEY passes the caller's value, as docker does.
-				v, ok := os.LookupEnv(e)
-				if !ok {
-					continue
-				}
-				e += "=" + v
-			}
-			env = append(env, e)
-		}
-		opts = append(opts, dock.WithEnv(env...))
+		opts = append(opts, dock.WithEnv(passEnv(f.env)...))
 	}
 	if f.workdir != "" {
 		opts = append(opts, dock.WithWorkdir(f.workdir))
@@ -225,10 +230,11 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		opts = append(opts, dock.WithStdin())
 	}
 	if f.tty {
-		if f.interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+		// As docker: a terminal fed from a pipe makes no sense.
+		if f.interactive && !f.detach && !term.IsTerminal(int(os.Stdin.Fd())) {
 			return nil, fmt.Errorf("-t: the input device is not a TTY: %w", dock.ErrInvalidArgument)
 		}
-		return nil, fmt.Errorf("-t: containers cannot have a pseudo-terminal yet: %w", dock.ErrNotSupported)
+		opts = append(opts, dock.WithTTY())
 	}
 	if len(f.labels) > 0 {
 		l := map[string]string{}
@@ -307,9 +313,20 @@ func (c *cli) containerCmds() []*cobra.Command {
 			// it runs; starting is not interrupted.
 			var proxy *signalProxy
 			if !rf.detach {
-				proxy = newSignalProxy(ctr)
-				defer proxy.stop()
+				// With a terminal, ^C and friends travel as input.
+				if !rf.tty {
+					proxy = newSignalProxy(ctr.Kill)
+					defer proxy.stop()
+				}
 				ctx = context.WithoutCancel(ctx)
+			}
+			var restore func()
+			if !rf.detach && rf.tty && rf.interactive {
+				if restore, err = rawTerminal(); err != nil {
+					removeQuietly(ctx, ctr)
+					return err
+				}
+				defer restore()
 			}
 			if err := ctr.Start(ctx, sopts...); err != nil {
 				if rf.rm {
@@ -321,8 +338,17 @@ func (c *cli) containerCmds() []*cobra.Command {
 				fmt.Println(ctr.ID)
 				return nil
 			}
-			proxy.forward()
+			if proxy != nil {
+				proxy.forward()
+			}
+			if rf.tty {
+				stopResize := followWindowSize(ctr.Resize)
+				defer stopResize()
+			}
 			st, err := ctr.Wait(ctx)
+			if restore != nil {
+				restore()
+			}
 			if err != nil {
 				return err
 			}
@@ -515,7 +541,102 @@ func (c *cli) containerCmds() []*cobra.Command {
 	logs.Flags().StringVarP(&tail, "tail", "n", "all", "only the last N lines")
 	logs.Flags().StringVar(&since, "since", "", "only output since a time or a duration ago")
 
-	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs}
+	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs, c.execCmd()}
+}
+
+func (c *cli) execCmd() *cobra.Command {
+	var interactive, tty, detach bool
+	var user, workdir string
+	var env []string
+	cmd := &cobra.Command{
+		Use:   "exec [OPTIONS] NAME CMD...",
+		Short: "Run a command in a running container",
+		Args:  minArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if tty && interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+				return fmt.Errorf("-t: the input device is not a TTY: %w", dock.ErrInvalidArgument)
+			}
+			if user != "" {
+				if err := checkUser(user); err != nil {
+					return err
+				}
+			}
+			h, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			ctr, err := h.Container(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			var opts []dock.ExecOption
+			if !detach {
+				opts = append(opts, dock.WithOutput(os.Stdout, os.Stderr))
+				if interactive {
+					opts = append(opts, dock.WithInput(os.Stdin))
+				}
+			}
+			if tty {
+				opts = append(opts, dock.WithExecTerminal())
+			}
+			if user != "" {
+				opts = append(opts, dock.WithExecUser(user))
+			}
+			if workdir != "" {
+				opts = append(opts, dock.WithExecWorkdir(workdir))
+			}
+			if len(env) > 0 {
+				opts = append(opts, dock.WithExecEnv(passEnv(env)...))
+			}
+			var restore func()
+			if !detach && tty && interactive {
+				if restore, err = rawTerminal(); err != nil {
+					return err
+				}
+				defer restore()
+			}
+			p, err := ctr.Exec(ctx, args[1:], opts...)
+			if err != nil {
+				if restore != nil {
+					restore()
+				}
+				return startFailure(err)
+			}
+			if detach {
+				return nil
+			}
+			ctx = context.WithoutCancel(ctx)
+			if tty {
+				stop := followWindowSize(p.Resize)
+				defer stop()
+			} else {
+				proxy := newSignalProxy(p.Kill)
+				defer proxy.stop()
+				proxy.forward()
+			}
+			st, err := p.Wait(ctx)
+			if restore != nil {
+				restore()
+			}
+			if err != nil {
+				return err
+			}
+			if st.ExitCode != 0 {
+				return exitError{st.ExitCode}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)
+	fl.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open")
+	fl.BoolVarP(&tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fl.BoolVarP(&detach, "detach", "d", false, "run the command in the background")
+	fl.StringVarP(&user, "user", "u", "", "user: name, uid, or uid:gid")
+	fl.StringVarP(&workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringArrayVarP(&env, "env", "e", nil, "set an environment variable KEY=VALUE")
+	return cmd
 }
 
 // signalProxy sends the signals a user sends to dock to a container, as
@@ -528,7 +649,7 @@ type signalProxy struct {
 	stopOnce    sync.Once
 }
 
-func newSignalProxy(ctr *dock.Container) *signalProxy {
+func newSignalProxy(kill func(syscall.Signal) error) *signalProxy {
 	p := &signalProxy{ch: make(chan os.Signal, 16), start: make(chan struct{}), done: make(chan struct{})}
 	signal.Notify(p.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
@@ -540,7 +661,7 @@ func newSignalProxy(ctr *dock.Container) *signalProxy {
 		for {
 			select {
 			case s := <-p.ch:
-				_ = ctr.Kill(s.(syscall.Signal))
+				_ = kill(s.(syscall.Signal))
 			case <-p.done:
 				return
 			}
@@ -558,6 +679,53 @@ func (p *signalProxy) stop() {
 		signal.Stop(p.ch)
 		close(p.done)
 	})
+}
+
+// rawTerminal puts dock's terminal in raw mode, so that every key reaches
+// the container's terminal, and returns how to restore it.
+func rawTerminal() (func(), error) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return func() {}, nil
+	}
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { _ = term.Restore(fd, old) }) }, nil
+}
+
+// followWindowSize gives the container's terminal the size of dock's, now
+// and on every SIGWINCH, until the returned function is called.
+func followWindowSize(resize func(rows, cols uint16) error) func() {
+	fd := int(os.Stdout.Fd())
+	if !term.IsTerminal(fd) {
+		return func() {}
+	}
+	apply := func() {
+		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
+			_ = resize(uint16(h), uint16(w))
+		}
+	}
+	apply()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				apply()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }
 
 // removeQuietly removes a container that failed to start; dock is already

@@ -67,6 +67,8 @@ func TestRun(t *testing.T) {
 		{"stdin", []string{"-i"}, []string{"cat"}, "piped\n", 0, "piped\n", ""},
 		{"no stdin without -i", nil, []string{"cat"}, "piped\n", 0, "", ""},
 		{"-it without a terminal", []string{"-it"}, []string{"echo", "hi"}, "", 125, "", "not a TTY"},
+		// A terminal writes \r\n.
+		{"-t", []string{"-t"}, []string{"sh", "-c", "test -t 0 && test -t 1 && echo tty"}, "", 0, "tty\r\n", ""},
 		{"read-only", []string{"--read-only"}, []string{"touch", "/x"}, "", 1, "", ""},
 		{"read-only with tmpfs", []string{"--read-only", "--tmpfs", "/data"}, []string{"sh", "-c", "touch /data/x && echo ok"}, "", 0, "ok\n", ""},
 		{"bind ro", []string{"-v", host + ":/mnt:ro"}, []string{"sh", "-c", "cat /mnt/greeting; touch /mnt/x"}, "", 1, "", ""},
@@ -272,6 +274,55 @@ func TestContainerLifecycle(t *testing.T) {
 		e.ok("stop", "follow") // already exited: nothing to do
 		checkFailure(t, e.dock("kill", "follow"), 1, "not running")
 		e.ok("rm", "follow")
+	})
+
+	t.Run("exec", func(t *testing.T) {
+		e.ok("run", "-d", "--name", "ex", runImage, "sleep", "1000")
+		waitStatus(t, e, "ex", "Up")
+		for _, tc := range []struct {
+			name   string
+			args   []string
+			stdin  string
+			code   int
+			stdout string
+		}{
+			{"echo", []string{"ex", "echo", "hi"}, "", 0, "hi\n"},
+			{"exit status", []string{"ex", "sh", "-c", "exit 5"}, "", 5, ""},
+			{"not found", []string{"ex", "nonexistent"}, "", 127, ""},
+			{"not executable", []string{"ex", "/bin/noexec"}, "", 126, ""},
+			{"user workdir env", []string{"-u", "1000", "-w", "/tmp", "-e", "A=b", "ex", "sh", "-c", "echo $(id -u) $(pwd) $A"}, "", 0, "1000 /tmp b\n"},
+			{"user name:group", []string{"-u", "user:root", "ex", "id"}, "", 0, "uid=1000(user) gid=0(root)\n"},
+			{"stdin", []string{"-i", "ex", "cat"}, "fed\n", 0, "fed\n"},
+			{"terminal", []string{"-t", "ex", "sh", "-c", "test -t 1 && echo tty"}, "", 0, "tty\r\n"},
+			{"-it without a terminal", []string{"-it", "ex", "true"}, "", 125, ""},
+			{"flags after the name", []string{"ex", "ls", "-d", "/tmp"}, "", 0, "/tmp\n"},
+			{"missing container", []string{"nosuch", "true"}, "", 125, ""},
+			{"missing command", []string{"ex"}, "", 125, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := e.exec(tc.stdin, append([]string{"--root", e.root, "exec"}, tc.args...)...)
+				if r.code != tc.code {
+					t.Fatalf("want exit %d:\n%s", tc.code, r)
+				}
+				if tc.code == 0 && r.stdout != tc.stdout {
+					t.Errorf("stdout %q, want %q", r.stdout, tc.stdout)
+				}
+				if tc.code >= 125 {
+					checkFailure(t, r, tc.code, "")
+				}
+			})
+		}
+		e.ok("exec", "-d", "ex", "sh", "-c", "echo detached > /tmp/d")
+		deadline := time.Now().Add(10 * time.Second)
+		for e.dock("exec", "ex", "cat", "/tmp/d").stdout != "detached\n" {
+			if time.Now().After(deadline) {
+				t.Fatal("exec -d never ran its command")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		e.ok("stop", "-t", "1", "ex")
+		e.fails(125, "", "exec", "ex", "true")
+		e.ok("rm", "ex")
 	})
 
 	t.Run("missing containers", func(t *testing.T) {
