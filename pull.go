@@ -61,6 +61,7 @@ func (h *Host) pull(ctx context.Context, r Reference, c pullConfig) (*Image, err
 			u.arrived(d)
 			return u.failed()
 		}
+		popts.Stream = u.stream
 	}
 	desc, err := registry.Pull(ctx, reg.settings(), r.Path, r.object(), h.store, popts)
 	if err != nil {

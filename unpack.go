@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ const sizeLabel = "dock.size"
 
 // unpacker applies the layers of an image being pulled as soon as each one
 // and those below it are in the store, while later layers still download.
+// The layer it needs next, when its download starts while the unpacker
+// waits for it, is applied from the download stream itself instead, so
+// that decompressing the lowest layer does not wait for its last byte.
 type unpacker struct {
 	h        *Host
 	ctx      context.Context
@@ -29,6 +33,11 @@ type unpacker struct {
 
 	mu      sync.Mutex
 	arrival map[digest.Digest]chan struct{}
+	layers  map[digest.Digest]int // each layer's first index in the manifest
+	next    int                   // the only layer a stream is taken for
+	attach  map[digest.Digest]chan struct{}
+	streams map[digest.Digest]*io.PipeReader // attached, not yet taken
+	ended   bool                             // no more streams are taken
 	started bool
 	done    chan struct{}
 	err     error
@@ -37,7 +46,115 @@ type unpacker struct {
 func (h *Host) newUnpacker(ctx context.Context, progress func(Progress)) *unpacker {
 	ctx, cancel := context.WithCancelCause(ctx)
 	return &unpacker{h: h, ctx: ctx, cancel: cancel, progress: progress,
-		arrival: map[digest.Digest]chan struct{}{}, done: make(chan struct{})}
+		arrival: map[digest.Digest]chan struct{}{}, layers: map[digest.Digest]int{},
+		attach: map[digest.Digest]chan struct{}{}, streams: map[digest.Digest]*io.PipeReader{},
+		done: make(chan struct{})}
+}
+
+// stream is asked as the download of d starts whether the unpacker takes
+// its bytes as they arrive: only for the layer it is about to apply, one
+// stream at a time, so that a download waiting for its reader never waits
+// for another download. The pipe paces that download by the unpack.
+func (u *unpacker) stream(d ocispec.Descriptor) (io.Writer, func(error)) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	i, ok := u.layers[d.Digest]
+	if !ok || i != u.next || u.ended || u.streams[d.Digest] != nil {
+		return nil, nil
+	}
+	if ch, ok := u.arrival[d.Digest]; ok {
+		select {
+		case <-ch:
+			return nil, nil
+		default:
+		}
+	}
+	pr, pw := io.Pipe()
+	u.streams[d.Digest] = pr
+	ch, ok := u.attach[d.Digest]
+	if !ok {
+		ch = make(chan struct{})
+		u.attach[d.Digest] = ch
+	}
+	close(ch)
+	return pw, func(err error) { pw.CloseWithError(err) }
+}
+
+// setNext says which layer the unpacker applies next; a stream already
+// attached for another layer is dropped (drained, so that its download
+// goes on into the store).
+func (u *unpacker) setNext(i int, m ocispec.Manifest) {
+	u.mu.Lock()
+	u.next = i
+	var drop []*io.PipeReader
+	for d, pr := range u.streams {
+		if i >= len(m.Layers) || m.Layers[i].Digest != d {
+			drop = append(drop, pr)
+			delete(u.streams, d)
+		}
+	}
+	u.mu.Unlock()
+	for _, pr := range drop {
+		go func() { io.Copy(io.Discard, pr); pr.Close() }()
+	}
+}
+
+// source waits until layer d is in the store (it returns nil then) or its
+// download stream is attached (it returns the stream, which the caller
+// closes).
+func (u *unpacker) source(d digest.Digest) (*io.PipeReader, error) {
+	arrived := u.chanFor(d)
+	u.mu.Lock()
+	attached, ok := u.attach[d]
+	if !ok {
+		attached = make(chan struct{})
+		u.attach[d] = attached
+	}
+	u.mu.Unlock()
+	take := func() *io.PipeReader {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		pr := u.streams[d]
+		delete(u.streams, d)
+		delete(u.attach, d)
+		return pr
+	}
+	// A blob in the store wins: a stream attached for it then was cut.
+	select {
+	case <-arrived:
+		if pr := take(); pr != nil {
+			pr.Close()
+		}
+		return nil, nil
+	default:
+	}
+	select {
+	case <-arrived:
+		if pr := take(); pr != nil {
+			pr.Close()
+		}
+		return nil, nil
+	case <-attached:
+		return take(), nil
+	case <-u.ctx.Done():
+		return nil, context.Cause(u.ctx)
+	}
+}
+
+// endStreams stops taking streams and fails those attached and not taken,
+// so that no download waits for a reader that will not come.
+func (u *unpacker) endStreams(err error) {
+	if err == nil {
+		err = context.Canceled
+	}
+	u.mu.Lock()
+	u.ended = true
+	streams := u.streams
+	u.streams = map[digest.Digest]*io.PipeReader{}
+	u.mu.Unlock()
+	for _, pr := range streams {
+		pr.CloseWithError(err)
+	}
 }
 
 func (u *unpacker) chanFor(d digest.Digest) chan struct{} {
@@ -71,10 +188,16 @@ func (u *unpacker) start(m ocispec.Manifest) error {
 		return nil
 	}
 	u.started = true
+	for i, l := range m.Layers {
+		if _, ok := u.layers[l.Digest]; !ok {
+			u.layers[l.Digest] = i
+		}
+	}
 	u.mu.Unlock()
 	go func() {
 		defer close(u.done)
 		u.err = u.run(m)
+		u.endStreams(u.err)
 		if u.err != nil {
 			u.cancel(u.err)
 		}
@@ -105,20 +228,47 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 	chains := chainIDs(cfg.RootFS.DiffIDs)
 	for i, l := range m.Layers {
 		if u.h.hasSnapshot(u.ctx, chains[i]) {
+			u.setNext(i+1, m)
 			continue
 		}
-		if err := u.await(l.Digest); err != nil {
+		pr, err := u.source(l.Digest)
+		if err != nil {
 			return err
 		}
 		parent := ""
 		if i > 0 {
 			parent = chains[i-1].String()
 		}
-		if err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, u.progress); err != nil {
+		if pr != nil {
+			err = u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, pr, u.progress)
+			// A failed unpack fails the download it reads; a failed
+			// download leaves the pull to fail, or (a blob another
+			// program stored meanwhile) the store to serve the layer.
+			pr.CloseWithError(unpackStopped(err))
+			if err == nil {
+				u.setNext(i+1, m)
+				continue
+			}
+			if err := u.await(l.Digest); err != nil {
+				return err
+			}
+		}
+		u.setNext(i+1, m)
+		if err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, nil, u.progress); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unpackStopped is what a download stream's writer sees once its reader is
+// gone: err, or after a complete unpack that left bytes unread, a plain
+// stop.
+func unpackStopped(err error) error {
+	if err != nil {
+		return err
+	}
+	return io.ErrClosedPipe
 }
 
 // failed returns the unpack's error once it has failed, else nil.
@@ -171,7 +321,7 @@ func (h *Host) Unpack(ctx context.Context, img *Image) error {
 			parent = img.Layers[i-1].ChainID.String()
 		}
 		desc := ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
-		if err := h.unpackLayer(ctx, desc, l.DiffID, l.ChainID, parent, nil); err != nil {
+		if err := h.unpackLayer(ctx, desc, l.DiffID, l.ChainID, parent, nil, nil); err != nil {
 			return fmt.Errorf("unpack %s: %w", img.Name, err)
 		}
 	}
@@ -183,10 +333,12 @@ func (h *Host) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
 	return err == nil && info.Kind == KindCommitted
 }
 
-// unpackLayer applies the blob l on top of the snapshot parent and commits
-// the result as the snapshot chain. A concurrent unpack of the same chain by
-// another process is not an error: one of them wins.
-func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, chain digest.Digest, parent string, progress func(Progress)) (err error) {
+// unpackLayer applies the blob l, read from src or else from the store, on
+// top of the snapshot parent and commits the result as the snapshot chain.
+// What src yields is trusted only because its uncompressed stream must hash
+// to diffID. A concurrent unpack of the same chain by another process is not
+// an error: one of them wins.
+func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, chain digest.Digest, parent string, src io.Reader, progress func(Progress)) (err error) {
 	report := func(s ProgressState) {
 		if progress != nil {
 			progress(Progress{Digest: l.Digest.String(), MediaType: l.MediaType, State: s, Total: l.Size})
@@ -214,10 +366,13 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
-	rc, err := h.store.Fetch(ctx, l)
-	if err != nil {
-		done()
-		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	var rc io.ReadCloser = io.NopCloser(src)
+	if src == nil {
+		rc, err = h.store.Fetch(ctx, l)
+		if err != nil {
+			done()
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
 	}
 	var size int64
 	parents, closeParents := lowerAttrs(mounts)
@@ -227,6 +382,11 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 		ParentAttrs: parents,
 	})
 	closeParents()
+	if err == nil && src != nil {
+		// The rest of the blob (nothing, for a well-formed one) and how
+		// its download ended.
+		_, err = io.Copy(io.Discard, src)
+	}
 	rc.Close()
 	if err == nil {
 		err = syncDir(dir)

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -88,6 +89,11 @@ type streamReader struct {
 	progress progressFunc
 	checked  bool
 	err      error
+
+	// tee, when set, gets every byte Read returns; teeDone is called once
+	// when the stream ends, with nil only when it ended complete.
+	tee     io.Writer
+	teeDone func(error)
 }
 
 func newStreamReader(ctx context.Context, rc io.ReadCloser, desc ocispec.Descriptor, verify bool, st State, progress progressFunc) *streamReader {
@@ -103,6 +109,38 @@ func newStreamReader(ctx context.Context, rc io.ReadCloser, desc ocispec.Descrip
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
+	n, err := r.read(p)
+	if r.tee == nil {
+		return n, err
+	}
+	if n > 0 {
+		if _, werr := r.tee.Write(p[:n]); werr != nil {
+			r.err = fmt.Errorf("blob %s: %w", r.desc.Digest, werr)
+			r.endTee(r.err)
+			return 0, r.err
+		}
+	}
+	switch {
+	case err == io.EOF:
+		r.endTee(nil)
+	case err != nil:
+		r.endTee(err)
+	}
+	return n, err
+}
+
+// errStreamCut ends a tee whose reader was closed before the end.
+var errStreamCut = errors.New("stream closed before its end")
+
+func (r *streamReader) endTee(err error) {
+	if r.teeDone != nil {
+		r.teeDone(err)
+		r.teeDone = nil
+	}
+	r.tee = nil
+}
+
+func (r *streamReader) read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
@@ -161,7 +199,12 @@ func (r *streamReader) check() error {
 	return nil
 }
 
-func (r *streamReader) Close() error { return r.rc.Close() }
+func (r *streamReader) Close() error {
+	if r.tee != nil {
+		r.endTee(fmt.Errorf("blob %s: %w", r.desc.Digest, errStreamCut))
+	}
+	return r.rc.Close()
+}
 
 // readVerified reads all of desc, at most max bytes, checking it.
 func readVerified(ctx context.Context, rc io.ReadCloser, desc ocispec.Descriptor, max int64) ([]byte, error) {

@@ -53,6 +53,17 @@ type PullOptions struct {
 	// (unpacking them as they arrive) while they download. An error stops
 	// the pull.
 	OnManifest func(ctx context.Context, desc ocispec.Descriptor, m ocispec.Manifest) error
+	// Stream, when set, is asked as each blob starts to download whether
+	// the caller wants its bytes as they arrive rather than from dst once
+	// stored (to unpack a layer while it downloads). A non-nil w receives
+	// every byte in order, and a w that blocks paces the download; done is
+	// then called once, with nil after the last byte of a blob of the
+	// descriptor's size, or with the error that ended the stream. The
+	// bytes w sees are not digest-checked (dst checks them as it stores
+	// them): verify what is made of them by other means. Stream is not
+	// consulted with a Concurrency of 1, where a writer waiting for its
+	// reader would hold the only download.
+	Stream func(desc ocispec.Descriptor) (w io.Writer, done func(error))
 }
 
 // Pull copies the image ref (a tag or a digest) of repo ("library/alpine")
@@ -88,6 +99,13 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 	src := &pullSource{repo: r, progress: progress, cached: map[digest.Digest][]byte{}, verify: true}
 	if vt, ok := dst.(VerifyingTarget); ok && vt.VerifiesContent() {
 		src.verify = false // sizes are still checked as bytes stream
+	}
+	concurrency := opts.Concurrency
+	if concurrency <= 0 {
+		concurrency = defaultConcurrency
+	}
+	if concurrency > 1 {
+		src.stream = opts.Stream
 	}
 
 	want := HostPlatform()
@@ -140,10 +158,6 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 			return opts.OnBlob(ctx, d)
 		}
 		return nil
-	}
-	concurrency := opts.Concurrency
-	if concurrency <= 0 {
-		concurrency = defaultConcurrency
 	}
 	err = oras.CopyGraph(ctx, src, &pullDest{Target: dst, root: desc, children: children}, desc, oras.CopyGraphOptions{
 		Concurrency: concurrency,
@@ -205,6 +219,7 @@ type pullSource struct {
 	repo     *remote.Repository
 	progress progressFunc
 	verify   bool
+	stream   func(ocispec.Descriptor) (io.Writer, func(error))
 	mu       sync.Mutex
 	cached   map[digest.Digest][]byte
 }
@@ -220,7 +235,11 @@ func (s *pullSource) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.Rea
 	if err != nil {
 		return nil, err
 	}
-	return newStreamReader(ctx, rc, desc, s.verify, Downloading, s.progress), nil
+	sr := newStreamReader(ctx, rc, desc, s.verify, Downloading, s.progress)
+	if s.stream != nil {
+		sr.tee, sr.teeDone = s.stream(desc)
+	}
+	return sr, nil
 }
 
 func (s *pullSource) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
