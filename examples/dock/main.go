@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string) int {
 		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(), c.importCmd(),
 	)
 	root.AddCommand(c.containerCmds()...)
+	root.AddCommand(c.runningCmds()...)
 	root.SetArgs(args)
 	root.SetContext(ctx)
 	err := root.Execute()

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/dockkit/dock"
+)
+
+// runningCmds are the commands on running containers: attach, pause,
+// unpause, stats, events, restart.
+func (c *cli) runningCmds() []*cobra.Command {
+	each := func(use, short string, fn func(context.Context, *dock.Container) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " NAME...", Short: short, Args: minArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx := cmd.Context()
+				h, err := c.open(ctx)
+				if err != nil {
+					return err
+				}
+				var first error
+				for _, a := range args {
+					ctr, err := h.Container(ctx, a)
+					if err == nil {
+						err = fn(ctx, ctr)
+					}
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "dock:", err)
+						if first == nil {
+							first = err
+						}
+						continue
+					}
+					fmt.Println(a)
+				}
+				return quiet(first)
+			},
+		}
+	}
+	pause := each("pause", "Freeze every process of containers", func(ctx context.Context, ctr *dock.Container) error { return ctr.Pause(ctx) })
+	unpause := each("unpause", "Thaw paused containers", func(ctx context.Context, ctr *dock.Container) error { return ctr.Resume(ctx) })
+	var restartSecs int
+	restart := each("restart", "Stop and start containers again", func(ctx context.Context, ctr *dock.Container) error {
+		timeout := time.Duration(-1)
+		if restartSecs >= 0 {
+			timeout = time.Duration(restartSecs) * time.Second
+		}
+		return ctr.Restart(ctx, timeout)
+	})
+	restart.Flags().IntVarP(&restartSecs, "time", "t", -1, "seconds to wait before killing")
+	return []*cobra.Command{c.attachCmd(), pause, unpause, restart, c.statsCmd(), c.eventsCmd()}
+}
+
+func quiet(err error) error {
+	if err == nil {
+		return nil
+	}
+	return exitError{1}
+}
+
+func (c *cli) attachCmd() *cobra.Command {
+	var noStdin bool
+	cmd := &cobra.Command{
+		Use: "attach NAME", Short: "Attach to a running container's output and input (detach with Ctrl-P Ctrl-Q)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			h, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			ctr, err := h.Container(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			detached := make(chan struct{})
+			opts := []dock.AttachOption{dock.WithOutput(os.Stdout, os.Stderr)}
+			var restore func()
+			if !noStdin {
+				if term.IsTerminal(int(os.Stdin.Fd())) {
+					if restore, err = makeRaw(); err != nil {
+						return err
+					}
+					defer restore()
+				}
+				opts = append(opts, dock.WithInput(NewDetachReader(os.Stdin, func() { close(detached) })))
+			}
+			a, err := ctr.Attach(ctx, opts...)
+			if err != nil {
+				return err
+			}
+			stopResize := trackWindowSize(ctr.Resize)
+			defer stopResize()
+			done := make(chan error, 1)
+			go func() { done <- a.Wait(ctx) }()
+			select {
+			case <-detached:
+				a.Close()
+				if restore != nil {
+					restore()
+				}
+				fmt.Fprintln(os.Stderr, "\r\nread escape sequence")
+				return nil
+			case err := <-done:
+				if restore != nil {
+					restore()
+				}
+				if err != nil {
+					return err
+				}
+			}
+			// The container stopped: exit with its status, as docker does.
+			st, err := ctr.Wait(context.WithoutCancel(ctx))
+			if err != nil {
+				return err
+			}
+			if st.ExitCode != 0 {
+				return exitError{st.ExitCode}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach stdin")
+	return cmd
+}
+
+// detachReader passes input through until the user types Ctrl-P Ctrl-Q,
+// docker's detach keys; then it calls onDetach and reports EOF. A Ctrl-P
+// not followed by Ctrl-Q is passed on.
+type detachReader struct {
+	r        io.Reader
+	onDetach func()
+	once     sync.Once
+	held     bool // a Ctrl-P is held back
+	out      []byte
+	done     bool
+}
+
+// NewDetachReader wraps r for Ctrl-P Ctrl-Q detaching.
+func NewDetachReader(r io.Reader, onDetach func()) io.Reader {
+	return &detachReader{r: r, onDetach: onDetach}
+}
+
+func (d *detachReader) Read(p []byte) (int, error) {
+	for len(d.out) == 0 {
+		if d.done {
+			return 0, io.EOF
+		}
+		buf := make([]byte, len(p))
+		n, err := d.r.Read(buf)
+		for _, b := range buf[:n] {
+			switch {
+			case d.held && b == 0x11: // Ctrl-Q after Ctrl-P
+				d.held, d.done = false, true
+				d.once.Do(d.onDetach)
+			case d.done:
+			case b == 0x10: // Ctrl-P
+				if d.held {
+					d.out = append(d.out, 0x10)
+				}
+				d.held = true
+			default:
+				if d.held {
+					d.out = append(d.out, 0x10)
+					d.held = false
+				}
+				d.out = append(d.out, b)
+			}
+		}
+		if err != nil && len(d.out) == 0 {
+			return 0, err
+		}
+		if d.done && len(d.out) == 0 {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, d.out)
+	d.out = d.out[n:]
+	return n, nil
+}
+
+func (c *cli) statsCmd() *cobra.Command {
+	var noStream bool
+	cmd := &cobra.Command{
+		Use: "stats [NAME...]", Short: "Show containers' CPU, memory, pids, IO and network use",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			h, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			var ctrs []*dock.Container
+			if len(args) == 0 {
+				if ctrs, err = h.Containers(ctx, true); err != nil {
+					return err
+				}
+			}
+			for _, a := range args {
+				ctr, err := h.Container(ctx, a)
+				if err != nil {
+					return err
+				}
+				ctrs = append(ctrs, ctr)
+			}
+			prev := map[string]dock.Stats{}
+			for {
+				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS")
+				for _, ctr := range ctrs {
+					s, err := ctr.Stats(ctx)
+					if err != nil {
+						continue
+					}
+					cpu := 0.0
+					if p, ok := prev[ctr.ID]; ok && s.Time.After(p.Time) {
+						cpu = float64(s.CPUUsageNanos-p.CPUUsageNanos) / float64(s.Time.Sub(p.Time).Nanoseconds()) * 100
+					} else if !noStream {
+						// First sample: measure over a short interval.
+						time.Sleep(100 * time.Millisecond)
+						if s2, err := ctr.Stats(ctx); err == nil {
+							cpu = float64(s2.CPUUsageNanos-s.CPUUsageNanos) / float64(s2.Time.Sub(s.Time).Nanoseconds()) * 100
+							s = s2
+						}
+					}
+					prev[ctr.ID] = s
+					limit, memPct := "unlimited", ""
+					if s.MemoryMax > 0 {
+						limit = humanBytes(int64(s.MemoryMax))
+						memPct = fmt.Sprintf("%.2f%%", float64(s.MemoryUsage)/float64(s.MemoryMax)*100)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%.2f%%\t%s / %s\t%s\t%s / %s\t%s / %s\t%d\n", ctr.ID[:12], ctr.Name, cpu,
+						humanBytes(int64(s.MemoryUsage)), limit, memPct,
+						humanBytes(int64(s.NetRxBytes)), humanBytes(int64(s.NetTxBytes)),
+						humanBytes(int64(s.IOReadBytes)), humanBytes(int64(s.IOWriteBytes)), s.Pids)
+				}
+				w.Flush()
+				if noStream {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&noStream, "no-stream", false, "print one sample and exit")
+	return cmd
+}
+
+func humanBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	f := float64(n)
+	i := 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return fmt.Sprintf("%.2f%s", f, units[i])
+}
+
+func (c *cli) eventsCmd() *cobra.Command {
+	var since, until string
+	var filters []string
+	cmd := &cobra.Command{
+		Use: "events", Short: "Print container events as they happen",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			h, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			var opts []dock.EventsOption
+			for _, s := range []struct {
+				v  string
+				fn func(time.Time) dock.EventsOption
+			}{{since, dock.EventsSince}, {until, dock.EventsUntil}} {
+				if s.v == "" {
+					continue
+				}
+				t, err := parseWhen(s.v)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, s.fn(t))
+			}
+			for _, f := range filters {
+				k, v, _ := strings.Cut(f, "=")
+				switch k {
+				case "container":
+					opts = append(opts, dock.EventsFor(v))
+				case "event", "type":
+					opts = append(opts, dock.EventsOfType(v))
+				default:
+					return fmt.Errorf("--filter %q: want container=NAME or event=TYPE: %w", f, dock.ErrInvalidArgument)
+				}
+			}
+			evs, err := h.Events(ctx, opts...)
+			if err != nil {
+				return err
+			}
+			out := bufio.NewWriter(os.Stdout)
+			for ev := range evs {
+				fmt.Fprintf(out, "%s container %s %s (name=%s", ev.Time.Local().Format(time.RFC3339Nano), ev.Type, ev.ContainerID, ev.ContainerName)
+				for _, k := range sortedKeys(ev.Attributes) {
+					fmt.Fprintf(out, ", %s=%s", k, ev.Attributes[k])
+				}
+				fmt.Fprintln(out, ")")
+				out.Flush()
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "show events since a time (RFC 3339) or a duration ago (10m)")
+	cmd.Flags().StringVar(&until, "until", "", "stop at a time or a duration ago")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "container=NAME or event=TYPE")
+	return cmd
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or a duration: %w", s, dock.ErrInvalidArgument)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// makeRaw puts dock's terminal in raw mode, so that every key reaches the
+// container, and returns how to restore it.
+func makeRaw() (func(), error) {
+	fd := int(os.Stdin.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { _ = term.Restore(fd, old) }) }, nil
+}
+
+// trackWindowSize gives the container's terminal the size of dock's, now
+// and on every SIGWINCH, until the returned function is called.
+func trackWindowSize(resize func(rows, cols uint16) error) func() {
+	fd := int(os.Stdout.Fd())
+	if !term.IsTerminal(fd) {
+		return func() {}
+	}
+	apply := func() {
+		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
+			_ = resize(uint16(h), uint16(w))
+		}
+	}
+	apply()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				apply()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
