@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string) int {
 
 	root.AddCommand(
 		c.pullCmd(), c.pushCmd(), c.imagesCmd(), c.inspectCmd(), c.tagCmd(), c.rmiCmd(),
-		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(), c.importCmd(),
+		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(), c.importCmd(), c.layerCmd(),
 	)
 	root.AddCommand(c.containerCmds()...)
 	root.AddCommand(c.runningCmds()...)
