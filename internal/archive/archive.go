@@ -155,6 +155,12 @@ const maxZstdWindow = 128 << 20
 // plain tar). Closing the result releases the decoder, not r. It decodes in
 // the caller's goroutine; ApplyLayer runs it ahead in its own.
 func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
+	rc, _, err := decompress(r, mediaType)
+	return rc, err
+}
+
+// decompress is Decompress that also says which compression it found.
+func decompress(r io.Reader, mediaType string) (io.ReadCloser, string, error) {
 	kind := compressionOf(mediaType)
 	br := bufio.NewReaderSize(r, 64<<10)
 	if kind == "?" {
@@ -165,7 +171,7 @@ func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
 		case len(magic) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd:
 			kind = mtZstd
 		case err != nil && err != io.EOF:
-			return nil, fmt.Errorf("layer: %w", err)
+			return nil, "", fmt.Errorf("layer: %w", err)
 		default:
 			kind = ""
 		}
@@ -174,17 +180,17 @@ func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
 	case mtGzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("layer: gzip: %w", err)
+			return nil, "", fmt.Errorf("layer: gzip: %w", err)
 		}
-		return zr, nil
+		return zr, kind, nil
 	case mtZstd:
 		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, fmt.Errorf("layer: zstd: %w", err)
+			return nil, "", fmt.Errorf("layer: zstd: %w", err)
 		}
-		return zstdReadCloser{zr}, nil
+		return zstdReadCloser{zr}, kind, nil
 	}
-	return io.NopCloser(br), nil
+	return io.NopCloser(br), "", nil
 }
 
 type zstdReadCloser struct{ *zstd.Decoder }
@@ -226,8 +232,8 @@ func (nopWriteCloser) Close() error { return nil }
 //
 // Decompression runs in its own goroutine, ahead of the file writes, so
 // that the two overlap on separate cores. The diffID is hashed on the
-// writing side: decompression is the slower of the two, and hashing there
-// would lengthen the critical path.
+// writing side when the layer is compressed (decompressing is then the
+// slower side), on the reading side when it is not.
 func ApplyLayer(ctx context.Context, root string, compressed io.Reader, mediaType string, wantDiffID digest.Digest, opts ApplyOptions) (digest.Digest, error) {
 	algo := digest.Canonical
 	if wantDiffID != "" {
@@ -236,15 +242,20 @@ func ApplyLayer(ctx context.Context, root string, compressed io.Reader, mediaTyp
 		}
 		algo = wantDiffID.Algorithm()
 	}
-	dec, err := Decompress(compressed, mediaType)
+	dec, kind, err := decompress(compressed, mediaType)
 	if err != nil {
 		return "", err
 	}
 	defer dec.Close()
 	h := algo.Hash()
-	ra := newReadAhead(dec)
+	var ra *readAhead
+	if kind == "" {
+		ra = newReadAhead(io.TeeReader(dec, h))
+	} else {
+		ra = newReadAhead(dec)
+		ra.h = h
+	}
 	defer ra.Close()
-	ra.h = h
 	if _, err := Apply(ctx, root, ra, opts); err != nil {
 		return "", err
 	}
