@@ -631,6 +631,8 @@ type ContainerConfig struct {
 	Resources      Resources
 	AutoRemove     bool
 	StopTimeout    time.Duration
+	TTY            bool // the command runs on a pseudo-terminal (WithTTY)
+	OpenStdin      bool // the container has a stdin to attach to (WithStdin)
 }
 
 // Config returns the container's configuration.
@@ -641,6 +643,7 @@ func (c *Container) Config() ContainerConfig {
 		UID: s.Process.User.UID, GID: s.Process.User.GID, Hostname: s.Hostname,
 		Capabilities: slices.Clone(s.Process.Caps), Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
 		Namespaces: slices.Clone(s.Namespaces.New), AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
+		TTY: s.Process.Terminal, OpenStdin: s.Process.OpenStdin,
 	}
 	if c.rec.Resources != nil {
 		cfg.Resources = *c.rec.Resources
