@@ -1,0 +1,116 @@
+package main
+
+import (
+	"archive/tar"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockkit/dock/internal/testutil/imagetest"
+)
+
+func TestPauseRestart(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "-d", "--name", "busy", runImage, "sh", "-c", "echo started; while :; do sleep 0.1; done")
+	waitStatus(t, e, "busy", "Up")
+
+	if r := e.ok("pause", "busy"); r.stdout != "busy\n" {
+		t.Errorf("pause prints %q", r.stdout)
+	}
+	waitStatus(t, e, "busy", "Up (Paused)")
+	e.fails(125, "paused", "exec", "busy", "true")
+	if r := e.ok("unpause", "busy"); r.stdout != "busy\n" {
+		t.Errorf("unpause prints %q", r.stdout)
+	}
+	if r := e.ok("exec", "busy", "echo", "thawed"); r.stdout != "thawed\n" {
+		t.Errorf("exec after unpause:\n%s", r)
+	}
+
+	if r := e.ok("restart", "-t", "1", "busy"); r.stdout != "busy\n" {
+		t.Errorf("restart prints %q", r.stdout)
+	}
+	waitStatus(t, e, "busy", "Up")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.ok("logs", "busy")
+		if strings.Count(r.stdout, "started\n") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs after restart:\n%s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	r := e.ok("stats", "--no-stream", "busy")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "CONTAINER ID") || !strings.Contains(lines[1], "busy") {
+		t.Errorf("stats --no-stream:\n%s", r)
+	}
+
+	for _, cmd := range []string{"pause", "unpause", "restart"} {
+		checkFailure(t, e.dock(cmd, "nosuch"), 1, "nosuch")
+	}
+	e.ok("rm", "-f", "busy")
+}
+
+// rootfsTar writes a tar of a tiny root filesystem: busybox and /hello.
+func rootfsTar(t *testing.T) string {
+	t.Helper()
+	bb, err := os.ReadFile(imagetest.BusyboxPath)
+	if err != nil {
+		t.Skipf("needs %s: %v", imagetest.BusyboxPath, err)
+	}
+	path := filepath.Join(t.TempDir(), "rootfs.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, h := range []struct {
+		hdr  tar.Header
+		body []byte
+	}{
+		{tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
+		{tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb},
+		{tar.Header{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil},
+		{tar.Header{Name: "hello", Typeflag: tar.TypeReg, Mode: 0o644, Size: 9}, []byte("imported\n")},
+	} {
+		if err := tw.WriteHeader(&h.hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(h.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestImport(t *testing.T) {
+	e := newCLIEnv(t)
+	file := rootfsTar(t)
+	e.ok("import", file, "cli/imported:1")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.exec(string(b), "--root", e.root, "import", "-", "cli/imported:2"); r.code != 0 {
+		t.Fatalf("import from stdin:\n%s", r)
+	}
+	rows := e.images()
+	a, c := findImage(rows, "cli/imported", "1"), findImage(rows, "cli/imported", "2")
+	if a == nil || c == nil {
+		t.Fatalf("images after import: %q", rows)
+	}
+	r := e.dock("run", "--rm", "cli/imported:1", "/bin/busybox", "cat", "/hello")
+	if r.code != 0 || r.stdout != "imported\n" {
+		t.Errorf("run of an imported image:\n%s", r)
+	}
+	e.fails(125, "", "import", filepath.Join(t.TempDir(), "missing.tar"), "cli/imported:3")
+}
