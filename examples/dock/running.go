@@ -89,7 +89,8 @@ func (c *cli) attachCmd() *cobra.Command {
 			opts := []dock.AttachOption{dock.WithOutput(os.Stdout, os.Stderr)}
 			var restore func()
 			if !noStdin {
-				if term.IsTerminal(int(os.Stdin.Fd())) {
+				// Raw mode only for a container's terminal, as docker.
+				if ctr.Config().TTY && term.IsTerminal(int(os.Stdin.Fd())) {
 					if restore, err = makeRaw(); err != nil {
 						return err
 					}
