@@ -114,3 +114,35 @@ func TestImport(t *testing.T) {
 	}
 	e.fails(125, "", "import", filepath.Join(t.TempDir(), "missing.tar"), "cli/imported:3")
 }
+
+func TestAttachEvents(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "-d", "--name", "late", runImage, "sh", "-c", "sleep 1; echo late; exit 3")
+	r := e.dock("attach", "--no-stdin", "late")
+	if r.code != 3 || r.stdout != "late\n" {
+		t.Errorf("attach until the exit: want exit 3 and the output after attaching:\n%s", r)
+	}
+	checkFailure(t, e.dock("attach", "nosuch"), 125, "nosuch")
+
+	r = e.ok("events", "--since", "10m", "--until", "0s")
+	id := strings.TrimSpace(e.ok("ps", "-aq").stdout)
+	var kinds []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 || f[1] != "container" {
+			t.Fatalf("events line %q: want TIME container TYPE ID (...)", l)
+		}
+		if strings.HasPrefix(f[3], id) {
+			kinds = append(kinds, f[2])
+		}
+	}
+	if len(kinds) < 3 {
+		t.Errorf("events of the container: %q, want its creation, start and exit", kinds)
+	}
+	r = e.ok("events", "--since", "10m", "--until", "0s", "--filter", "container=nosuch")
+	if strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("events filtered on a missing container:\n%s", r)
+	}
+	e.fails(125, "--filter", "events", "--filter", "bogus=1")
+	e.ok("rm", "late")
+}
