@@ -606,3 +606,35 @@ func TestAttachFromAnotherProgram(t *testing.T) {
 		t.Errorf("attach ended with %v", err)
 	}
 }
+
+func TestContainerTerminal(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, time.Minute)
+	c, err := h.Create(ctx, img, WithTTY(), WithStdin(),
+		WithCmd("sh", "-c", "test -t 0 && test -t 1 && test -t 2 && echo tty; read x; stty size; read x; stty size"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Remove(context.Background(), true) })
+	pr, pw := io.Pipe()
+	var out syncBuffer
+	if err := c.Start(ctx, WithInput(pr), WithOutput(&out, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Config().TTY {
+		t.Error("Config().TTY false")
+	}
+	for _, sz := range [][2]uint16{{24, 80}, {40, 132}} {
+		if err := c.Resize(sz[0], sz[1]); err != nil {
+			t.Fatal(err)
+		}
+		pw.Write([]byte("go\n"))
+		want := fmt.Sprintf("%d %d", sz[0], sz[1])
+		waitFor(t, func() bool { return strings.Contains(out.String(), want) }, want+" in "+out.String())
+	}
+	if st := wait(t, c); st.ExitCode != 0 || !strings.Contains(out.String(), "tty") {
+		t.Errorf("exit %+v, output %q", st, out.String())
+	}
+	pw.Close()
+}
