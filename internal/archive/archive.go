@@ -242,20 +242,26 @@ func ApplyLayer(ctx context.Context, root string, compressed io.Reader, mediaTyp
 		}
 		algo = wantDiffID.Algorithm()
 	}
-	dec, kind, err := decompress(compressed, mediaType)
-	if err != nil {
-		return "", err
-	}
-	defer dec.Close()
 	h := algo.Hash()
 	var ra *readAhead
-	if kind == "" {
-		ra = newReadAhead(io.TeeReader(dec, h))
-	} else {
-		ra = newReadAhead(dec)
+	if pf, ok := compressed.(*Prefetcher); ok {
+		// Decompressing already; its owner closes it.
+		ra = pf.ra
 		ra.h = h
+	} else {
+		dec, kind, err := decompress(compressed, mediaType)
+		if err != nil {
+			return "", err
+		}
+		defer dec.Close()
+		if kind == "" {
+			ra = newReadAhead(io.TeeReader(dec, h), readAheadChunks)
+		} else {
+			ra = newReadAhead(dec, readAheadChunks)
+			ra.h = h
+		}
+		defer ra.Close()
 	}
-	defer ra.Close()
 	if _, err := Apply(ctx, root, ra, opts); err != nil {
 		return "", err
 	}
@@ -274,11 +280,48 @@ func ApplyLayer(ctx context.Context, root string, compressed io.Reader, mediaTyp
 	return got, nil
 }
 
+// Prefetcher decompresses a layer in its own goroutine, up to a bound
+// ahead of its reader, so that a layer can be decompressed while the one
+// below it is still being written. ApplyLayer given a Prefetcher reads from
+// it directly.
+type Prefetcher struct {
+	ra  *readAhead
+	dec io.ReadCloser
+}
+
+// Prefetch starts decompressing r as Decompress would, keeping at most limit
+// bytes (rounded up to the chunk size) decompressed ahead of the reader.
+// Close the Prefetcher, then r.
+func Prefetch(r io.Reader, mediaType string, limit int) (*Prefetcher, error) {
+	dec, _, err := decompress(r, mediaType)
+	if err != nil {
+		return nil, err
+	}
+	n := (limit + readAheadChunk - 1) / readAheadChunk
+	return &Prefetcher{ra: newReadAhead(dec, max(n, readAheadChunks)), dec: dec}, nil
+}
+
+// Read returns the decompressed stream.
+func (p *Prefetcher) Read(b []byte) (int, error) { return p.ra.Read(b) }
+
+// Decompressed is closed once the whole stream has been decompressed (or
+// decompressing failed), though not all of it may have been read.
+func (p *Prefetcher) Decompressed() <-chan struct{} { return p.ra.gone }
+
+// Close stops decompressing and releases the decoder; it does not close
+// the source.
+func (p *Prefetcher) Close() error {
+	p.ra.Close()
+	return p.dec.Close()
+}
+
 // readAhead runs a reader in its own goroutine and hands its output over in
 // large chunks, so that decompression overlaps with whatever consumes it.
+// Chunks are allocated as needed, up to a bound.
 type readAhead struct {
 	full  chan chunk
 	free  chan []byte
+	spare int // chunks fill may still allocate
 	done  chan struct{}
 	gone  chan struct{} // closed when fill returns
 	once  sync.Once
@@ -299,15 +342,13 @@ const (
 	readAheadChunks = 4
 )
 
-func newReadAhead(src io.Reader) *readAhead {
+func newReadAhead(src io.Reader, chunks int) *readAhead {
 	ra := &readAhead{
-		full: make(chan chunk, readAheadChunks),
-		free: make(chan []byte, readAheadChunks),
-		done: make(chan struct{}),
-		gone: make(chan struct{}),
-	}
-	for range readAheadChunks {
-		ra.free <- make([]byte, readAheadChunk)
+		full:  make(chan chunk, chunks),
+		free:  make(chan []byte, chunks),
+		done:  make(chan struct{}),
+		gone:  make(chan struct{}),
+		spare: chunks,
 	}
 	go ra.fill(src)
 	return ra
@@ -319,8 +360,17 @@ func (ra *readAhead) fill(src io.Reader) {
 		var b []byte
 		select {
 		case b = <-ra.free:
-		case <-ra.done:
-			return
+		default:
+			if ra.spare > 0 {
+				ra.spare--
+				b = make([]byte, readAheadChunk)
+				break
+			}
+			select {
+			case b = <-ra.free:
+			case <-ra.done:
+				return
+			}
 		}
 		n, err := io.ReadFull(src, b)
 		if err == io.ErrUnexpectedEOF {

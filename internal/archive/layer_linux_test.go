@@ -66,45 +66,65 @@ func TestApplyLayer(t *testing.T) {
 		{"zstd window bomb", zstdWindow(t, raw, 1<<29), ociZstd, "", errZstdWindow},
 		{"refused entry stops the pipeline", compress(t, hostile, ociZstd), ociZstd, "", errdefs.ErrInvalidArgument},
 	}
+	// Directly, and decompressed ahead by a Prefetcher (small bound, so
+	// that it waits for the reader).
+	apply := func(prefetch bool, root string, blob []byte, mediaType string, diffID digest.Digest) (digest.Digest, error) {
+		opts := ApplyOptions{NoSameOwner: os.Geteuid() != 0}
+		if !prefetch {
+			return ApplyLayer(context.Background(), root, bytes.NewReader(blob), mediaType, diffID, opts)
+		}
+		pf, err := Prefetch(bytes.NewReader(blob), mediaType, 1)
+		if err != nil {
+			return "", err
+		}
+		defer pf.Close()
+		return ApplyLayer(context.Background(), root, pf, "", diffID, opts)
+	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			got, err := ApplyLayer(context.Background(), root, bytes.NewReader(tc.blob), tc.mediaType, tc.diffID, ApplyOptions{NoSameOwner: os.Geteuid() != 0})
-			if tc.name == "media type says gzip, bytes are plain" {
-				if err == nil {
-					t.Fatal("plain bytes accepted as gzip")
+		for _, prefetch := range []bool{false, true} {
+			name := tc.name
+			if prefetch {
+				name += " prefetched"
+			}
+			t.Run(name, func(t *testing.T) {
+				root := t.TempDir()
+				got, err := apply(prefetch, root, tc.blob, tc.mediaType, tc.diffID)
+				if tc.name == "media type says gzip, bytes are plain" {
+					if err == nil {
+						t.Fatal("plain bytes accepted as gzip")
+					}
+					return
 				}
-				return
-			}
-			if tc.wantErr == errZstdWindow {
-				if err == nil || !strings.Contains(err.Error(), "window") {
-					t.Fatalf("ApplyLayer: %v, want a window size error", err)
+				if tc.wantErr == errZstdWindow {
+					if err == nil || !strings.Contains(err.Error(), "window") {
+						t.Fatalf("ApplyLayer: %v, want a window size error", err)
+					}
+					if testing.Verbose() {
+						t.Log(err)
+					}
+					return
 				}
-				if testing.Verbose() {
-					t.Log(err)
+				if tc.wantErr != nil {
+					if !errors.Is(err, tc.wantErr) {
+						t.Fatalf("ApplyLayer: %v, want %v", err, tc.wantErr)
+					}
+					if tc.wantErr == errdefs.ErrDigestMismatch && (!strings.Contains(err.Error(), string(want)) || !strings.Contains(err.Error(), string(tc.diffID))) {
+						t.Errorf("mismatch error %q names not both digests", err)
+					}
+					return
 				}
-				return
-			}
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("ApplyLayer: %v, want %v", err, tc.wantErr)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if tc.wantErr == errdefs.ErrDigestMismatch && (!strings.Contains(err.Error(), string(want)) || !strings.Contains(err.Error(), string(tc.diffID))) {
-					t.Errorf("mismatch error %q names not both digests", err)
+				if got != want {
+					t.Fatalf("diffID %s, want %s", got, want)
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
-				t.Fatalf("diffID %s, want %s", got, want)
-			}
-			b, err := os.ReadFile(filepath.Join(root, "d/big"))
-			if err != nil || string(b) != big {
-				t.Fatalf("d/big: %d bytes, %v", len(b), err)
-			}
-		})
+				b, err := os.ReadFile(filepath.Join(root, "d/big"))
+				if err != nil || string(b) != big {
+					t.Fatalf("d/big: %d bytes, %v", len(b), err)
+				}
+			})
+		}
 	}
 }
 
