@@ -201,6 +201,9 @@ func TestContainerLifecycle(t *testing.T) {
 			t.Errorf("inspect c1: %+v", c)
 		}
 
+		if r := e.ok("inspect", "-f", "{{.State.Status}} {{.Name}} {{.Config.Resources.MemoryMax}}", "c1"); r.stdout != "created c1 67108864\n" {
+			t.Errorf("inspect -f of a container: %q", r.stdout)
+		}
 		if r := e.ok("start", "c1"); r.stdout != "c1\n" {
 			t.Errorf("start prints %q", r.stdout)
 		}

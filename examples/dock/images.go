@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/dockkit/dock"
@@ -141,11 +143,20 @@ func (c *cli) imagesCmd() *cobra.Command {
 }
 
 func (c *cli) inspectCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NAME|REF...",
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [-f TEMPLATE] NAME|REF...",
 		Short: "Print what dock knows of containers or images, as JSON",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var tmpl *template.Template
+			if format != "" {
+				var err error
+				tmpl, err = template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
+				if err != nil {
+					return fmt.Errorf("--format: %v: %w", err, dock.ErrInvalidArgument)
+				}
+			}
 			h, err := c.open(cmd.Context())
 			if err != nil {
 				return err
@@ -158,11 +169,46 @@ func (c *cli) inspectCmd() *cobra.Command {
 				}
 				out = append(out, v)
 			}
+			if tmpl != nil {
+				return printTemplate(tmpl, out)
+			}
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "    ")
 			return enc.Encode(out)
 		},
 	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "print each object through a Go template, as docker inspect -f")
+	return cmd
+}
+
+// printTemplate prints each object through tmpl, one a line. The template
+// sees the object as its JSON reads (maps, lists), as docker's does.
+func printTemplate(tmpl *template.Template, objs []any) error {
+	var b strings.Builder
+	for _, o := range objs {
+		raw, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // numbers print as JSON writes them
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		if err := tmpl.Execute(&b, v); err != nil {
+			return fmt.Errorf("--format: %v: %w", err, dock.ErrInvalidArgument)
+		}
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(os.Stdout, b.String())
+	return err
+}
+
+// toJSON is the template function json, as docker's.
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
 }
 
 // imageJSON is what inspect prints of an image, named as docker names it.

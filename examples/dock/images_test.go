@@ -292,6 +292,18 @@ func TestSaveLoad(t *testing.T) {
 		})
 	}
 
+	t.Run("inspect format", func(t *testing.T) {
+		r := e.ok("inspect", "-f", "{{.ID}}", ref)
+		if r.stdout != img.ConfigDesc.Digest.String()+"\n" {
+			t.Errorf("inspect -f {{.ID}}: %q", r.stdout)
+		}
+		r = e.ok("image", "inspect", "--format", "{{index .RepoTags 0}} {{json .Config.Cmd}}", ref, ref)
+		if want := ref + " [\"sh\"]\n"; r.stdout != want+want {
+			t.Errorf("inspect --format of two: %q, want %q twice", r.stdout, want)
+		}
+		e.fails(125, "--format", "inspect", "-f", "{{.ID", ref)
+	})
+
 	t.Run("to stdout", func(t *testing.T) {
 		r := e.ok("save", ref)
 		file := filepath.Join(t.TempDir(), "stdout.tar")
