@@ -428,8 +428,9 @@ func TestCPUQuota(t *testing.T) {
 	u1, t1 := cpuUsage(t, g), time.Now()
 	share := float64(u1-u0) / float64(t1.Sub(t0))
 	t.Logf("CPU share under a 0.2 CPU quota: %.3f", share)
-	if share < 0.12 || share > 0.30 {
-		t.Fatalf("CPU share %.3f, want about 0.2", share)
+	// The quota caps the share; a busy machine may give less, never more.
+	if share > 0.30 || share < 0.02 {
+		t.Fatalf("CPU share %.3f, want about 0.2 and at most 0.3", share)
 	}
 	s, err := g.Stats()
 	if err != nil {
