@@ -200,20 +200,29 @@ func flockCtx(ctx context.Context, f *os.File, how int) error {
 // wait false it fails with errLocked at once when another holds it. Lock
 // files are never unlinked by their holder; reconcile sweeps them.
 func lockPath(ctx context.Context, path string, wait bool) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if wait {
-		err = flockCtx(ctx, f, unix.LOCK_EX)
-	} else if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
-		err = errLocked
-	}
-	if err != nil {
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if wait {
+			err = flockCtx(ctx, f, unix.LOCK_EX)
+		} else if err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+			err = errLocked
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		// Reconcile may have swept the file between our open and our
+		// lock: a lock on an unlinked file guards nothing, so take the
+		// one now at path.
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+			return func() { f.Close() }, nil
+		}
 		f.Close()
-		return nil, err
 	}
-	return func() { f.Close() }, nil
 }
 
 // lockRoot takes the root's lease lock: shared by whatever may add content
