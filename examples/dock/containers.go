@@ -342,7 +342,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 				proxy.forward()
 			}
 			if rf.tty {
-				stopResize := followWindowSize(ctr.Resize)
+				stopResize := trackWindowSize(ctr.Resize)
 				defer stopResize()
 			}
 			st, err := ctr.Wait(ctx)
@@ -608,7 +608,7 @@ func (c *cli) execCmd() *cobra.Command {
 			}
 			ctx = context.WithoutCancel(ctx)
 			if tty {
-				stop := followWindowSize(p.Resize)
+				stop := trackWindowSize(p.Resize)
 				defer stop()
 			} else {
 				proxy := newSignalProxy(p.Kill)
@@ -681,51 +681,14 @@ func (p *signalProxy) stop() {
 	})
 }
 
-// rawTerminal puts dock's terminal in raw mode, so that every key reaches
-// the container's terminal, and returns how to restore it.
+// rawTerminal puts dock's terminal in raw mode when stdin is one, so
+// that every key reaches the container's terminal, and returns how to
+// restore it.
 func rawTerminal() (func(), error) {
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
 		return func() {}, nil
 	}
-	old, err := term.MakeRaw(fd)
-	if err != nil {
-		return nil, fmt.Errorf("terminal: %w", err)
-	}
-	var once sync.Once
-	return func() { once.Do(func() { _ = term.Restore(fd, old) }) }, nil
-}
-
-// followWindowSize gives the container's terminal the size of dock's, now
-// and on every SIGWINCH, until the returned function is called.
-func followWindowSize(resize func(rows, cols uint16) error) func() {
-	fd := int(os.Stdout.Fd())
-	if !term.IsTerminal(fd) {
-		return func() {}
-	}
-	apply := func() {
-		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
-			_ = resize(uint16(h), uint16(w))
-		}
-	}
-	apply()
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGWINCH)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ch:
-				apply()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
+	return makeRaw()
 }
 
 // removeQuietly removes a container that failed to start; dock is already
