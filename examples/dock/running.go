@@ -96,7 +96,7 @@ func (c *cli) attachCmd() *cobra.Command {
 					}
 					defer restore()
 				}
-				opts = append(opts, dock.WithInput(NewDetachReader(os.Stdin, func() { close(detached) })))
+				opts = append(opts, dock.WithInput(newDetachReader(os.Stdin, func() { close(detached) })))
 			}
 			a, err := ctr.Attach(ctx, opts...)
 			if err != nil {
@@ -149,8 +149,8 @@ type detachReader struct {
 	done     bool
 }
 
-// NewDetachReader wraps r for Ctrl-P Ctrl-Q detaching.
-func NewDetachReader(r io.Reader, onDetach func()) io.Reader {
+// newDetachReader wraps r for Ctrl-P Ctrl-Q detaching.
+func newDetachReader(r io.Reader, onDetach func()) io.Reader {
 	return &detachReader{r: r, onDetach: onDetach}
 }
 
