@@ -262,7 +262,11 @@ func (c *cli) image(ctx context.Context, h *dock.Host, ref, platform string) (*d
 	if platform != "" {
 		opts = append(opts, dock.WithPlatform(platform))
 	}
-	return h.Pull(ctx, ref, opts...)
+	pr := newProgressPrinter(os.Stderr)
+	opts = append(opts, dock.WithProgress(pr.update))
+	img, err = h.Pull(ctx, ref, opts...)
+	pr.finish()
+	return img, err
 }
 
 func (c *cli) create(cmd *cobra.Command, f *runFlags, args []string) (*dock.Host, *dock.Container, error) {

@@ -160,6 +160,24 @@ func TestPushPullImages(t *testing.T) {
 		}
 	})
 
+	t.Run("run pulls", func(t *testing.T) {
+		e := newCLIEnv(t)
+		r := e.dock("run", "--rm", ref, "echo", "hi")
+		if r.code != 0 || r.stdout != "hi\n" {
+			t.Fatalf("run of an image only in the registry:\n%s", r)
+		}
+		if !strings.HasPrefix(r.stderr, "Unable to find image '"+ref+"' locally\n") {
+			t.Errorf("run does not say it pulls:\n%s", r)
+		}
+		want := strings.TrimPrefix(blobs[0], "sha256:")[:12] + ": unpacked"
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("run's pull shows no progress (%q):\n%s", want, r)
+		}
+		if findImage(e.images(), repo, "1") == nil {
+			t.Errorf("run's pull did not store %s", ref)
+		}
+	})
+
 	t.Run("pull by digest", func(t *testing.T) {
 		e := newCLIEnv(t)
 		r := e.ok("pull", "-q", repo+"@"+manifest)
