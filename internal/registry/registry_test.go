@@ -1,11 +1,15 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/dockkit/dock/internal/store"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/memory"
@@ -510,5 +515,68 @@ func TestPullCompletesPartialImage(t *testing.T) {
 	}
 	if n := rec.streamed(im.layers[1].Digest, Downloading); n != im.layers[1].Size {
 		t.Fatalf("missing layer streamed %d of %d bytes", n, im.layers[1].Size)
+	}
+}
+
+func TestPullStream(t *testing.T) {
+	s := registrytest.Start(t)
+	cfg := serverConfig(t, s)
+	ctx := context.Background()
+	src := memory.New()
+	layers := [][]byte{randomBytes(70, 3<<20), randomBytes(71, 5000)}
+	im := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, layers...)
+	pushImage(t, cfg, src, im.manifest, "stream/img", "1")
+
+	for _, concurrency := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", concurrency), func(t *testing.T) {
+			st, err := store.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			got := map[digest.Digest]*bytes.Buffer{}
+			ended := map[digest.Digest]error{}
+			stream := func(d ocispec.Descriptor) (io.Writer, func(error)) {
+				if d.Digest != im.layers[0].Digest {
+					return nil, nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				b := &bytes.Buffer{}
+				got[d.Digest] = b
+				return b, func(err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if _, ok := ended[d.Digest]; ok {
+						t.Errorf("done of %s called twice", d.Digest)
+					}
+					ended[d.Digest] = err
+				}
+			}
+			if _, err := Pull(ctx, cfg, "stream/img", "1", st, PullOptions{Concurrency: concurrency, Stream: stream}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			d := im.layers[0].Digest
+			if concurrency == 1 {
+				if len(got) != 0 {
+					t.Fatalf("Stream consulted with concurrency 1")
+				}
+				return
+			}
+			if got[d] == nil {
+				t.Fatalf("no stream of %s", d)
+			}
+			if err, ok := ended[d]; !ok || err != nil {
+				t.Fatalf("stream of %s ended with %v (called %v)", d, err, ok)
+			}
+			if digest.FromBytes(got[d].Bytes()) != d {
+				t.Fatalf("stream of %s: %d bytes of other content", d, got[d].Len())
+			}
+			if ok, err := st.Exists(ctx, im.layers[0]); err != nil || !ok {
+				t.Fatalf("%s not stored: %v", d, err)
+			}
+		})
 	}
 }
