@@ -91,6 +91,7 @@ func (u *unpacker) setNext(i int, m ocispec.Manifest) {
 		if i >= len(m.Layers) || m.Layers[i].Digest != d {
 			drop = append(drop, pr)
 			delete(u.streams, d)
+			delete(u.attach, d)
 		}
 	}
 	u.mu.Unlock()
@@ -102,7 +103,7 @@ func (u *unpacker) setNext(i int, m ocispec.Manifest) {
 // source waits until layer d is in the store (it returns nil then) or its
 // download stream is attached (it returns the stream, which the caller
 // closes).
-func (u *unpacker) source(d digest.Digest) (*io.PipeReader, error) {
+func (u *unpacker) source(ctx context.Context, d digest.Digest) (*io.PipeReader, error) {
 	arrived := u.chanFor(d)
 	u.mu.Lock()
 	attached, ok := u.attach[d]
@@ -135,9 +136,18 @@ func (u *unpacker) source(d digest.Digest) (*io.PipeReader, error) {
 		}
 		return nil, nil
 	case <-attached:
-		return take(), nil
-	case <-u.ctx.Done():
-		return nil, context.Cause(u.ctx)
+		if pr := take(); pr != nil {
+			return pr, nil
+		}
+		// Dropped meanwhile: its download goes on into the store.
+		select {
+		case <-arrived:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 }
 
@@ -226,39 +236,125 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 		return fmt.Errorf("config has %d diff IDs for %d layers: %w", len(cfg.RootFS.DiffIDs), len(m.Layers), ErrInvalidArgument)
 	}
 	chains := chainIDs(cfg.RootFS.DiffIDs)
-	for i, l := range m.Layers {
-		if u.h.hasSnapshot(u.ctx, chains[i]) {
-			u.setNext(i+1, m)
-			continue
+	// One goroutine decompresses the layers in order, the next one as soon
+	// as the one before is decompressed, while this one writes them: the
+	// decompressor does not wait for a layer's last files, sync and commit.
+	ctx, cancel := context.WithCancel(u.ctx)
+	srcs := make(chan *layerSource)
+	go u.decompressLayers(ctx, m, chains, srcs)
+	defer func() {
+		cancel()
+		for ls := range srcs {
+			ls.close(context.Canceled)
 		}
-		pr, err := u.source(l.Digest)
-		if err != nil {
-			return err
+	}()
+	for ls := range srcs {
+		if ls.err != nil {
+			return ls.err
 		}
+		i, l := ls.i, m.Layers[ls.i]
 		parent := ""
 		if i > 0 {
 			parent = chains[i-1].String()
 		}
-		if pr != nil {
-			err = u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, pr, u.progress)
-			// A failed unpack fails the download it reads; a failed
-			// download leaves the pull to fail, or (a blob another
-			// program stored meanwhile) the store to serve the layer.
-			pr.CloseWithError(unpackStopped(err))
-			if err == nil {
-				u.setNext(i+1, m)
-				continue
-			}
-			if err := u.await(l.Digest); err != nil {
-				return err
-			}
+		err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, ls.pf, u.progress)
+		// A failed unpack fails the download it reads.
+		ls.close(err)
+		if err == nil {
+			continue
 		}
-		u.setNext(i+1, m)
+		if ls.pr == nil {
+			return err
+		}
+		// A failed download leaves the pull to fail, or (a blob another
+		// program stored meanwhile) the store to serve the layer.
+		if err := u.await(l.Digest); err != nil {
+			return err
+		}
 		if err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, nil, u.progress); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// prefetchBytes bounds how far a layer is decompressed ahead of its writes.
+const prefetchBytes = 48 << 20
+
+// layerSource is a layer being decompressed, from its download stream (pr)
+// or from the store (f).
+type layerSource struct {
+	i   int
+	pf  *archive.Prefetcher
+	pr  *io.PipeReader
+	f   io.Closer
+	err error
+}
+
+func (ls *layerSource) close(err error) {
+	if ls.pf != nil {
+		ls.pf.Close()
+	}
+	if ls.pr != nil {
+		ls.pr.CloseWithError(unpackStopped(err))
+	}
+	if ls.f != nil {
+		ls.f.Close()
+	}
+}
+
+// decompressLayers sends to srcs, in order, each layer of m not unpacked
+// yet, decompressing it; the next starts once the one before is
+// decompressed, so that one core is left for the writes. An error ends
+// the list.
+func (u *unpacker) decompressLayers(ctx context.Context, m ocispec.Manifest, chains []digest.Digest, srcs chan<- *layerSource) {
+	defer close(srcs)
+	send := func(ls *layerSource) bool {
+		select {
+		case srcs <- ls:
+			return true
+		case <-ctx.Done():
+			ls.close(context.Cause(ctx))
+			return false
+		}
+	}
+	for i, l := range m.Layers {
+		if u.h.hasSnapshot(ctx, chains[i]) {
+			u.setNext(i+1, m)
+			continue
+		}
+		pr, err := u.source(ctx, l.Digest)
+		if err != nil {
+			send(&layerSource{i: i, err: err})
+			return
+		}
+		ls := &layerSource{i: i, pr: pr}
+		var r io.Reader = pr
+		if pr == nil {
+			f, err := u.h.store.Fetch(ctx, l)
+			if err != nil {
+				send(&layerSource{i: i, err: fmt.Errorf("layer %s: %w", l.Digest, err)})
+				return
+			}
+			r, ls.f = f, f
+		}
+		if ls.pf, err = archive.Prefetch(r, l.MediaType, prefetchBytes); err != nil {
+			err = fmt.Errorf("layer %s: %w", l.Digest, err)
+			ls.close(err)
+			send(&layerSource{i: i, err: err})
+			return
+		}
+		if !send(ls) {
+			return
+		}
+		select {
+		case <-ls.pf.Decompressed():
+		case <-ctx.Done():
+			return
+		}
+		u.setNext(i+1, m)
+	}
+	u.setNext(len(m.Layers), m)
 }
 
 // unpackStopped is what a download stream's writer sees once its reader is
@@ -366,17 +462,18 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
-	var rc io.ReadCloser = io.NopCloser(src)
+	r, rc := src, io.NopCloser(src)
 	if src == nil {
 		rc, err = h.store.Fetch(ctx, l)
 		if err != nil {
 			done()
 			return fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
+		r = rc
 	}
 	var size int64
 	parents, closeParents := lowerAttrs(mounts)
-	_, err = archive.ApplyLayer(ctx, dir, rc, l.MediaType, diffID, archive.ApplyOptions{
+	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, diffID, archive.ApplyOptions{
 		Whiteouts:   mode,
 		Progress:    func(n int64) { size = n },
 		ParentAttrs: parents,

@@ -11,13 +11,15 @@
 # Runs interleaved, in a rotating order, ROUNDS times (default 5); prints each
 # round's seconds and the median of the per-round ratios with min and max.
 # DOCK is the dock binary (without it, dock's runs are skipped); part 2's dock
-# side is the placeholder apply_dock below. Needs root (mount), skopeo, umoci,
-# mkfs.ext4, and bench/build-image.sh to have built the image.
+# side runs `$DOCK layer apply DIR LAYER...` (DOCK_APPLY overrides that
+# command). Needs root (mount), skopeo, umoci, mkfs.ext4, and
+# bench/build-image.sh to have built the image.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${1:-${ROUNDS:-5}}
 DOCK=${DOCK:-}
+DOCK_APPLY=${DOCK_APPLY:-${DOCK:+$DOCK layer apply}}
 [ "$(id -u)" = 0 ] || die "needs root (loop mounts)"
 need skopeo umoci mkfs.ext4 curl jq tar
 [ -z "$DOCK" ] || [ -x "$DOCK" ] || die "DOCK=$DOCK is not executable"
@@ -79,11 +81,11 @@ apply_tar() {
 }
 
 check_apply_tar() { [ -s "$1/rootfs/srv/app.log" ] && [ -x "$1/rootfs/usr/bin/perl" ]; }
+check_apply_dock() { check_apply_tar "$@"; }
 
 # apply_dock DIR: applies RAW_LAYERS, in order, into DIR with dock's layer
-# code. PLACEHOLDER until dock exposes it: set DOCK_APPLY to a command that
-# takes the target directory and then the layer tars, e.g.
-#   DOCK_APPLY="$DOCK apply-layers"   ->  $DOCK apply-layers DIR L1.tar L2.tar ...
+# code: $DOCK_APPLY DIR L1.tar L2.tar ... (by default `dock layer apply`, a
+# hidden command over dock.ApplyLayer; like tar, it syncs nothing).
 apply_dock() {
 	mkdir -p "$1/rootfs"
 	$DOCK_APPLY "$1/rootfs" "${RAW_LAYERS[@]}"
