@@ -57,8 +57,15 @@ func AppendEvent(root string, ev Event) error {
 			f.Close()
 			continue
 		}
-		if a.Size+int64(len(b)) > eventsMax {
-			os.Rename(p, p+".1")
+		if a.Size > 0 && a.Size+int64(len(b)) > eventsMax {
+			// Rotate, then append to the new file, under its own lock.
+			err := os.Rename(p, p+".1")
+			f.Close()
+			if err != nil {
+				return err
+			}
+			try--
+			continue
 		}
 		_, err = f.Write(b)
 		f.Close()
@@ -85,6 +92,7 @@ type EventReader struct {
 	since time.Time
 	// partial holds a line whose end is not yet written.
 	partial []byte
+	drained bool // read the old file to its end after seeing a rotation
 }
 
 // ReadEvents opens root's events log. Events before since are skipped;
@@ -159,6 +167,13 @@ func (r *EventReader) Next(ctx context.Context, follow bool) (Event, error) {
 		}
 		// At the end of this file: move to the live one if it changed.
 		if r.liveChanged() {
+			// Lines may have reached the old file between our last read
+			// and the rotation: read it to its end once more first.
+			if r.f != nil && !r.drained {
+				r.drained = true
+				continue
+			}
+			r.drained = false
 			if err := r.openLive(); err == nil {
 				continue
 			}
