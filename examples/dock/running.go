@@ -25,29 +25,13 @@ func (c *cli) runningCmds() []*cobra.Command {
 	each := func(use, short string, fn func(context.Context, *dock.Container) error) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " NAME...", Short: short, Args: minArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				ctx := cmd.Context()
-				h, err := c.open(ctx)
-				if err != nil {
+			RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+				if err := fn(ctx, ctr); err != nil {
 					return err
 				}
-				var first error
-				for _, a := range args {
-					ctr, err := h.Container(ctx, a)
-					if err == nil {
-						err = fn(ctx, ctr)
-					}
-					if err != nil {
-						fmt.Fprintln(os.Stderr, "dock:", err)
-						if first == nil {
-							first = err
-						}
-						continue
-					}
-					fmt.Println(a)
-				}
-				return quiet(first)
-			},
+				fmt.Println(ctr.Name)
+				return nil
+			}),
 		}
 	}
 	pause := each("pause", "Freeze every process of containers", func(ctx context.Context, ctr *dock.Container) error { return ctr.Pause(ctx) })
@@ -62,13 +46,6 @@ func (c *cli) runningCmds() []*cobra.Command {
 	})
 	restart.Flags().IntVarP(&restartSecs, "time", "t", -1, "seconds to wait before killing")
 	return []*cobra.Command{c.attachCmd(), pause, unpause, restart, c.statsCmd(), c.eventsCmd()}
-}
-
-func quiet(err error) error {
-	if err == nil {
-		return nil
-	}
-	return exitError{1}
 }
 
 func (c *cli) attachCmd() *cobra.Command {
