@@ -18,7 +18,6 @@ import (
 type runOpts struct {
 	restart     runtime.RestartPolicy
 	health      *Healthcheck
-	noImageHC   bool
 	healthIsSet bool
 }
 
