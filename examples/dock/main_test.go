@@ -14,6 +14,7 @@ import (
 
 	"github.com/dockkit/dock/internal/testutil"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
+	"github.com/dockkit/dock/internal/testutil/leakcheck"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
 )
 
@@ -52,8 +53,13 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	// load and pull unpack layers with their owners, which needs
 	// CAP_CHOWN; every test here loads or pulls.
 	testutil.RequireRoot(t)
-	home := t.TempDir()
-	e := &cliEnv{t: t, root: filepath.Join(t.TempDir(), "root"), dockerCfg: filepath.Join(home, ".docker")}
+	home, tmp := t.TempDir(), t.TempDir()
+	e := &cliEnv{t: t, root: filepath.Join(tmp, "root"), dockerCfg: filepath.Join(home, ".docker")}
+	// No mount under the root and no monitor of it may outlive the test.
+	// Container cgroups are named by ID alone, which cannot be told apart
+	// from those of other work on the machine, so they are not counted.
+	leakcheck.Check(t, leakcheck.MountsUnder(tmp), leakcheck.ProcessesMatching(e.root+"/"),
+		leakcheck.CgroupPrefix("dock-cli-test-none-"))
 	// Leave no container of this root running or mounted, whatever the
 	// test did; runs before the temp dirs are removed.
 	t.Cleanup(e.removeContainers)
