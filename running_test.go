@@ -4,16 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockkit/dock/internal/testutil/imagetest"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // A test binary started with DOCK_RUN_CHILD plays a program that starts a
@@ -637,4 +642,71 @@ func TestContainerTerminal(t *testing.T) {
 		t.Errorf("exit %+v, output %q", st, out.String())
 	}
 	pw.Close()
+}
+
+// withImageHealthcheck rewrites the single image of the OCI layout dir so
+// that its config carries a Docker HEALTHCHECK, as docker build writes it.
+func withImageHealthcheck(t *testing.T, dir string, img imagetest.Image, test []string, interval time.Duration) {
+	t.Helper()
+	blob := func(d digest.Digest) string { return filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded()) }
+	put := func(b []byte) (digest.Digest, int64) {
+		d := digest.FromBytes(b)
+		if err := os.WriteFile(blob(d), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d, int64(len(b))
+	}
+	var cfg map[string]any
+	b, err := os.ReadFile(blob(img.ConfigDesc.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &cfg)
+	inner, _ := cfg["config"].(map[string]any)
+	if inner == nil {
+		inner = map[string]any{}
+		cfg["config"] = inner
+	}
+	inner["Healthcheck"] = map[string]any{"Test": test, "Interval": interval, "Retries": 1}
+	b, _ = json.Marshal(cfg)
+	cd, cs := put(b)
+	var m map[string]any
+	mb, err := os.ReadFile(blob(img.Manifest.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(mb, &m)
+	m["config"].(map[string]any)["digest"], m["config"].(map[string]any)["size"] = cd, cs
+	mb, _ = json.Marshal(m)
+	md, ms := put(mb)
+	var idx map[string]any
+	ib, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	json.Unmarshal(ib, &idx)
+	for _, e := range idx["manifests"].([]any) {
+		e.(map[string]any)["digest"], e.(map[string]any)["size"] = md, ms
+	}
+	ib, _ = json.Marshal(idx)
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), ib, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHealthcheckFromImage(t *testing.T) {
+	h := newHost(t)
+	imagetest.RequireBusybox(t)
+	dir := t.TempDir()
+	bi := imagetest.Busybox(t, dir, imagetest.Name("test.local/healthy:1"))
+	withImageHealthcheck(t, dir, bi, []string{"CMD", "true"}, 100*time.Millisecond)
+	imgs, err := h.Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := runContainer(t, h, imgs[0], WithCmd("sleep", "1000"))
+	waitFor(t, func() bool { hl := c.Health(); return hl != nil && hl.Status == "healthy" }, "healthy from the image's HEALTHCHECK")
+	// NONE turns it off.
+	c2, _, _ := runContainer(t, h, imgs[0], WithCmd("sleep", "1000"), WithHealthcheck(Healthcheck{Test: []string{"NONE"}}))
+	time.Sleep(500 * time.Millisecond)
+	if hl := c2.Health(); hl != nil {
+		t.Errorf("health %+v with HEALTHCHECK NONE", hl)
+	}
 }
