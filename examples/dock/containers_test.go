@@ -479,3 +479,11 @@ func TestRunDetachedRemove(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+func TestRunOOM(t *testing.T) {
+	e := newRunEnv(t)
+	// The shell's variable grows past the limit: the kernel kills it.
+	r := e.dock("run", "--rm", "-m", "16m", runImage, "sh", "-c", "a=$(head -c 100000000 /dev/zero | tr '\\0' x); echo survived")
+	if r.code != 137 || !strings.Contains(r.stderr, "container killed: out of memory") {
+		t.Fatalf("a container over its memory limit: want exit 137 and the OOM notice:\n%s", r)
+	}
+}
