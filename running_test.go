@@ -710,3 +710,23 @@ func TestHealthcheckFromImage(t *testing.T) {
 		t.Errorf("health %+v with HEALTHCHECK NONE", hl)
 	}
 }
+
+func TestContainerStdinStreams(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	data := strings.Repeat("stdin streams into the container\n", 1<<15) // 1 MiB
+	ctx := ctxT(t, time.Minute)
+	c, err := h.Create(ctx, img, WithStdin(), WithCmd("sh", "-c", "cat; echo eof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Remove(context.Background(), true) })
+	var out bytes.Buffer
+	if err := c.Start(ctx, WithInput(strings.NewReader(data)), WithOutput(&out, os.Stderr)); err != nil {
+		t.Fatal(err)
+	}
+	// The end of the input closes the container's stdin: cat ends.
+	if st := wait(t, c); st.ExitCode != 0 || out.String() != data+"eof\n" {
+		t.Errorf("exit %d, %d bytes back of %d", st.ExitCode, out.Len(), len(data)+4)
+	}
+}
