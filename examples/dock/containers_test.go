@@ -74,6 +74,11 @@ func TestRun(t *testing.T) {
 		{"bind ro", []string{"-v", host + ":/mnt:ro"}, []string{"sh", "-c", "cat /mnt/greeting; touch /mnt/x"}, "", 1, "", ""},
 		{"bind", []string{"-v", host + ":/mnt"}, []string{"cat", "/mnt/greeting"}, "", 0, "from the host\n", ""},
 		{"bad volume", []string{"-v", "nocolon"}, []string{"true"}, "", 125, "", "-v"},
+		{"cap-drop", []string{"--cap-drop", "CHOWN"}, []string{"chown", "1000", "/tmp"}, "", 1, "", ""},
+		{"cap kept", nil, []string{"chown", "1000", "/tmp"}, "", 0, "", ""},
+		{"cap-add", []string{"--cap-add", "SYS_ADMIN"}, []string{"sh", "-c", "grep CapEff /proc/self/status"}, "", 0, "CapEff:\t00000000a82425fb\n", ""},
+		{"network none", nil, []string{"ls", "/sys/class/net"}, "", 0, "lo\n", ""},
+		{"pids-limit", []string{"--pids-limit", "16", "--cpus", "0.5"}, []string{"true"}, "", 0, "", ""},
 		{"missing image", nil, nil, "", 125, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
