@@ -51,6 +51,7 @@ func TestRun(t *testing.T) {
 		{"not executable", nil, []string{"/bin/noexec"}, "", 126, "", "permission denied"},
 		{"stderr", nil, []string{"sh", "-c", "echo out; echo err >&2"}, "", 0, "out\n", ""},
 		{"env", []string{"-e", "FOO=bar", "--env", "BAZ=qux"}, []string{"sh", "-c", "echo $FOO $BAZ"}, "", 0, "bar qux\n", ""},
+		{"env passed from dock's", []string{"-e", "DOCKER_CONFIG", "-e", "DOCK_CLI_TEST_UNSET"}, []string{"sh", "-c", "echo $DOCKER_CONFIG ${DOCK_CLI_TEST_UNSET-unset}"}, "", 0, e.dockerCfg + " unset\n", ""},
 		{"workdir", []string{"-w", "/tmp"}, []string{"pwd"}, "", 0, "/tmp\n", ""},
 		{"user uid", []string{"-u", "1000"}, []string{"id", "-u"}, "", 0, "1000\n", ""},
 		{"user name", []string{"-u", "user"}, []string{"id", "-un"}, "", 0, "user\n", ""},

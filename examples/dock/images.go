@@ -428,10 +428,13 @@ func (c *cli) loginCmd() *cobra.Command {
 	var user, pass string
 	var passStdin bool
 	cmd := &cobra.Command{
-		Use:   "login [-u USER] [-p PASS | --password-stdin] HOST",
-		Short: "Store credentials for a registry, as docker login does",
-		Args:  exactArgs(1),
+		Use:   "login [-u USER] [-p PASS | --password-stdin] [HOST]",
+		Short: "Store credentials for a registry (docker.io unless named), as docker login does",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = []string{"docker.io"}
+			}
 			if passStdin {
 				b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
 				if err != nil {
