@@ -2,6 +2,7 @@ package dock
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -373,5 +374,58 @@ func TestUnpackImplicitParentKeepsLowerMode(t *testing.T) {
 	}
 	if got := stdout.String(); got != "1777\nx" {
 		t.Errorf("got %q, want /tmp 1777 and writable", got)
+	}
+}
+
+// The program that started a container is killed with SIGKILL; another
+// program opens the root, waits for the container and reads its whole log.
+func TestContainerOutlivesStarter(t *testing.T) {
+	h := newHost(t)
+	busyboxImage(t, h)
+	cmd := child(t, "start-and-hang", h.Root())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	ctx := context.Background()
+	h2, err := Open(ctx, WithRoot(h.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	c, err := h2.Container(ctx, strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Remove(context.Background(), true) })
+	if st := c.State(); st.Status != StatusRunning {
+		t.Fatalf("after its starter died the container is %s", st.Status)
+	}
+	if st := wait(t, c); st.ExitCode != 7 {
+		t.Fatalf("exit code %d, want 7", st.ExitCode)
+	}
+	logs, err := c.Logs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	var out, errOut bytes.Buffer
+	if err := logs.WriteTo(&out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "start\n" || errOut.String() != "end\n" {
+		t.Errorf("logs: stdout %q stderr %q", out.String(), errOut.String())
 	}
 }

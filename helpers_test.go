@@ -54,6 +54,19 @@ func childMain(role string) int {
 		if err = c.Start(ctx); err == nil {
 			fmt.Println(c.ID)
 		}
+	case "start-and-hang":
+		var img *Image
+		if img, err = h.Image(ctx, "test.local/busybox:latest"); err != nil {
+			break
+		}
+		var c *Container
+		if c, err = h.Create(ctx, img, WithCmd("sh", "-c", "echo start; sleep 2; echo end >&2; exit 7")); err != nil {
+			break
+		}
+		if err = c.Start(ctx); err == nil {
+			fmt.Println(c.ID)
+			select {} // until killed
+		}
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
