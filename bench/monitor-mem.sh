@@ -24,7 +24,7 @@ fi
 if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 
 WORK=$(mktemp -d /tmp/bench-mem.XXXXXX)
-on_exit "rm -rf '$WORK'"
+on_exit "rm -rf '$WORK' 2>/dev/null || { sleep 1; rm -rf '$WORK'; }"
 RUNLOG=$WORK/run.log
 DOCK=${DOCK:-}
 if [ -z "$DOCK" ]; then
@@ -79,7 +79,8 @@ mem $(pgrep -f "^dock-monitor $ROOT/containers/") >"$WORK/dock.mem"
 if command -v podman >/dev/null && command -v conmon >/dev/null; then
 	P=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --cgroup-manager cgroupfs --events-backend file)
 	"${P[@]}" import "$WORK/busybox.tar" bench/busybox:1 >>"$RUNLOG" 2>&1
-	on_exit "umount -R '$WORK/podman/root/overlay' 2>/dev/null"
+	# podman leaves its storage mounted; they live in this mount namespace only.
+	on_exit "awk '\$2 ~ \"^$WORK/\" { print \$2 }' /proc/self/mounts | sort -r | xargs -r -n1 umount -l"
 	on_exit "'${P[0]}' ${P[*]:1} rm -f -a >/dev/null 2>&1"
 	for i in $(seq "$N"); do
 		"${P[@]}" run -d --network=none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
@@ -117,7 +118,7 @@ EOT
 		"${CTR[@]}" run -d --rootfs "$WORK/rootfs" "benchmem$$-$i" /bin/sleep 100000 >>"$RUNLOG" 2>&1
 	done
 	sleep "$SETTLE"
-	mem $(pgrep -f "containerd-shim-runc-v2 -namespace benchmem") >"$WORK/shim.mem"
+	mem $(pgrep -f "containerd-shim-runc-v2 -namespace benchmem .*-address $C/containerd.sock") >"$WORK/shim.mem"
 else
 	log "containerd missing: apt-get install -y containerd"
 fi
