@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -428,4 +430,54 @@ func TestContainerOutlivesStarter(t *testing.T) {
 	if out.String() != "start\n" || errOut.String() != "end\n" {
 		t.Errorf("logs: stdout %q stderr %q", out.String(), errOut.String())
 	}
+}
+
+func TestContainerLimits(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	t.Run("memory", func(t *testing.T) {
+		c, _, _ := runContainer(t, h, img, WithMemoryLimit(32<<20), WithCmd("tail", "/dev/zero"))
+		st := wait(t, c)
+		if !st.OOMKilled || st.ExitCode != 137 {
+			t.Fatalf("got %+v, want an OOM kill with exit 137", st)
+		}
+	})
+	t.Run("pids", func(t *testing.T) {
+		// A fork bomb of 100 sleeps, in a shell that dies when fork
+		// fails; the outer shell counts, with builtins only, the processes
+		// that exist, then kills them all.
+		c, stdout, _ := runContainer(t, h, img, WithPidsLimit(20), WithCmd("sh", "-c",
+			`sh -c 'i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null
+n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n; kill -9 -1; exit 0`))
+		wait(t, c)
+		n, err := strconv.Atoi(strings.TrimSpace(stdout.String()))
+		if err != nil || n > 20 || n < 10 {
+			t.Fatalf("%q processes under a limit of 20", stdout.String())
+		}
+	})
+	t.Run("cpu", func(t *testing.T) {
+		// Spin for a while and compare the CPU time the shell's children got
+		// with the wall time: a 0.2 CPU cap holds it near 0.2, never above.
+		c, stdout, _ := runContainer(t, h, img, WithCPUs(0.2), WithCmd("sh", "-c",
+			`s=$(cut -d' ' -f1 /proc/uptime); timeout 2 sh -c 'while :; do :; done'; e=$(cut -d' ' -f1 /proc/uptime); echo $s $e; cat /proc/self/stat`))
+		if st := wait(t, c); st.ExitCode != 0 {
+			t.Fatalf("exit %d", st.ExitCode)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+		if len(lines) < 2 {
+			t.Fatalf("output %q", stdout.String())
+		}
+		var start, end float64
+		fmt.Sscan(lines[0], &start, &end)
+		f := strings.Fields(lines[1])
+		// Fields 16 and 17 of the shell's stat (cutime, cstime): the CPU
+		// its waited-for children used, in clock ticks.
+		cu, _ := strconv.Atoi(f[15])
+		cs, _ := strconv.Atoi(f[16])
+		share := float64(cu+cs) / 100 / (end - start)
+		t.Logf("CPU share under --cpus 0.2: %.3f", share)
+		if share > 0.3 || share < 0.02 {
+			t.Fatalf("CPU share %.3f, want about 0.2", share)
+		}
+	})
 }
