@@ -730,3 +730,23 @@ func TestContainerStdinStreams(t *testing.T) {
 		t.Errorf("exit %d, %d bytes back of %d", st.ExitCode, out.Len(), len(data)+4)
 	}
 }
+
+func TestOOMEvent(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, time.Minute)
+	evs, err := h.Events(ctx, EventsOfType(EventOOM, EventDied))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := runContainer(t, h, img, WithMemoryLimit(16<<20),
+		WithCmd("sh", "-c", `a=$(head -c 200000000 /dev/zero | tr '\0' x); echo ${#a}`))
+	if st := wait(t, c); !st.OOMKilled {
+		t.Skipf("not OOM killed (%+v): the kernel may not account this memory", st)
+	}
+	for _, want := range []string{EventOOM, EventDied} {
+		if ev := nextEvent(t, evs); ev.Type != want || ev.ContainerID != c.ID {
+			t.Fatalf("got %+v, want %s", ev, want)
+		}
+	}
+}
