@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/dockkit/dock/internal/archive"
 	digest "github.com/opencontainers/go-digest"
@@ -15,10 +16,14 @@ import (
 // tell), its deletions (whiteouts) remove what earlier layers wrote, and its
 // entries may not reach outside dir. Applying an image's layers in order
 // onto an empty directory gives its root filesystem. It returns the layer's
-// diffID, the digest of the uncompressed stream. Nothing is synced to disk.
-// On an error dir holds part of the layer.
+// diffID, the digest of the uncompressed stream. Run as root, files get the
+// owners the layer records; otherwise they belong to the caller. Nothing is
+// synced to disk. On an error dir holds part of the layer.
 func ApplyLayer(ctx context.Context, dir string, r io.Reader) (digest.Digest, error) {
-	d, err := archive.ApplyLayer(ctx, dir, r, "", "", archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+	d, err := archive.ApplyLayer(ctx, dir, r, "", "", archive.ApplyOptions{
+		Whiteouts:   archive.WhiteoutDelete,
+		NoSameOwner: os.Geteuid() != 0,
+	})
 	if err != nil {
 		return "", fmt.Errorf("apply layer to %s: %w", dir, err)
 	}
