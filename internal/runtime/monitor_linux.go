@@ -70,7 +70,14 @@ type monitor struct {
 // monitorMain runs in the monitor process: start the container, report to
 // the caller, then serve requests and record the exit.
 func monitorMain() {
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
+	// Caught, not ignored: an ignored signal stays ignored across execve,
+	// and the container's processes must start with every default.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
+	go func() {
+		for range sigs {
+		}
+	}()
 	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1), execs: map[int]chan syscall.WaitStatus{}}
 	syncF := os.NewFile(monSyncFD, "sync")
 	report := func(msg syncMsg) {
