@@ -413,6 +413,9 @@ func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
 // kills it first.
 func (c *Container) Remove(ctx context.Context, force bool) error {
 	unlock, err := c.lock(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // removed meanwhile, by its auto-remove
+	}
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}

@@ -2,6 +2,7 @@ package dock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dockkit/dock/internal/registry"
@@ -29,6 +30,10 @@ func (h *Host) Pull(ctx context.Context, ref string, opts ...PullOption) (*Image
 		r.Tag = "" // the digest decides; the image is stored as name@digest, as docker does
 	}
 	img, err := h.pull(ctx, r, c)
+	var re *registry.Error
+	if errors.As(err, &re) {
+		return nil, err // it names the operation and the image already
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", r.Familiar(), err)
 	}

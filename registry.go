@@ -128,10 +128,7 @@ func (r *Registry) settings() registry.Config {
 // Login checks user and password against the registry and stores them the
 // way `docker login` does, for later calls without credentials.
 func (r *Registry) Login(ctx context.Context, user, password string) error {
-	if err := registry.Login(ctx, r.settings(), user, password); err != nil {
-		return fmt.Errorf("login %s: %w", r.host, err)
-	}
-	return nil
+	return registry.Login(ctx, r.settings(), user, password)
 }
 
 // Tags lists the tags of the repository path (such as "library/alpine").
