@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 
 	"github.com/dockkit/dock/internal/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -27,7 +28,7 @@ type dockerManifest struct {
 }
 
 // blobPathRE matches the content-addressed member names docker 25+ uses.
-var blobPathRE = regexp.MustCompile(`^blobs/sha256/([a-f0-9]{64})$`)
+var blobPathRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^blobs/sha256/([a-f0-9]{64})$`) })
 
 // loadDocker converts the images a docker-archive's manifest.json lists
 // into OCI image manifests and stores them.
@@ -84,7 +85,7 @@ func (l *loader) convertDocker(ctx context.Context, e dockerManifest, layerDescs
 		Digest:    digest.FromBytes(cfgBytes),
 		Size:      int64(len(cfgBytes)),
 	}
-	if m := blobPathRE.FindStringSubmatch(cfgName); m != nil && m[1] != cfgDesc.Digest.Encoded() {
+	if m := blobPathRE().FindStringSubmatch(cfgName); m != nil && m[1] != cfgDesc.Digest.Encoded() {
 		return ocispec.Descriptor{}, fmt.Errorf("%s: content hashes to %s: %w", cfgName, cfgDesc.Digest, errdefs.ErrDigestMismatch)
 	}
 	layers := make([]ocispec.Descriptor, 0, len(e.Layers))
@@ -148,7 +149,7 @@ func (l *loader) describeLayer(name string) (ocispec.Descriptor, error) {
 		mt = ocispec.MediaTypeImageLayerZstd
 	}
 	d := ocispec.Descriptor{MediaType: mt, Size: size}
-	if m := blobPathRE.FindStringSubmatch(name); m != nil {
+	if m := blobPathRE().FindStringSubmatch(name); m != nil {
 		d.Digest = digest.NewDigestFromEncoded(digest.SHA256, m[1])
 		return d, nil
 	}

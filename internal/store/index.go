@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"sync"
 
 	"github.com/dockkit/dock/internal/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -27,7 +28,7 @@ const maxIndexJSONSize = 64 << 20
 // image-spec annotations: components of letters and digits joined by
 // separators. It admits full references such as
 // "docker.io/library/alpine:3.20" and "host:5000/a/b@sha256:...".
-var refNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@/+]|--)[A-Za-z0-9]+)*$`)
+var refNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@/+]|--)[A-Za-z0-9]+)*$`) })
 
 // Entry is one tagged name in index.json and the descriptor it points to.
 type Entry struct {
@@ -207,7 +208,7 @@ func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) er
 	if err := s.check(); err != nil {
 		return err
 	}
-	if !refNameRE.MatchString(ref) {
+	if !refNameRE().MatchString(ref) {
 		return fmt.Errorf("tag %q: not a valid reference name: %w", ref, errdefs.ErrInvalidArgument)
 	}
 	if _, err := digest.Parse(ref); err == nil {
