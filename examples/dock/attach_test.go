@@ -117,3 +117,115 @@ func TestAttachRealTerminal(t *testing.T) {
 	waitStatus(t, e, "echo", "Up")
 	e.ok("rm", "-f", "echo")
 }
+
+// TestRunInteractiveTerminal runs `dock run -it` on a real pseudo-terminal:
+// the container's shell sees dock's window size at start and after a
+// change, and Ctrl-P Ctrl-Q detaches, leaving it running.
+func TestRunInteractiveTerminal(t *testing.T) {
+	e := newRunEnv(t)
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 31, Cols: 97}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dockBin, "--root", e.root, "run", "-it", "--name", "tty", runImage, "sh")
+	cmd.Env = e.environ()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	expect := func(send, want string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			master.Write([]byte(send))
+			for i := 0; i < 10; i++ {
+				mu.Lock()
+				ok := strings.Contains(out.String(), want)
+				mu.Unlock()
+				if ok {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("no %q after sending %q:\n%q", want, send, out.String())
+	}
+	expect("stty size; test -t 0 && echo is-a-tty\r", "31 97\r\nis-a-tty")
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 44, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	expect("stty size\r", "44 120")
+	master.Write([]byte{0x10, 0x11})
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run -it after detach: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Ctrl-P Ctrl-Q did not detach")
+	}
+	waitStatus(t, e, "tty", "Up")
+	e.ok("rm", "-f", "tty")
+}
+
+func TestRunRestartAndHealthFlags(t *testing.T) {
+	e := newRunEnv(t)
+	e.fails(125, "conflicts with --rm", "run", "--rm", "--restart", "always", runImage, "true")
+	e.fails(125, "restart policy", "run", "--restart", "sometimes", runImage, "true")
+	e.ok("run", "-d", "--name", "flaky", "--restart", "on-failure:2", runImage, "sh", "-c", "exit 3")
+	e.ok("run", "-d", "--name", "hc", "--health-cmd", "true", "--health-interval", "100ms", runImage, "sleep", "1000")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Two restarts, then it stays exited: three deaths.
+		r := e.ok("events", "--since", "1m", "--until", "0s", "--filter", "container=flaky", "--filter", "event=died")
+		n := strings.Count(r.stdout, " died ")
+		if n > 3 {
+			t.Fatalf("%d died events, want 3:\n%s", n, r.stdout)
+		}
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d died events, want 3:\n%s", n, r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitStatus(t, e, "flaky", "Exited (3)")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		r := e.ok("events", "--since", "1m", "--until", "0s", "--filter", "container=hc")
+		if strings.Contains(r.stdout, "status=healthy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no healthy event:\n%s", r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.ok("rm", "-f", "flaky", "hc")
+}

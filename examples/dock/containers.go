@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -41,7 +42,8 @@ type runFlags struct {
 	privileged                   bool
 	platform                     string
 	labels                       []string
-	isRun                        bool // registered for run, not create
+	isRun                        bool      // registered for run, not create
+	keep                         keepFlags // --restart and --health-*: running.go
 }
 
 func (f *runFlags) register(cmd *cobra.Command, run bool) {
@@ -73,6 +75,7 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.BoolVar(&f.privileged, "privileged", false, "give the container every capability, no seccomp")
 	fl.StringVar(&f.platform, "platform", "", "platform to pull if the image is missing")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
+	f.keep.register(fl)
 }
 
 // sizeRE is docker's spelling of a size: a number, then an optional unit
@@ -229,6 +232,11 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	if f.interactive {
 		opts = append(opts, dock.WithStdin())
 	}
+	keep, err := f.keep.options(f.rm)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, keep...)
 	if f.tty {
 		// As docker: a terminal fed from a pipe makes no sense.
 		if f.interactive && !f.detach && !term.IsTerminal(int(os.Stdin.Fd())) {
@@ -305,10 +313,16 @@ func (c *cli) containerCmds() []*cobra.Command {
 				return err
 			}
 			var sopts []dock.StartOption
+			detached := make(chan struct{})
 			if !rf.detach {
 				sopts = append(sopts, dock.WithOutput(os.Stdout, os.Stderr))
 				if rf.interactive {
-					sopts = append(sopts, dock.WithInput(os.Stdin))
+					var in io.Reader = os.Stdin
+					if rf.tty {
+						// Ctrl-P Ctrl-Q detaches, as in docker.
+						in = newDetachReader(os.Stdin, func() { close(detached) })
+					}
+					sopts = append(sopts, dock.WithInput(in))
 				}
 			}
 			// Signals sent to dock go to the container, as docker's
@@ -349,9 +363,13 @@ func (c *cli) containerCmds() []*cobra.Command {
 				stopResize := trackWindowSize(ctr.Resize)
 				defer stopResize()
 			}
-			st, err := ctr.Wait(ctx)
+			st, err := waitOrDetach(ctx, ctr, detached)
 			if restore != nil {
 				restore()
+			}
+			if errors.Is(err, errDetached) {
+				fmt.Fprintln(os.Stderr, "\r\nread escape sequence")
+				return nil
 			}
 			if err != nil {
 				return err

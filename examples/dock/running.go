@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/dockkit/dock"
@@ -376,5 +378,68 @@ func trackWindowSize(resize func(rows, cols uint16) error) func() {
 	return func() {
 		signal.Stop(ch)
 		close(done)
+	}
+}
+
+// keepFlags are run's and create's flags on how a container is kept
+// running: its restart policy and health check.
+type keepFlags struct {
+	restart                       string
+	healthCmd                     string
+	healthInterval, healthTimeout time.Duration
+	healthStartPeriod             time.Duration
+	healthRetries                 int
+	noHealthcheck                 bool
+}
+
+func (k *keepFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&k.restart, "restart", "no", "restart policy: no, on-failure[:N], always, unless-stopped")
+	fl.StringVar(&k.healthCmd, "health-cmd", "", "command run in the container to check its health")
+	fl.DurationVar(&k.healthInterval, "health-interval", 0, "time between health checks (default 30s)")
+	fl.DurationVar(&k.healthTimeout, "health-timeout", 0, "longest a health check may run (default 30s)")
+	fl.DurationVar(&k.healthStartPeriod, "health-start-period", 0, "time during which failures do not count")
+	fl.IntVar(&k.healthRetries, "health-retries", 0, "failures in a row that make the container unhealthy (default 3)")
+	fl.BoolVar(&k.noHealthcheck, "no-healthcheck", false, "disable the image's HEALTHCHECK")
+}
+
+func (k *keepFlags) options(rm bool) ([]dock.CreateOption, error) {
+	var opts []dock.CreateOption
+	if k.restart != "" && k.restart != "no" {
+		if rm {
+			return nil, fmt.Errorf("--restart %s: conflicts with --rm: %w", k.restart, dock.ErrInvalidArgument)
+		}
+		opts = append(opts, dock.WithRestartPolicy(k.restart))
+	}
+	switch {
+	case k.noHealthcheck && k.healthCmd != "":
+		return nil, fmt.Errorf("--no-healthcheck conflicts with --health-cmd: %w", dock.ErrInvalidArgument)
+	case k.noHealthcheck:
+		opts = append(opts, dock.WithHealthcheck(dock.Healthcheck{Test: []string{"NONE"}}))
+	case k.healthCmd != "":
+		opts = append(opts, dock.WithHealthcheck(dock.Healthcheck{Test: []string{"CMD-SHELL", k.healthCmd},
+			Interval: k.healthInterval, Timeout: k.healthTimeout, StartPeriod: k.healthStartPeriod, Retries: k.healthRetries}))
+	}
+	return opts, nil
+}
+
+var errDetached = errors.New("detached")
+
+// waitOrDetach waits for the container's exit, or returns errDetached when
+// the user detached first.
+func waitOrDetach(ctx context.Context, ctr *dock.Container, detached <-chan struct{}) (dock.ExitStatus, error) {
+	type result struct {
+		st  dock.ExitStatus
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		st, err := ctr.Wait(ctx)
+		ch <- result{st, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.st, r.err
+	case <-detached:
+		return dock.ExitStatus{}, errDetached
 	}
 }
