@@ -279,7 +279,7 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 }
 
 // prefetchBytes bounds how far a layer is decompressed ahead of its writes.
-const prefetchBytes = 48 << 20
+const prefetchBytes = 16 << 20
 
 // layerSource is a layer being decompressed, from its download stream (pr)
 // or from the store (f).

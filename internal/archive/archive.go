@@ -363,7 +363,7 @@ func (ra *readAhead) fill(src io.Reader) {
 		default:
 			if ra.spare > 0 {
 				ra.spare--
-				b = make([]byte, readAheadChunk)
+				b = getChunk()
 				break
 			}
 			select {
@@ -413,7 +413,41 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 // Close stops the goroutine and waits for it to leave the source, which
 // the caller may then close; it does not close the source itself.
 func (ra *readAhead) Close() error {
-	ra.once.Do(func() { close(ra.done) })
+	ra.once.Do(func() {
+		close(ra.done)
+		<-ra.gone
+		// Nothing reads after Close: the chunks go back to the pool.
+		if ra.buf != nil {
+			putChunk(ra.buf)
+			ra.buf, ra.cur = nil, nil
+		}
+		for {
+			select {
+			case b := <-ra.free:
+				putChunk(b)
+			case c := <-ra.full:
+				putChunk(c.b)
+			default:
+				return
+			}
+		}
+	})
 	<-ra.gone
 	return nil
+}
+
+// chunks recycles read-ahead chunks between layers, so that a pull of
+// many layers does not keep allocating them.
+var chunks sync.Pool
+
+func getChunk() []byte {
+	if b, ok := chunks.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, readAheadChunk)
+}
+
+func putChunk(b []byte) {
+	b = b[:cap(b)]
+	chunks.Put(&b)
 }
