@@ -481,3 +481,42 @@ n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n; kill -9 -1; exit 0`))
 		}
 	})
 }
+
+func TestContainerNamespaceOptions(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ns := func(t *testing.T, opts ...CreateOption) string {
+		c, stdout, stderr := runContainer(t, h, img, append(opts, WithCmd("sh", "-c",
+			`readlink /proc/self/ns/net; readlink /proc/self/ns/pid`))...)
+		if st := wait(t, c); st.ExitCode != 0 {
+			t.Fatalf("exit %d: %s", st.ExitCode, stderr)
+		}
+		return stdout.String()
+	}
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	hostPid, _ := os.Readlink("/proc/self/ns/pid")
+
+	t.Run("default", func(t *testing.T) {
+		out := ns(t)
+		if !strings.Contains(out, "net:[") || strings.Contains(out, hostNet) || strings.Contains(out, hostPid) {
+			t.Errorf("shares the host's namespaces:\n%s", out)
+		}
+	})
+	t.Run("host", func(t *testing.T) {
+		out := ns(t, WithHostNamespace(PIDNamespace), WithNetwork("host"))
+		if !strings.Contains(out, hostNet) || !strings.Contains(out, hostPid) {
+			t.Errorf("does not share the host's pid and net namespaces:\n%s", out)
+		}
+	})
+	t.Run("join", func(t *testing.T) {
+		pod, _, _ := runContainer(t, h, img, WithCmd("sleep", "100"))
+		podNet, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pod.State().Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ns(t, WithJoinNamespace(NetNamespace, pod))
+		if !strings.Contains(out, podNet) {
+			t.Errorf("not in %s:\n%s", podNet, out)
+		}
+	})
+}

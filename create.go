@@ -50,6 +50,8 @@ type createConfig struct {
 	logMax      int64
 	logFiles    int
 	run         runOpts // terminal, restart policy, health check: running.go
+	hostNS      []Namespace
+	join        map[Namespace]string
 }
 
 // WithName names the container; names are unique on a host.
@@ -493,10 +495,8 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	if err != nil {
 		return nil, err
 	}
+	nss = c.applyNamespaceOptions(nss)
 	for _, n := range nss.New {
-		if n == NetNamespace && c.network == "host" {
-			continue
-		}
 		spec.Namespaces.New = append(spec.Namespaces.New, string(n))
 	}
 	if len(nss.Join) > 0 {

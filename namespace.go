@@ -1,5 +1,7 @@
 package dock
 
+import "fmt"
+
 // Namespace names one kind of Linux namespace.
 type Namespace string
 
@@ -49,4 +51,74 @@ type defaultNamespaces struct{}
 
 func (defaultNamespaces) For(string) (NamespaceSet, error) {
 	return NamespaceSet{New: []Namespace{PIDNamespace, MountNamespace, UTSNamespace, IPCNamespace, NetNamespace, CgroupNamespace}}, nil
+}
+
+// WithHostNamespace shares the host's namespaces of the given kinds with
+// the container instead of creating new ones, as docker's --pid host or
+// --ipc host.
+func WithHostNamespace(kinds ...Namespace) CreateOption {
+	return func(c *createConfig) error {
+		for _, k := range kinds {
+			if !knownNamespace(k) {
+				return fmt.Errorf("WithHostNamespace(%q): %w", k, ErrInvalidArgument)
+			}
+			c.hostNS = append(c.hostNS, k)
+		}
+		return nil
+	}
+}
+
+// WithJoinNamespace puts the container into the namespace of the given
+// kind of the running container other, as docker's --network container:NAME
+// (pod-style sharing). Mount and user namespaces cannot be joined.
+func WithJoinNamespace(kind Namespace, other *Container) CreateOption {
+	return func(c *createConfig) error {
+		if !knownNamespace(kind) || other == nil {
+			return fmt.Errorf("WithJoinNamespace(%q): %w", kind, ErrInvalidArgument)
+		}
+		st := other.State()
+		if st.Status != StatusRunning && st.Status != StatusPaused {
+			return fmt.Errorf("WithJoinNamespace(%q, %s): container is %s: %w", kind, other.Name, st.Status, ErrWrongState)
+		}
+		if c.join == nil {
+			c.join = map[Namespace]string{}
+		}
+		c.join[kind] = fmt.Sprintf("/proc/%d/ns/%s", st.Pid, kind)
+		return nil
+	}
+}
+
+func knownNamespace(k Namespace) bool {
+	switch k {
+	case PIDNamespace, MountNamespace, UTSNamespace, IPCNamespace, NetNamespace, CgroupNamespace, UserNamespace:
+		return true
+	}
+	return false
+}
+
+// applyNamespaceOptions merges the create options' namespace choices into
+// what the host's Namespaces decided.
+func (c *createConfig) applyNamespaceOptions(set NamespaceSet) NamespaceSet {
+	drop := map[Namespace]bool{}
+	for _, k := range c.hostNS {
+		drop[k] = true
+	}
+	if c.network == "host" {
+		drop[NetNamespace] = true
+	}
+	for k, p := range c.join {
+		drop[k] = true
+		if set.Join == nil {
+			set.Join = map[Namespace]string{}
+		}
+		set.Join[k] = p
+	}
+	var kept []Namespace
+	for _, k := range set.New {
+		if !drop[k] {
+			kept = append(kept, k)
+		}
+	}
+	set.New = kept
+	return set
 }
