@@ -20,6 +20,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+echo "== staticcheck"
+sc=$(go env GOPATH)/bin/staticcheck
+if ! [ -x "$sc" ]; then
+	GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+"$sc" ./...
+
 echo "== go test"
 go test -count=1 -timeout 25m -p 2 ./...
 
