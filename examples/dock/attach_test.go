@@ -216,6 +216,9 @@ func TestRunRestartAndHealthFlags(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitStatus(t, e, "flaky", "Exited (3)")
+	if r := e.ok("inspect", "flaky"); !strings.Contains(r.stdout, `"RestartCount": 2`) {
+		t.Errorf("inspect lacks the restart count:\n%s", r.stdout)
+	}
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		r := e.ok("events", "--since", "1m", "--until", "0s", "--filter", "container=hc")
@@ -226,6 +229,13 @@ func TestRunRestartAndHealthFlags(t *testing.T) {
 			t.Fatalf("no healthy event:\n%s", r.stdout)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	waitStatus(t, e, "hc", "Up")
+	if r := e.ok("inspect", "hc"); !strings.Contains(r.stdout, `"Status": "healthy"`) {
+		t.Errorf("inspect lacks the health:\n%s", r.stdout)
+	}
+	if row := waitStatus(t, e, "hc", "Up"); !strings.HasSuffix(row[4], "(healthy)") {
+		t.Errorf("ps status %q", row[4])
 	}
 	e.ok("rm", "-f", "flaky", "hc")
 }

@@ -756,10 +756,16 @@ func (c *cli) eachContainer(fn func(context.Context, *dock.Container) error) fun
 func statusText(st dock.State) string {
 	switch st.Status {
 	case dock.StatusRunning:
+		if st.Health != nil {
+			return "Up " + humanDuration(time.Since(st.StartedAt)) + " (" + st.Health.Status + ")"
+		}
 		return "Up " + humanDuration(time.Since(st.StartedAt))
 	case dock.StatusPaused:
 		return "Up (Paused)"
 	case dock.StatusExited:
+		if st.Restarting {
+			return fmt.Sprintf("Restarting (%d) %s", st.ExitCode, ago(st.FinishedAt))
+		}
 		return fmt.Sprintf("Exited (%d) %s", st.ExitCode, ago(st.FinishedAt))
 	}
 	return "Created"
@@ -788,21 +794,26 @@ func containerInfo(ctr *dock.Container) any {
 	var raw json.RawMessage
 	raw, _ = json.Marshal(ctr.Config())
 	return struct {
-		ID      string
-		Name    string
-		Image   string
-		ImageID string
-		Created time.Time
-		State   any
-		Config  json.RawMessage
-	}{ctr.ID, ctr.Name, ctr.Image, ctr.ImageID.String(), ctr.Created, struct {
+		ID           string
+		Name         string
+		Image        string
+		ImageID      string
+		Created      time.Time
+		RestartCount int
+		State        any
+		Config       json.RawMessage
+	}{ctr.ID, ctr.Name, ctr.Image, ctr.ImageID.String(), ctr.Created, st.RestartCount, struct {
 		Status     string
 		Running    bool
+		Paused     bool
+		Restarting bool
 		Pid        int
 		ExitCode   int
 		OOMKilled  bool
 		Error      string
 		StartedAt  time.Time
 		FinishedAt time.Time
-	}{string(st.Status), st.Status == dock.StatusRunning, st.Pid, st.ExitCode, st.OOMKilled, st.Error, st.StartedAt, st.FinishedAt}, raw}
+		Health     *dock.Health `json:",omitempty"`
+	}{string(st.Status), st.Status == dock.StatusRunning || st.Status == dock.StatusPaused, st.Status == dock.StatusPaused,
+		st.Restarting, st.Pid, st.ExitCode, st.OOMKilled, st.Error, st.StartedAt, st.FinishedAt, st.Health}, raw}
 }
