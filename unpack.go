@@ -257,10 +257,28 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 		if i > 0 {
 			parent = chains[i-1].String()
 		}
-		err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, ls.pf, u.progress)
+		progress, unpacked := u.progress, false
+		if ls.pr != nil && progress != nil {
+			// A layer unpacked from its download is reported so once the
+			// download has reported it stored, not before.
+			progress = func(p Progress) {
+				if p.State == ProgressUnpacked {
+					unpacked = true
+					return
+				}
+				u.progress(p)
+			}
+		}
+		err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, ls.pf, progress)
 		// A failed unpack fails the download it reads.
 		ls.close(err)
 		if err == nil {
+			if unpacked {
+				if err := u.await(l.Digest); err != nil {
+					return err
+				}
+				u.progress(Progress{Digest: l.Digest.String(), MediaType: l.MediaType, State: ProgressUnpacked, Total: l.Size})
+			}
 			continue
 		}
 		if ls.pr == nil {
