@@ -502,7 +502,7 @@ func TestHealthcheck(t *testing.T) {
 	}
 	c, _, _ := runContainer(t, h, img,
 		WithCmd("sh", "-c", "sleep 0.5; touch /tmp/ok; sleep 1.5; rm /tmp/ok; sleep 1000"),
-		WithHealthcheck(Healthcheck{Test: []string{"CMD-SHELL", "test -f /tmp/ok && echo fine"}, Interval: 150 * time.Millisecond, Retries: 2}))
+		WithHealthcheck(Healthcheck{Test: []string{"CMD-SHELL", "test -f /tmp/ok && echo fine"}, Interval: 150 * time.Millisecond, Retries: 2, StartPeriod: 10 * time.Second}))
 	for _, want := range []string{"starting", "healthy", "unhealthy"} {
 		ev := nextEvent(t, evs)
 		if ev.Attributes["status"] != want {

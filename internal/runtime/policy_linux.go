@@ -273,6 +273,7 @@ func (m *monitor) healthLoop(hc *Healthcheck) {
 	if len(os.Args) > 3 && os.Args[3] != "-" {
 		filter = os.Args[3]
 	}
+	passed := false
 	for {
 		time.Sleep(interval)
 		m.mu.Lock()
@@ -286,7 +287,10 @@ func (m *monitor) healthLoop(hc *Healthcheck) {
 			continue
 		}
 		res := m.healthRun(args, filter, timeout)
-		inStart := time.Since(m.started) < hc.StartPeriod
+		// As Docker: failures in the start period do not count, until a
+		// first success ends it.
+		inStart := !passed && time.Since(m.started) < hc.StartPeriod
+		passed = passed || res.ExitCode == 0
 		m.setHealth(func(h *Health) {
 			h.Log = append(h.Log, res)
 			if len(h.Log) > 5 {
