@@ -263,11 +263,18 @@ func (m *monitor) serveExec(c *net.UnixConn, req *monitorReq, fds []int) bool {
 	if req.Exec == nil || len(fds) != 3 {
 		return false
 	}
+	// The files own the descriptors from here on: serve must not close
+	// them too, or a descriptor number reused meanwhile would be closed by
+	// the files' finalizers.
 	files := make([]*os.File, 3)
 	for i, fd := range fds {
 		files[i] = os.NewFile(uintptr(fd), "stdio")
+		fds[i] = -1
 	}
 	pid, exited, err := m.startExec(req, files)
+	for _, f := range files {
+		f.Close() // the process has its own copies
+	}
 	if err != nil {
 		resp := monitorResp{Error: err.Error()}
 		var se *StartError
