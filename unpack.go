@@ -492,9 +492,10 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	var size int64
 	parents, closeParents := lowerAttrs(mounts)
 	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, diffID, archive.ApplyOptions{
-		Whiteouts:   mode,
-		Progress:    func(n int64) { size = n },
-		ParentAttrs: parents,
+		Whiteouts:      mode,
+		Progress:       func(n int64) { size = n },
+		ParentAttrs:    parents,
+		StartWriteback: true,
 	})
 	closeParents()
 	if err == nil && src != nil {

@@ -273,6 +273,10 @@ func truncName(s string) string {
 }
 
 // regular writes a file's content through a fresh O_EXCL|O_NOFOLLOW fd.
+// writebackMin is the size from which ApplyOptions.StartWriteback starts
+// a file's writeback as soon as it is written.
+const writebackMin = 256 << 10
+
 func (a *applier) regular(ctx context.Context, hdr *tar.Header, tr *tar.Reader, pfd int, base string) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	// Owner and mode are set only when creation did not already get them
@@ -334,6 +338,10 @@ func (a *applier) regular(ctx context.Context, hdr *tar.Header, tr *tar.Reader, 
 		if err := unix.Ftruncate(fd, hdr.Size); err != nil {
 			return fmt.Errorf("truncate: %w", err)
 		}
+	}
+	if a.opts.StartWriteback && hdr.Size >= writebackMin {
+		// Best effort: the caller's sync is what counts.
+		unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if needChown {
 		if err := a.owner(func(uid, gid int) error { return unix.Fchown(fd, uid, gid) }, hdr); err != nil {

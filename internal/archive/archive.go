@@ -95,6 +95,10 @@ type ApplyOptions struct {
 	// there with default attributes would hide the lower one's (a 1777
 	// /tmp turning 0755).
 	ParentAttrs func(rel string) (uid, gid int, mode os.FileMode, ok bool)
+	// StartWriteback starts writing each large file to disk as soon as it
+	// is written, for a caller that syncs the tree afterwards: the sync
+	// then finds less to write.
+	StartWriteback bool
 }
 
 // EntryError reports a layer entry that Apply refused or could not write.

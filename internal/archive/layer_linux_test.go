@@ -67,12 +67,13 @@ func TestApplyLayer(t *testing.T) {
 		{"refused entry stops the pipeline", compress(t, hostile, ociZstd), ociZstd, "", errdefs.ErrInvalidArgument},
 	}
 	// Directly, and decompressed ahead by a Prefetcher (small bound, so
-	// that it waits for the reader).
+	// that it waits for the reader) with writeback started early.
 	apply := func(prefetch bool, root string, blob []byte, mediaType string, diffID digest.Digest) (digest.Digest, error) {
 		opts := ApplyOptions{NoSameOwner: os.Geteuid() != 0}
 		if !prefetch {
 			return ApplyLayer(context.Background(), root, bytes.NewReader(blob), mediaType, diffID, opts)
 		}
+		opts.StartWriteback = true
 		pf, err := Prefetch(bytes.NewReader(blob), mediaType, 1)
 		if err != nil {
 			return "", err
