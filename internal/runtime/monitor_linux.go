@@ -172,6 +172,9 @@ func (m *monitor) finish(es ExitStatus) {
 	if err := writeState(m.stateDir, &st); err != nil {
 		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
 	}
+	if es.Error == "" {
+		m.exitEvents(es) // a start that failed never started
+	}
 	m.mu.Lock()
 	m.done, m.status = true, es
 	for _, w := range m.waiters {

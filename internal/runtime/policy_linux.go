@@ -150,13 +150,19 @@ func (m *monitor) serveOp(req *monitorReq, resp *monitorResp) bool {
 	return false
 }
 
-// afterExit records the end and, when the restart policy says so, starts
-// the container again after a back-off, through a new monitor.
-func (m *monitor) afterExit(es ExitStatus) {
+// exitEvents records the end in the events log. It runs before any waiter
+// hears of the exit, so that whatever a waiter does next (a removal) is
+// logged after it.
+func (m *monitor) exitEvents(es ExitStatus) {
 	if es.OOMKilled {
 		m.spec.event(EventOOM, nil)
 	}
 	m.spec.event(EventDied, map[string]string{"exitCode": strconv.Itoa(es.ExitCode)})
+}
+
+// afterExit starts the container again after a back-off, through a new
+// monitor, when the restart policy says so.
+func (m *monitor) afterExit(es ExitStatus) {
 	m.mu.Lock()
 	manual := m.manual
 	m.mu.Unlock()
