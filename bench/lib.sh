@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${BENCH_CACHE:-$BENCH_DIR/out}
+CACHE=${BENCH_CACHE:-$BENCH_DIR/.cache} # a dot directory: go's ./... patterns skip it
 LAYOUT=$CACHE/image          # OCI layout written by build-image.sh
 IMAGE_NAME=debian:1          # its ref.name in $LAYOUT
 REPO=bench/debian:1          # where it is pushed in the registry
