@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-image.sh: builds a realistic multi-layer Debian image for the pull and
 # unpack benchmarks, as an OCI layout in $BENCH_CACHE/image (default
-# bench/out/image), then pushes it to a loopback registry it starts (and stops
+# bench/.cache/image), then pushes it to a loopback registry it starts (and stops
 # at exit) to check that the layout is servable.
 #
 # Layers (gzip, each a tar of what changed):
