@@ -200,6 +200,17 @@ func (r *streamReader) check() error {
 }
 
 func (r *streamReader) Close() error {
+	if r.tee != nil && r.err == nil {
+		// The destination stopped reading early, having found the blob
+		// already there (another program stored it meanwhile): the stream's
+		// reader still wants the whole blob, so the rest is read for it.
+		buf := make([]byte, 64<<10)
+		for r.tee != nil {
+			if _, err := r.Read(buf); err != nil {
+				break
+			}
+		}
+	}
 	if r.tee != nil {
 		r.endTee(fmt.Errorf("blob %s: %w", r.desc.Digest, errStreamCut))
 	}
