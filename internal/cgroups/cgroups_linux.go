@@ -109,6 +109,11 @@ func New(name string, res *Resources) (*Group, error) {
 	if err := res.validate(); err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
+	// Parents are shared by every group below them and removed by the
+	// last group's Delete: creating holds the parents lock shared, so that
+	// a removal (exclusive) cannot pull a parent from under a new group.
+	unlock := lockParents(unix.LOCK_SH)
+	defer unlock()
 	var (
 		g   *Group
 		err error
@@ -539,21 +544,54 @@ func readProcs(dir string) ([]int, error) {
 // errdefs.ErrWrongState if processes remain. A group already gone is not an
 // error.
 func (g *Group) Delete() error {
-	var dirs []string
-	if g.v2 != nil {
-		dirs = []string{g.dir}
-	} else {
-		for _, d := range g.dirs {
-			dirs = append(dirs, d)
-		}
-	}
+	dirs := g.dirsList()
 	deadline := time.Now().Add(deleteTimeout)
 	for _, d := range dirs {
 		if err := removeTree(d, deadline); err != nil {
 			return fmt.Errorf("cgroup %s: delete: %w", g.name, err)
 		}
 	}
+	g.removeParents(dirs)
 	return nil
+}
+
+// parentsLock is the host-wide lock between creating groups and removing
+// the parents they leave empty.
+const parentsLock = "/run/dock/cgroup-parents.lock"
+
+// lockParents takes the parents lock (LOCK_SH or LOCK_EX, blocking) and
+// returns its release; without /run it does nothing.
+func lockParents(how int) func() {
+	if err := os.MkdirAll(filepath.Dir(parentsLock), 0o755); err != nil {
+		return func() {}
+	}
+	f, err := os.OpenFile(parentsLock, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return func() {}
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { f.Close() }
+}
+
+// removeParents removes the parent groups of dirs ("dock" of "dock/ID")
+// that no other group uses any more, so that a host is left as it was
+// once its last container is gone. A parent still in use is left.
+func (g *Group) removeParents(dirs []string) {
+	if !strings.Contains(g.name, "/") {
+		return
+	}
+	unlock := lockParents(unix.LOCK_EX)
+	defer unlock()
+	for _, d := range dirs {
+		for p, n := filepath.Dir(d), strings.Count(g.name, "/"); n > 0; p, n = filepath.Dir(p), n-1 {
+			if os.Remove(p) != nil {
+				break // not empty: others use it
+			}
+		}
+	}
 }
 
 // removeTree removes dir and the groups below it, deepest first.
@@ -640,4 +678,16 @@ func keyedValue(b []byte, key string) uint64 {
 		}
 	}
 	return 0
+}
+
+// dirsList is the group's directories, one per hierarchy.
+func (g *Group) dirsList() []string {
+	if g.v2 != nil {
+		return []string{g.dir}
+	}
+	var out []string
+	for _, d := range g.dirs {
+		out = append(out, d)
+	}
+	return out
 }

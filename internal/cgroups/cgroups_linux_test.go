@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -489,5 +490,47 @@ func TestNested(t *testing.T) {
 	}
 	if _, err := Load(parent + "/ctr"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("child group after parent Delete: %v", err)
+	}
+}
+
+// The parent of groups goes with the last of them, and not before.
+func TestDeleteRemovesEmptyParent(t *testing.T) {
+	testutil.RequireRoot(t)
+	if Mode() == "" {
+		t.Skip("no cgroup file system mounted")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	parent := "docktest-" + hex.EncodeToString(b)
+	a, err := New(parent+"/a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(parent+"/b", nil)
+	if err != nil {
+		a.Delete()
+		t.Fatal(err)
+	}
+	parentDirs := func() []string {
+		var out []string
+		for _, d := range append(a.dirsList(), c.dirsList()...) {
+			if _, err := os.Stat(filepath.Dir(d)); err == nil && !slices.Contains(out, filepath.Dir(d)) {
+				out = append(out, filepath.Dir(d))
+			}
+		}
+		return out
+	}
+	if err := a.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if len(parentDirs()) == 0 {
+		c.Delete()
+		t.Fatal("parent removed while another group uses it")
+	}
+	if err := c.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if left := parentDirs(); len(left) != 0 {
+		t.Fatalf("parents left behind: %v", left)
 	}
 }
