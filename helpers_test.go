@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,14 +86,14 @@ func child(t *testing.T, role, root string, env ...string) *exec.Cmd {
 
 // newHost opens a host on a fresh root under the test's temp dir, with its
 // containers' cgroups under a parent of the test's own, and checks when the
-// test ends that it left no mount, cgroup or process behind.
+// test ends that it left no mount, cgroup (that parent included) or process
+// behind.
 func newHost(t *testing.T, opts ...OpenOption) *Host {
 	t.Helper()
 	testutil.RequireRoot(t)
 	root := t.TempDir()
 	parent := "docktest-" + randomHex(6)
 	leakcheck.Check(t, leakcheck.MountsUnder(root), leakcheck.CgroupPrefix(parent), leakcheck.ProcessesMatching(root))
-	t.Cleanup(func() { removeCgroupParent(parent) })
 	opts = append([]OpenOption{WithRoot(root), func(c *openConfig) error { c.cgParent = parent; return nil }}, opts...)
 	h, err := Open(context.Background(), opts...)
 	if err != nil {
@@ -102,16 +101,6 @@ func newHost(t *testing.T, opts ...OpenOption) *Host {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
-}
-
-// removeCgroupParent removes the (empty) parent cgroup a test's containers
-// used, in every hierarchy.
-func removeCgroupParent(name string) {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
-	dirs = append(dirs, "/sys/fs/cgroup/"+name)
-	for _, d := range dirs {
-		os.Remove(d)
-	}
 }
 
 // benchHost opens a host on a fresh root for a benchmark.
