@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/snapshots"
 	"golang.org/x/sys/unix"
 )
@@ -142,18 +143,10 @@ func writeTemp(path string, data []byte, mode os.FileMode) (string, error) {
 	return tmp, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory: a reader sees the old file or the new one, never a part.
+// writeFileAtomic replaces path with data, synced: a reader sees the old
+// file or the new one, never a part.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, data, mode, true)
 }
 
 // writeFileExclusive writes data to path whole, or fails with an error

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -124,39 +125,15 @@ func (m *Manager) drop(name string) error {
 	return syncDir(m.dir())
 }
 
+// writeFileAtomic replaces path with b durably.
 func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
+	if err := atomicfile.Write(path, b, 0o600, true); err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // procStart returns the start time of process pid (field 22 of
 // /proc/<pid>/stat), which tells a live process from a reused pid.

@@ -2,33 +2,15 @@ package runtime
 
 import (
 	"encoding/json"
-	"fmt"
+	"github.com/dockkit/dock/internal/atomicfile"
 	"os"
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data: temp file, fsync, rename, so a
-// reader sees the old or the new content and never a torn one.
+// writeFileAtomic replaces path with data; with sync set the new file is
+// synced before it takes the old one's place.
 func writeFileAtomic(path string, data []byte, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil && sync {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, data, 0o600, sync)
 }
 
 // writeState records st: the new state.json replaces the old by rename, so

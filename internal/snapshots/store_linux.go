@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/errdefs"
 )
 
@@ -203,14 +204,7 @@ func writeFileSync(path string, b []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // del removes the record of key durably; the caller holds the exclusive lock.
 func (e *engine) del(key string) error {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -104,7 +105,7 @@ func (s *Store) init() error {
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		data, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := writeFileAtomic(s.dir, ocispec.ImageLayoutFile, data); err != nil {
+		if err := writeFileDurable(s.dir, ocispec.ImageLayoutFile, data); err != nil {
 			return err
 		}
 	default:
@@ -118,48 +119,16 @@ func (s *Store) init() error {
 	return nil
 }
 
-// writeFileAtomic writes data to dir/name through a unique temp file, fsync,
-// rename and a sync of dir. A crash leaves the old file or the new one.
-func writeFileAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+// writeFileDurable replaces dir/name with data and makes it durable.
+func writeFileDurable(dir, name string, data []byte) error {
+	if err := atomicfile.Write(filepath.Join(dir, name), data, 0o644, true); err != nil {
 		return err
 	}
 	return syncDir(dir)
 }
 
 // syncDir makes a rename or unlink in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // cleanIngest removes ingest temp files whose writer is gone. A live Push
 // holds an exclusive flock on its temp file, and the kernel drops it when
