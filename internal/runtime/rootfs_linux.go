@@ -9,51 +9,15 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/mountopt"
 )
 
-// mountFlag maps mount(8) options to flags; the bool says whether the
-// option clears the flag.
-var mountFlag = map[string]struct {
-	clear bool
-	flag  uintptr
-}{
-	"ro":          {false, unix.MS_RDONLY},
-	"rw":          {true, unix.MS_RDONLY},
-	"nosuid":      {false, unix.MS_NOSUID},
-	"suid":        {true, unix.MS_NOSUID},
-	"nodev":       {false, unix.MS_NODEV},
-	"dev":         {true, unix.MS_NODEV},
-	"noexec":      {false, unix.MS_NOEXEC},
-	"exec":        {true, unix.MS_NOEXEC},
-	"sync":        {false, unix.MS_SYNCHRONOUS},
-	"dirsync":     {false, unix.MS_DIRSYNC},
-	"noatime":     {false, unix.MS_NOATIME},
-	"nodiratime":  {false, unix.MS_NODIRATIME},
-	"relatime":    {false, unix.MS_RELATIME},
-	"strictatime": {false, unix.MS_STRICTATIME},
-	"bind":        {false, unix.MS_BIND},
-	"rbind":       {false, unix.MS_BIND | unix.MS_REC},
-}
-
 // parseOptions splits mount(8) options into flags and the data string.
+// Propagation options are dropped: every container mount is private.
 func parseOptions(opts []string) (flags uintptr, data string) {
-	var rest []string
-	for _, o := range opts {
-		if f, ok := mountFlag[o]; ok {
-			if f.clear {
-				flags &^= f.flag
-			} else {
-				flags |= f.flag
-			}
-			continue
-		}
-		switch o {
-		case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
-			continue // every container mount is private
-		}
-		rest = append(rest, o)
-	}
-	return flags, strings.Join(rest, ",")
+	p := mountopt.Parse(opts)
+	return p.Flags, strings.Join(p.Data, ",")
 }
 
 // attrOf turns per-mount flags into mount_setattr attributes.

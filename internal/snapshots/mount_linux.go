@@ -11,75 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/mountopt"
 )
-
-// mountFlags are the mount(8) options that are flags of mount(2); every
-// other option goes to the filesystem as data.
-var mountFlags = map[string]struct {
-	clear bool
-	flag  uintptr
-}{
-	"ro":            {false, unix.MS_RDONLY},
-	"rw":            {true, unix.MS_RDONLY},
-	"bind":          {false, unix.MS_BIND},
-	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
-	"nosuid":        {false, unix.MS_NOSUID},
-	"suid":          {true, unix.MS_NOSUID},
-	"nodev":         {false, unix.MS_NODEV},
-	"dev":           {true, unix.MS_NODEV},
-	"noexec":        {false, unix.MS_NOEXEC},
-	"exec":          {true, unix.MS_NOEXEC},
-	"sync":          {false, unix.MS_SYNCHRONOUS},
-	"async":         {true, unix.MS_SYNCHRONOUS},
-	"dirsync":       {false, unix.MS_DIRSYNC},
-	"noatime":       {false, unix.MS_NOATIME},
-	"atime":         {true, unix.MS_NOATIME},
-	"nodiratime":    {false, unix.MS_NODIRATIME},
-	"diratime":      {true, unix.MS_NODIRATIME},
-	"relatime":      {false, unix.MS_RELATIME},
-	"norelatime":    {true, unix.MS_RELATIME},
-	"strictatime":   {false, unix.MS_STRICTATIME},
-	"nostrictatime": {true, unix.MS_STRICTATIME},
-	"defaults":      {false, 0},
-}
-
-var propagationFlags = map[string]uintptr{
-	"private":     unix.MS_PRIVATE,
-	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
-	"shared":      unix.MS_SHARED,
-	"rshared":     unix.MS_SHARED | unix.MS_REC,
-	"slave":       unix.MS_SLAVE,
-	"rslave":      unix.MS_SLAVE | unix.MS_REC,
-	"unbindable":  unix.MS_UNBINDABLE,
-	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
-}
-
-// parsedMount is a Mount split into what mount(2) takes.
-type parsedMount struct {
-	flags       uintptr
-	propagation uintptr
-	data        []string
-}
-
-func parseOptions(options []string) parsedMount {
-	var p parsedMount
-	for _, o := range options {
-		if f, ok := mountFlags[o]; ok {
-			if f.clear {
-				p.flags &^= f.flag
-			} else {
-				p.flags |= f.flag
-			}
-			continue
-		}
-		if f, ok := propagationFlags[o]; ok {
-			p.propagation |= f
-			continue
-		}
-		p.data = append(p.data, o)
-	}
-	return p
-}
 
 // MountAll applies mounts in order at target, each over the one before. If
 // one fails, those already made are undone. Options are mount(8)'s: "ro",
@@ -100,27 +33,27 @@ func MountAll(mounts []Mount, target string) error {
 }
 
 func mountOne(m Mount, target string) error {
-	p := parseOptions(m.Options)
+	p := mountopt.Parse(m.Options)
 	if m.Type == "bind" || m.Type == "rbind" {
-		p.flags |= unix.MS_BIND
+		p.Flags |= unix.MS_BIND
 		if m.Type == "rbind" {
-			p.flags |= unix.MS_REC
+			p.Flags |= unix.MS_REC
 		}
 	}
 	typ := m.Type
-	if p.flags&unix.MS_BIND != 0 {
+	if p.Flags&unix.MS_BIND != 0 {
 		typ = ""
 	}
-	data := strings.Join(p.data, ",")
+	data := strings.Join(p.Data, ",")
 	switch {
 	case typ == "overlay" && len(data) >= os.Getpagesize():
 		// First, name the layers through a descriptor of the directory
 		// they share, which any kernel takes; failing that, one layer per
 		// parameter with the new mount API.
-		short, closeDir, err := shortenOverlayPaths(p.data)
+		short, closeDir, err := shortenOverlayPaths(p.Data)
 		if err == nil {
 			if len(strings.Join(short, ",")) < os.Getpagesize() {
-				err = unix.Mount(m.Source, target, typ, p.flags, strings.Join(short, ","))
+				err = unix.Mount(m.Source, target, typ, p.Flags, strings.Join(short, ","))
 			} else {
 				err = unix.E2BIG
 			}
@@ -135,21 +68,21 @@ func mountOne(m Mount, target string) error {
 		if len(data) >= os.Getpagesize() {
 			return fmt.Errorf("mount %s on %s: options of %d bytes exceed the page size: %w", m.Type, target, len(data), errdefs.ErrInvalidArgument)
 		}
-		if err := unix.Mount(m.Source, target, typ, p.flags, data); err != nil {
+		if err := unix.Mount(m.Source, target, typ, p.Flags, data); err != nil {
 			return fmt.Errorf("mount %s %s on %s: %w", m.Type, m.Source, target, err)
 		}
 		// A bind mount ignores all flags but MS_REC on the first call;
 		// they take effect on a remount.
 		const bindOnly = unix.MS_BIND | unix.MS_REC
-		if p.flags&unix.MS_BIND != 0 && p.flags&^bindOnly != 0 {
-			if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|(p.flags&^bindOnly), ""); err != nil {
+		if p.Flags&unix.MS_BIND != 0 && p.Flags&^bindOnly != 0 {
+			if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|(p.Flags&^bindOnly), ""); err != nil {
 				unix.Unmount(target, unix.MNT_DETACH)
 				return fmt.Errorf("remount %s on %s: %w", m.Source, target, err)
 			}
 		}
 	}
-	if p.propagation != 0 {
-		if err := unix.Mount("", target, "", p.propagation, ""); err != nil {
+	if p.Propagation != 0 {
+		if err := unix.Mount("", target, "", p.Propagation, ""); err != nil {
 			unix.Unmount(target, unix.MNT_DETACH)
 			return fmt.Errorf("propagation of %s: %w", target, err)
 		}
@@ -159,7 +92,7 @@ func mountOne(m Mount, target string) error {
 
 // fsmountOverlay makes an overlay with the new mount API, where each lower
 // layer is its own parameter, so no single string is bound by the page size.
-func fsmountOverlay(m Mount, p parsedMount, target string) error {
+func fsmountOverlay(m Mount, p mountopt.Parsed, target string) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("mount overlay on %s: options too long for mount(2), fsopen: %w: %w", target, err, errdefs.ErrNotSupported)
@@ -171,7 +104,7 @@ func fsmountOverlay(m Mount, p parsedMount, target string) error {
 	if err := unix.FsconfigSetString(fd, "source", m.Source); err != nil {
 		return fail("source", err)
 	}
-	for _, o := range p.data {
+	for _, o := range p.Data {
 		k, v, ok := strings.Cut(o, "=")
 		if !ok {
 			if err := unix.FsconfigSetFlag(fd, k); err != nil {
@@ -188,7 +121,7 @@ func fsmountOverlay(m Mount, p parsedMount, target string) error {
 		for _, l := range splitLowerdir(v) {
 			if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
 				if errors.Is(err, unix.EINVAL) {
-					return fmt.Errorf("mount overlay on %s: %d bytes of options exceed the page size and this kernel has no lowerdir+ (Linux 6.8): %w", target, len(strings.Join(p.data, ",")), errdefs.ErrNotSupported)
+					return fmt.Errorf("mount overlay on %s: %d bytes of options exceed the page size and this kernel has no lowerdir+ (Linux 6.8): %w", target, len(strings.Join(p.Data, ",")), errdefs.ErrNotSupported)
 				}
 				return fail("lowerdir+ "+l, err)
 			}
@@ -198,16 +131,16 @@ func fsmountOverlay(m Mount, p parsedMount, target string) error {
 		return fail("create", err)
 	}
 	var attrs int
-	if p.flags&unix.MS_RDONLY != 0 {
+	if p.Flags&unix.MS_RDONLY != 0 {
 		attrs |= unix.MOUNT_ATTR_RDONLY
 	}
-	if p.flags&unix.MS_NOSUID != 0 {
+	if p.Flags&unix.MS_NOSUID != 0 {
 		attrs |= unix.MOUNT_ATTR_NOSUID
 	}
-	if p.flags&unix.MS_NODEV != 0 {
+	if p.Flags&unix.MS_NODEV != 0 {
 		attrs |= unix.MOUNT_ATTR_NODEV
 	}
-	if p.flags&unix.MS_NOEXEC != 0 {
+	if p.Flags&unix.MS_NOEXEC != 0 {
 		attrs |= unix.MOUNT_ATTR_NOEXEC
 	}
 	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)

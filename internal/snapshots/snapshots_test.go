@@ -21,31 +21,6 @@ import (
 	"github.com/dockkit/dock/internal/testutil"
 )
 
-func TestParseOptions(t *testing.T) {
-	tests := []struct {
-		name        string
-		options     []string
-		flags       uintptr
-		propagation uintptr
-		data        []string
-	}{
-		{"ro bind", []string{"rbind", "ro"}, unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY, 0, nil},
-		{"rw clears ro", []string{"ro", "rw", "bind"}, unix.MS_BIND, 0, nil},
-		{"overlay data", []string{"index=off", "workdir=/w", "upperdir=/u", "lowerdir=/a:/b"}, 0, 0,
-			[]string{"index=off", "workdir=/w", "upperdir=/u", "lowerdir=/a:/b"}},
-		{"flags and data", []string{"nosuid", "nodev", "mode=755", "size=65536k"}, unix.MS_NOSUID | unix.MS_NODEV, 0, []string{"mode=755", "size=65536k"}},
-		{"propagation", []string{"rbind", "rprivate"}, unix.MS_BIND | unix.MS_REC, unix.MS_PRIVATE | unix.MS_REC, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := parseOptions(tt.options)
-			if p.flags != tt.flags || p.propagation != tt.propagation || !reflect.DeepEqual(p.data, tt.data) {
-				t.Errorf("parseOptions(%q) = %#x %#x %q, want %#x %#x %q", tt.options, p.flags, p.propagation, p.data, tt.flags, tt.propagation, tt.data)
-			}
-		})
-	}
-}
-
 func TestSplitLowerdir(t *testing.T) {
 	got := splitLowerdir(`/a:/b\:c:/d`)
 	if want := []string{"/a", "/b:c", "/d"}; !reflect.DeepEqual(got, want) {
