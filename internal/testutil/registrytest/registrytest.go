@@ -198,7 +198,7 @@ func (s *Server) run(t testing.TB, cfgPath string) error {
 	cmd := exec.Command(Binary, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = registryEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
