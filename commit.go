@@ -15,9 +15,9 @@ import (
 type CommitOption func(*commitConfig) error
 
 type commitConfig struct {
-	config      *ocispec.ImageConfig
-	compression string
-	comment     string
+	config    *ocispec.ImageConfig
+	mediaType string // of the new layer
+	comment   string
 }
 
 // WithCommitConfig replaces the committed image's configuration, which is
@@ -33,10 +33,10 @@ func WithCommitConfig(c ocispec.ImageConfig) CommitOption {
 // or "zstd".
 func WithCommitCompression(name string) CommitOption {
 	return func(cc *commitConfig) error {
-		if name != "gzip" && name != "zstd" {
+		if name == "none" || layerMediaTypes[name] == "" {
 			return fmt.Errorf("WithCommitCompression(%q): want gzip or zstd: %w", name, ErrInvalidArgument)
 		}
-		cc.compression = name
+		cc.mediaType = layerMediaTypes[name]
 		return nil
 	}
 }
@@ -54,7 +54,7 @@ func WithCommitComment(comment string) CommitOption {
 // stopped or paused container to catch a consistent tree; a running one is
 // read as it is.
 func (c *Container) Commit(ctx context.Context, ref string, opts ...CommitOption) (*Image, error) {
-	cc := commitConfig{compression: "gzip"}
+	cc := commitConfig{mediaType: ocispec.MediaTypeImageLayerGzip}
 	for _, o := range opts {
 		if err := o(&cc); err != nil {
 			return nil, err
@@ -90,10 +90,7 @@ func (c *Container) commit(ctx context.Context, name Reference, cc *commitConfig
 	}
 	defer release()
 
-	mt := ocispec.MediaTypeImageLayerGzip
-	if cc.compression == "zstd" {
-		mt = ocispec.MediaTypeImageLayerZstd
-	}
+	mt := cc.mediaType
 	parent := ""
 	if n := len(base.Layers); n > 0 {
 		parent = base.Layers[n-1].ChainID.String()

@@ -40,18 +40,20 @@ func WithImageConfig(c ocispec.ImageConfig) ImportOption {
 // "zstd", or "none".
 func WithLayerCompression(name string) ImportOption {
 	return func(ic *importConfig) error {
-		switch name {
-		case "gzip":
-			ic.mediaType = ocispec.MediaTypeImageLayerGzip
-		case "zstd":
-			ic.mediaType = ocispec.MediaTypeImageLayerZstd
-		case "none":
-			ic.mediaType = ocispec.MediaTypeImageLayer
-		default:
+		mt, ok := layerMediaTypes[name]
+		if !ok {
 			return fmt.Errorf("WithLayerCompression(%q): want gzip, zstd or none: %w", name, ErrInvalidArgument)
 		}
+		ic.mediaType = mt
 		return nil
 	}
+}
+
+// layerMediaTypes names the media type of a layer compressed each way.
+var layerMediaTypes = map[string]string{
+	"gzip": ocispec.MediaTypeImageLayerGzip,
+	"zstd": ocispec.MediaTypeImageLayerZstd,
+	"none": ocispec.MediaTypeImageLayer,
 }
 
 // Import makes a one-layer image from the uncompressed tar stream r, like
