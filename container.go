@@ -182,7 +182,7 @@ func (h *Host) Containers(ctx context.Context, running bool) ([]*Container, erro
 		if err != nil {
 			continue // being created or removed
 		}
-		if running && c.State().Status != StatusRunning && c.State().Status != StatusPaused {
+		if st := c.State().Status; running && st != StatusRunning && st != StatusPaused {
 			continue
 		}
 		out = append(out, c)
