@@ -182,8 +182,10 @@ func (h *Host) Containers(ctx context.Context, running bool) ([]*Container, erro
 		if err != nil {
 			continue // being created or removed
 		}
-		if st := c.State().Status; running && st != StatusRunning && st != StatusPaused {
-			continue
+		if running {
+			if st := c.State().Status; st != StatusRunning && st != StatusPaused {
+				continue
+			}
 		}
 		out = append(out, c)
 	}
