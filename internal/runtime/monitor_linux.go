@@ -106,8 +106,10 @@ func monitorMain() {
 		report(syncMsg{Code: 125, Error: err.Error()})
 		return
 	}
-	report(syncMsg{Pid: m.pid})
+	// The started event is logged before the caller hears of the start, so
+	// that whatever the caller does next (a pause) is logged after it.
 	m.onStarted()
+	report(syncMsg{Pid: m.pid})
 
 	ws := <-m.exited
 	code, sig := exitCodeOf(ws)
