@@ -92,3 +92,24 @@ func (a snapshotAdapter) Walk(ctx context.Context, fn func(context.Context, Snap
 }
 
 func (a snapshotAdapter) Close() error { return a.s.Close() }
+
+// stacker is what the built-in overlay snapshotter can do beyond
+// Snapshotter: commit a snapshot prepared without a parent onto a parent
+// named only then, and name the directories a snapshot over a parent
+// stacks. Unpacking uses it to write a layer while the one below is still
+// being written.
+type stacker interface {
+	CommitOnto(ctx context.Context, name, key, parent string, opts ...snapshots.Opt) error
+	LowerDirs(ctx context.Context, name string) ([]string, error)
+}
+
+// stackerOf returns s's stacker, when s is a built-in snapshotter that has
+// one (overlay; not native, nor one a caller brought).
+func stackerOf(s Snapshotter) (stacker, bool) {
+	a, ok := s.(snapshotAdapter)
+	if !ok {
+		return nil, false
+	}
+	st, ok := a.s.(stacker)
+	return st, ok
+}

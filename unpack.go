@@ -236,65 +236,85 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 		return fmt.Errorf("config has %d diff IDs for %d layers: %w", len(cfg.RootFS.DiffIDs), len(m.Layers), ErrInvalidArgument)
 	}
 	chains := chainIDs(cfg.RootFS.DiffIDs)
-	// One goroutine decompresses the layers in order, the next one as soon
-	// as the one before is decompressed, while this one writes them: the
-	// decompressor does not wait for a layer's last files, sync and commit.
-	ctx, cancel := context.WithCancel(u.ctx)
-	srcs := make(chan *layerSource)
-	go u.decompressLayers(ctx, m, chains, srcs)
-	defer func() {
-		cancel()
-		for ls := range srcs {
-			ls.close(context.Canceled)
-		}
-	}()
-	for ls := range srcs {
-		if ls.err != nil {
-			return ls.err
-		}
-		i, l := ls.i, m.Layers[ls.i]
-		parent := ""
+	jobs := make([]layerJob, len(m.Layers))
+	for i, l := range m.Layers {
+		jobs[i] = layerJob{i: i, desc: l, diffID: cfg.RootFS.DiffIDs[i], chain: chains[i]}
 		if i > 0 {
-			parent = chains[i-1].String()
-		}
-		progress, unpacked := u.progress, false
-		if ls.pr != nil && progress != nil {
-			// A layer unpacked from its download is reported so once the
-			// download has reported it stored, not before.
-			progress = func(p Progress) {
-				if p.State == ProgressUnpacked {
-					unpacked = true
-					return
-				}
-				u.progress(p)
-			}
-		}
-		err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, ls.pf, progress)
-		// A failed unpack fails the download it reads.
-		ls.close(err)
-		if err == nil {
-			if unpacked {
-				if err := u.await(l.Digest); err != nil {
-					return err
-				}
-				u.progress(Progress{Digest: l.Digest.String(), MediaType: l.MediaType, State: ProgressUnpacked, Total: l.Size})
-			}
-			continue
-		}
-		if ls.pr == nil {
-			return err
-		}
-		// A failed download leaves the pull to fail, or (a blob another
-		// program stored meanwhile) the store to serve the layer.
-		if err := u.await(l.Digest); err != nil {
-			return err
-		}
-		if err := u.h.unpackLayer(u.ctx, l, cfg.RootFS.DiffIDs[i], chains[i], parent, nil, u.progress); err != nil {
-			return err
+			jobs[i].parent = chains[i-1].String()
 		}
 	}
-	return nil
+	err = u.h.unpackLayers(u.ctx, jobs, unpackerLayers{u, m}, unpackConfig{progress: u.progress})
+	u.setNext(len(m.Layers), m)
+	return err
 }
+
+// unpackerLayers serves the layers of a pull's manifest m to unpackLayers:
+// from the download stream when the unpacker takes one, else from the
+// store once there.
+type unpackerLayers struct {
+	u *unpacker
+	m ocispec.Manifest
+}
+
+func (ul unpackerLayers) openLayer(ctx context.Context, j layerJob) (*layerSource, error) {
+	ul.u.setNext(j.i, ul.m)
+	pr, err := ul.u.source(ctx, j.desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return ul.u.h.openLayer(ctx, j, pr)
+}
+
+func (ul unpackerLayers) storedLayer(ctx context.Context, d digest.Digest) error {
+	return ul.u.await(d)
+}
+
+// storeLayers serves layers from the store alone.
+type storeLayers struct{ h *Host }
+
+func (sl storeLayers) openLayer(ctx context.Context, j layerJob) (*layerSource, error) {
+	return sl.h.openLayer(ctx, j, nil)
+}
+
+func (storeLayers) storedLayer(context.Context, digest.Digest) error { return nil }
+
+// layerOpener is where unpackLayers finds the layers' blobs.
+type layerOpener interface {
+	// openLayer waits for layer j's blob and starts decompressing it.
+	// unpackLayers calls it for one layer at a time, in order.
+	openLayer(ctx context.Context, j layerJob) (*layerSource, error)
+	// storedLayer waits until the blob d is in the store.
+	storedLayer(ctx context.Context, d digest.Digest) error
+}
+
+// layerJob is one layer to unpack: its blob, the diffID its uncompressed
+// stream must hash to, its chain ID (the name of its snapshot) and its
+// parent's ("" for the first layer).
+type layerJob struct {
+	i      int
+	desc   ocispec.Descriptor
+	diffID digest.Digest
+	chain  digest.Digest
+	parent string
+}
+
+// unpackConfig tunes unpackLayers.
+type unpackConfig struct {
+	progress func(Progress)
+	// window is how many layers are decompressed at once on a snapshotter
+	// that can stack a layer after writing it (0: parallelUnpack).
+	// Elsewhere it is 1.
+	window int
+	// applied and committing, when set, are called as layer i has been
+	// written, and before it is committed (tests use them to force an
+	// order).
+	applied, committing func(i int)
+}
+
+// parallelUnpack is how many layers a pull decompresses and writes at once
+// on overlay: inflate is the slowest part of a pull and one layer's
+// inflate uses one core.
+const parallelUnpack = 2
 
 // prefetchBytes bounds how far a layer is decompressed ahead of its writes.
 const prefetchBytes = 16 << 20
@@ -302,11 +322,9 @@ const prefetchBytes = 16 << 20
 // layerSource is a layer being decompressed, from its download stream (pr)
 // or from the store (f).
 type layerSource struct {
-	i   int
-	pf  *archive.Prefetcher
-	pr  *io.PipeReader
-	f   io.Closer
-	err error
+	pf *archive.Prefetcher
+	pr *io.PipeReader
+	f  io.Closer
 }
 
 func (ls *layerSource) close(err error) {
@@ -321,58 +339,173 @@ func (ls *layerSource) close(err error) {
 	}
 }
 
-// decompressLayers sends to srcs, in order, each layer of m not unpacked
-// yet, decompressing it; the next starts once the one before is
-// decompressed, so that one core is left for the writes. An error ends
-// the list.
-func (u *unpacker) decompressLayers(ctx context.Context, m ocispec.Manifest, chains []digest.Digest, srcs chan<- *layerSource) {
-	defer close(srcs)
-	send := func(ls *layerSource) bool {
-		select {
-		case srcs <- ls:
-			return true
-		case <-ctx.Done():
-			ls.close(context.Cause(ctx))
-			return false
+// openLayer starts decompressing layer j from pr, or when pr is nil from
+// the store.
+func (h *Host) openLayer(ctx context.Context, j layerJob, pr *io.PipeReader) (*layerSource, error) {
+	ls := &layerSource{pr: pr}
+	var r io.Reader = pr
+	if pr == nil {
+		f, err := h.store.Fetch(ctx, j.desc)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", j.desc.Digest, err)
+		}
+		r, ls.f = f, f
+	}
+	pf, err := archive.Prefetch(r, j.desc.MediaType, prefetchBytes)
+	if err != nil {
+		err = fmt.Errorf("layer %s: %w", j.desc.Digest, err)
+		ls.close(err)
+		return nil, err
+	}
+	ls.pf = pf
+	return ls, nil
+}
+
+// layerRun is the outcome of one layer's unpack, for the layer above.
+type layerRun struct {
+	done chan struct{} // closed once the layer is committed or has failed
+	err  error
+}
+
+// errBelowFailed ends a layer whose parent failed; the parent's error is
+// the one reported.
+var errBelowFailed = errors.New("the layer below failed")
+
+// unpackLayers unpacks jobs, in order, each over the one before, into the
+// snapshots their chain IDs name, skipping those unpacked already.
+//
+// Layers are opened in order, the next once the one before is decompressed
+// (one core decompresses while another writes). On the built-in overlay
+// snapshotter, up to cfg.window layers are decompressed and written at
+// once: each is written into a snapshot of its own prepared without a
+// parent (an overlay upper directory does not depend on what lies below
+// it), then, once its parent is committed, the directories it wrote into
+// without naming them take the attributes the layers below give them, and
+// it is committed onto its parent. Elsewhere a layer's snapshot is prepared
+// only once its parent is committed. The first error cancels the layers in
+// flight, which leave no snapshot; the layers below it that were committed
+// stay.
+func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpener, cfg unpackConfig) error {
+	st, stacks := stackerOf(h.snap)
+	window := 1
+	if stacks {
+		window = cfg.window
+		if window <= 0 {
+			window = parallelUnpack
+		}
+	} else {
+		st = nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel(err)
 		}
 	}
-	for i, l := range m.Layers {
-		if u.h.hasSnapshot(ctx, chains[i]) {
-			u.setNext(i+1, m)
+	slots := make(chan struct{}, window)
+	below := &layerRun{done: make(chan struct{})}
+	close(below.done)
+	for _, j := range jobs {
+		if h.hasSnapshot(ctx, j.chain) {
+			below = &layerRun{done: make(chan struct{})}
+			close(below.done)
 			continue
 		}
-		pr, err := u.source(ctx, l.Digest)
-		if err != nil {
-			send(&layerSource{i: i, err: err})
-			return
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			fail(context.Cause(ctx))
 		}
-		ls := &layerSource{i: i, pr: pr}
-		var r io.Reader = pr
-		if pr == nil {
-			f, err := u.h.store.Fetch(ctx, l)
-			if err != nil {
-				send(&layerSource{i: i, err: fmt.Errorf("layer %s: %w", l.Digest, err)})
+		if ctx.Err() != nil {
+			break
+		}
+		ls, err := src.openLayer(ctx, j)
+		if err != nil {
+			<-slots
+			fail(err)
+			break
+		}
+		run := &layerRun{done: make(chan struct{})}
+		wg.Add(2)
+		go func() {
+			// The slot is free once the layer is decompressed.
+			defer wg.Done()
+			select {
+			case <-ls.pf.Decompressed():
+			case <-run.done:
+			}
+			<-slots
+		}()
+		go func(j layerJob, ls *layerSource, below *layerRun) {
+			defer wg.Done()
+			waitBelow := func() error {
+				select {
+				case <-below.done:
+					if below.err != nil {
+						return errBelowFailed
+					}
+					return nil
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+			}
+			run.err = h.unpackFrom(ctx, j, ls, src, st, waitBelow, cfg)
+			if run.err != nil {
+				fail(run.err)
+			}
+			close(run.done)
+		}(j, ls, below)
+		below = run
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// unpackFrom unpacks layer j from ls, and should that fail while ls is a
+// download stream, from the store once the download has put the blob
+// there (a failed download fails the pull; a blob another program stored
+// meanwhile serves).
+func (h *Host) unpackFrom(ctx context.Context, j layerJob, ls *layerSource, src layerOpener, st stacker, waitBelow func() error, cfg unpackConfig) error {
+	progress, unpacked := cfg.progress, false
+	if ls.pr != nil && progress != nil {
+		// A layer unpacked from its download is reported so once the
+		// download has reported it stored, not before.
+		progress = func(p Progress) {
+			if p.State == ProgressUnpacked {
+				unpacked = true
 				return
 			}
-			r, ls.f = f, f
+			cfg.progress(p)
 		}
-		if ls.pf, err = archive.Prefetch(r, l.MediaType, prefetchBytes); err != nil {
-			err = fmt.Errorf("layer %s: %w", l.Digest, err)
-			ls.close(err)
-			send(&layerSource{i: i, err: err})
-			return
-		}
-		if !send(ls) {
-			return
-		}
-		select {
-		case <-ls.pf.Decompressed():
-		case <-ctx.Done():
-			return
-		}
-		u.setNext(i+1, m)
 	}
-	u.setNext(len(m.Layers), m)
+	err := h.unpackLayer(ctx, j, ls.pf, st, waitBelow, progress, cfg)
+	// A failed unpack fails the download it reads.
+	ls.close(err)
+	if err == nil {
+		if unpacked {
+			if err := src.storedLayer(ctx, j.desc.Digest); err != nil {
+				return err
+			}
+			cfg.progress(Progress{Digest: j.desc.Digest.String(), MediaType: j.desc.MediaType, State: ProgressUnpacked, Total: j.desc.Size})
+		}
+		return nil
+	}
+	if ls.pr == nil || errors.Is(err, errBelowFailed) || ctx.Err() != nil {
+		return err
+	}
+	if err := src.storedLayer(ctx, j.desc.Digest); err != nil {
+		return err
+	}
+	return h.unpackLayer(ctx, j, nil, st, waitBelow, cfg.progress, cfg)
 }
 
 // unpackStopped is what a download stream's writer sees once its reader is
@@ -426,18 +559,15 @@ func (h *Host) Unpack(ctx context.Context, img *Image) error {
 		return err
 	}
 	defer release()
+	jobs := make([]layerJob, len(img.Layers))
 	for i, l := range img.Layers {
-		if h.hasSnapshot(ctx, l.ChainID) {
-			continue
-		}
-		parent := ""
+		jobs[i] = layerJob{i: i, desc: ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, diffID: l.DiffID, chain: l.ChainID}
 		if i > 0 {
-			parent = img.Layers[i-1].ChainID.String()
+			jobs[i].parent = img.Layers[i-1].ChainID.String()
 		}
-		desc := ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
-		if err := h.unpackLayer(ctx, desc, l.DiffID, l.ChainID, parent, nil, nil); err != nil {
-			return fmt.Errorf("unpack %s: %w", img.Name, err)
-		}
+	}
+	if err := h.unpackLayers(ctx, jobs, storeLayers{h}, unpackConfig{}); err != nil {
+		return fmt.Errorf("unpack %s: %w", img.Name, err)
 	}
 	return nil
 }
@@ -447,19 +577,24 @@ func (h *Host) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
 	return err == nil && info.Kind == KindCommitted
 }
 
-// unpackLayer applies the blob l, read from src or else from the store, on
-// top of the snapshot parent and commits the result as the snapshot chain.
-// What src yields is trusted only because its uncompressed stream must hash
-// to diffID. A concurrent unpack of the same chain by another process is not
-// an error: one of them wins.
-func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, chain digest.Digest, parent string, src io.Reader, progress func(Progress)) (err error) {
+// unpackLayer applies layer j, read from src or else from the store, and
+// commits the result as the snapshot j.chain over j.parent. waitBelow
+// returns once the parent is committed. With st (overlay), the layer is
+// written into a snapshot prepared without a parent while the parent may
+// still be under way, and committed onto the parent once waitBelow
+// returns; otherwise it waits before preparing its snapshot over the
+// parent. What src yields is trusted only because its uncompressed stream
+// must hash to j.diffID. A concurrent unpack of the same chain by another
+// process is not an error: one of them wins.
+func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st stacker, waitBelow func() error, progress func(Progress), cfg unpackConfig) (err error) {
+	l := j.desc
 	report := func(s ProgressState) {
 		if progress != nil {
 			progress(Progress{Digest: l.Digest.String(), MediaType: l.MediaType, State: s, Total: l.Size})
 		}
 	}
 	report(ProgressUnpacking)
-	key := "extract-" + randomHex(6) + "-" + chain.Encoded()[:12]
+	key := "extract-" + randomHex(6) + "-" + j.chain.Encoded()[:12]
 	// The lock tells other programs opening the root that this unpack is
 	// alive; one left unlocked belongs to a program that died mid-unpack.
 	unlock, err := h.lockScratch(key)
@@ -467,6 +602,12 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 		return err
 	}
 	defer unlock()
+	parent := j.parent
+	if st != nil {
+		parent = "" // named at commit time
+	} else if err := waitBelow(); err != nil {
+		return err
+	}
 	mounts, err := h.snap.Prepare(ctx, key, parent)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
@@ -490,13 +631,23 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 		r = rc
 	}
 	var size int64
-	parents, closeParents := lowerAttrs(mounts)
-	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, diffID, archive.ApplyOptions{
+	var implicit []string
+	opts := archive.ApplyOptions{
 		Whiteouts:      mode,
 		Progress:       func(n int64) { size = n },
-		ParentAttrs:    parents,
 		StartWriteback: true,
-	})
+	}
+	closeParents := func() {}
+	if st != nil {
+		if mode != archive.WhiteoutOverlay {
+			done()
+			return fmt.Errorf("layer %s: overlay snapshot not written in place: %w", l.Digest, ErrNotSupported)
+		}
+		opts.ImplicitDirs = &implicit
+	} else {
+		opts.ParentAttrs, closeParents = lowerAttrs(mounts)
+	}
+	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, j.diffID, opts)
 	closeParents()
 	if err == nil && src != nil {
 		// The rest of the blob (nothing, for a well-formed one) and how
@@ -513,8 +664,34 @@ func (h *Host) unpackLayer(ctx context.Context, l ocispec.Descriptor, diffID, ch
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
+	if cfg.applied != nil {
+		cfg.applied(j.i)
+	}
 	labels := map[string]string{sizeLabel: strconv.FormatInt(size, 10)}
-	if err := h.snap.Commit(ctx, chain.String(), key, WithSnapshotLabels(labels)); err != nil {
+	if st != nil {
+		if err := waitBelow(); err != nil {
+			return err
+		}
+		if j.parent != "" && len(implicit) > 0 {
+			lowers, err := st.LowerDirs(ctx, j.parent)
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", l.Digest, err)
+			}
+			if err := archive.SetDirAttrs(ctx, dir, implicit, archive.OverlayLowerDir(lowers), false); err != nil {
+				return fmt.Errorf("layer %s: %w", l.Digest, err)
+			}
+		}
+		if cfg.committing != nil {
+			cfg.committing(j.i)
+		}
+		err = st.CommitOnto(ctx, j.chain.String(), key, j.parent, optsTo([]SnapshotOpt{WithSnapshotLabels(labels)})...)
+	} else {
+		if cfg.committing != nil {
+			cfg.committing(j.i)
+		}
+		err = h.snap.Commit(ctx, j.chain.String(), key, WithSnapshotLabels(labels))
+	}
+	if err != nil {
 		if errors.Is(err, ErrAlreadyExists) {
 			h.snap.Remove(context.WithoutCancel(ctx), key)
 			report(ProgressUnpacked)

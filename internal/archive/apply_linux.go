@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 	}
 	if opts.Whiteouts == WhiteoutDelete {
 		a.written = make(map[string]struct{})
+	}
+	if opts.ImplicitDirs != nil {
+		a.implicit = make(map[string]struct{})
 	}
 	var rst unix.Stat_t
 	if err := unix.Fstat(rootfd, &rst); err != nil {
@@ -140,6 +144,14 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 			return cr.n, &EntryError{Name: d.rel, Rule: "set times", Err: osErr(err)}
 		}
 	}
+	if opts.ImplicitDirs != nil {
+		dirs := make([]string, 0, len(a.implicit))
+		for rel := range a.implicit {
+			dirs = append(dirs, rel)
+		}
+		slices.Sort(dirs)
+		*opts.ImplicitDirs = dirs
+	}
 	return cr.n, nil
 }
 
@@ -149,6 +161,7 @@ type applier struct {
 	lim      Limits
 	dirs     map[string]cachedDir // resolved directories by relative path
 	written  map[string]struct{}  // WhiteoutDelete: paths this layer wrote, and their parents
+	implicit map[string]struct{}  // ImplicitDirs: directories made without an entry of their own
 	dirTimes []dirTime
 	// closeLater holds descriptors dropped from dirs during an entry.
 	closeLater []int
@@ -243,6 +256,9 @@ func (a *applier) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) er
 		return &EntryError{Name: hdr.Name, Rule: "resolve parent", Err: err}
 	}
 	a.markWritten(rel)
+	if a.implicit != nil {
+		delete(a.implicit, rel) // named now: its own entry decides
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		err = a.regular(ctx, hdr, tr, pfd, base)
@@ -772,12 +788,17 @@ func (a *applier) dirFor(rel string, create bool) (int, error) {
 		base := path.Base(rel)
 		if merr := unix.Mkdirat(pfd, base, 0o755); merr != nil && merr != unix.EEXIST {
 			return -1, osErr(merr)
-		} else if merr == nil && a.opts.ParentAttrs != nil {
-			if uid, gid, mode, ok := a.opts.ParentAttrs(rel); ok {
-				if !a.opts.NoSameOwner {
-					unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+		} else if merr == nil {
+			if a.implicit != nil {
+				a.implicit[rel] = struct{}{}
+			}
+			if a.opts.ParentAttrs != nil {
+				if uid, gid, mode, ok := a.opts.ParentAttrs(rel); ok {
+					if !a.opts.NoSameOwner {
+						unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+					}
+					unix.Fchmodat(pfd, base, uint32(mode.Perm())|modeBits(mode), 0)
 				}
-				unix.Fchmodat(pfd, base, uint32(mode.Perm())|modeBits(mode), 0)
 			}
 		}
 		a.markWritten(rel)

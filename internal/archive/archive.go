@@ -18,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/klauspost/compress/gzip"
@@ -99,6 +100,22 @@ type ApplyOptions struct {
 	// is written, for a caller that syncs the tree afterwards: the sync
 	// then finds less to write.
 	StartWriteback bool
+	// ImplicitDirs, when set, receives after a successful Apply the
+	// directories (relative to root, sorted) that the layer made because
+	// it wrote into them without naming them, and did not name later.
+	// It lets a caller that applies into an overlay upper directory
+	// before the layers below are complete give those directories their
+	// lower attributes afterwards (see SetDirAttrs), instead of through
+	// ParentAttrs while applying.
+	ImplicitDirs *[]string
+}
+
+// DirAttrs is what a directory that a layer writes into without naming it
+// takes from the layers below: its owner, mode and times.
+type DirAttrs struct {
+	UID, GID     int
+	Mode         os.FileMode // permission bits with setuid, setgid and sticky
+	Atime, Mtime time.Time
 }
 
 // EntryError reports a layer entry that Apply refused or could not write.

@@ -24,3 +24,13 @@ func DiffOverlay(ctx context.Context, upper string, w io.Writer) error {
 func DiffTrees(ctx context.Context, lower, upper string, w io.Writer) error {
 	return fmt.Errorf("diff: %w", errdefs.ErrNotSupported)
 }
+
+// OverlayLowerDir finds nothing off Linux.
+func OverlayLowerDir(lowers []string) func(rel string) (DirAttrs, bool) {
+	return func(string) (DirAttrs, bool) { return DirAttrs{}, false }
+}
+
+// SetDirAttrs needs Linux.
+func SetDirAttrs(ctx context.Context, root string, dirs []string, attrs func(rel string) (DirAttrs, bool), noSameOwner bool) error {
+	return fmt.Errorf("set directory attributes: %w", errdefs.ErrNotSupported)
+}

@@ -37,6 +37,38 @@ func NewOverlay(root string) (*Overlay, error) {
 	return &Overlay{e}, nil
 }
 
+// CommitOnto commits the active snapshot key, prepared without a parent,
+// as the snapshot name over the committed snapshot parent ("" commits it as
+// Commit would). Only overlay can: a snapshot's own directory holds its
+// changes alone, written as overlayfs reads them (whiteouts as 0/0
+// character devices, opaque directories by xattr), whatever lies below.
+// So a layer can be written while the layer under it is still being
+// written, and stacked on it once that one is committed. The caller makes
+// sure the content fits over parent: see [Overlay.LowerDirs] for
+// directories the layer made without naming them.
+func (o *Overlay) CommitOnto(ctx context.Context, name, key, parent string, opts ...Opt) error {
+	return o.commit(ctx, name, key, &parent, opts)
+}
+
+// LowerDirs returns the directories that a snapshot over the committed
+// snapshot name stacks as overlayfs lower layers: name's own and its
+// ancestors', newest first. They are read-only while name exists.
+func (o *Overlay) LowerDirs(ctx context.Context, name string) ([]string, error) {
+	unlock, err := o.lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	dirs, _, err := o.chain(name)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range dirs {
+		dirs[i] = filepath.Join(d, "fs")
+	}
+	return dirs, nil
+}
+
 type overlayDriver struct{}
 
 func (overlayDriver) populate(ctx context.Context, dir string, kind Kind, parents []string) error {
