@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,14 +10,14 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/content"
+	"golang.org/x/sync/errgroup"
 	oraserr "oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 )
@@ -92,11 +94,21 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 	progress := progressFunc(opts.Progress)
 	name := cfg.host() + "/" + repo + refSuffix(ref)
 
-	root, err := r.Resolve(ctx, ref)
+	// One GET answers for the reference: its descriptor and content, with
+	// no HEAD before it.
+	root, rc, err := r.FetchReference(ctx, ref)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	src := &pullSource{repo: r, progress: progress, cached: map[digest.Digest][]byte{}, verify: true}
+	if !isIndex(root.MediaType) && !isManifest(root.MediaType) {
+		rc.Close()
+		return ocispec.Descriptor{}, fmt.Errorf("%s: media type %q: %w", name, root.MediaType, errdefs.ErrNotSupported)
+	}
+	rootBytes, err := readVerified(ctx, rc, root, maxManifestBytes)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	src := &pullSource{repo: r, progress: progress, cached: map[digest.Digest][]byte{root.Digest: rootBytes}, verify: true}
 	if vt, ok := dst.(VerifyingTarget); ok && vt.VerifiesContent() {
 		src.verify = false // sizes are still checked as bytes stream
 	}
@@ -112,12 +124,8 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 	if opts.Platform != nil {
 		want = *opts.Platform
 	}
-	desc := root
+	desc, b := root, rootBytes
 	if isIndex(root.MediaType) {
-		b, err := src.fetchBytes(ctx, root)
-		if err != nil {
-			return ocispec.Descriptor{}, err
-		}
 		var idx ocispec.Index
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("index %s: %v: %w", root.Digest, err, errdefs.ErrInvalidArgument)
@@ -125,13 +133,12 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 		if desc, err = PickPlatform(idx.Manifests, want, name); err != nil {
 			return ocispec.Descriptor{}, err
 		}
-	}
-	if !isManifest(desc.MediaType) {
-		return ocispec.Descriptor{}, fmt.Errorf("%s: media type %q: %w", name, desc.MediaType, errdefs.ErrNotSupported)
-	}
-	b, err := src.fetchBytes(ctx, desc)
-	if err != nil {
-		return ocispec.Descriptor{}, err
+		if !isManifest(desc.MediaType) {
+			return ocispec.Descriptor{}, fmt.Errorf("%s: media type %q: %w", name, desc.MediaType, errdefs.ErrNotSupported)
+		}
+		if b, err = src.fetchBytes(ctx, desc); err != nil {
+			return ocispec.Descriptor{}, err
+		}
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -148,7 +155,7 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 			return ocispec.Descriptor{}, err
 		}
 	}
-	children := append([]ocispec.Descriptor{m.Config}, m.Layers...)
+	children := uniqueBlobs(append([]ocispec.Descriptor{m.Config}, m.Layers...))
 	for _, c := range children {
 		progress.emit(c, Waiting, 0)
 	}
@@ -159,50 +166,115 @@ func pull(ctx context.Context, cfg Config, repo, ref string, dst Target, opts Pu
 		}
 		return nil
 	}
-	err = oras.CopyGraph(ctx, src, &pullDest{Target: dst, root: desc, children: children}, desc, oras.CopyGraphOptions{
-		Concurrency: concurrency,
-		// The image is the manifest, its config and layers; a subject or
-		// other reference in the manifest is not followed.
-		FindSuccessors: func(_ context.Context, _ content.Fetcher, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-			if d.Digest == desc.Digest {
-				return children, nil
-			}
-			return nil, nil
-		},
-		PreCopy: func(ctx context.Context, d ocispec.Descriptor) error {
-			progress.emit(d, Downloading, 0)
-			return nil
-		},
-		PostCopy: func(ctx context.Context, d ocispec.Descriptor) error {
-			return stored(ctx, d, Done)
-		},
-		OnCopySkipped: func(ctx context.Context, d ocispec.Descriptor) error {
-			if d.Digest == desc.Digest {
-				// The whole image is there: pullDest.Exists checked the
-				// children, which CopyGraph will not visit.
-				for _, c := range children {
-					if err := stored(ctx, c, Exists); err != nil {
-						return err
-					}
-				}
-			}
-			return stored(ctx, d, Exists)
-		},
-	})
+	pd := &pullDest{Target: dst, root: desc, children: children}
+	whole, err := pd.Exists(ctx, desc)
 	if err != nil {
-		return ocispec.Descriptor{}, unwrapCopyError(err)
+		return ocispec.Descriptor{}, err
+	}
+	if whole {
+		for _, c := range children {
+			if err := stored(ctx, c, Exists); err != nil {
+				return ocispec.Descriptor{}, err
+			}
+		}
+		if err := stored(ctx, desc, Exists); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		return desc, nil
+	}
+	if err := copyBlobs(ctx, src, pd, downloadOrder(children, src.stream != nil), concurrency, progress, stored); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	// The manifest goes last, so that it is stored only once everything it
+	// names is.
+	if err := pd.Push(ctx, desc, bytes.NewReader(b)); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if err := stored(ctx, desc, Done); err != nil {
+		return ocispec.Descriptor{}, err
 	}
 	return desc, nil
 }
 
-// unwrapCopyError drops oras's CopyError wrapper, whose message only adds
-// "failed to perform …", keeping the cause.
-func unwrapCopyError(err error) error {
-	var ce *oras.CopyError
-	if errors.As(err, &ce) && ce.Err != nil {
-		return ce.Err
+// uniqueBlobs drops repeated digests, keeping the first of each.
+func uniqueBlobs(descs []ocispec.Descriptor) []ocispec.Descriptor {
+	seen := make(map[digest.Digest]bool, len(descs))
+	out := descs[:0:0]
+	for _, d := range descs {
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			out = append(out, d)
+		}
 	}
-	return err
+	return out
+}
+
+// downloadOrder is the order in which blobs claim download slots. When a
+// caller streams layers as they arrive it wants them in manifest order (the
+// config first); otherwise the largest go first, so that the longest
+// download does not wait for a slot and end last, alone.
+func downloadOrder(blobs []ocispec.Descriptor, streaming bool) []ocispec.Descriptor {
+	order := slices.Clone(blobs)
+	if !streaming {
+		slices.SortStableFunc(order, func(a, b ocispec.Descriptor) int { return cmp.Compare(b.Size, a.Size) })
+	}
+	return order
+}
+
+// copyBlobs stores each of blobs in dst that it lacks, concurrency at a
+// time, claiming slots in the order given. stored is called for each blob
+// once it is stored or found present; the first error stops the others.
+func copyBlobs(ctx context.Context, src *pullSource, dst *pullDest, blobs []ocispec.Descriptor, concurrency int, progress progressFunc,
+	stored func(context.Context, ocispec.Descriptor, State) error) error {
+	// Workers take blobs from a queue, so that slots go in order rather
+	// than to whichever goroutine the scheduler runs first.
+	queue := make(chan ocispec.Descriptor, len(blobs))
+	var missing []ocispec.Descriptor
+	for _, d := range blobs {
+		ok, err := dst.Target.Exists(ctx, d)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := stored(ctx, d, Exists); err != nil {
+				return err
+			}
+			continue
+		}
+		missing = append(missing, d)
+	}
+	for _, d := range missing {
+		queue <- d
+	}
+	close(queue)
+	g, ctx := errgroup.WithContext(ctx)
+	for range min(concurrency, len(missing)) {
+		g.Go(func() error {
+			for d := range queue {
+				if err := copyBlob(ctx, src, dst, d, progress); err != nil {
+					return err
+				}
+				if err := stored(ctx, d, Done); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func copyBlob(ctx context.Context, src *pullSource, dst *pullDest, d ocispec.Descriptor, progress progressFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	progress.emit(d, Downloading, 0)
+	rc, err := src.Fetch(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return dst.Push(ctx, d, rc)
 }
 
 func refSuffix(ref string) string {
@@ -263,7 +335,7 @@ func (s *pullSource) fetchBytes(ctx context.Context, desc ocispec.Descriptor) ([
 	return b, nil
 }
 
-// pullDest is the destination as CopyGraph sees it. The manifest counts as
+// pullDest is the destination as Pull sees it. The manifest counts as
 // present only when its config and layers are too, so that an image left
 // half-stored by an interrupted pull is completed rather than skipped; and
 // "already exists" from a store that checks on Push is success.

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -122,4 +123,14 @@ func (s *pushSource) Exists(ctx context.Context, desc ocispec.Descriptor) (bool,
 
 func (s *pushSource) Resolve(context.Context, string) (ocispec.Descriptor, error) {
 	return s.root, nil
+}
+
+// unwrapCopyError drops oras's CopyError wrapper, whose message only adds
+// "failed to perform …", keeping the cause.
+func unwrapCopyError(err error) error {
+	var ce *oras.CopyError
+	if errors.As(err, &ce) && ce.Err != nil {
+		return ce.Err
+	}
+	return err
 }

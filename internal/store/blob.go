@@ -188,7 +188,9 @@ func (s *Store) push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) 
 
 	preallocate(f, desc.Size)
 	h := alg.Hash()
-	n, err := copyHashed(ctx, &writebackWriter{f: f}, h, r, desc.Size)
+	w := &writebackWriter{f: f}
+	n, err := copyHashed(ctx, w, h, r, desc.Size)
+	w.wait()
 	if err != nil {
 		return err
 	}
@@ -324,14 +326,23 @@ func readHashed(ctx context.Context, full chan<- []byte, free <-chan []byte, sto
 	}
 }
 
-// writebackWriter writes to f and starts writeback every writebackChunk
-// bytes, overlapping disk I/O with reading and hashing.
+// writebackWriter writes to f, starts writeback every writebackChunk
+// bytes and syncs f in the background every flushChunk bytes, so that disk
+// I/O overlaps reading and hashing and the final fsync finds little left
+// to write: on a virtual disk the host writes back only when the guest
+// flushes, at about the speed the guest writes, so a blob synced once at
+// its end waits for all of it.
 type writebackWriter struct {
 	f          *os.File
 	off, start int64
+	flushed    int64
+	flushing   chan struct{} // closed when the running background sync ends
 }
 
-const writebackChunk = 8 << 20
+const (
+	writebackChunk = 8 << 20
+	flushChunk     = 16 << 20
+)
 
 func (w *writebackWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
@@ -340,5 +351,36 @@ func (w *writebackWriter) Write(p []byte) (int, error) {
 		startWriteback(w.f, w.start, w.off-w.start)
 		w.start = w.off
 	}
+	if w.off-w.flushed >= flushChunk && !w.busy() {
+		w.flushed = w.off
+		done := make(chan struct{})
+		w.flushing = done
+		go func() {
+			defer close(done)
+			_ = w.f.Sync() // an error shows again in the final Sync
+		}()
+	}
 	return n, err
+}
+
+// busy reports whether a background sync is still running.
+func (w *writebackWriter) busy() bool {
+	if w.flushing == nil {
+		return false
+	}
+	select {
+	case <-w.flushing:
+		w.flushing = nil
+		return false
+	default:
+		return true
+	}
+}
+
+// wait returns once no background sync runs; call it before closing f.
+func (w *writebackWriter) wait() {
+	if w.flushing != nil {
+		<-w.flushing
+		w.flushing = nil
+	}
 }
