@@ -150,45 +150,14 @@ func (s *Store) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) 
 func (s *Store) VerifiesContent() bool { return true }
 
 func (s *Store) push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	if err := desc.Digest.Validate(); err != nil {
-		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	if desc.Size < 0 {
-		return fmt.Errorf("negative size %d: %w", desc.Size, errdefs.ErrInvalidArgument)
-	}
-	if err := ctx.Err(); err != nil {
+	in, err := s.beginIngest(ctx, desc)
+	if err != nil || in == nil {
 		return err
 	}
-	alg := desc.Digest.Algorithm()
-	dst := s.path(blobsDir, alg.String(), desc.Digest.Encoded())
-	if fi, err := os.Stat(dst); err == nil {
-		if fi.Size() != desc.Size {
-			return fmt.Errorf("stored size %d, descriptor says %d: %w", fi.Size(), desc.Size, errdefs.ErrInvalidArgument)
-		}
-		return nil
-	}
-	if alg != digest.SHA256 {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-	}
+	defer in.close()
 
-	f, err := s.createIngest(desc.Digest)
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			os.Remove(tmp)
-		}
-		f.Close() // drops the ingest lock after the rename or removal
-	}()
-
-	preallocate(f, desc.Size)
-	h := alg.Hash()
-	w := &writebackWriter{f: f}
+	h := desc.Digest.Algorithm().Hash()
+	w := &writebackWriter{syncer: syncer{f: in.f}}
 	n, err := copyHashed(ctx, w, h, r, desc.Size)
 	w.wait()
 	if err != nil {
@@ -197,23 +166,80 @@ func (s *Store) push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) 
 	if n != desc.Size {
 		return fmt.Errorf("size %d, descriptor says %d: %w", n, desc.Size, errdefs.ErrInvalidArgument)
 	}
-	if got := digest.NewDigestFromBytes(alg, h.Sum(nil)); got != desc.Digest {
+	return in.commit(h)
+}
+
+// ingest is a blob being written to a temp file under ingest/.
+type ingest struct {
+	desc      ocispec.Descriptor
+	f         *os.File
+	dst       string // its place under blobs/
+	committed bool
+}
+
+// beginIngest checks desc and creates the temp file for it, preallocated;
+// it returns nil and no error when the blob is already stored.
+func (s *Store) beginIngest(ctx context.Context, desc ocispec.Descriptor) (*ingest, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if desc.Size < 0 {
+		return nil, fmt.Errorf("negative size %d: %w", desc.Size, errdefs.ErrInvalidArgument)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	alg := desc.Digest.Algorithm()
+	dst := s.path(blobsDir, alg.String(), desc.Digest.Encoded())
+	if fi, err := os.Stat(dst); err == nil {
+		if fi.Size() != desc.Size {
+			return nil, fmt.Errorf("stored size %d, descriptor says %d: %w", fi.Size(), desc.Size, errdefs.ErrInvalidArgument)
+		}
+		return nil, nil
+	}
+	if alg != digest.SHA256 {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	f, err := s.createIngest(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	preallocate(f, desc.Size)
+	return &ingest{desc: desc, f: f, dst: dst}, nil
+}
+
+// commit checks the digest h computed and, if it is desc's, syncs the temp
+// file and renames it into blobs/.
+func (in *ingest) commit(h hash.Hash) error {
+	alg := in.desc.Digest.Algorithm()
+	if got := digest.NewDigestFromBytes(alg, h.Sum(nil)); got != in.desc.Digest {
 		return fmt.Errorf("content hashes to %s: %w", got, errdefs.ErrDigestMismatch)
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := in.f.Chmod(0o644); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err := in.f.Sync(); err != nil {
 		return err
 	}
 	// A concurrent push of the same blob may rename first; replacing its
 	// file with identical verified bytes is harmless, and open readers keep
 	// the inode they hold.
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := os.Rename(in.f.Name(), in.dst); err != nil {
 		return err
 	}
-	done = true
-	return syncDir(filepath.Dir(dst))
+	in.committed = true
+	return syncDir(filepath.Dir(in.dst))
+}
+
+// close removes the temp file unless it was committed, then closes it,
+// which drops the ingest lock after the rename or removal.
+func (in *ingest) close() {
+	if !in.committed {
+		os.Remove(in.f.Name())
+	}
+	in.f.Close()
 }
 
 // createIngest creates a temp file under ingest/ and holds an exclusive flock
@@ -326,17 +352,18 @@ func readHashed(ctx context.Context, full chan<- []byte, free <-chan []byte, sto
 	}
 }
 
-// writebackWriter writes to f, starts writeback every writebackChunk
-// bytes and syncs f in the background every flushChunk bytes, so that disk
-// I/O overlaps reading and hashing and the final fsync finds little left
-// to write: on a virtual disk the host writes back only when the guest
-// flushes, at about the speed the guest writes, so a blob synced once at
-// its end waits for all of it.
-type writebackWriter struct {
-	f          *os.File
-	off, start int64
-	flushed    int64
-	flushing   chan struct{} // closed when the running background sync ends
+// syncer starts the writeback of f as bytes are written to it, and syncs
+// it in the background every flushChunk bytes, so that disk I/O overlaps
+// reading and hashing and the final fsync finds little left to write: on
+// a virtual disk the host writes back only when the guest flushes, at
+// about the speed the guest writes, so a blob synced once at its end
+// waited for all of it. Its methods are not safe for concurrent use.
+type syncer struct {
+	f        *os.File
+	n        int64         // bytes written so far
+	started  int64         // n when writeback was last started
+	flushed  int64         // n when the last background sync began
+	flushing chan struct{} // closed when the running background sync ends
 }
 
 const (
@@ -344,33 +371,32 @@ const (
 	flushChunk     = 16 << 20
 )
 
-func (w *writebackWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.start >= writebackChunk {
-		startWriteback(w.f, w.start, w.off-w.start)
-		w.start = w.off
+// wrote records n more bytes written.
+func (s *syncer) wrote(n int) {
+	s.n += int64(n)
+	if s.n-s.started >= writebackChunk {
+		startWriteback(s.f, 0, 0) // all dirty pages; those under writeback are skipped
+		s.started = s.n
 	}
-	if w.off-w.flushed >= flushChunk && !w.busy() {
-		w.flushed = w.off
+	if s.n-s.flushed >= flushChunk && !s.busy() {
+		s.flushed = s.n
 		done := make(chan struct{})
-		w.flushing = done
+		s.flushing = done
 		go func() {
 			defer close(done)
-			_ = w.f.Sync() // an error shows again in the final Sync
+			_ = s.f.Sync() // an error shows again in the final Sync
 		}()
 	}
-	return n, err
 }
 
 // busy reports whether a background sync is still running.
-func (w *writebackWriter) busy() bool {
-	if w.flushing == nil {
+func (s *syncer) busy() bool {
+	if s.flushing == nil {
 		return false
 	}
 	select {
-	case <-w.flushing:
-		w.flushing = nil
+	case <-s.flushing:
+		s.flushing = nil
 		return false
 	default:
 		return true
@@ -378,9 +404,20 @@ func (w *writebackWriter) busy() bool {
 }
 
 // wait returns once no background sync runs; call it before closing f.
-func (w *writebackWriter) wait() {
-	if w.flushing != nil {
-		<-w.flushing
-		w.flushing = nil
+func (s *syncer) wait() {
+	if s.flushing != nil {
+		<-s.flushing
+		s.flushing = nil
 	}
+}
+
+// writebackWriter writes to f in order, keeping its syncer informed.
+type writebackWriter struct {
+	syncer
+}
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.wrote(n)
+	return n, err
 }

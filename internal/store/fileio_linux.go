@@ -20,8 +20,9 @@ func preallocate(f *os.File, size int64) {
 	}
 }
 
-// startWriteback asks the kernel to begin writing [off, off+n) of f to disk
-// now, without waiting, so that the final fsync finds little left to do.
+// startWriteback asks the kernel to begin writing [off, off+n) of f (n == 0:
+// to the end) to disk now, without waiting, so that the final fsync finds
+// little left to do.
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
