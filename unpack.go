@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,13 +35,20 @@ type unpacker struct {
 	mu      sync.Mutex
 	arrival map[digest.Digest]chan struct{}
 	layers  map[digest.Digest]int // each layer's first index in the manifest
-	next    int                   // the only layer a stream is taken for
-	attach  map[digest.Digest]chan struct{}
-	streams map[digest.Digest]*io.PipeReader // attached, not yet taken
-	ended   bool                             // no more streams are taken
-	started bool
-	done    chan struct{}
-	err     error
+	next    int                   // the only layer a stream is taken for, when window is 0
+	// window, when not 0, is how many layers unpackLayers decompresses at
+	// once, in any order: a stream is then taken for any layer not yet
+	// started while fewer than window layers are being decompressed.
+	window   int
+	pending  map[digest.Digest]bool // layers not started yet (window mode)
+	inflight int                    // layers being decompressed (window mode)
+	attach   map[digest.Digest]chan struct{}
+	streams  map[digest.Digest]*io.PipeReader // attached, not yet taken
+	ended    bool                             // no more streams are taken
+	started  bool
+	changed  chan struct{} // closed and replaced as a blob arrives or a stream attaches
+	done     chan struct{}
+	err      error
 }
 
 func (h *Host) newUnpacker(ctx context.Context, progress func(Progress)) *unpacker {
@@ -48,7 +56,7 @@ func (h *Host) newUnpacker(ctx context.Context, progress func(Progress)) *unpack
 	return &unpacker{h: h, ctx: ctx, cancel: cancel, progress: progress,
 		arrival: map[digest.Digest]chan struct{}{}, layers: map[digest.Digest]int{},
 		attach: map[digest.Digest]chan struct{}{}, streams: map[digest.Digest]*io.PipeReader{},
-		done: make(chan struct{})}
+		changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // stream is asked as the download of d starts whether the unpacker takes
@@ -59,7 +67,14 @@ func (u *unpacker) stream(d ocispec.Descriptor) (io.Writer, func(error)) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	i, ok := u.layers[d.Digest]
-	if !ok || i != u.next || u.ended || u.streams[d.Digest] != nil {
+	if !ok || u.ended || u.streams[d.Digest] != nil {
+		return nil, nil
+	}
+	if u.window > 0 {
+		if !u.pending[d.Digest] || u.inflight+len(u.streams) >= u.window {
+			return nil, nil
+		}
+	} else if i != u.next {
 		return nil, nil
 	}
 	if ch, ok := u.arrival[d.Digest]; ok {
@@ -77,7 +92,92 @@ func (u *unpacker) stream(d ocispec.Descriptor) (io.Writer, func(error)) {
 		u.attach[d.Digest] = ch
 	}
 	close(ch)
+	u.signal()
 	return pw, func(err error) { pw.CloseWithError(err) }
+}
+
+// signal wakes those waiting on changes; the caller holds u.mu.
+func (u *unpacker) signal() {
+	close(u.changed)
+	u.changed = make(chan struct{})
+}
+
+// inStore tells whether the blob d has arrived in the store.
+func (u *unpacker) inStore(d digest.Digest) bool {
+	select {
+	case <-u.chanFor(d):
+		return true
+	default:
+		return false
+	}
+}
+
+// changes returns a channel closed at the next arrival or attached stream.
+func (u *unpacker) changes() <-chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.changed
+}
+
+// ready tells, without waiting, whether layer d can be read (window mode):
+// its download stream when one is attached, which the caller then owns and
+// which claim has counted, or arrived when the blob is in the store.
+func (u *unpacker) ready(d digest.Digest) (pr *io.PipeReader, arrived bool) {
+	ch := u.chanFor(d)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	select {
+	case <-ch:
+		arrived = true
+	default:
+	}
+	if pr = u.streams[d]; pr != nil {
+		delete(u.streams, d)
+		delete(u.attach, d)
+		if arrived {
+			// A blob in the store wins: a stream attached for it was cut.
+			pr.Close()
+			return nil, true
+		}
+		// Claimed with the stream, so that stream never counts it free.
+		delete(u.pending, d)
+		u.inflight++
+	}
+	return pr, arrived
+}
+
+// claim marks layer d as started (window mode): no stream is taken for it
+// any more, and it counts as being decompressed until ls is.
+func (u *unpacker) claim(d digest.Digest) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.pending, d)
+	u.inflight++
+}
+
+// release ends what claim counted, once ls is decompressed (or failed to
+// open, when ls is nil).
+func (u *unpacker) release(ls *layerSource) {
+	if ls != nil {
+		<-ls.pf.Decompressed()
+	}
+	u.mu.Lock()
+	u.inflight--
+	u.mu.Unlock()
+}
+
+// skip marks layer d as not to be unpacked (window mode), dropping a stream
+// attached for it: its download goes on into the store.
+func (u *unpacker) skip(d digest.Digest) {
+	u.mu.Lock()
+	delete(u.pending, d)
+	pr := u.streams[d]
+	delete(u.streams, d)
+	delete(u.attach, d)
+	u.mu.Unlock()
+	if pr != nil {
+		go func() { io.Copy(io.Discard, pr); pr.Close() }()
+	}
 }
 
 // setNext says which layer the unpacker applies next; a stream already
@@ -187,6 +287,7 @@ func (u *unpacker) arrived(d ocispec.Descriptor) {
 	case <-ch:
 	default:
 		close(ch)
+		u.signal()
 	}
 }
 
@@ -198,9 +299,16 @@ func (u *unpacker) start(m ocispec.Manifest) error {
 		return nil
 	}
 	u.started = true
+	if _, ok := stackerOf(u.h.snap); ok {
+		u.window = parallelUnpack
+		u.pending = map[digest.Digest]bool{}
+	}
 	for i, l := range m.Layers {
 		if _, ok := u.layers[l.Digest]; !ok {
 			u.layers[l.Digest] = i
+		}
+		if u.pending != nil {
+			u.pending[l.Digest] = true
 		}
 	}
 	u.mu.Unlock()
@@ -243,7 +351,7 @@ func (u *unpacker) run(m ocispec.Manifest) error {
 			jobs[i].parent = chains[i-1].String()
 		}
 	}
-	err = u.h.unpackLayers(u.ctx, jobs, unpackerLayers{u, m}, unpackConfig{progress: u.progress})
+	err = u.h.unpackLayers(u.ctx, jobs, unpackerLayers{u, m}, unpackConfig{progress: u.progress, window: u.window})
 	u.setNext(len(m.Layers), m)
 	return err
 }
@@ -256,35 +364,100 @@ type unpackerLayers struct {
 	m ocispec.Manifest
 }
 
-func (ul unpackerLayers) openLayer(ctx context.Context, j layerJob) (*layerSource, error) {
-	ul.u.setNext(j.i, ul.m)
-	pr, err := ul.u.source(ctx, j.desc.Digest)
-	if err != nil {
-		return nil, err
+// nextLayer takes in order the lowest layer, from its stream or the store.
+// Otherwise it takes first a layer whose download stream is attached (the
+// download waits for it), else of the layers in the store the largest
+// (decompressing the largest first keeps the cores busy to the end), else
+// waits for one or the other.
+func (ul unpackerLayers) nextLayer(ctx context.Context, pending []layerJob, inOrder bool) (int, *layerSource, error) {
+	u := ul.u
+	if inOrder {
+		u.setNext(pending[0].i, ul.m)
+		pr, err := u.source(ctx, pending[0].desc.Digest)
+		if err != nil {
+			return 0, nil, err
+		}
+		ls, err := u.h.openLayer(ctx, pending[0], pr, 1)
+		return 0, ls, err
 	}
-	return ul.u.h.openLayer(ctx, j, pr)
+	for {
+		changed := u.changes()
+		var pr *io.PipeReader
+		best := -1
+		for k, j := range pending {
+			p, arrived := u.ready(j.desc.Digest)
+			if p != nil {
+				pr, best = p, k
+				break
+			}
+			if arrived && (best < 0 || j.desc.Size > pending[best].desc.Size) {
+				best = k
+			}
+		}
+		if best >= 0 {
+			j := pending[best]
+			if pr == nil {
+				u.claim(j.desc.Digest)
+			}
+			ls, err := u.h.openLayer(ctx, j, pr, u.window)
+			if err != nil {
+				u.release(nil)
+				return 0, nil, err
+			}
+			go u.release(ls)
+			return best, ls, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, nil, context.Cause(ctx)
+		}
+	}
 }
 
 func (ul unpackerLayers) storedLayer(ctx context.Context, d digest.Digest) error {
 	return ul.u.await(d)
 }
 
+func (ul unpackerLayers) skipped(j layerJob) {
+	if ul.u.window > 0 {
+		ul.u.skip(j.desc.Digest)
+	}
+}
+
 // storeLayers serves layers from the store alone.
 type storeLayers struct{ h *Host }
 
-func (sl storeLayers) openLayer(ctx context.Context, j layerJob) (*layerSource, error) {
-	return sl.h.openLayer(ctx, j, nil)
+// nextLayer takes the largest layer first (see unpackerLayers.nextLayer).
+func (sl storeLayers) nextLayer(ctx context.Context, pending []layerJob, inOrder bool) (int, *layerSource, error) {
+	best := 0
+	for k, j := range pending {
+		if !inOrder && j.desc.Size > pending[best].desc.Size {
+			best = k
+		}
+	}
+	window := parallelUnpack
+	if inOrder {
+		window = 1
+	}
+	ls, err := sl.h.openLayer(ctx, pending[best], nil, window)
+	return best, ls, err
 }
 
 func (storeLayers) storedLayer(context.Context, digest.Digest) error { return nil }
 
+func (storeLayers) skipped(layerJob) {}
+
 // layerOpener is where unpackLayers finds the layers' blobs.
 type layerOpener interface {
-	// openLayer waits for layer j's blob and starts decompressing it.
-	// unpackLayers calls it for one layer at a time, in order.
-	openLayer(ctx context.Context, j layerJob) (*layerSource, error)
+	// nextLayer chooses one of pending (in layer order; with inOrder the
+	// first), waits for its blob and starts decompressing it. It returns
+	// the chosen one's index in pending.
+	nextLayer(ctx context.Context, pending []layerJob, inOrder bool) (int, *layerSource, error)
 	// storedLayer waits until the blob d is in the store.
 	storedLayer(ctx context.Context, d digest.Digest) error
+	// skipped tells that layer j is unpacked already.
+	skipped(j layerJob)
 }
 
 // layerJob is one layer to unpack: its blob, the diffID its uncompressed
@@ -312,11 +485,13 @@ type unpackConfig struct {
 }
 
 // parallelUnpack is how many layers a pull decompresses and writes at once
-// on overlay: inflate is the slowest part of a pull and one layer's
-// inflate uses one core.
-const parallelUnpack = 2
+// on overlay: inflate is the slowest part of a pull and one layer's inflate
+// keeps one core busy. As many as the registry downloads at once (4), so
+// that every download can be unpacked from its stream.
+const parallelUnpack = 4
 
-// prefetchBytes bounds how far a layer is decompressed ahead of its writes.
+// prefetchBytes bounds how far the layers being unpacked are decompressed
+// ahead of their writes, all together.
 const prefetchBytes = 16 << 20
 
 // layerSource is a layer being decompressed, from its download stream (pr)
@@ -341,7 +516,7 @@ func (ls *layerSource) close(err error) {
 
 // openLayer starts decompressing layer j from pr, or when pr is nil from
 // the store.
-func (h *Host) openLayer(ctx context.Context, j layerJob, pr *io.PipeReader) (*layerSource, error) {
+func (h *Host) openLayer(ctx context.Context, j layerJob, pr *io.PipeReader, window int) (*layerSource, error) {
 	ls := &layerSource{pr: pr}
 	var r io.Reader = pr
 	if pr == nil {
@@ -351,7 +526,7 @@ func (h *Host) openLayer(ctx context.Context, j layerJob, pr *io.PipeReader) (*l
 		}
 		r, ls.f = f, f
 	}
-	pf, err := archive.Prefetch(r, j.desc.MediaType, prefetchBytes)
+	pf, err := archive.Prefetch(r, j.desc.MediaType, prefetchBytes/max(window, 1))
 	if err != nil {
 		err = fmt.Errorf("layer %s: %w", j.desc.Digest, err)
 		ls.close(err)
@@ -371,19 +546,21 @@ type layerRun struct {
 // the one reported.
 var errBelowFailed = errors.New("the layer below failed")
 
-// unpackLayers unpacks jobs, in order, each over the one before, into the
-// snapshots their chain IDs name, skipping those unpacked already.
+// unpackLayers unpacks jobs, each over the one before, into the snapshots
+// their chain IDs name, skipping those unpacked already.
 //
-// Layers are opened in order, the next once the one before is decompressed
-// (one core decompresses while another writes). On the built-in overlay
-// snapshotter, up to cfg.window layers are decompressed and written at
-// once: each is written into a snapshot of its own prepared without a
-// parent (an overlay upper directory does not depend on what lies below
-// it), then, once its parent is committed, the directories it wrote into
-// without naming them take the attributes the layers below give them, and
-// it is committed onto its parent. Elsewhere a layer's snapshot is prepared
-// only once its parent is committed. The first error cancels the layers in
-// flight, which leave no snapshot; the layers below it that were committed
+// On the built-in overlay snapshotter, up to cfg.window layers are
+// decompressed and written at once, in the order src chooses: each is
+// written into a snapshot of its own prepared without a parent (an overlay
+// upper directory does not depend on what lies below it); once its parent
+// is committed, the directories it wrote into without naming them take the
+// attributes the layers below give them, and it is committed onto its
+// parent. So snapshots are still committed bottom up, each only over a
+// complete parent. Elsewhere layers are opened in order, the next once the
+// one before is decompressed (one core decompresses while another writes),
+// and a layer's snapshot is prepared only once its parent is committed.
+// The first error cancels the layers in flight, which leave no snapshot;
+// the layers below it that were committed
 // stay.
 func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpener, cfg unpackConfig) error {
 	st, stacks := stackerOf(h.snap)
@@ -393,8 +570,6 @@ func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpene
 		if window <= 0 {
 			window = parallelUnpack
 		}
-	} else {
-		st = nil
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -412,14 +587,23 @@ func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpene
 		}
 	}
 	slots := make(chan struct{}, window)
-	below := &layerRun{done: make(chan struct{})}
-	close(below.done)
-	for _, j := range jobs {
+	runs := make([]*layerRun, len(jobs))
+	var pending []layerJob
+	for k, j := range jobs {
+		runs[k] = &layerRun{done: make(chan struct{})}
 		if h.hasSnapshot(ctx, j.chain) {
-			below = &layerRun{done: make(chan struct{})}
-			close(below.done)
+			close(runs[k].done)
+			src.skipped(j)
 			continue
 		}
+		pending = append(pending, j)
+	}
+	// pos maps a layer's index in the manifest to its place in jobs.
+	pos := make(map[int]int, len(jobs))
+	for k, j := range jobs {
+		pos[j.i] = k
+	}
+	for len(pending) > 0 {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -428,13 +612,19 @@ func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpene
 		if ctx.Err() != nil {
 			break
 		}
-		ls, err := src.openLayer(ctx, j)
+		n, ls, err := src.nextLayer(ctx, pending, st == nil)
 		if err != nil {
 			<-slots
 			fail(err)
 			break
 		}
-		run := &layerRun{done: make(chan struct{})}
+		j := pending[n]
+		pending = slices.Delete(pending, n, n+1)
+		k := pos[j.i]
+		run, below := runs[k], (*layerRun)(nil)
+		if k > 0 {
+			below = runs[k-1]
+		}
 		wg.Add(2)
 		go func() {
 			// The slot is free once the layer is decompressed.
@@ -445,9 +635,12 @@ func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpene
 			}
 			<-slots
 		}()
-		go func(j layerJob, ls *layerSource, below *layerRun) {
+		go func() {
 			defer wg.Done()
 			waitBelow := func() error {
+				if below == nil {
+					return nil
+				}
 				select {
 				case <-below.done:
 					if below.err != nil {
@@ -463,8 +656,13 @@ func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpene
 				fail(run.err)
 			}
 			close(run.done)
-		}(j, ls, below)
-		below = run
+		}()
+	}
+	// Layers never started fail those above that wait for them.
+	for _, j := range pending {
+		run := runs[pos[j.i]]
+		run.err = errBelowFailed
+		close(run.done)
 	}
 	wg.Wait()
 	return firstErr
