@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/dockkit/dock/internal/cgroupfs"
 	"github.com/dockkit/dock/internal/cgroups"
 	"github.com/dockkit/dock/internal/runtime"
 )
@@ -33,20 +34,47 @@ func resourcesTo(res *Resources) *cgroups.Resources {
 	return r
 }
 
-// cgroupSpec has the container's monitor make its cgroup when the host
-// uses the built-in manager. The monitor outlives the calling program, so it
-// cannot call a manager given to Open: limits with one are refused rather
-// than dropped.
+// cgroupSpec names the container's cgroup when the host uses the built-in
+// manager; makeCgroup makes it at each start. The container's monitor
+// outlives the calling program, so it cannot call a manager given to Open:
+// limits with one are refused rather than dropped.
 func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) error {
 	if _, ok := h.cgroups.(defaultCgroups); ok {
-		spec.Cgroup = h.cgParent + "/" + id
-		spec.Resources = resourcesTo(res)
+		spec.Cgroup = &cgroupfs.Group{Name: h.cgParent + "/" + id}
 		return nil
 	}
 	if *res != (Resources{}) {
 		return fmt.Errorf("resource limits need the built-in cgroup manager: %w", ErrNotSupported)
 	}
 	return nil
+}
+
+// makeCgroup makes the container's cgroup with its limits, or takes over
+// the one an earlier run left empty, and puts its directories in spec. The
+// caller makes it rather than the monitor, which works on it through plain
+// files so that it starts without linking containerd's managers.
+func makeCgroup(spec *runtime.Spec, res *Resources) error {
+	if spec.Cgroup == nil {
+		return nil
+	}
+	g, err := cgroups.Make(spec.Cgroup.Name, resourcesTo(res))
+	if err != nil {
+		return err
+	}
+	p := g.Paths()
+	spec.Cgroup = &p
+	return nil
+}
+
+// dropCgroup removes the group makeCgroup made for a start that failed,
+// unless something runs in it.
+func dropCgroup(spec *runtime.Spec) {
+	if spec.Cgroup == nil || !spec.Cgroup.Made() {
+		return
+	}
+	if procs, err := spec.Cgroup.Procs(); err == nil && len(procs) == 0 {
+		spec.Cgroup.Delete()
+	}
 }
 
 var (

@@ -317,7 +317,11 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 	if c.rec.AutoRemove {
 		c.takeOwner(ctx)
 	}
+	if err := makeCgroup(&spec, c.rec.Resources); err != nil {
+		return fmt.Errorf("start %s: %w", c.Name, err)
+	}
 	if _, err := runtime.Start(ctx, &spec, &sc.stdio); err != nil {
+		dropCgroup(&spec)
 		var se *runtime.StartError
 		if errors.As(err, &se) {
 			return &StartError{Container: c.Name, Code: se.ExitCode, Err: err}

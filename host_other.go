@@ -41,6 +41,10 @@ func unixSignalName(s syscall.Signal) string { return fmt.Sprintf("SIG%d", int(s
 
 func (h *Host) cgroupSpec(string, *Resources, *runtime.Spec) error { return errNeedsLinux }
 
+func makeCgroup(*runtime.Spec, *Resources) error { return errNeedsLinux }
+
+func dropCgroup(*runtime.Spec) {}
+
 func (h *Host) fillVolume(context.Context, string, []Mount, string) error { return errNeedsLinux }
 
 func lowerAttrs([]Mount) (func(string) (int, int, os.FileMode, bool), func()) { return nil, func() {} }

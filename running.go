@@ -226,8 +226,8 @@ func (c *Container) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("stats %s: container is %s: %w", c.Name, st.Status, ErrWrongState)
 	}
 	s := Stats{Time: time.Now()}
-	if name := c.rec.Spec.Cgroup; name != "" {
-		g, err := c.h.cgroups.Load(name)
+	if cg := c.rec.Spec.Cgroup; cg != nil {
+		g, err := c.h.cgroups.Load(cg.Name)
 		if err != nil {
 			return Stats{}, fmt.Errorf("stats %s: %w", c.Name, err)
 		}

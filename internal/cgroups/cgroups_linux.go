@@ -1,18 +1,14 @@
 package cgroups
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	cgroupsv3 "github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -20,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/dockkit/dock/internal/cgroupfs"
 	"github.com/dockkit/dock/internal/errdefs"
 )
 
@@ -29,10 +26,6 @@ const unifiedRoot = "/sys/fs/cgroup"
 // v2Controllers are enabled, where the kernel offers them, in the parents
 // of every group so that each limit has its files.
 var v2Controllers = []string{"cpuset", "cpu", "io", "memory", "pids", "hugetlb"}
-
-// deleteTimeout bounds how long Delete waits for the kernel to reap the
-// group's last processes.
-const deleteTimeout = 3 * time.Second
 
 // Mode reports the host's cgroup layout: "v1", "hybrid" (v1 controllers
 // plus an empty cgroup2 hierarchy, handled as v1), "v2", or "" when no
@@ -51,11 +44,9 @@ func Mode() string {
 
 // Group is one control group, on v1 spread over every mounted hierarchy.
 type Group struct {
-	name string
-	v2   *cgroup2.Manager
-	dir  string // v2 only
-	v1   cgroup1.Cgroup
-	dirs map[string]string // v1: hierarchy name → directory of this group
+	fs cgroupfs.Group
+	v2 *cgroup2.Manager
+	v1 cgroup1.Cgroup
 }
 
 var (
@@ -112,7 +103,7 @@ func New(name string, res *Resources) (*Group, error) {
 	// Parents are shared by every group below them and removed by the
 	// last group's Delete: creating holds the parents lock shared, so that
 	// a removal (exclusive) cannot pull a parent from under a new group.
-	unlock := lockParents(unix.LOCK_SH)
+	unlock := cgroupfs.LockParents(unix.LOCK_SH)
 	defer unlock()
 	var (
 		g   *Group
@@ -131,6 +122,27 @@ func New(name string, res *Resources) (*Group, error) {
 	}
 	if err := g.Update(res); err != nil {
 		_ = g.Delete()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Make makes the group name with res applied, or takes over the one an
+// earlier run of the same container left there empty: a group kept for a
+// restart that did not come, or left by a monitor that died. A group with
+// processes in it fails with errdefs.ErrWrongState.
+func Make(name string, res *Resources) (*Group, error) {
+	g, err := New(name, res)
+	if !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return g, err
+	}
+	if g, err = Load(name); err != nil {
+		return nil, err
+	}
+	if procs, _ := g.Procs(); len(procs) > 0 {
+		return nil, fmt.Errorf("cgroup %s: in use: %w", name, errdefs.ErrWrongState)
+	}
+	if err := g.Update(res); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -156,7 +168,7 @@ func newV2(name string) (*Group, error) {
 		_ = os.Remove(dir)
 		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
-	return &Group{name: name, v2: m, dir: dir}, nil
+	return &Group{fs: cgroupfs.Group{Name: name, Dir: dir}, v2: m}, nil
 }
 
 // enableControllers turns on, in dir and each of its ancestors up to the
@@ -204,11 +216,11 @@ func newV1(name string) (*Group, error) {
 	}
 	cg, err := cgroup1.New(cgroup1.StaticPath("/"+name), &specs.LinuxResources{})
 	if err != nil {
-		g := &Group{name: name, dirs: dirs}
+		g := &Group{fs: cgroupfs.Group{Name: name, Dirs: dirs}}
 		_ = g.Delete()
 		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
-	return &Group{name: name, v1: cg, dirs: dirs}, nil
+	return &Group{fs: cgroupfs.Group{Name: name, Dirs: dirs}, v1: cg}, nil
 }
 
 // Load finds the existing group name, or fails with errdefs.ErrNotFound.
@@ -226,7 +238,7 @@ func Load(name string) (*Group, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cgroup %s: %w", name, err)
 		}
-		return &Group{name: name, v2: m, dir: dir}, nil
+		return &Group{fs: cgroupfs.Group{Name: name, Dir: dir}, v2: m}, nil
 	case "v1", "hybrid":
 		dirs, err := v1Dirs(name)
 		if err != nil {
@@ -239,17 +251,17 @@ func Load(name string) (*Group, error) {
 			}
 			return nil, fmt.Errorf("cgroup %s: %w", name, err)
 		}
-		return &Group{name: name, v1: cg, dirs: dirs}, nil
+		return &Group{fs: cgroupfs.Group{Name: name, Dirs: dirs}, v1: cg}, nil
 	}
 	return nil, fmt.Errorf("cgroup %s: no cgroup file system mounted: %w", name, errdefs.ErrNotSupported)
 }
 
 // Name returns the group's name relative to the cgroup root.
-func (g *Group) Name() string { return g.name }
+func (g *Group) Name() string { return g.fs.Name }
 
 // V2Path returns the group's directory in the unified hierarchy, for
 // CLONE_INTO_CGROUP, or "" on v1 and hybrid hosts.
-func (g *Group) V2Path() string { return g.dir }
+func (g *Group) V2Path() string { return g.fs.Dir }
 
 // Add moves the process pid, with all its threads, into the group.
 func (g *Group) Add(pid int) error {
@@ -260,7 +272,7 @@ func (g *Group) Add(pid int) error {
 		err = g.v1.AddProc(uint64(pid))
 	}
 	if err != nil {
-		return fmt.Errorf("cgroup %s: add %d: %w", g.name, pid, err)
+		return fmt.Errorf("cgroup %s: add %d: %w", g.fs.Name, pid, err)
 	}
 	return nil
 }
@@ -271,7 +283,7 @@ func (g *Group) Update(res *Resources) error {
 		return nil
 	}
 	if err := res.validate(); err != nil {
-		return fmt.Errorf("cgroup %s: %w", g.name, err)
+		return fmt.Errorf("cgroup %s: %w", g.fs.Name, err)
 	}
 	if g.v2 != nil {
 		return g.apply(v2Writes(res))
@@ -281,9 +293,9 @@ func (g *Group) Update(res *Resources) error {
 
 func (g *Group) ctrlDir(ctrl string) (string, bool) {
 	if g.v2 != nil {
-		return g.dir, true
+		return g.fs.Dir, true
 	}
-	d, ok := g.dirs[ctrl]
+	d, ok := g.fs.Dirs[ctrl]
 	return d, ok
 }
 
@@ -302,7 +314,7 @@ func (g *Group) apply(ws []write) error {
 			i++
 		}
 		if err != nil {
-			return fmt.Errorf("cgroup %s: %w", g.name, err)
+			return fmt.Errorf("cgroup %s: %w", g.fs.Name, err)
 		}
 	}
 	return nil
@@ -340,7 +352,7 @@ func (g *Group) Stats() (*Stats, error) {
 	if g.v2 != nil {
 		m, err := g.v2.Stat()
 		if err != nil {
-			return nil, fmt.Errorf("cgroup %s: stats: %w", g.name, err)
+			return nil, fmt.Errorf("cgroup %s: stats: %w", g.fs.Name, err)
 		}
 		if c := m.GetCPU(); c != nil {
 			s.CPUUsageNanos = c.UsageUsec * 1000
@@ -368,7 +380,7 @@ func (g *Group) Stats() (*Stats, error) {
 	}
 	m, err := g.v1.Stat(cgroup1.IgnoreNotExist)
 	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: stats: %w", g.name, err)
+		return nil, fmt.Errorf("cgroup %s: stats: %w", g.fs.Name, err)
 	}
 	if c := m.GetCPU(); c != nil {
 		s.CPUUsageNanos = c.GetUsage().GetTotal()
@@ -406,288 +418,24 @@ func bounded(v uint64) uint64 {
 
 // Freeze stops every process in the group; it returns once the kernel
 // reports the group frozen.
-func (g *Group) Freeze() error {
-	var err error
-	if g.v2 != nil {
-		err = g.v2.Freeze()
-	} else {
-		err = g.v1.Freeze()
-	}
-	if err != nil {
-		if errors.Is(err, cgroup1.ErrFreezerNotSupported) {
-			err = errdefs.ErrNotSupported
-		}
-		return fmt.Errorf("cgroup %s: freeze: %w", g.name, err)
-	}
-	return nil
-}
+func (g *Group) Freeze() error { return g.fs.Freeze() }
 
 // Thaw lets a frozen group run again; it returns once the kernel reports
 // the group thawed.
-func (g *Group) Thaw() error {
-	var err error
-	if g.v2 != nil {
-		err = g.v2.Thaw()
-	} else {
-		err = g.v1.Thaw()
-	}
-	if err != nil {
-		if errors.Is(err, cgroup1.ErrFreezerNotSupported) {
-			err = errdefs.ErrNotSupported
-		}
-		return fmt.Errorf("cgroup %s: thaw: %w", g.name, err)
-	}
-	return nil
-}
+func (g *Group) Thaw() error { return g.fs.Thaw() }
 
-// Kill sends SIGKILL to every process in the group and its descendants. On
-// v2 kernels with cgroup.kill the kernel does it atomically; elsewhere the
-// group is frozen first so that nothing forks past the signal. It does not
-// wait for the processes to die. Killing a group already removed does
-// nothing.
-func (g *Group) Kill() error {
-	if g.v2 != nil {
-		err := os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("cgroup %s: kill: %w", g.name, err)
-		}
-		if _, err := os.Stat(g.dir); errors.Is(err, fs.ErrNotExist) {
-			return nil // the group is gone: nothing left to kill
-		}
-	}
-	frozen := g.Freeze() == nil
-	var err error
-	for range 10 {
-		var pids []int
-		pids, err = g.Procs()
-		if err != nil || len(pids) == 0 {
-			break
-		}
-		for _, pid := range pids {
-			if kerr := unix.Kill(pid, unix.SIGKILL); kerr != nil && kerr != unix.ESRCH {
-				err = fmt.Errorf("cgroup %s: kill %d: %w", g.name, pid, kerr)
-			}
-		}
-		if frozen {
-			break // nothing can fork while frozen: one pass reached all
-		}
-	}
-	if frozen {
-		if terr := g.Thaw(); terr != nil && err == nil {
-			err = terr
-		}
-	}
-	return err
-}
+// Kill sends SIGKILL to every process in the group and its descendants,
+// without waiting for them to die.
+func (g *Group) Kill() error { return g.fs.Kill() }
 
 // Procs lists the processes in the group and its descendants.
-func (g *Group) Procs() ([]int, error) {
-	if g.v2 != nil {
-		ps, err := g.v2.Procs(true)
-		if err != nil {
-			return nil, fmt.Errorf("cgroup %s: procs: %w", g.name, err)
-		}
-		out := make([]int, len(ps))
-		for i, p := range ps {
-			out[i] = int(p)
-		}
-		return out, nil
-	}
-	for _, ctrl := range []string{"pids", "freezer", "memory", "cpu", "devices"} {
-		dir, ok := g.dirs[ctrl]
-		if !ok {
-			continue
-		}
-		return readProcs(dir)
-	}
-	return nil, fmt.Errorf("cgroup %s: procs: no hierarchy to read: %w", g.name, errdefs.ErrNotSupported)
-}
+func (g *Group) Procs() ([]int, error) { return g.fs.Procs() }
 
-// readProcs reads cgroup.procs in dir and every group below it.
-func readProcs(dir string) ([]int, error) {
-	var out []int
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		for f := range strings.FieldsSeq(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil && !slices.Contains(out, pid) {
-				out = append(out, pid)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("procs %s: %w", dir, err)
-	}
-	return out, nil
-}
+// Delete removes the group and any groups below it, and the parents it
+// leaves empty. It fails with errdefs.ErrWrongState if processes remain
+// after cgroupfs.DeleteTimeout. A group already gone is not an error.
+func (g *Group) Delete() error { return g.fs.Delete() }
 
-// Delete removes the group and any groups below it. It retries for a few
-// seconds while the kernel reaps exiting processes, and fails with
-// errdefs.ErrWrongState if processes remain. A group already gone is not an
-// error.
-func (g *Group) Delete() error {
-	dirs := g.dirsList()
-	deadline := time.Now().Add(deleteTimeout)
-	for _, d := range dirs {
-		if err := removeTree(d, deadline); err != nil {
-			return fmt.Errorf("cgroup %s: delete: %w", g.name, err)
-		}
-	}
-	g.removeParents(dirs)
-	return nil
-}
-
-// parentsLock is the host-wide lock between creating groups and removing
-// the parents they leave empty.
-const parentsLock = "/run/dock/cgroup-parents.lock"
-
-// lockParents takes the parents lock (LOCK_SH or LOCK_EX, blocking) and
-// returns its release; without /run it does nothing.
-func lockParents(how int) func() {
-	if err := os.MkdirAll(filepath.Dir(parentsLock), 0o755); err != nil {
-		return func() {}
-	}
-	f, err := os.OpenFile(parentsLock, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return func() {}
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return func() {}
-	}
-	return func() { f.Close() }
-}
-
-// removeParents removes the parent groups of dirs ("dock" of "dock/ID")
-// that no other group uses any more, so that a host is left as it was
-// once its last container is gone. A parent still in use is left.
-func (g *Group) removeParents(dirs []string) {
-	if !strings.Contains(g.name, "/") {
-		return
-	}
-	unlock := lockParents(unix.LOCK_EX)
-	defer unlock()
-	for _, d := range dirs {
-		for p, n := filepath.Dir(d), strings.Count(g.name, "/"); n > 0; p, n = filepath.Dir(p), n-1 {
-			if os.Remove(p) != nil {
-				break // not empty: others use it
-			}
-		}
-	}
-}
-
-// removeTree removes dir and the groups below it, deepest first.
-func removeTree(dir string, deadline time.Time) error {
-	var sub []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() {
-			sub = append(sub, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.Reverse(sub)
-	for _, p := range sub {
-		delay := 5 * time.Millisecond
-		for {
-			err := unix.Rmdir(p)
-			if err == nil || err == unix.ENOENT {
-				break
-			}
-			if err != unix.EBUSY && err != unix.EAGAIN {
-				return fmt.Errorf("rmdir %s: %w", p, err)
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("rmdir %s: processes remain: %w", p, errdefs.ErrWrongState)
-			}
-			time.Sleep(delay)
-			delay = min(delay*2, 100*time.Millisecond)
-		}
-	}
-	return nil
-}
-
-// OOMKills reads how many processes the kernel's OOM killer has killed in
-// the group name, cheaply (one small file), for a monitor that has just
-// seen the container exit.
-func OOMKills(name string) (uint64, error) {
-	if err := validName(name); err != nil {
-		return 0, err
-	}
-	var file string
-	switch Mode() {
-	case "v2":
-		file = filepath.Join(unifiedRoot, name, "memory.events")
-	case "v1", "hybrid":
-		roots, err := v1Roots()
-		if err != nil {
-			return 0, err
-		}
-		root, ok := roots["memory"]
-		if !ok {
-			return 0, fmt.Errorf("cgroup %s: memory controller not mounted: %w", name, errdefs.ErrNotSupported)
-		}
-		file = filepath.Join(root, name, "memory.oom_control")
-	default:
-		return 0, fmt.Errorf("cgroup %s: no cgroup file system mounted: %w", name, errdefs.ErrNotSupported)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, fmt.Errorf("cgroup %s: %w", name, errdefs.ErrNotFound)
-		}
-		return 0, fmt.Errorf("cgroup %s: %w", name, err)
-	}
-	return keyedValue(b, "oom_kill"), nil
-}
-
-// keyedValue finds "key N" in a flat keyed file such as memory.events.
-func keyedValue(b []byte, key string) uint64 {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if ok && k == key {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// dirsList is the group's directories, one per hierarchy.
-func (g *Group) dirsList() []string {
-	if g.v2 != nil {
-		return []string{g.dir}
-	}
-	var out []string
-	for _, d := range g.dirs {
-		out = append(out, d)
-	}
-	return out
-}
+// Paths returns the group's directories, for a process that works on the
+// group without this package (the container's monitor).
+func (g *Group) Paths() cgroupfs.Group { return g.fs }

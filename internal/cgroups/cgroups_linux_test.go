@@ -366,7 +366,7 @@ func TestMemoryOOM(t *testing.T) {
 	if s.OOMKills < 1 {
 		t.Fatalf("Stats().OOMKills = %d, want >= 1", s.OOMKills)
 	}
-	n, err := OOMKills(g.Name())
+	n, err := g.Paths().OOMKills()
 	if err != nil || n < 1 {
 		t.Fatalf("OOMKills = %d, %v; want >= 1", n, err)
 	}
@@ -513,7 +513,7 @@ func TestDeleteRemovesEmptyParent(t *testing.T) {
 	}
 	parentDirs := func() []string {
 		var out []string
-		for _, d := range append(a.dirsList(), c.dirsList()...) {
+		for _, d := range append(a.Paths().All(), c.Paths().All()...) {
 			if _, err := os.Stat(filepath.Dir(d)); err == nil && !slices.Contains(out, filepath.Dir(d)) {
 				out = append(out, filepath.Dir(d))
 			}

@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/unixsock"
 )
 
 // closeStdin closes the container's input.
@@ -25,7 +25,7 @@ func (m *monitor) closeStdin() {
 
 // serveAttach streams the container's output to c and c's input to the
 // container until the output ends or the client goes.
-func (m *monitor) serveAttach(c *net.UnixConn, req *monitorReq) {
+func (m *monitor) serveAttach(c *unixsock.Conn, req *monitorReq) {
 	if m.log == nil {
 		writeResp(c, &monitorResp{Error: errNotRunning})
 		return
@@ -74,7 +74,7 @@ func (m *monitor) serveAttach(c *net.UnixConn, req *monitorReq) {
 // Attachment is a client attached to a running container's output and
 // input.
 type Attachment struct {
-	conn *net.UnixConn
+	conn *unixsock.Conn
 	done chan struct{}
 	err  error
 }
@@ -87,11 +87,10 @@ func (h *Handle) Attach(ctx context.Context, stdio *Stdio) (*Attachment, error) 
 	if stdio == nil {
 		stdio = &Stdio{}
 	}
-	conn, err := dialMonitor(h.stateDir)
+	c, err := dialMonitor(h.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: attach: not running: %w", h.spec.ID, errdefs.ErrWrongState)
 	}
-	c := conn.(*net.UnixConn)
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	b, _ := json.Marshal(monitorReq{Op: "attach", Stdin: stdio.Stdin != nil})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/unixsock"
 )
 
 // execArg0 marks the re-executed binary that becomes a process exec'd into
@@ -37,7 +37,7 @@ const (
 type ExecProcess struct {
 	Pid    int // in the host's pid namespace
 	h      *Handle
-	conn   *net.UnixConn
+	conn   *unixsock.Conn
 	rd     *bufio.Reader
 	master *os.File
 	copies sync.WaitGroup
@@ -153,7 +153,7 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 	}
 	b, _ := json.Marshal(req)
 	rights := unix.UnixRights(int(child[0].Fd()), int(child[1].Fd()), int(child[2].Fd()))
-	_, _, err = c.(*net.UnixConn).WriteMsgUnix(append(b, '\n'), rights, nil)
+	_, err = c.WriteMsg(append(b, '\n'), rights)
 	seen := map[*os.File]bool{}
 	for _, f := range child {
 		if !seen[f] {
@@ -166,7 +166,7 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 		c.Close()
 		return fail(fmt.Errorf("container %s: exec: %w", h.spec.ID, err))
 	}
-	p.conn, p.rd = c.(*net.UnixConn), bufio.NewReader(c)
+	p.conn, p.rd = c, bufio.NewReader(c)
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	var resp monitorResp
 	err = p.read(&resp)
@@ -259,7 +259,7 @@ func (h *Handle) exeDir() string {
 
 // serveExec answers an "exec" request: it starts the process and reports
 // its pid, then its exit. It returns false for a malformed request.
-func (m *monitor) serveExec(c *net.UnixConn, req *monitorReq, fds []int) bool {
+func (m *monitor) serveExec(c *unixsock.Conn, req *monitorReq, fds []int) bool {
 	if req.Exec == nil || len(fds) != 3 {
 		return false
 	}
@@ -358,8 +358,8 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		cmd.ExtraFiles = append(cmd.ExtraFiles, cgns)
 		cmd.Args = append(cmd.Args, "cgroupns")
 	}
-	if m.group != nil && m.group.V2Path() != "" {
-		fd, err := unix.Open(m.group.V2Path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if m.group != nil && m.group.V2() {
+		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return 0, nil, fmt.Errorf("cgroup: %w", err)
 		}
@@ -380,7 +380,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		return 0, nil, fmt.Errorf("start exec: %w", err)
 	}
 	pid := cmd.Process.Pid
-	if m.group != nil && m.group.V2Path() == "" {
+	if m.group != nil && !m.group.V2() {
 		if err := m.group.Add(pid); err != nil {
 			cmd.Process.Kill()
 			<-exited

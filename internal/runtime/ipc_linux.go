@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dockkit/dock/internal/cgroups"
+	"github.com/dockkit/dock/internal/cgroupfs"
+	"github.com/dockkit/dock/internal/unixsock"
 )
 
 // monitorReq is one request on monitor.sock, a JSON line.
@@ -58,7 +58,7 @@ func sockPath(stateDir string) (string, *os.File, error) {
 	return fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), socketFile), d, nil
 }
 
-func dialMonitor(stateDir string) (net.Conn, error) {
+func dialMonitor(stateDir string) (*unixsock.Conn, error) {
 	p, d, err := sockPath(stateDir)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func dialMonitor(stateDir string) (net.Conn, error) {
 	if d != nil {
 		defer d.Close()
 	}
-	return net.DialUnix("unix", nil, &net.UnixAddr{Name: p, Net: "unix"})
+	return unixsock.Dial(p)
 }
 
 // call sends req to the container's monitor and decodes its answer.
@@ -171,10 +171,18 @@ func pruneSealed(dir, keep string) {
 	}
 }
 
-func removeCgroup(name string) {
-	if g, err := cgroups.Load(name); err == nil {
-		g.Kill()
-		g.Delete()
+// removeCgroup removes the container's group, killing what is left in it,
+// when the monitor could not: it died, or kept the group for a restart.
+func removeCgroup(g *cgroupfs.Group) {
+	if g == nil || !g.Made() {
+		return
+	}
+	for _, d := range g.All() {
+		if _, err := os.Lstat(d); err == nil {
+			g.Kill()
+			g.Delete()
+			return
+		}
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/dockkit/dock/internal/caps"
+	"github.com/dockkit/dock/internal/cgroupfs"
+	"github.com/dockkit/dock/internal/cgroups"
 	"github.com/dockkit/dock/internal/testutil"
 	"github.com/dockkit/dock/internal/testutil/leakcheck"
 )
@@ -129,8 +131,24 @@ func testSpec(t testing.TB, args ...string) *Spec {
 		Mounts:        []MountSpec{{Destination: "/tmp", Type: "tmpfs", Options: []string{"nosuid", "nodev", "size=16m", "mode=1777"}}},
 		MaskedPaths:   DefaultMaskedPaths,
 		ReadonlyPaths: DefaultReadonlyPaths,
-		Cgroup:        "dock-rt-" + id,
+		Cgroup:        testCgroup(t, "dock-rt-"+id),
 	}
+}
+
+// testCgroup makes the group name, as a caller of Start does, and removes
+// it when the test ends.
+func testCgroup(t testing.TB, name string) *cgroupfs.Group {
+	t.Helper()
+	g, err := cgroups.Make(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Kill()
+		g.Delete()
+	})
+	p := g.Paths()
+	return &p
 }
 
 var testDefaultCaps = caps.Default()

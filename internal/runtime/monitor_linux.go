@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
+
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,8 +22,9 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
-	"github.com/dockkit/dock/internal/cgroups"
+	"github.com/dockkit/dock/internal/cgroupfs"
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/unixsock"
 )
 
 // The init's end of its socket pair with the monitor, and the cgroup
@@ -42,7 +44,7 @@ type monitor struct {
 	stateDir string
 	roles    string
 	spec     *Spec
-	group    *cgroups.Group
+	group    *cgroupfs.Group // nil when the container has no group of its own
 	log      *logWriter
 	cmd      *exec.Cmd
 	pid      int
@@ -50,7 +52,7 @@ type monitor struct {
 	stdinW   *os.File // the container's input, for attached clients
 	copies   sync.WaitGroup
 	exited   chan syscall.WaitStatus
-	ln       *net.UnixListener
+	ln       *unixsock.Listener
 	started  time.Time
 	answered sync.WaitGroup // requests being answered
 
@@ -110,6 +112,7 @@ func monitorMain() {
 	// that whatever the caller does next (a pause) is logged after it.
 	m.onStarted()
 	report(syncMsg{Pid: m.pid})
+	releaseStartMemory()
 
 	ws := <-m.exited
 	code, sig := exitCodeOf(ws)
@@ -119,7 +122,7 @@ func monitorMain() {
 			m.group.Kill() // what the init left behind
 		}
 		if sig == int(syscall.SIGKILL) {
-			if n, err := cgroups.OOMKills(m.spec.Cgroup); err == nil && n > 0 {
+			if n, err := m.group.OOMKills(); err == nil && n > 0 {
 				es.OOMKilled = true
 			}
 		}
@@ -162,7 +165,7 @@ func (m *monitor) finish(es ExitStatus) {
 		m.ln.Close()
 		os.Remove(filepath.Join(m.stateDir, socketFile))
 	}
-	if m.group != nil {
+	if m.group != nil && !m.restarts(es) {
 		if err := m.group.Delete(); err != nil {
 			fmt.Fprintf(os.Stderr, "remove cgroup: %v\n", err)
 		}
@@ -208,6 +211,12 @@ func (m *monitor) start() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	m.spec = spec
+	if spec.Cgroup != nil {
+		if !spec.Cgroup.Made() {
+			return fmt.Errorf("cgroup %s: not made: %w", spec.Cgroup.Name, errdefs.ErrInvalidArgument)
+		}
+		m.group = spec.Cgroup
+	}
 	exe, err := m.sealMountNS()
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
@@ -215,15 +224,9 @@ func (m *monitor) start() error {
 	m.exe = exe
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
-	// On cgroup v2 the init is cloned straight into its group, which must
-	// exist first. On v1 it joins after the clone, so the group is made
-	// while the init's runtime starts.
-	v2 := spec.Cgroup != "" && cgroups.Mode() == "v2"
-	if v2 {
-		if err := m.makeCgroup(); err != nil {
-			return err
-		}
-	}
+	// On cgroup v2 the init is cloned straight into its group; on v1 it
+	// joins after the clone, while its runtime starts.
+	v2 := m.group != nil && m.group.V2()
 
 	// Only what the clone needs comes before it; the rest is done while
 	// the init's runtime starts.
@@ -273,8 +276,8 @@ func (m *monitor) start() error {
 		// otherwise, which the maps need not cover.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	if m.group != nil && m.group.V2Path() != "" {
-		fd, err := unix.Open(m.group.V2Path(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if v2 {
+		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("cgroup: %w", err)
 		}
@@ -384,12 +387,8 @@ func (m *monitor) start() error {
 			return abort(fmt.Errorf("seccomp: %w", err))
 		}
 	}
-	if spec.Cgroup != "" && !v2 {
-		err := m.makeCgroup()
-		if err == nil {
-			err = m.group.Add(m.pid)
-		}
-		if err != nil {
+	if m.group != nil && !v2 {
+		if err := m.group.Add(m.pid); err != nil {
 			return abort(fmt.Errorf("cgroup: %w", err))
 		}
 	}
@@ -407,26 +406,6 @@ func (m *monitor) start() error {
 		<-m.exited
 		return &StartError{ExitCode: im.Code, Msg: im.Msg}
 	}
-	return nil
-}
-
-// makeCgroup creates the container's group, or takes over one that a
-// monitor which died left empty.
-func (m *monitor) makeCgroup() error {
-	g, err := cgroups.New(m.spec.Cgroup, m.spec.Resources)
-	if errors.Is(err, errdefs.ErrAlreadyExists) {
-		if g, err = cgroups.Load(m.spec.Cgroup); err == nil {
-			if procs, _ := g.Procs(); len(procs) > 0 {
-				err = fmt.Errorf("cgroup %s: in use: %w", m.spec.Cgroup, errdefs.ErrWrongState)
-			} else if m.spec.Resources != nil {
-				err = g.Update(m.spec.Resources)
-			}
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("cgroup: %w", err)
-	}
-	m.group = g
 	return nil
 }
 
@@ -546,15 +525,14 @@ func (m *monitor) listen() error {
 		defer d.Close()
 	}
 	os.Remove(filepath.Join(m.stateDir, socketFile))
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	ln, err := unixsock.Listen(p)
 	if err != nil {
 		return fmt.Errorf("monitor socket: %w", err)
 	}
-	ln.SetUnlinkOnClose(false)
 	m.ln = ln
 	go func() {
 		for {
-			c, err := ln.AcceptUnix()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
@@ -565,7 +543,7 @@ func (m *monitor) listen() error {
 	return nil
 }
 
-func (m *monitor) serve(c *net.UnixConn) {
+func (m *monitor) serve(c *unixsock.Conn) {
 	defer m.answered.Done()
 	defer c.Close()
 	// A client that says nothing must not keep the monitor from exiting.
@@ -644,7 +622,7 @@ func (m *monitor) serve(c *net.UnixConn) {
 	writeResp(c, &resp)
 }
 
-func writeResp(c *net.UnixConn, resp *monitorResp) error {
+func writeResp(c *unixsock.Conn, resp *monitorResp) error {
 	b, _ := json.Marshal(resp)
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.Write(append(b, '\n'))
@@ -652,13 +630,13 @@ func writeResp(c *net.UnixConn, resp *monitorResp) error {
 }
 
 // readRequest reads one JSON line and the descriptors sent with it.
-func readRequest(c *net.UnixConn) ([]byte, []int, error) {
+func readRequest(c *unixsock.Conn) ([]byte, []int, error) {
 	var fds []int
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4*8))
 	var got []byte
 	for {
-		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		n, oobn, err := c.ReadMsg(buf, oob)
 		got = append(got, buf[:n]...)
 		if oobn > 0 {
 			if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
@@ -693,4 +671,39 @@ func sendConfig(w io.Writer, spec, filter []byte) error {
 	buf = append(append(buf, spec...), filter...)
 	_, err := w.Write(buf)
 	return err
+}
+
+// releaseStartMemory gives back the pages of the binary the monitor read
+// only to start (code and read-only data of every package initialised
+// before it, most of which it never touches again). A monitor lives as long as its container,
+// one per container, so these pages are most of what it costs. The
+// read-only mappings of the binary are only dropped from this process's
+// page tables: a page it needs again comes back from the page cache.
+func releaseStartMemory() {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		// Read-only or executable, private, never written: the file's
+		// own pages.
+		if len(f) < 6 || f[5] != exe || (f[1] != "r--p" && f[1] != "r-xp") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+	}
 }

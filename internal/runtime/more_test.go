@@ -66,7 +66,13 @@ func TestTerminal(t *testing.T) {
 func TestOOMKilled(t *testing.T) {
 	checkLeaks(t)
 	spec := testSpec(t, "sh", "-c", "x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while true; do x=$x$x; done")
-	spec.Resources = &cgroups.Resources{MemoryMax: 16 << 20, MemorySwapMax: 16 << 20}
+	g, err := cgroups.Load(spec.Cgroup.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Update(&cgroups.Resources{MemoryMax: 16 << 20, MemorySwapMax: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
 	h, err := start(t, spec, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +140,11 @@ func TestRestartAndLoadedWait(t *testing.T) {
 	checkLeaks(t)
 	spec := testSpec(t, "sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done")
 	for round := 0; round < 2; round++ {
+		if round > 0 {
+			// The monitor removed the group when the container stopped;
+			// a caller makes it again for each start.
+			spec.Cgroup = testCgroup(t, spec.Cgroup.Name)
+		}
 		var stdout syncBuffer
 		if _, err := start(t, spec, &Stdio{Stdout: &stdout}); err != nil {
 			t.Fatalf("round %d: %v", round, err)

@@ -163,13 +163,10 @@ func (m *monitor) exitEvents(es ExitStatus) {
 // afterExit starts the container again after a back-off, through a new
 // monitor, when the restart policy says so.
 func (m *monitor) afterExit(es ExitStatus) {
-	m.mu.Lock()
-	manual := m.manual
-	m.mu.Unlock()
-	rec := readRestart(m.stateDir)
-	if manual || es.Error != "" || !restartWanted(m.spec.Restart, es.ExitCode, rec.Count) {
+	if !m.restarts(es) {
 		return
 	}
+	rec := readRestart(m.stateDir)
 	// Docker's back-off: from 100ms, doubling, at most a minute; a run of
 	// ten seconds or more starts over.
 	switch {
@@ -182,6 +179,7 @@ func (m *monitor) afterExit(es ExitStatus) {
 	b, _ := json.Marshal(rec)
 	if err := writeFileAtomic(filepath.Join(m.stateDir, restartFile), b, false); err != nil {
 		fmt.Fprintf(os.Stderr, "restart: %v\n", err)
+		m.dropGroup()
 		return
 	}
 	st, err := readState(m.stateDir)
@@ -202,6 +200,27 @@ func (m *monitor) afterExit(es ExitStatus) {
 	restartingSelf = true
 	if _, err := Start(context.Background(), m.spec, nil); err != nil {
 		fmt.Fprintf(os.Stderr, "restart: %v\n", err)
+		m.dropGroup()
+	}
+}
+
+// restarts reports whether the restart policy starts the container again
+// after it ended with es; the group is then kept for the new run.
+func (m *monitor) restarts(es ExitStatus) bool {
+	m.mu.Lock()
+	manual := m.manual
+	m.mu.Unlock()
+	return !manual && es.Error == "" && restartWanted(m.spec.Restart, es.ExitCode, readRestart(m.stateDir).Count)
+}
+
+// dropGroup removes the group kept for a restart that could not happen,
+// unless a new run took it meanwhile.
+func (m *monitor) dropGroup() {
+	if m.group == nil {
+		return
+	}
+	if procs, _ := m.group.Procs(); len(procs) == 0 {
+		m.group.Delete()
 	}
 }
 
@@ -224,6 +243,8 @@ func (h *Handle) cancelRestart() bool {
 	}
 	st.Restarting = false
 	writeState(h.stateDir, &st)
+	// The monitor kept the group for the run that will not come.
+	removeCgroup(h.spec.Cgroup)
 	return true
 }
 

@@ -3,11 +3,12 @@
 // Three processes cooperate; the monitor and the init are the calling
 // binary re-executed:
 //
-//   - the caller, in [Start], writes the spec to the state directory and
-//     starts a monitor, detached from itself;
-//   - the monitor (one per container) creates the cgroup, clones the
-//     container's init into new namespaces, owns its stdio, writes the log,
-//     records the exit status in state.json and answers on monitor.sock;
+//   - the caller makes the container's cgroup, then, in [Start], writes the
+//     spec to the state directory and starts a monitor, detached from
+//     itself;
+//   - the monitor (one per container) clones the container's init into new
+//     namespaces and its cgroup, owns its stdio, writes the log, records
+//     the exit status in state.json and answers on monitor.sock;
 //   - the init, already inside the namespaces, builds the root filesystem,
 //     pivots into it, drops privileges and execs the user's command.
 //
@@ -19,6 +20,12 @@
 // that nothing inside a container can write to the host's executable through
 // /proc/PID/exe. A binary that uses this package must call [MaybeReexec]
 // first thing, from an init function or TestMain.
+//
+// The monitor and init start as soon as this package is initialised, before
+// the rest of the binary's packages: a start costs one Go runtime start
+// plus the initialisation of what this package imports. That is why it
+// imports nothing heavier than x/sys, and leaves making cgroups (with
+// containerd's managers) to the caller.
 //
 // Device nodes are usable only at /dev's standard nodes: every other mount
 // of a container (the rootfs, /dev itself, binds, tmpfs) is nodev, which
@@ -33,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockkit/dock/internal/cgroupfs"
 	"github.com/dockkit/dock/internal/errdefs"
 )
 
@@ -61,10 +69,13 @@ type Spec struct {
 	MaskedPaths   []string
 	ReadonlyPaths []string
 
-	// Cgroup names the control group the monitor creates ("dock/<id>");
-	// empty runs the container in the monitor's own group.
-	Cgroup    string
-	Resources *Resources
+	// Cgroup is the control group the container runs in, made by the
+	// caller before Start (internal/cgroups.Make); nil runs it in the
+	// monitor's own group. The monitor moves the init in and removes the
+	// group once the container has stopped, unless its restart policy is
+	// to start it again: then the group is kept for the new run, and
+	// whoever cancels the restart or deletes the container removes it.
+	Cgroup *cgroupfs.Group `json:",omitempty"`
 
 	Log LogConfig
 

@@ -500,10 +500,9 @@ func (h *Handle) Delete(force bool) error {
 		}
 		st, _ = h.readState()
 	}
-	if h.spec.Cgroup != "" && st.Error != "" {
-		// The monitor may have died before removing the group.
-		removeCgroup(h.spec.Cgroup)
-	}
+	// The monitor may have died before removing the group, or kept it for
+	// a restart.
+	removeCgroup(h.spec.Cgroup)
 	if err := os.RemoveAll(h.stateDir); err != nil {
 		return fmt.Errorf("container %s: delete: %w", h.spec.ID, err)
 	}
