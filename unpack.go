@@ -102,16 +102,6 @@ func (u *unpacker) signal() {
 	u.changed = make(chan struct{})
 }
 
-// inStore tells whether the blob d has arrived in the store.
-func (u *unpacker) inStore(d digest.Digest) bool {
-	select {
-	case <-u.chanFor(d):
-		return true
-	default:
-		return false
-	}
-}
-
 // changes returns a channel closed at the next arrival or attached stream.
 func (u *unpacker) changes() <-chan struct{} {
 	u.mu.Lock()
@@ -478,10 +468,11 @@ type unpackConfig struct {
 	// that can stack a layer after writing it (0: parallelUnpack).
 	// Elsewhere it is 1.
 	window int
-	// applied and committing, when set, are called as layer i has been
-	// written, and before it is committed (tests use them to force an
-	// order).
-	applied, committing func(i int)
+	// written and committing, when set, are called once layer i has been
+	// written (err tells how that went), and before it is committed. Tests
+	// use them to force an order.
+	written    func(i int, err error)
+	committing func(i int)
 }
 
 // parallelUnpack is how many layers a pull decompresses and writes at once
@@ -757,6 +748,14 @@ func (h *Host) Unpack(ctx context.Context, img *Image) error {
 		return err
 	}
 	defer release()
+	if err := h.unpackImage(ctx, img, unpackConfig{}); err != nil {
+		return fmt.Errorf("unpack %s: %w", img.Name, err)
+	}
+	return nil
+}
+
+// unpackImage unpacks img's layers from the store.
+func (h *Host) unpackImage(ctx context.Context, img *Image, cfg unpackConfig) error {
 	jobs := make([]layerJob, len(img.Layers))
 	for i, l := range img.Layers {
 		jobs[i] = layerJob{i: i, desc: ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, diffID: l.DiffID, chain: l.ChainID}
@@ -764,10 +763,7 @@ func (h *Host) Unpack(ctx context.Context, img *Image) error {
 			jobs[i].parent = img.Layers[i-1].ChainID.String()
 		}
 	}
-	if err := h.unpackLayers(ctx, jobs, storeLayers{h}, unpackConfig{}); err != nil {
-		return fmt.Errorf("unpack %s: %w", img.Name, err)
-	}
-	return nil
+	return h.unpackLayers(ctx, jobs, storeLayers{h}, cfg)
 }
 
 func (h *Host) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
@@ -828,25 +824,25 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 		}
 		r = rc
 	}
+	if st != nil && mode != archive.WhiteoutOverlay {
+		done()
+		return fmt.Errorf("layer %s: overlay snapshot not written in place: %w", l.Digest, ErrNotSupported)
+	}
 	var size int64
 	var implicit []string
-	opts := archive.ApplyOptions{
+	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, j.diffID, archive.ApplyOptions{
 		Whiteouts:      mode,
 		Progress:       func(n int64) { size = n },
 		StartWriteback: true,
+		ImplicitDirs:   &implicit,
+	})
+	if cfg.written != nil {
+		cfg.written(j.i, err)
 	}
-	closeParents := func() {}
-	if st != nil {
-		if mode != archive.WhiteoutOverlay {
-			done()
-			return fmt.Errorf("layer %s: overlay snapshot not written in place: %w", l.Digest, ErrNotSupported)
-		}
-		opts.ImplicitDirs = &implicit
-	} else {
-		opts.ParentAttrs, closeParents = lowerAttrs(mounts)
+	if err == nil && st == nil && mode == archive.WhiteoutOverlay {
+		// Written into an overlay upper directory over its parent.
+		err = archive.SetDirAttrs(ctx, dir, implicit, archive.OverlayLowerDir(overlayLowers(mounts)), false)
 	}
-	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, j.diffID, opts)
-	closeParents()
 	if err == nil && src != nil {
 		// The rest of the blob (nothing, for a well-formed one) and how
 		// its download ended.
@@ -861,9 +857,6 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 	}
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	if cfg.applied != nil {
-		cfg.applied(j.i)
 	}
 	labels := map[string]string{sizeLabel: strconv.FormatInt(size, 10)}
 	if st != nil {
@@ -898,6 +891,22 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	report(ProgressUnpacked)
+	return nil
+}
+
+// overlayLowers returns the lower directories, newest first, of an overlay
+// mount among mounts.
+func overlayLowers(mounts []Mount) []string {
+	for _, m := range mounts {
+		if m.Type != "overlay" {
+			continue
+		}
+		for _, o := range m.Options {
+			if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				return strings.Split(v, ":")
+			}
+		}
+	}
 	return nil
 }
 
