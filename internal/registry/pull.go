@@ -247,11 +247,15 @@ func copyBlobs(ctx context.Context, src *pullSource, dst *pullDest, blobs []ocis
 		queue <- d
 	}
 	close(queue)
+	parts := map[digest.Digest]int{}
+	for i, n := range splitParts(missing) {
+		parts[missing[i].Digest] = n
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	for range min(concurrency, len(missing)) {
 		g.Go(func() error {
 			for d := range queue {
-				if err := copyBlob(ctx, src, dst, d, progress); err != nil {
+				if err := copyBlob(ctx, src, dst, d, parts[d.Digest], progress); err != nil {
 					return err
 				}
 				if err := stored(ctx, d, Done); err != nil {
@@ -264,12 +268,22 @@ func copyBlobs(ctx context.Context, src *pullSource, dst *pullDest, blobs []ocis
 	return g.Wait()
 }
 
-func copyBlob(ctx context.Context, src *pullSource, dst *pullDest, d ocispec.Descriptor, progress progressFunc) error {
+// copyBlob stores d in dst, in parts (Range requests at once) when parts is
+// above 1, the destination can take them and no caller streams d.
+func copyBlob(ctx context.Context, src *pullSource, dst *pullDest, d ocispec.Descriptor, parts int, progress progressFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	progress.emit(d, Downloading, 0)
-	rc, err := src.Fetch(ctx, d)
+	var tee io.Writer
+	var teeDone func(error)
+	if src.stream != nil {
+		tee, teeDone = src.stream(d)
+	}
+	if rt, ok := dst.Target.(RangeTarget); ok && tee == nil && parts > 1 && !src.verify {
+		return copyRanges(ctx, src, dst, rt, d, parts)
+	}
+	rc, err := src.fetch(ctx, d, tee, teeDone)
 	if err != nil {
 		return err
 	}
@@ -296,26 +310,28 @@ type pullSource struct {
 	cached   map[digest.Digest][]byte
 }
 
-func (s *pullSource) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+// fetch opens desc for reading from memory or the registry; tee, when not
+// nil, receives the bytes as they are read and teeDone is called once as
+// the stream ends (also when it fails to open).
+func (s *pullSource) fetch(ctx context.Context, desc ocispec.Descriptor, tee io.Writer, teeDone func(error)) (io.ReadCloser, error) {
 	s.mu.Lock()
 	b, ok := s.cached[desc.Digest]
 	s.mu.Unlock()
+	var rc io.ReadCloser
 	if ok {
-		return io.NopCloser(strings.NewReader(string(b))), nil
-	}
-	rc, err := s.repo.Fetch(ctx, desc)
-	if err != nil {
-		return nil, err
+		rc = io.NopCloser(bytes.NewReader(b))
+	} else {
+		var err error
+		if rc, err = s.repo.Fetch(ctx, desc); err != nil {
+			if teeDone != nil {
+				teeDone(err)
+			}
+			return nil, err
+		}
 	}
 	sr := newStreamReader(ctx, rc, desc, s.verify, Downloading, s.progress)
-	if s.stream != nil {
-		sr.tee, sr.teeDone = s.stream(desc)
-	}
+	sr.tee, sr.teeDone = tee, teeDone
 	return sr, nil
-}
-
-func (s *pullSource) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	return s.repo.Exists(ctx, desc)
 }
 
 // fetchBytes reads a manifest or config into memory, verified, and keeps it

@@ -40,6 +40,11 @@ func (s *Store) pushAt(ctx context.Context, desc ocispec.Descriptor, fill func(c
 	defer in.close()
 
 	w := &partsWriter{size: desc.Size, h: desc.Digest.Algorithm().Hash(), sync: syncer{f: in.f}}
+	defer func() {
+		if w.buf != nil {
+			putBuf(w.buf)
+		}
+	}()
 	err = fill(ctx, w)
 	w.mu.Lock()
 	w.sync.wait()
@@ -183,7 +188,7 @@ func (w *partsWriter) hashPrefixLocked() error {
 			return nil
 		}
 		if w.buf == nil {
-			w.buf = make([]byte, copyBufferSize)
+			w.buf = getBuf(copyBufferSize)
 		}
 		chunk := w.buf[:min(int64(len(w.buf)), n-w.hashed)]
 		if _, err := w.sync.f.ReadAt(chunk, w.hashed); err != nil {
