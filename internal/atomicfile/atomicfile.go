@@ -6,15 +6,15 @@ package atomicfile
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 )
 
-// Write replaces path with data, through a temporary file in the same
+// Write replaces the file name with data, through a temporary file in the same
 // directory that is renamed over it. With durable set the file is synced
 // before the rename; making the rename itself durable is SyncDir's, which
 // callers that need it call once for all they renamed.
-func Write(path string, data []byte, perm os.FileMode, durable bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+func Write(name string, data []byte, perm os.FileMode, durable bool) error {
+	f, err := os.CreateTemp(path.Dir(name), "."+path.Base(name)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -30,11 +30,11 @@ func Write(path string, data []byte, perm os.FileMode, durable bool) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, name)
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +31,7 @@ const freezeTimeout = 10 * time.Second
 func (g Group) Add(pid int) error {
 	v := []byte(strconv.Itoa(pid))
 	for _, d := range g.All() {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), v, 0); err != nil {
+		if err := os.WriteFile(path.Join(d, "cgroup.procs"), v, 0); err != nil {
 			return fmt.Errorf("cgroup %s: add %d: %w", g.Name, pid, err)
 		}
 	}
@@ -54,33 +54,49 @@ func (g Group) Procs() ([]int, error) {
 
 // readProcs reads cgroup.procs in dir and every group below it.
 func readProcs(dir string) ([]int, error) {
+	dirs, err := groupsUnder(dir)
+	if err != nil {
+		return nil, fmt.Errorf("procs %s: %w", dir, err)
+	}
 	var out []int
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	for _, d := range dirs {
+		b, err := os.ReadFile(path.Join(d, "cgroup.procs"))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil
+				continue
 			}
-			return err
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
+			return nil, fmt.Errorf("procs %s: %w", dir, err)
 		}
 		for f := range strings.FieldsSeq(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil && !slices.Contains(out, pid) {
 				out = append(out, pid)
 			}
 		}
-		return nil
-	})
+	}
+	return out, nil
+}
+
+// groupsUnder lists dir and the groups below it, parents first; groups
+// removed meanwhile are left out. (Not filepath.WalkDir: see the package
+// documentation on what this package may import.)
+func groupsUnder(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("procs %s: %w", dir, err)
+		return nil, err
+	}
+	out := []string{dir}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := groupsUnder(path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub...)
 	}
 	return out, nil
 }
@@ -108,11 +124,11 @@ func (g Group) setFrozen(frozen bool) error {
 	var file, value, want string
 	var done func() (bool, error)
 	if g.V2() {
-		file, value = filepath.Join(g.Dir, "cgroup.freeze"), "0"
+		file, value = path.Join(g.Dir, "cgroup.freeze"), "0"
 		if frozen {
 			value = "1"
 		}
-		events := filepath.Join(g.Dir, "cgroup.events")
+		events := path.Join(g.Dir, "cgroup.events")
 		done = func() (bool, error) {
 			b, err := os.ReadFile(events)
 			if err != nil {
@@ -125,7 +141,7 @@ func (g Group) setFrozen(frozen bool) error {
 		if !ok {
 			return fmt.Errorf("freezer hierarchy not mounted: %w", errdefs.ErrNotSupported)
 		}
-		file, value, want = filepath.Join(dir, "freezer.state"), "THAWED", "THAWED"
+		file, value, want = path.Join(dir, "freezer.state"), "THAWED", "THAWED"
 		if frozen {
 			value, want = "FROZEN", "FROZEN"
 		}
@@ -139,7 +155,7 @@ func (g Group) setFrozen(frozen bool) error {
 	}
 	if err := os.WriteFile(file, []byte(value), 0); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, serr := os.Stat(filepath.Dir(file)); serr == nil {
+			if _, serr := os.Stat(path.Dir(file)); serr == nil {
 				return fmt.Errorf("%s: %w", file, errdefs.ErrNotSupported)
 			}
 		}
@@ -178,7 +194,7 @@ func (g Group) setFrozen(frozen bool) error {
 // nothing.
 func (g Group) Kill() error {
 	if g.V2() {
-		err := os.WriteFile(filepath.Join(g.Dir, "cgroup.kill"), []byte("1"), 0)
+		err := os.WriteFile(path.Join(g.Dir, "cgroup.kill"), []byte("1"), 0)
 		if err == nil {
 			return nil
 		}
@@ -220,13 +236,13 @@ func (g Group) Kill() error {
 func (g Group) OOMKills() (uint64, error) {
 	var file string
 	if g.V2() {
-		file = filepath.Join(g.Dir, "memory.events")
+		file = path.Join(g.Dir, "memory.events")
 	} else {
 		dir, ok := g.Dirs["memory"]
 		if !ok {
 			return 0, fmt.Errorf("cgroup %s: memory controller not mounted: %w", g.Name, errdefs.ErrNotSupported)
 		}
-		file = filepath.Join(dir, "memory.oom_control")
+		file = path.Join(dir, "memory.oom_control")
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -275,7 +291,7 @@ const ParentsLock = "/run/dock/cgroup-parents.lock"
 // unix.LOCK_EX to remove parents; blocking) and returns its release.
 // Without /run it does nothing.
 func LockParents(how int) func() {
-	if err := os.MkdirAll(filepath.Dir(ParentsLock), 0o755); err != nil {
+	if err := os.MkdirAll(path.Dir(ParentsLock), 0o755); err != nil {
 		return func() {}
 	}
 	f, err := os.OpenFile(ParentsLock, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
@@ -299,7 +315,7 @@ func (g Group) removeParents(dirs []string) {
 	unlock := LockParents(unix.LOCK_EX)
 	defer unlock()
 	for _, d := range dirs {
-		for p, n := filepath.Dir(d), strings.Count(g.Name, "/"); n > 0; p, n = filepath.Dir(p), n-1 {
+		for p, n := path.Dir(d), strings.Count(g.Name, "/"); n > 0; p, n = path.Dir(p), n-1 {
 			if os.Remove(p) != nil {
 				break // not empty: others use it
 			}
@@ -309,19 +325,7 @@ func (g Group) removeParents(dirs []string) {
 
 // removeTree removes dir and the groups below it, deepest first.
 func removeTree(dir string, deadline time.Time) error {
-	var sub []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() {
-			sub = append(sub, p)
-		}
-		return nil
-	})
+	sub, err := groupsUnder(dir)
 	if err != nil {
 		return err
 	}

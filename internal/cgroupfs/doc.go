@@ -5,7 +5,9 @@
 // It depends on nothing heavier than x/sys because a container's monitor,
 // a re-executed copy of the caller's binary, uses it: every package the
 // monitor links is initialised before it runs, and containerd's cgroup
-// managers bring protobuf, eBPF and D-Bus with them. internal/cgroups makes
+// managers bring protobuf, eBPF and D-Bus with them. For the same reason
+// it uses package path rather than path/filepath, which a binary
+// initialises late (see internal/runtime). internal/cgroups makes
 // the groups, applies their limits and reads their statistics with
 // containerd/cgroups, and hands the directories over as a Group.
 package cgroupfs

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"syscall"
 	"time"
 
@@ -22,11 +22,11 @@ const (
 )
 
 // EventsPath returns the events log of the state root root.
-func EventsPath(root string) string { return filepath.Join(root, eventsFile) }
+func EventsPath(root string) string { return path.Join(root, eventsFile) }
 
 // rootOf returns the state root holding the state directory stateDir
 // (<root>/containers/<id>).
-func rootOf(stateDir string) string { return filepath.Dir(filepath.Dir(stateDir)) }
+func rootOf(stateDir string) string { return path.Dir(path.Dir(stateDir)) }
 
 // AppendEvent adds ev to the events log of root. Appends from several
 // programs are serialized by a lock on the file, which also guards the

@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"path"
 	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/errdefs"
@@ -95,7 +93,7 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 		return nil, err
 	}
 	if proc.Terminal {
-		master, slave, err := pty.Open()
+		master, slave, err := openPTY()
 		if err != nil {
 			return fail(err)
 		}
@@ -250,11 +248,11 @@ func (p *ExecProcess) Resize(rows, cols uint16) error {
 	if p.master == nil {
 		return fmt.Errorf("exec %d: no terminal: %w", p.Pid, errdefs.ErrWrongState)
 	}
-	return pty.Setsize(p.master, &pty.Winsize{Rows: rows, Cols: cols})
+	return setWinsize(p.master, rows, cols)
 }
 
 func (h *Handle) exeDir() string {
-	return filepath.Join(filepath.Dir(filepath.Dir(h.stateDir)), exeDirName)
+	return path.Join(path.Dir(path.Dir(h.stateDir)), exeDirName)
 }
 
 // serveExec answers an "exec" request: it starts the process and reports
@@ -325,7 +323,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	}
 	defer mnt.Close()
 
-	cmd := &exec.Cmd{
+	cmd := &command{
 		Path:        m.exe,
 		Args:        []string{execArg0, m.stateDir},
 		Env:         []string{},

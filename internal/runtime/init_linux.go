@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -127,11 +127,15 @@ func lookPath(file string, env []string) (string, int, error) {
 		return file, 0, nil
 	}
 	denied := false
-	for _, dir := range filepath.SplitList(getEnv(env, "PATH")) {
+	var dirs []string
+	if p := getEnv(env, "PATH"); p != "" {
+		dirs = strings.Split(p, ":")
+	}
+	for _, dir := range dirs {
 		if dir == "" {
 			dir = "."
 		}
-		p := filepath.Join(dir, file)
+		p := path.Join(dir, file)
 		fi, err := os.Stat(p)
 		if err != nil {
 			continue

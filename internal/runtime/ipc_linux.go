@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +47,7 @@ const errNotRunning = "not running"
 // same file reached through an open descriptor of its directory, which the
 // caller closes with the returned file.
 func sockPath(stateDir string) (string, *os.File, error) {
-	p := filepath.Join(stateDir, socketFile)
+	p := path.Join(stateDir, socketFile)
 	if len(p) < 100 {
 		return p, nil, nil
 	}
@@ -114,7 +114,7 @@ func sealedExe(dir string) (string, error) {
 		return "", err
 	}
 	name := fmt.Sprintf(sealedNameF, st.Dev, st.Ino, st.Size, st.Mtim.Nano())
-	p := filepath.Join(dir, name)
+	p := path.Join(dir, name)
 	var have unix.Stat_t
 	if err := unix.Stat(p, &have); err == nil && have.Size == st.Size && have.Mode&0o7777 == 0o555 {
 		return p, nil
@@ -166,7 +166,7 @@ func pruneSealed(dir, keep string) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
-			os.Remove(filepath.Join(dir, e.Name()))
+			os.Remove(path.Join(dir, e.Name()))
 		}
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
+	"path"
 	goruntime "runtime"
 
 	"strconv"
@@ -19,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/cgroupfs"
@@ -46,7 +44,7 @@ type monitor struct {
 	spec     *Spec
 	group    *cgroupfs.Group // nil when the container has no group of its own
 	log      *logWriter
-	cmd      *exec.Cmd
+	cmd      *command
 	pid      int
 	master   *os.File // the terminal's master side, when Terminal
 	stdinW   *os.File // the container's input, for attached clients
@@ -163,7 +161,7 @@ func (m *monitor) finish(es ExitStatus) {
 	if m.ln != nil {
 		// Requests already accepted are still answered.
 		m.ln.Close()
-		os.Remove(filepath.Join(m.stateDir, socketFile))
+		os.Remove(path.Join(m.stateDir, socketFile))
 	}
 	if m.group != nil && !m.restarts(es) {
 		if err := m.group.Delete(); err != nil {
@@ -202,7 +200,7 @@ func (m *monitor) finish(es ExitStatus) {
 }
 
 func (m *monitor) start() error {
-	raw, err := os.ReadFile(filepath.Join(m.stateDir, configFile))
+	raw, err := os.ReadFile(path.Join(m.stateDir, configFile))
 	if err != nil {
 		return err
 	}
@@ -248,7 +246,7 @@ func (m *monitor) start() error {
 	}
 	defer parentSync.Close()
 
-	cmd := &exec.Cmd{
+	cmd := &command{
 		Path:       exe,
 		Args:       []string{initArg0, m.stateDir},
 		Env:        []string{},
@@ -289,7 +287,7 @@ func (m *monitor) start() error {
 	var readers []func()
 	childEnds = append(childEnds, childSync)
 	if spec.Process.Terminal {
-		master, slave, err := pty.Open()
+		master, slave, err := openPTY()
 		if err != nil {
 			return fmt.Errorf("terminal: %w", err)
 		}
@@ -411,7 +409,7 @@ func (m *monitor) start() error {
 
 // spawn starts the init, from a thread that first entered the namespaces
 // the spec joins.
-func (m *monitor) spawn(cmd *exec.Cmd) error {
+func (m *monitor) spawn(cmd *command) error {
 	join := map[string]string{}
 	for ns, path := range m.spec.Namespaces.Join {
 		if ns == "cgroup" {
@@ -433,7 +431,7 @@ func (m *monitor) spawn(cmd *exec.Cmd) error {
 
 // spawnIn starts cmd from a thread that first entered the namespaces in
 // join, kind to path.
-func spawnIn(cmd *exec.Cmd, join map[string]string) error {
+func spawnIn(cmd *command, join map[string]string) error {
 	if len(join) == 0 {
 		return cmd.Start()
 	}
@@ -524,7 +522,7 @@ func (m *monitor) listen() error {
 	if d != nil {
 		defer d.Close()
 	}
-	os.Remove(filepath.Join(m.stateDir, socketFile))
+	os.Remove(path.Join(m.stateDir, socketFile))
 	ln, err := unixsock.Listen(p)
 	if err != nil {
 		return fmt.Errorf("monitor socket: %w", err)
@@ -610,7 +608,7 @@ func (m *monitor) serve(c *unixsock.Conn) {
 		case "resize":
 			if m.master == nil {
 				resp.Error = "no terminal"
-			} else if err := pty.Setsize(m.master, &pty.Winsize{Rows: req.Rows, Cols: req.Cols}); err != nil {
+			} else if err := setWinsize(m.master, req.Rows, req.Cols); err != nil {
 				resp.Error = err.Error()
 			}
 		default:

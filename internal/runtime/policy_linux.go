@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"syscall"
 	"time"
@@ -32,7 +32,7 @@ var restartingSelf bool
 
 func readRestart(stateDir string) restartRecord {
 	var r restartRecord
-	if b, err := os.ReadFile(filepath.Join(stateDir, restartFile)); err == nil {
+	if b, err := os.ReadFile(path.Join(stateDir, restartFile)); err == nil {
 		json.Unmarshal(b, &r)
 	}
 	return r
@@ -44,8 +44,8 @@ func monitorExe(stateDir string) (string, error) {
 	if restartingSelf {
 		return os.Readlink("/proc/self/exe")
 	}
-	os.Remove(filepath.Join(stateDir, restartFile))
-	return sealedExe(filepath.Join(rootOf(stateDir), exeDirName))
+	os.Remove(path.Join(stateDir, restartFile))
+	return sealedExe(path.Join(rootOf(stateDir), exeDirName))
 }
 
 // updateState changes the recorded state while the container runs; once
@@ -177,7 +177,7 @@ func (m *monitor) afterExit(es ExitStatus) {
 	}
 	rec.Count++
 	b, _ := json.Marshal(rec)
-	if err := writeFileAtomic(filepath.Join(m.stateDir, restartFile), b, false); err != nil {
+	if err := writeFileAtomic(path.Join(m.stateDir, restartFile), b, false); err != nil {
 		fmt.Fprintf(os.Stderr, "restart: %v\n", err)
 		m.dropGroup()
 		return
@@ -194,7 +194,7 @@ func (m *monitor) afterExit(es ExitStatus) {
 	if st, err := readState(m.stateDir); err != nil || st.Status != Stopped || !st.Restarting {
 		return
 	}
-	if _, err := os.Stat(filepath.Join(m.stateDir, configFile)); err != nil {
+	if _, err := os.Stat(path.Join(m.stateDir, configFile)); err != nil {
 		return
 	}
 	restartingSelf = true

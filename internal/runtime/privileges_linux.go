@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 	"unsafe"
@@ -104,8 +104,8 @@ func filterFile(exe string, caps []string) (string, error) {
 	slices.Sort(key)
 	var uts unix.Utsname
 	unix.Uname(&uts)
-	sum := sha256.Sum256([]byte(filepath.Base(exe) + "\x00" + unix.ByteSliceToString(uts.Release[:]) + "\x00" + strings.Join(key, ",")))
-	path := filepath.Join(filepath.Dir(exe), "seccomp-"+hex.EncodeToString(sum[:12])+".bpf")
+	sum := sha256.Sum256([]byte(path.Base(exe) + "\x00" + unix.ByteSliceToString(uts.Release[:]) + "\x00" + strings.Join(key, ",")))
+	path := path.Join(path.Dir(exe), "seccomp-"+hex.EncodeToString(sum[:12])+".bpf")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 
@@ -104,7 +104,7 @@ func mountpoint(dest string, isDir bool) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+	if err := os.MkdirAll(path.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("mount point %s: %w", dest, err)
 	}
 	f, err := os.OpenFile(dest, os.O_RDONLY|os.O_CREATE, 0o644)
@@ -117,7 +117,7 @@ func mountpoint(dest string, isDir bool) error {
 // noSymlink refuses a path any of whose components is a symlink, for the
 // mounts dock itself places (/proc, /sys, /dev).
 func noSymlink(p string) error {
-	for cur := p; cur != "/"; cur = filepath.Dir(cur) {
+	for cur := p; cur != "/"; cur = path.Dir(cur) {
 		fi, err := os.Lstat(cur)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -163,7 +163,7 @@ func setupRootfs(spec *Spec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / rprivate: %w", err)
 	}
-	target := filepath.Join(spec.StateDir, rootfsDir)
+	target := path.Join(spec.StateDir, rootfsDir)
 	for _, m := range spec.Rootfs {
 		if err := mountRootfs(m, target); err != nil {
 			return err
@@ -185,21 +185,21 @@ func setupRootfs(spec *Spec) error {
 	}()
 	dests := map[string]bool{}
 	for _, m := range spec.Mounts {
-		dests[filepath.Clean(m.Destination)] = true
+		dests[path.Clean(m.Destination)] = true
 		if m.Type != "bind" {
 			continue
 		}
 		// Binds are nodev whatever the options say: devices reach a
 		// container only through /dev.
 		flags, _ := parseOptions(m.Options)
-		h, err := cloneHost(m.Source, filepath.Clean(m.Destination), flags&unix.MS_REC != 0, attrOf(flags|unix.MS_NODEV))
+		h, err := cloneHost(m.Source, path.Clean(m.Destination), flags&unix.MS_REC != 0, attrOf(flags|unix.MS_NODEV))
 		if err != nil {
 			return err
 		}
 		binds = append(binds, h)
 	}
 	for _, f := range [...][2]string{{hostsFile, "/etc/hosts"}, {hostnameF, "/etc/hostname"}, {resolvFile, "/etc/resolv.conf"}} {
-		src := filepath.Join(spec.StateDir, f[0])
+		src := path.Join(spec.StateDir, f[0])
 		if dests[f[1]] {
 			continue
 		}
@@ -253,11 +253,11 @@ func setupRootfs(spec *Spec) error {
 	// kernel lets them be mounted only while a fully visible instance is
 	// in the mount namespace (the host's, until the old root goes).
 	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	if err := mountAt("proc", filepath.Join(target, "proc"), "proc", nsn, ""); err != nil {
+	if err := mountAt("proc", path.Join(target, "proc"), "proc", nsn, ""); err != nil {
 		return err
 	}
 	if len(sysfs) == 0 {
-		if err := mountAt("sysfs", filepath.Join(target, "sys"), "sysfs", nsn|unix.MS_RDONLY, ""); err != nil {
+		if err := mountAt("sysfs", path.Join(target, "sys"), "sysfs", nsn|unix.MS_RDONLY, ""); err != nil {
 			return err
 		}
 	}
@@ -286,7 +286,7 @@ func setupRootfs(spec *Spec) error {
 	// The caller's mounts, in order, then the /etc files.
 	hi := 0
 	for _, m := range spec.Mounts {
-		dest := filepath.Clean(m.Destination)
+		dest := path.Clean(m.Destination)
 		switch m.Type {
 		case "bind":
 			if err := binds[hi].attach(); err != nil {
@@ -384,14 +384,20 @@ func shortenOverlay(opts []string) (string, []string) {
 	if len(paths) == 0 {
 		return "/", opts
 	}
-	common := filepath.Dir(paths[0])
+	common := path.Dir(paths[0])
 	for _, p := range paths[1:] {
 		for common != "/" && !strings.HasPrefix(p, common+"/") {
-			common = filepath.Dir(common)
+			common = path.Dir(common)
 		}
 	}
 	rel := func(p string) string {
-		if r, err := filepath.Rel(common, p); err == nil {
+		switch {
+		case p == common:
+			return "."
+		case common == "/":
+			return strings.TrimPrefix(p, "/")
+		}
+		if r, ok := strings.CutPrefix(p, common+"/"); ok {
 			return r
 		}
 		return p

@@ -23,9 +23,13 @@
 //
 // The monitor and init start as soon as this package is initialised, before
 // the rest of the binary's packages: a start costs one Go runtime start
-// plus the initialisation of what this package imports. That is why it
-// imports nothing heavier than x/sys, and leaves making cgroups (with
-// containerd's managers) to the caller.
+// plus the initialisation of what this package imports and of the packages
+// the binary initialises before it. A binary initialises its packages in
+// import path order among those whose imports are initialised, so a
+// dependency such as path/filepath, os/exec or net, ready early but sorted
+// late, would hold this package back behind most of the binary. That is why
+// it imports none of them, nothing heavier than x/sys, and leaves making
+// cgroups (with containerd's managers) to the caller.
 //
 // Device nodes are usable only at /dev's standard nodes: every other mount
 // of a container (the rootfs, /dev itself, binds, tmpfs) is nodev, which
@@ -36,7 +40,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"syscall"
 	"time"
 
@@ -323,7 +327,7 @@ func (s *Spec) logPath() string {
 	if s.Log.Path != "" {
 		return s.Log.Path
 	}
-	return filepath.Join(s.StateDir, logFile)
+	return path.Join(s.StateDir, logFile)
 }
 
 func (s *Spec) stopSignal() syscall.Signal {
@@ -343,7 +347,7 @@ func (s *Spec) hasNew(ns string) bool {
 }
 
 func readSpec(stateDir string) (*Spec, error) {
-	b, err := os.ReadFile(filepath.Join(stateDir, configFile))
+	b, err := os.ReadFile(path.Join(stateDir, configFile))
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, fmt.Errorf("container %s: %w", stateDir, errdefs.ErrNotFound)

@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"path"
 	"strings"
 	"sync"
 	"syscall"
@@ -160,12 +159,12 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	}
 	// The monitor and the init run in /; a relative directory would not
 	// name the same place there.
-	if !filepath.IsAbs(spec.StateDir) {
-		abs, err := filepath.Abs(spec.StateDir)
+	if !path.IsAbs(spec.StateDir) {
+		wd, err := os.Getwd()
 		if err != nil {
 			return nil, err
 		}
-		spec.StateDir = abs
+		spec.StateDir = path.Join(wd, spec.StateDir)
 	}
 	// A stopped container may start again, with the same state directory
 	// and log.
@@ -174,17 +173,17 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 			return nil, fmt.Errorf("container %s: %s: %w", spec.ID, st.Status, errdefs.ErrWrongState)
 		}
 		if st.Status == Stopped {
-			os.Remove(filepath.Join(spec.StateDir, stateFile))
+			os.Remove(path.Join(spec.StateDir, stateFile))
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
+	if err := os.MkdirAll(path.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(spec.StateDir, configFile), b, false); err != nil {
+	if err := writeFileAtomic(path.Join(spec.StateDir, configFile), b, false); err != nil {
 		return nil, err
 	}
 	exe, err := monitorExe(spec.StateDir)
@@ -234,7 +233,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 			f.Close()
 		}
 	}
-	mlog, err := os.OpenFile(filepath.Join(spec.StateDir, monitorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	mlog, err := os.OpenFile(path.Join(spec.StateDir, monitorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		closeAll(childEnds)
 		closeAll(parentEnds)
@@ -243,7 +242,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if roles == "" {
 		roles = "-"
 	}
-	cmd := &exec.Cmd{
+	cmd := &command{
 		Path:       exe,
 		Args:       []string{monitorArg0, spec.StateDir, roles, filter},
 		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
@@ -267,7 +266,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	}
 	// Reap the monitor if it ends while this process lives; it goes on
 	// without us otherwise.
-	go cmd.Wait()
+	go cmd.Process.Wait()
 
 	h := &Handle{stateDir: spec.StateDir, spec: spec}
 	h.copies = callerCopies(spec.StateDir)
@@ -300,7 +299,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	var msg syncMsg
 	if err := json.Unmarshal(line, &msg); err != nil {
 		h.copies.wait(context.Background())
-		detail, _ := os.ReadFile(filepath.Join(spec.StateDir, monitorLog))
+		detail, _ := os.ReadFile(path.Join(spec.StateDir, monitorLog))
 		if rerr == nil {
 			rerr = err
 		}

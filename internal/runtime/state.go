@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"github.com/dockkit/dock/internal/atomicfile"
 	"os"
-	"path/filepath"
+	"path"
 )
 
 // writeFileAtomic replaces path with data; with sync set the new file is
@@ -22,12 +22,12 @@ func writeState(stateDir string, st *State) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(stateDir, stateFile), b, false)
+	return writeFileAtomic(path.Join(stateDir, stateFile), b, false)
 }
 
 // syncState makes the recorded state durable.
 func syncState(stateDir string) error {
-	for _, p := range []string{filepath.Join(stateDir, stateFile), stateDir} {
+	for _, p := range []string{path.Join(stateDir, stateFile), stateDir} {
 		f, err := os.Open(p)
 		if err != nil {
 			return err
@@ -44,7 +44,7 @@ func syncState(stateDir string) error {
 // readState returns the recorded state, or a Created state when none was
 // written yet.
 func readState(stateDir string) (State, error) {
-	b, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	b, err := os.ReadFile(path.Join(stateDir, stateFile))
 	if os.IsNotExist(err) {
 		return State{Status: Created}, nil
 	}
