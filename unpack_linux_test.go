@@ -485,3 +485,33 @@ func TestPullKilledMidParallelUnpack(t *testing.T) {
 	}
 	checkSnapshotsComplete(t, h)
 }
+
+// A hardlink to a file of a lower layer is refused, as it was when layers
+// were written one at a time: the target is looked up in the layer's own
+// directory, whatever lies below it.
+func TestUnpackHardlinkToLowerLayer(t *testing.T) {
+	layers := [][]byte{
+		tarOf(t, []tl{fileE("bin/tool", "tool", tLow)}),
+		tarOf(t, []tl{linkE("bin/alias", "bin/tool")}),
+	}
+	for _, mode := range []string{"serial", "out of order"} {
+		t.Run(mode, func(t *testing.T) {
+			h := overlayHost(t)
+			img := storeImage(t, h, "test.local/hardlink:1", layers, -1)
+			var err error
+			if mode == "serial" {
+				h.snap = serialSnapshotter{h.snap}
+				err = h.Unpack(context.Background(), img)
+			} else {
+				err = outOfOrder(t, h, img)
+			}
+			if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "hardlink target") {
+				t.Fatalf("got %v, want the hardlink refused", err)
+			}
+			if _, err := h.snap.Stat(context.Background(), img.Layers[1].ChainID.String()); !errors.Is(err, ErrNotFound) {
+				t.Errorf("snapshot of the refused layer: %v", err)
+			}
+			checkSnapshotsComplete(t, h)
+		})
+	}
+}
