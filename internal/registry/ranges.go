@@ -143,7 +143,18 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 		return dst.Push(ctx, d, sr)
 	}
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", d.Digest, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("blob %s: %w", d.Digest, err)
+		}
+		// A registry or proxy that mangles ranges (416, a wrong
+		// Content-Range) may still serve the blob whole; if it cannot,
+		// the plain GET reports why.
+		rc, err := src.fetch(ctx, d, nil, nil)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return dst.Push(ctx, d, rc)
 	}
 	var closeFirst sync.Once
 	defer closeFirst.Do(func() { first.Close() }) // when PushAt found the blob stored

@@ -20,17 +20,20 @@ import (
 	"oras.land/oras-go/v2/content/memory"
 )
 
-// rangeProxy forwards to a registry, records the Range of each blob GET
-// and, when strip is set, drops it, as a registry that ignores Range.
+// rangeProxy forwards to a registry and records the Range of each blob GET.
+// With strip it drops Range, as a registry that ignores it; with mangle it
+// asks the registry for one byte more than the client did, so that the
+// Content-Range answered is not the one asked for.
 type rangeProxy struct {
 	strip  bool
+	mangle bool
 	mu     sync.Mutex
 	ranges map[string][]string // blob digest -> Range headers, "" for none
 }
 
-func startRangeProxy(t *testing.T, s *registrytest.Server, strip bool) (*rangeProxy, string) {
+func startRangeProxy(t *testing.T, s *registrytest.Server, strip, mangle bool) (*rangeProxy, string) {
 	t.Helper()
-	p := &rangeProxy{strip: strip, ranges: map[string][]string{}}
+	p := &rangeProxy{strip: strip, mangle: mangle, ranges: map[string][]string{}}
 	target, err := url.Parse("http://" + s.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +48,10 @@ func startRangeProxy(t *testing.T, s *registrytest.Server, strip bool) (*rangePr
 			p.mu.Unlock()
 			if p.strip {
 				r.Header.Del("Range")
+			}
+			var a, b int64
+			if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b); err == nil && p.mangle && a == 0 {
+				r.Header.Set("Range", fmt.Sprintf("bytes=0-%d", b+1))
 			}
 		}
 		rp.ServeHTTP(w, r)
@@ -93,6 +100,7 @@ func TestPullRanges(t *testing.T) {
 	tests := []struct {
 		name      string
 		strip     bool // the registry ignores Range
+		mangle    bool // the first range answered is not the one asked for
 		flip      int64
 		cancel    bool
 		wantErr   error
@@ -101,13 +109,14 @@ func TestPullRanges(t *testing.T) {
 	}{
 		{name: "two ranges", wantGets: 2, wantRange: true},
 		{name: "registry ignores Range", strip: true, wantGets: 1},
+		{name: "wrong Content-Range", mangle: true, wantGets: 2},
 		{name: "a byte flipped in the second half", flip: half + 777, wantErr: errdefs.ErrDigestMismatch, wantGets: 2, wantRange: true},
 		{name: "a byte flipped in the first half", flip: 5, wantErr: errdefs.ErrDigestMismatch, wantGets: 2, wantRange: true},
 		{name: "cancelled mid-range", cancel: true, wantErr: context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			proxy, host := startRangeProxy(t, s, tt.strip)
+			proxy, host := startRangeProxy(t, s, tt.strip, tt.mangle)
 			pcfg := cfg
 			pcfg.Host = host
 			if tt.flip != 0 {
@@ -167,6 +176,40 @@ func TestPullRanges(t *testing.T) {
 				t.Fatalf("small layer fetched with Range %q, want one plain GET", small)
 			}
 		})
+	}
+}
+
+// TestPullRangesTokenAuth pulls a blob in parts from a registry behind
+// token auth: the range requests carry the token the first request got.
+func TestPullRangesTokenAuth(t *testing.T) {
+	defer func(old int64) { minSplitSize = old }(minSplitSize)
+	minSplitSize = 1 << 20
+
+	s := registrytest.Start(t, registrytest.WithTokenAuth("ranger", "pw3"))
+	cfg := serverConfig(t, s)
+	src := memory.New()
+	im := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, randomBytes(110, 2<<20+99))
+	pushImage(t, cfg, src, im.manifest, "ranges/auth", "1")
+	proxy, host := startRangeProxy(t, s, false, false)
+	pcfg := cfg
+	pcfg.Host = host
+	dst, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(context.Background(), pcfg, "ranges/auth", "1", dst, PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range im.blobs() {
+		requireBlob(t, dst, src, d)
+	}
+	// Two requests, each with its range and the token: a range sent
+	// without it would have drawn a 401 and a retry, or a plain GET.
+	big := im.layers[0]
+	half := big.Size / 2
+	want := []string{fmt.Sprintf("bytes=0-%d", half-1), fmt.Sprintf("bytes=%d-%d", half, big.Size-1)}
+	if got := proxy.requests(big); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("GETs of the layer with Range %q, want %q", got, want)
 	}
 }
 
