@@ -129,13 +129,41 @@ func checkContentRange(h string, off, n, size int64) error {
 }
 
 // copyRanges stores d in dst from parts fetched at once as Range requests.
-// It asks for the first part alone first: a registry that answers with the
-// whole blob gets it stored as a plain download instead.
+// All are asked for together (a registry takes some milliseconds to answer
+// a blob GET), but the first answer decides: a registry that answers it
+// with the whole blob, or fails it, gets the blob stored as a plain
+// download, and the other requests are dropped.
 func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTarget, d ocispec.Descriptor, parts int) error {
 	bounds := make([]int64, parts+1)
 	for i := range bounds {
 		bounds[i] = d.Size * int64(i) / int64(parts)
 	}
+	type answer struct {
+		rc  io.ReadCloser
+		err error
+	}
+	// The later parts' requests live until copyRanges returns.
+	laterCtx, cancelLater := context.WithCancel(ctx)
+	later := make([]chan answer, parts)
+	taken := make([]bool, parts)
+	for i := 1; i < parts; i++ {
+		later[i] = make(chan answer, 1)
+		go func() {
+			rc, err := src.fetchRange(laterCtx, d, bounds[i], bounds[i+1]-bounds[i])
+			later[i] <- answer{rc, err}
+		}()
+	}
+	defer func() {
+		cancelLater()
+		for i := 1; i < parts; i++ {
+			if !taken[i] {
+				if a := <-later[i]; a.rc != nil {
+					a.rc.Close()
+				}
+			}
+		}
+	}()
+
 	first, err := src.fetchRange(ctx, d, 0, bounds[1])
 	if errors.Is(err, errWholeBlob) {
 		sr := newStreamReader(ctx, first, d, src.verify, Downloading, src.progress)
@@ -166,7 +194,7 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 			src.progress.emit(d, Downloading, total)
 		}
 	}
-	err = rt.PushAt(ctx, d, func(ctx context.Context, w io.WriterAt) error {
+	return rt.PushAt(ctx, d, func(ctx context.Context, w io.WriterAt) error {
 		g, ctx := errgroup.WithContext(ctx)
 		for i := range parts {
 			g.Go(func() error {
@@ -176,17 +204,24 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 					rc = first
 					defer closeFirst.Do(func() { first.Close() })
 				} else {
-					var err error
-					if rc, err = src.fetchRange(ctx, d, off, n); err != nil {
-						if rc != nil {
-							rc.Close()
-						}
+					var a answer
+					select {
+					case a = <-later[i]:
+						taken[i] = true
+					case <-ctx.Done():
+						return context.Cause(ctx)
+					}
+					if a.rc != nil {
+						defer a.rc.Close()
+					}
+					if a.err != nil {
+						err := a.err
 						if errors.Is(err, errWholeBlob) {
 							err = fmt.Errorf("registry answered a range after the first with the whole blob: %w", errdefs.ErrNotSupported)
 						}
 						return fmt.Errorf("bytes %d-%d: %w", off, off+n-1, err)
 					}
-					defer rc.Close()
+					rc = a.rc
 				}
 				if err := copyPart(ctx, w, rc, off, n, count); err != nil {
 					return fmt.Errorf("bytes %d-%d: %w", off, off+n-1, err)
@@ -196,7 +231,6 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 		}
 		return g.Wait()
 	})
-	return err
 }
 
 // partBufferSize is the chunk copyPart reads and writes at a time.
