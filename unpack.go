@@ -21,11 +21,13 @@ import (
 // so that sizes are known without walking the tree.
 const sizeLabel = "dock.size"
 
-// unpacker applies the layers of an image being pulled as soon as each one
-// and those below it are in the store, while later layers still download.
-// The layer it needs next, when its download starts while the unpacker
-// waits for it, is applied from the download stream itself instead, so
-// that decompressing the lowest layer does not wait for its last byte.
+// unpacker applies the layers of an image being pulled while later layers
+// still download. A layer is applied from its download stream when the
+// unpacker takes that stream as the download starts, so that decompressing
+// it does not wait for its last byte; otherwise from the store once there.
+// On overlay (window mode) several layers are applied at once and a stream
+// is taken for any layer while there is room; elsewhere only for the layer
+// applied next.
 type unpacker struct {
 	h        *Host
 	ctx      context.Context
@@ -62,7 +64,10 @@ func (h *Host) newUnpacker(ctx context.Context, progress func(Progress)) *unpack
 // stream is asked as the download of d starts whether the unpacker takes
 // its bytes as they arrive: only for the layer it is about to apply, one
 // stream at a time, so that a download waiting for its reader never waits
-// for another download. The pipe paces that download by the unpack.
+// for another download; in window mode for a layer not started yet while
+// fewer than window layers are being decompressed or waiting to be, so
+// that its reader comes at once. The pipe paces that download by the
+// unpack.
 func (u *unpacker) stream(d ocispec.Descriptor) (io.Writer, func(error)) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
