@@ -318,3 +318,71 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+func TestOpenCompletesLayout(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove string
+	}{
+		{"index.json missing", "index.json"},
+		{"oci-layout missing", "oci-layout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			im := mustImage(t, s, "completes")
+			if err := s.Tag(context.Background(), im.manifest, "example.com/a:1"); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			want, err := os.ReadFile(dir + "/" + map[string]string{"index.json": "oci-layout", "oci-layout": "index.json"}[tt.remove])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(dir + "/" + tt.remove); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Open(dir); err != nil {
+				t.Fatal(err)
+			}
+			layout, err := os.ReadFile(dir + "/oci-layout")
+			if err != nil || string(layout) != `{"imageLayoutVersion":"1.0.0"}` {
+				t.Fatalf("oci-layout = %q, %v", layout, err)
+			}
+			idx, err := os.ReadFile(dir + "/index.json")
+			if err != nil || !strings.Contains(string(idx), `"schemaVersion":2`) {
+				t.Fatalf("index.json = %q, %v", idx, err)
+			}
+			kept := map[string][]byte{"index.json": layout, "oci-layout": idx}[tt.remove]
+			if !bytes.Equal(kept, want) {
+				t.Fatalf("the file left in place changed: %q, was %q", kept, want)
+			}
+		})
+	}
+}
+
+func TestOpenFreshConcurrently(t *testing.T) {
+	dir := t.TempDir() + "/root"
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			s, err := Open(dir)
+			if err == nil {
+				_, err = s.List(context.Background())
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(dir + "/" + indexTemp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left behind: %v", indexTemp, err)
+	}
+}

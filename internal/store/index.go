@@ -106,6 +106,16 @@ func (s *Store) updateIndexLocked(fn func(*ocispec.Index) (bool, error)) error {
 	if err != nil || !changed {
 		return err
 	}
+	if err := s.writeIndexLocked(idx); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+// writeIndexLocked replaces index.json with idx by temp file, fsync and
+// rename; making the rename durable is the caller's. The index lock must be
+// held.
+func (s *Store) writeIndexLocked(idx ocispec.Index) error {
 	if idx.Manifests == nil {
 		idx.Manifests = []ocispec.Descriptor{}
 	}
@@ -138,7 +148,7 @@ func (s *Store) updateIndexLocked(fn func(*ocispec.Index) (bool, error)) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", indexFile, err)
 	}
-	return syncDir(s.dir)
+	return nil
 }
 
 // Resolve returns the descriptor for ref: a name recorded by [Store.Tag]

@@ -23,6 +23,7 @@ import (
 	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -86,12 +87,17 @@ func (s *Store) path(elem ...string) string {
 }
 
 // init creates the directories, oci-layout and an empty index.json if absent.
+// The two files of a new layout are written at once and made durable by
+// one sync of the directory: every first use of a root waits for these
+// syncs.
 func (s *Store) init() error {
 	for _, d := range []string{s.dir, s.path(blobsDir), s.path(blobsDir, "sha256"), s.path(ingestDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
+	var g errgroup.Group
+	wrote := false
 	layout, err := os.ReadFile(s.path(ocispec.ImageLayoutFile))
 	switch {
 	case err == nil:
@@ -104,27 +110,39 @@ func (s *Store) init() error {
 				ocispec.ImageLayoutFile, l.Version, ocispec.ImageLayoutVersion, errdefs.ErrNotSupported)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		data, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := writeFileDurable(s.dir, ocispec.ImageLayoutFile, data); err != nil {
-			return err
-		}
+		wrote = true
+		g.Go(func() error {
+			data, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+			return atomicfile.Write(s.path(ocispec.ImageLayoutFile), data, 0o644, true)
+		})
 	default:
 		return err
 	}
 	if _, err := os.Stat(s.path(indexFile)); errors.Is(err, fs.ErrNotExist) {
-		return s.updateIndex(context.Background(), func(*ocispec.Index) (bool, error) { return true, nil })
+		wrote = true
+		g.Go(s.createIndex)
 	} else if err != nil {
+		g.Wait()
 		return err
 	}
-	return nil
+	if err := g.Wait(); err != nil || !wrote {
+		return err
+	}
+	return syncDir(s.dir)
 }
 
-// writeFileDurable replaces dir/name with data and makes it durable.
-func writeFileDurable(dir, name string, data []byte) error {
-	if err := atomicfile.Write(filepath.Join(dir, name), data, 0o644, true); err != nil {
+// createIndex writes an empty index.json unless another process has
+// written one meanwhile; the caller syncs the directory.
+func (s *Store) createIndex() error {
+	lock, err := openLock(context.Background(), s.path(indexLockFile), lockExclusive)
+	if err != nil {
 		return err
 	}
-	return syncDir(dir)
+	defer lock.Close()
+	if _, err := os.Stat(s.path(indexFile)); err == nil {
+		return nil
+	}
+	return s.writeIndexLocked(newIndex())
 }
 
 // syncDir makes a rename or unlink in dir durable.
