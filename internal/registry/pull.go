@@ -43,7 +43,8 @@ type PullOptions struct {
 	// Progress receives events from several goroutines at once; bytes are
 	// reported as they stream.
 	Progress func(Event)
-	// Concurrency is how many blobs download at once; 0 means 4.
+	// Concurrency is how many blobs download at once; 0 means 4. A blob
+	// fetched as parallel ranges (see RangeTarget) counts once.
 	Concurrency int
 	// OnBlob is called once for the config, each layer and last the
 	// manifest, after each is stored in dst or found there already. It is
