@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -18,6 +20,7 @@ import (
 	"github.com/dockkit/dock/internal/store"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/memory"
 )
 
@@ -188,6 +191,53 @@ func TestPullRanges(t *testing.T) {
 				t.Fatalf("small layer fetched with Range %q, want one plain GET", small)
 			}
 		})
+	}
+}
+
+// racingStore stores a blob just before its PushAt, as another program
+// pulling the same image would.
+type racingStore struct {
+	*store.Store
+	src  *memory.Store
+	hits int
+}
+
+func (r *racingStore) PushAt(ctx context.Context, desc ocispec.Descriptor, fill func(context.Context, io.WriterAt) error) error {
+	b, err := content.FetchAll(ctx, r.src, desc)
+	if err != nil {
+		return err
+	}
+	if err := r.Store.Push(ctx, desc, bytes.NewReader(b)); err != nil {
+		return err
+	}
+	r.hits++
+	return r.Store.PushAt(ctx, desc, func(context.Context, io.WriterAt) error {
+		return errors.New("fill called for a stored blob")
+	})
+}
+
+func TestPullRangesStoredMeanwhile(t *testing.T) {
+	defer func(old int64) { minSplitSize = old }(minSplitSize)
+	minSplitSize = 1 << 20
+
+	s := registrytest.Start(t)
+	cfg := serverConfig(t, s)
+	src := memory.New()
+	im := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, randomBytes(120, 2<<20+5))
+	pushImage(t, cfg, src, im.manifest, "ranges/race", "1")
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := &racingStore{Store: st, src: src}
+	if _, err := Pull(context.Background(), cfg, "ranges/race", "1", dst, PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if dst.hits != 1 {
+		t.Fatalf("PushAt called %d times, want 1", dst.hits)
+	}
+	for _, d := range im.blobs() {
+		requireBlob(t, dst, src, d)
 	}
 }
 
