@@ -12,17 +12,21 @@
 # round's seconds and the median of the per-round ratios with min and max.
 # DOCK is the dock binary (without it, dock's runs are skipped); part 2's dock
 # side runs `$DOCK layer apply DIR LAYER...` (DOCK_APPLY overrides that
-# command). Needs root (mount), skopeo, umoci, mkfs.ext4, and
+# command). DOCK_B, another dock binary (say, a build of the commit before a
+# change), adds a column "dockb" to part 1 and its paired ratio, for an A/B
+# of the two builds in the same interleaved rounds. Needs root (mount), skopeo, umoci, mkfs.ext4, and
 # bench/build-image.sh to have built the image.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${1:-${ROUNDS:-5}}
 DOCK=${DOCK:-}
+DOCK_B=${DOCK_B:-}
 DOCK_APPLY=${DOCK_APPLY:-${DOCK:+$DOCK layer apply}}
 [ "$(id -u)" = 0 ] || die "needs root (loop mounts)"
 need skopeo umoci mkfs.ext4 curl jq tar
 [ -z "$DOCK" ] || [ -x "$DOCK" ] || die "DOCK=$DOCK is not executable"
+[ -z "$DOCK_B" ] || [ -x "$DOCK_B" ] || die "DOCK_B=$DOCK_B is not executable"
 HAVE_PODMAN=
 command -v podman >/dev/null && HAVE_PODMAN=1
 
@@ -36,6 +40,7 @@ REF=$REGISTRY/$REPO
 # --- part 1: pull + unpack ---------------------------------------------------
 
 unpack_dock() { "$DOCK" --root "$1/dock" --insecure-registry "$REGISTRY" pull "$REF"; }
+unpack_dockb() { "$DOCK_B" --root "$1/dock" --insecure-registry "$REGISTRY" pull "$REF"; }
 
 unpack_umoci() {
 	skopeo copy --quiet --src-tls-verify=false "docker://$REF" "oci:$1/oci:x" &&
@@ -49,6 +54,7 @@ unpack_podman() {
 
 # Checks, outside the timed region, that a run did the whole job.
 check_unpack_dock() { find "$1/dock/snapshots" -path '*/srv/app.log' -size +1M 2>/dev/null | grep -q .; }
+check_unpack_dockb() { check_unpack_dock "$@"; }
 check_unpack_umoci() { [ -s "$1/bundle/rootfs/srv/app.log" ] && [ -x "$1/bundle/rootfs/usr/bin/perl" ]; }
 check_unpack_podman() {
 	[ -n "$(podman --root "$1/storage" --runroot "$1/run" --events-backend none images -q 2>/dev/null)" ]
@@ -134,6 +140,7 @@ rounds() {
 echo "== pull + unpack: $REF"
 tools=()
 [ -n "$DOCK" ] && tools+=(dock)
+[ -n "$DOCK_B" ] && tools+=(dockb)
 tools+=(umoci)
 [ -n "$HAVE_PODMAN" ] && tools+=(podman)
 [ -z "$HAVE_PODMAN" ] && log "podman not installed (apt-get install -y podman): skipped"
