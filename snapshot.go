@@ -94,12 +94,13 @@ func (a snapshotAdapter) Walk(ctx context.Context, fn func(context.Context, Snap
 func (a snapshotAdapter) Close() error { return a.s.Close() }
 
 // stacker is what the built-in overlay snapshotter can do beyond
-// Snapshotter: commit a snapshot prepared without a parent onto a parent
-// named only then, and name the directories a snapshot over a parent
-// stacks. Unpacking uses it to write a layer while the one below is still
-// being written.
+// Snapshotter: take a directory a layer was written into, whatever lies
+// below it, as a snapshot over a parent named only then, and name the
+// directories a snapshot over a parent stacks. Unpacking uses it to write
+// a layer while the one below is still being written.
 type stacker interface {
-	CommitOnto(ctx context.Context, name, key, parent string, opts ...snapshots.Opt) error
+	StageDir(ctx context.Context) (dir string, release func(), err error)
+	CommitDir(ctx context.Context, name, parent, dir string, opts ...snapshots.Opt) error
 	LowerDirs(ctx context.Context, name string) ([]string, error)
 }
 

@@ -779,13 +779,13 @@ func (h *Host) hasSnapshot(ctx context.Context, chain digest.Digest) bool {
 // unpackLayer applies layer j, read from src or else from the store, and
 // commits the result as the snapshot j.chain over j.parent. waitBelow
 // returns once the parent is committed. With st (overlay), the layer is
-// written into a snapshot prepared without a parent while the parent may
-// still be under way, and committed onto the parent once waitBelow
+// written into a directory staged outside any snapshot while the parent may
+// still be under way, and committed over the parent once waitBelow
 // returns; otherwise it waits before preparing its snapshot over the
 // parent. What src yields is trusted only because its uncompressed stream
 // must hash to j.diffID. A concurrent unpack of the same chain by another
 // process is not an error: one of them wins.
-func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st stacker, waitBelow func() error, progress func(Progress), cfg unpackConfig) (err error) {
+func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st stacker, waitBelow func() error, progress func(Progress), cfg unpackConfig) error {
 	l := j.desc
 	report := func(s ProgressState) {
 		if progress != nil {
@@ -793,6 +793,61 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 		}
 	}
 	report(ProgressUnpacking)
+	var err error
+	if st != nil {
+		err = h.unpackStacked(ctx, j, src, st, waitBelow, cfg)
+	} else {
+		err = h.unpackOver(ctx, j, src, waitBelow, cfg)
+	}
+	if errors.Is(err, ErrAlreadyExists) {
+		err = nil // another program committed the same layer first
+	}
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	report(ProgressUnpacked)
+	return nil
+}
+
+// unpackStacked writes layer j into a staged directory, then, once the
+// layer below is committed, gives the directories it wrote into without
+// naming them the attributes the layers below give them, and commits it
+// over its parent.
+func (h *Host) unpackStacked(ctx context.Context, j layerJob, src io.Reader, st stacker, waitBelow func() error, cfg unpackConfig) error {
+	dir, release, err := st.StageDir(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	size, implicit, err := h.writeLayer(ctx, j, src, dir, archive.WhiteoutOverlay, cfg)
+	if err != nil {
+		return err
+	}
+	if err := waitBelow(); err != nil {
+		return err
+	}
+	if j.parent != "" && len(implicit) > 0 {
+		lowers, err := st.LowerDirs(ctx, j.parent)
+		if err != nil {
+			return err
+		}
+		if err := archive.SetDirAttrs(ctx, dir, implicit, archive.OverlayLowerDir(lowers), false); err != nil {
+			return err
+		}
+	}
+	if cfg.committing != nil {
+		cfg.committing(j.i)
+	}
+	labels := map[string]string{sizeLabel: strconv.FormatInt(size, 10)}
+	return st.CommitDir(ctx, j.chain.String(), j.parent, dir, optsTo([]SnapshotOpt{WithSnapshotLabels(labels)})...)
+}
+
+// unpackOver waits for the layer below, then writes layer j into a
+// snapshot prepared over it and commits that.
+func (h *Host) unpackOver(ctx context.Context, j layerJob, src io.Reader, waitBelow func() error, cfg unpackConfig) (err error) {
+	if err := waitBelow(); err != nil {
+		return err
+	}
 	key := "extract-" + randomHex(6) + "-" + j.chain.Encoded()[:12]
 	// The lock tells other programs opening the root that this unpack is
 	// alive; one left unlocked belongs to a program that died mid-unpack.
@@ -801,15 +856,9 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 		return err
 	}
 	defer unlock()
-	parent := j.parent
-	if st != nil {
-		parent = "" // named at commit time
-	} else if err := waitBelow(); err != nil {
-		return err
-	}
-	mounts, err := h.snap.Prepare(ctx, key, parent)
+	mounts, err := h.snap.Prepare(ctx, key, j.parent)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.Digest, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -818,24 +867,42 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 	}()
 	dir, mode, done, err := h.applyTarget(mounts)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.Digest, err)
+		return err
 	}
+	size, implicit, err := h.writeLayer(ctx, j, src, dir, mode, cfg)
+	if err == nil && mode == archive.WhiteoutOverlay {
+		// Written into an overlay upper directory over its parent.
+		err = archive.SetDirAttrs(ctx, dir, implicit, archive.OverlayLowerDir(overlayLowers(mounts)), false)
+	}
+	if derr := done(); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.committing != nil {
+		cfg.committing(j.i)
+	}
+	labels := map[string]string{sizeLabel: strconv.FormatInt(size, 10)}
+	// On an error, ErrAlreadyExists included, the deferred Remove drops key.
+	return h.snap.Commit(ctx, j.chain.String(), key, WithSnapshotLabels(labels))
+}
+
+// writeLayer applies layer j, read from src or else from the store, into
+// dir and syncs it. It returns the layer's tar size and the directories it
+// wrote into without naming them.
+func (h *Host) writeLayer(ctx context.Context, j layerJob, src io.Reader, dir string, mode archive.WhiteoutMode, cfg unpackConfig) (int64, []string, error) {
 	r, rc := src, io.NopCloser(src)
 	if src == nil {
-		rc, err = h.store.Fetch(ctx, l)
+		f, err := h.store.Fetch(ctx, j.desc)
 		if err != nil {
-			done()
-			return fmt.Errorf("layer %s: %w", l.Digest, err)
+			return 0, nil, err
 		}
-		r = rc
-	}
-	if st != nil && mode != archive.WhiteoutOverlay {
-		done()
-		return fmt.Errorf("layer %s: overlay snapshot not written in place: %w", l.Digest, ErrNotSupported)
+		r, rc = f, f
 	}
 	var size int64
 	var implicit []string
-	_, err = archive.ApplyLayer(ctx, dir, r, l.MediaType, j.diffID, archive.ApplyOptions{
+	_, err := archive.ApplyLayer(ctx, dir, r, j.desc.MediaType, j.diffID, archive.ApplyOptions{
 		Whiteouts:      mode,
 		Progress:       func(n int64) { size = n },
 		StartWriteback: true,
@@ -843,10 +910,6 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 	})
 	if cfg.written != nil {
 		cfg.written(j.i, err)
-	}
-	if err == nil && st == nil && mode == archive.WhiteoutOverlay {
-		// Written into an overlay upper directory over its parent.
-		err = archive.SetDirAttrs(ctx, dir, implicit, archive.OverlayLowerDir(overlayLowers(mounts)), false)
 	}
 	if err == nil && src != nil {
 		// The rest of the blob (nothing, for a well-formed one) and how
@@ -857,46 +920,7 @@ func (h *Host) unpackLayer(ctx context.Context, j layerJob, src io.Reader, st st
 	if err == nil {
 		err = syncDir(dir)
 	}
-	if derr := done(); err == nil {
-		err = derr
-	}
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	labels := map[string]string{sizeLabel: strconv.FormatInt(size, 10)}
-	if st != nil {
-		if err := waitBelow(); err != nil {
-			return err
-		}
-		if j.parent != "" && len(implicit) > 0 {
-			lowers, err := st.LowerDirs(ctx, j.parent)
-			if err != nil {
-				return fmt.Errorf("layer %s: %w", l.Digest, err)
-			}
-			if err := archive.SetDirAttrs(ctx, dir, implicit, archive.OverlayLowerDir(lowers), false); err != nil {
-				return fmt.Errorf("layer %s: %w", l.Digest, err)
-			}
-		}
-		if cfg.committing != nil {
-			cfg.committing(j.i)
-		}
-		err = st.CommitOnto(ctx, j.chain.String(), key, j.parent, optsTo([]SnapshotOpt{WithSnapshotLabels(labels)})...)
-	} else {
-		if cfg.committing != nil {
-			cfg.committing(j.i)
-		}
-		err = h.snap.Commit(ctx, j.chain.String(), key, WithSnapshotLabels(labels))
-	}
-	if err != nil {
-		if errors.Is(err, ErrAlreadyExists) {
-			h.snap.Remove(context.WithoutCancel(ctx), key)
-			report(ProgressUnpacked)
-			return nil
-		}
-		return fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	report(ProgressUnpacked)
-	return nil
+	return size, implicit, err
 }
 
 // overlayLowers returns the lower directories, newest first, of an overlay

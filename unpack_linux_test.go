@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -390,20 +389,18 @@ func checkSnapshotsComplete(t *testing.T, h *Host) {
 	if len(dirs) != len(infos) {
 		t.Errorf("%d snapshot directories for %d snapshots", len(dirs), len(infos))
 	}
+	if n := stagedDirs(h.root); n != 0 {
+		t.Errorf("%d staged layer directories left", n)
+	}
 }
 
-// activeExtracts counts the unpack snapshots that the snapshotter's records
-// under root show as active.
-func activeExtracts(root string) int {
+// stagedDirs counts the directories layers are being written into, staged
+// by the overlay snapshotter under root.
+func stagedDirs(root string) int {
 	n := 0
-	ents, _ := os.ReadDir(filepath.Join(root, "snapshots", "overlay", "metadata"))
+	ents, _ := os.ReadDir(filepath.Join(root, "snapshots", "overlay", "staging"))
 	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(root, "snapshots", "overlay", "metadata", e.Name()))
-		if err != nil {
-			continue
-		}
-		var r struct{ Kind, Name string }
-		if json.Unmarshal(b, &r) == nil && r.Kind == "active" && strings.HasPrefix(r.Name, "extract-") {
+		if e.IsDir() {
 			n++
 		}
 	}
@@ -411,8 +408,8 @@ func activeExtracts(root string) int {
 }
 
 // A pull killed while several layers are being written, each into a
-// snapshot without a parent yet, is repaired by the next program to open
-// the root, and pulling again lands the whole image.
+// directory of its own staged by the snapshotter, is repaired by the next
+// program to open the root, and pulling again lands the whole image.
 func TestPullKilledMidParallelUnpack(t *testing.T) {
 	srv := registrytest.Start(t)
 	scratch := overlayHost(t)
@@ -453,7 +450,7 @@ func TestPullKilledMidParallelUnpack(t *testing.T) {
 	go io.Copy(io.Discard, bufio.NewReader(stdout))
 	seen := 0
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && seen < 2; time.Sleep(time.Millisecond) {
-		seen = activeExtracts(root)
+		seen = stagedDirs(root)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -37,17 +38,99 @@ func NewOverlay(root string) (*Overlay, error) {
 	return &Overlay{e}, nil
 }
 
-// CommitOnto commits the active snapshot key, prepared without a parent,
-// as the snapshot name over the committed snapshot parent ("" commits it as
-// Commit would). Only overlay can: a snapshot's own directory holds its
-// changes alone, written as overlayfs reads them (whiteouts as 0/0
-// character devices, opaque directories by xattr), whatever lies below.
-// So a layer can be written while the layer under it is still being
-// written, and stacked on it once that one is committed. The caller makes
-// sure the content fits over parent: see [Overlay.LowerDirs] for
-// directories the layer made without naming them.
-func (o *Overlay) CommitOnto(ctx context.Context, name, key, parent string, opts ...Opt) error {
-	return o.commit(ctx, name, key, &parent, opts)
+// StageDir makes an empty directory, on the snapshotter's filesystem, for a
+// layer to be written into before it becomes a snapshot through
+// [Overlay.CommitDir]. It stays the caller's until release, which removes
+// whatever CommitDir did not take; a directory whose program died is
+// removed by the next to open the root. Unlike Prepare it writes no record
+// and syncs nothing.
+func (o *Overlay) StageDir(ctx context.Context) (dir string, release func(), err error) {
+	if o.closed.Load() {
+		return "", nil, fmt.Errorf("%s snapshotter: closed: %w", o.name, errdefs.ErrWrongState)
+	}
+	dir = filepath.Join(o.stagingDir(), randomName())
+	unlock, err := lockPath(ctx, dir+".lock", unix.LOCK_EX)
+	if err != nil {
+		return "", nil, fmt.Errorf("stage: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		os.Remove(dir + ".lock")
+		unlock()
+		return "", nil, fmt.Errorf("stage: %w", err)
+	}
+	return dir, func() {
+		os.RemoveAll(dir)
+		os.Remove(dir + ".lock")
+		unlock()
+	}, nil
+}
+
+// CommitDir commits dir, made by [Overlay.StageDir], as the snapshot name
+// over the committed snapshot parent ("" for none), moving it in as the
+// snapshot's own directory. Only overlay can: a snapshot's own directory
+// holds its changes alone, written as overlayfs reads them (whiteouts as
+// 0/0 character devices, opaque directories by xattr), whatever lies
+// below. So a layer can be written while the layer under it is still
+// being written, and stacked on it once that one is committed. The caller
+// makes sure the content fits over parent: see [Overlay.LowerDirs] for the
+// directories a layer made without naming them. What dir holds reaches the
+// disk before the snapshot's record.
+func (o *Overlay) CommitDir(ctx context.Context, name, parent, dir string, opts ...Opt) error {
+	if name == "" {
+		return fmt.Errorf("commit %s: empty name: %w", dir, errdefs.ErrInvalidArgument)
+	}
+	if filepath.Dir(dir) != o.stagingDir() {
+		return fmt.Errorf("commit %q: %s is not a staged directory: %w", name, dir, errdefs.ErrInvalidArgument)
+	}
+	if err := syncFS(dir); err != nil {
+		return fmt.Errorf("commit %q: %w", name, err)
+	}
+	unlock, err := o.lock(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := o.get(name); err == nil {
+		return fmt.Errorf("commit %q: %w", name, errdefs.ErrAlreadyExists)
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	if parent != "" {
+		if _, _, err := o.chain(parent); err != nil {
+			return fmt.Errorf("commit %q: %w", name, err)
+		}
+	}
+	info := Info{Kind: KindCommitted, Name: name, Parent: parent}
+	for _, opt := range opts {
+		opt(&info)
+	}
+	id, err := o.nextID()
+	if err != nil {
+		return fmt.Errorf("commit %q: %w", name, err)
+	}
+	// A crash before the record leaves a directory without one, which
+	// reconcile removes.
+	sd := o.dir(id)
+	if err := os.Mkdir(sd, 0o700); err != nil {
+		return fmt.Errorf("commit %q: %w", name, err)
+	}
+	if err := os.Rename(dir, filepath.Join(sd, "fs")); err != nil {
+		os.Remove(sd)
+		return fmt.Errorf("commit %q: %w", name, err)
+	}
+	for _, d := range []string{sd, o.stagingDir(), o.snapDir()} {
+		if err := syncDir(d); err != nil {
+			os.RemoveAll(sd)
+			return fmt.Errorf("commit %q: %w", name, err)
+		}
+	}
+	now := time.Now().UTC()
+	r := record{ID: id, Kind: KindCommitted.String(), Name: name, Parent: parent, Labels: info.Labels, Created: now, Updated: now}
+	if err := o.put(r); err != nil {
+		os.RemoveAll(sd)
+		return err
+	}
+	return nil
 }
 
 // LowerDirs returns the directories that a snapshot over the committed

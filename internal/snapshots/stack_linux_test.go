@@ -8,65 +8,55 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/dockkit/dock/internal/testutil"
 )
 
-// prepareBase prepares key without a parent and writes file into it.
-func prepareBase(t *testing.T, o *Overlay, key, parent, file string) string {
+// stage stages a directory holding file.
+func stage(t *testing.T, o *Overlay, file string) (string, func()) {
 	t.Helper()
-	ms, err := o.Prepare(context.Background(), key, parent)
+	dir, release, err := o.StageDir(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := ""
-	for _, opt := range ms[0].Options {
-		if v, ok := strings.CutPrefix(opt, "upperdir="); ok {
-			dir = v
-		}
-	}
-	if ms[0].Type == "bind" {
-		dir = ms[0].Source
-	}
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(file), 0o644); err != nil {
+		release()
 		t.Fatal(err)
 	}
-	return dir
+	return dir, release
 }
 
-// A snapshot prepared without a parent is committed onto a parent named
-// then: it records that parent, stacks over it, and keeps it from removal.
-func TestOverlayCommitOnto(t *testing.T) {
+// A staged directory is committed over a parent named then: the snapshot
+// records that parent, stacks over it and keeps it from removal.
+func TestOverlayCommitDir(t *testing.T) {
 	ctx := context.Background()
 	o, err := NewOverlay(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	prepareBase(t, o, "k-base", "", "base")
-	if err := o.Commit(ctx, "base", "k-base"); err != nil {
+	dir, release := stage(t, o, "base")
+	if err := o.CommitDir(ctx, "base", "", dir); err != nil {
 		t.Fatal(err)
 	}
-	topDir := prepareBase(t, o, "k-top", "", "top")
-	if err := o.CommitOnto(ctx, "top", "k-top", "base"); err != nil {
+	release()
+	dir, release = stage(t, o, "top")
+	if err := o.CommitDir(ctx, "top", "base", dir, WithLabels(map[string]string{"k": "v"})); err != nil {
 		t.Fatal(err)
 	}
+	release()
 	info, err := o.Stat(ctx, "top")
-	if err != nil || info.Kind != KindCommitted || info.Parent != "base" {
-		t.Fatalf("top: %+v, %v; want committed over base", info, err)
-	}
-	if _, err := o.Stat(ctx, "k-top"); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Errorf("the active snapshot stays: %v", err)
+	if err != nil || info.Kind != KindCommitted || info.Parent != "base" || info.Labels["k"] != "v" {
+		t.Fatalf("top: %+v, %v; want committed over base, labelled", info, err)
 	}
 	lowers, err := o.LowerDirs(ctx, "top")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lowers) != 2 || lowers[0] != topDir {
-		t.Fatalf("LowerDirs(top) = %q, want top's directory %s first", lowers, topDir)
+	if len(lowers) != 2 {
+		t.Fatalf("LowerDirs(top) = %q, want two", lowers)
 	}
 	for i, f := range []string{"top", "base"} {
 		if _, err := os.Stat(filepath.Join(lowers[i], f)); err != nil {
@@ -76,41 +66,45 @@ func TestOverlayCommitOnto(t *testing.T) {
 	if err := o.Remove(ctx, "base"); !errors.Is(err, errdefs.ErrWrongState) {
 		t.Errorf("Remove(base) with a child: %v, want ErrWrongState", err)
 	}
-
-	tests := []struct {
-		name, parent, onto string
-		want               error
-	}{
-		{"onto an active snapshot", "", "k-active", errdefs.ErrInvalidArgument},
-		{"onto a missing one", "", "missing", errdefs.ErrNotFound},
-		{"prepared over another parent", "base", "top", errdefs.ErrInvalidArgument},
-		{"prepared over the same parent", "base", "base", nil},
-		{"onto nothing", "", "", nil},
+	if ents, _ := os.ReadDir(o.stagingDir()); len(ents) != 0 {
+		t.Errorf("staging holds %d entries after the commits", len(ents))
 	}
-	prepareBase(t, o, "k-active", "", "active")
-	for i, tt := range tests {
+
+	if _, err := o.Prepare(ctx, "k-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, parent, commitAs string
+		dir                    string // not staged, when set
+		want                   error
+	}{
+		{name: "over an active snapshot", parent: "k-active", want: errdefs.ErrInvalidArgument},
+		{name: "over a missing one", parent: "missing", want: errdefs.ErrNotFound},
+		{name: "as a name taken", parent: "base", commitAs: "top", want: errdefs.ErrAlreadyExists},
+		{name: "a directory not staged", dir: t.TempDir(), want: errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key, name := "k-case-"+string(rune('a'+i)), "case-"+string(rune('a'+i))
-			prepareBase(t, o, key, tt.parent, "f")
-			err := o.CommitOnto(ctx, name, key, tt.onto)
-			if tt.want == nil {
-				if err != nil {
+			dir, release := stage(t, o, "f")
+			defer release()
+			if tt.dir != "" {
+				dir = tt.dir
+				if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				if info, err := o.Stat(ctx, name); err != nil || info.Parent != tt.onto {
-					t.Errorf("%s: %+v, %v; want parent %q", name, info, err, tt.onto)
-				}
-				return
 			}
-			if !errors.Is(err, tt.want) {
+			name := tt.commitAs
+			if name == "" {
+				name = "refused"
+			}
+			if err := o.CommitDir(ctx, name, tt.parent, dir); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
-			// Refused: the snapshot stays active, nothing is committed.
-			if info, err := o.Stat(ctx, key); err != nil || info.Kind != KindActive {
-				t.Errorf("%s after a refused commit: %+v, %v", key, info, err)
+			if _, err := os.Stat(filepath.Join(dir, "f")); err != nil {
+				t.Errorf("the refused directory lost its content: %v", err)
 			}
-			if _, err := o.Stat(ctx, name); !errors.Is(err, errdefs.ErrNotFound) {
-				t.Errorf("%s exists after a refused commit: %v", name, err)
+			if _, err := o.Stat(ctx, "refused"); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Errorf("a refused commit made a snapshot: %v", err)
 			}
 		})
 	}
@@ -135,6 +129,41 @@ func TestOverlayCommitOnto(t *testing.T) {
 	})
 }
 
+// A staged directory is removed by its release, and by the next open of
+// the root once the program that staged it is gone.
+func TestOverlayStageDirCleanup(t *testing.T) {
+	root := t.TempDir()
+	o, err := NewOverlay(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, release := stage(t, o, "f")
+	release()
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("released staged directory: %v", err)
+	}
+	// A program that dies holding one: its lock goes with it.
+	dir, _ = stage(t, o, "f")
+	o2, err := NewOverlay(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); err != nil {
+		t.Errorf("another open removed a staged directory still held: %v", err)
+	}
+	o2.Close()
+	os.Remove(dir + ".lock") // as if its holder died: no lock to take
+	o3, err := NewOverlay(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o3.Close()
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("a staged directory nobody holds survived reopening: %v", err)
+	}
+	o.Close()
+}
+
 // LowerDirs names committed snapshots only.
 func TestOverlayLowerDirsRefusesActive(t *testing.T) {
 	o, err := NewOverlay(t.TempDir())
@@ -142,7 +171,9 @@ func TestOverlayLowerDirsRefusesActive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	prepareBase(t, o, "k", "", "f")
+	if _, err := o.Prepare(context.Background(), "k", ""); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := o.LowerDirs(context.Background(), "k"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("LowerDirs of an active snapshot: %v, want ErrInvalidArgument", err)
 	}

@@ -273,9 +273,8 @@ func (e *engine) chain(name string) ([]string, record, error) {
 // The counter is not synced: ids must not be reused while a process may
 // still hold a removed snapshot's directory, and no process outlives a
 // crash. A counter a crash lost or tore counts from 1 again, past the ids
-// whose directories exist. Two fsyncs fewer under the lock matter: an
-// unpack prepares a snapshot per layer at once, while the layers' writes
-// keep the disk busy.
+// whose directories exist. Two fsyncs fewer under the lock matter while an
+// unpack's writes keep the disk busy.
 func (e *engine) nextID() (string, error) {
 	path := filepath.Join(e.root, "next-id")
 	n := uint64(1)
@@ -577,12 +576,6 @@ func (e *engine) Mounts(ctx context.Context, key string) ([]Mount, error) {
 
 // Commit turns the active snapshot key into the committed snapshot name.
 func (e *engine) Commit(ctx context.Context, name, key string, opts ...Opt) error {
-	return e.commit(ctx, name, key, nil, opts)
-}
-
-// commit is Commit; with onto set, the snapshot, prepared without a
-// parent, is committed over the committed snapshot *onto instead.
-func (e *engine) commit(ctx context.Context, name, key string, onto *string, opts []Opt) error {
 	if name == "" {
 		return fmt.Errorf("commit %q: empty name: %w", key, errdefs.ErrInvalidArgument)
 	}
@@ -603,15 +596,6 @@ func (e *engine) commit(ctx context.Context, name, key string, onto *string, opt
 	}
 	if kind := parseKind(r.Kind); kind != KindActive {
 		return fmt.Errorf("commit %q: snapshot is %s, not active: %w", key, kind, errdefs.ErrWrongState)
-	}
-	if onto != nil && *onto != r.Parent {
-		if r.Parent != "" {
-			return fmt.Errorf("commit %q onto %q: snapshot has the parent %q: %w", key, *onto, r.Parent, errdefs.ErrInvalidArgument)
-		}
-		if _, _, err := e.chain(*onto); err != nil {
-			return fmt.Errorf("commit %q: %w", key, err)
-		}
-		r.Parent = *onto
 	}
 	if _, err := e.get(name); err == nil {
 		return fmt.Errorf("commit %q: snapshot %q: %w", key, name, errdefs.ErrAlreadyExists)
