@@ -406,15 +406,23 @@ func (s *syncer) wrote(n int) {
 		startWriteback(s.f, 0, 0) // all dirty pages; those under writeback are skipped
 		s.started = s.n
 	}
-	if s.n-s.flushed >= flushChunk && !s.busy() {
-		s.flushed = s.n
-		done := make(chan struct{})
-		s.flushing = done
-		go func() {
-			defer close(done)
-			_ = s.f.Sync() // an error shows again in the final Sync
-		}()
+	if s.n-s.flushed >= flushChunk {
+		s.flush()
 	}
+}
+
+// flush starts a background sync of f unless one is running.
+func (s *syncer) flush() {
+	if s.busy() {
+		return
+	}
+	s.flushed = s.n
+	done := make(chan struct{})
+	s.flushing = done
+	go func() {
+		defer close(done)
+		_ = s.f.Sync() // an error shows again in the final Sync
+	}()
 }
 
 // busy reports whether a background sync is still running.

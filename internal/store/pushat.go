@@ -153,6 +153,13 @@ func (w *partsWriter) WriteAt(p []byte, off int64) (int, error) {
 	w.written = w.written.add(off, end)
 	if !w.closed {
 		w.sync.wrote(n)
+		if len(w.written) == 1 && w.written[0] == (span{0, w.size}) {
+			// All bytes are in: the file syncs while what was written
+			// ahead of the first part is read back and hashed (below, or
+			// in PushAt), so that the sync before the rename finds
+			// nothing left.
+			w.sync.flush()
+		}
 	}
 	w.mu.Unlock()
 
