@@ -132,7 +132,9 @@ func checkContentRange(h string, off, n, size int64) error {
 // All are asked for together (a registry takes some milliseconds to answer
 // a blob GET), but the first answer decides: a registry that answers it
 // with the whole blob, or fails it, gets the blob stored as a plain
-// download, and the other requests are dropped.
+// download, and the other requests are dropped. A later range that fails
+// to come also ends in a plain download, once PushAt has dropped what it
+// had.
 func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTarget, d ocispec.Descriptor, parts int) error {
 	bounds := make([]int64, parts+1)
 	for i := range bounds {
@@ -194,7 +196,7 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 			src.progress.emit(d, Downloading, total)
 		}
 	}
-	return rt.PushAt(ctx, d, func(ctx context.Context, w io.WriterAt) error {
+	err = rt.PushAt(ctx, d, func(ctx context.Context, w io.WriterAt) error {
 		g, ctx := errgroup.WithContext(ctx)
 		for i := range parts {
 			g.Go(func() error {
@@ -219,7 +221,7 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 						if errors.Is(err, errWholeBlob) {
 							err = fmt.Errorf("registry answered a range after the first with the whole blob: %w", errdefs.ErrNotSupported)
 						}
-						return fmt.Errorf("bytes %d-%d: %w", off, off+n-1, err)
+						return &rangeError{fmt.Errorf("bytes %d-%d: %w", off, off+n-1, err)}
 					}
 					rc = a.rc
 				}
@@ -231,7 +233,26 @@ func copyRanges(ctx context.Context, src *pullSource, dst *pullDest, rt RangeTar
 		}
 		return g.Wait()
 	})
+	var re *rangeError
+	if errors.As(err, &re) && ctx.Err() == nil {
+		// A later range could not be had (PushAt kept nothing): the
+		// blob comes whole instead.
+		rc, err := src.fetch(ctx, d, nil, nil)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return dst.Push(ctx, d, rc)
+	}
+	return err
 }
+
+// rangeError is a later range that could not be requested; the blob is
+// then fetched whole.
+type rangeError struct{ err error }
+
+func (e *rangeError) Error() string { return e.err.Error() }
+func (e *rangeError) Unwrap() error { return e.err }
 
 // partBufferSize is the chunk copyPart reads and writes at a time.
 const partBufferSize = 256 << 10
