@@ -547,17 +547,17 @@ var errBelowFailed = errors.New("the layer below failed")
 //
 // On the built-in overlay snapshotter, up to cfg.window layers are
 // decompressed and written at once, in the order src chooses: each is
-// written into a snapshot of its own prepared without a parent (an overlay
-// upper directory does not depend on what lies below it); once its parent
-// is committed, the directories it wrote into without naming them take the
-// attributes the layers below give them, and it is committed onto its
-// parent. So snapshots are still committed bottom up, each only over a
-// complete parent. Elsewhere layers are opened in order, the next once the
-// one before is decompressed (one core decompresses while another writes),
-// and a layer's snapshot is prepared only once its parent is committed.
-// The first error cancels the layers in flight, which leave no snapshot;
-// the layers below it that were committed
-// stay.
+// written into a directory the snapshotter stages for it (an overlay upper
+// directory does not depend on what lies below it); once its parent is
+// committed, the directories it wrote into without naming them take the
+// attributes the layers below give them, and the directory is committed as
+// a snapshot over its parent. So snapshots are still committed bottom up,
+// each only over a complete parent. Elsewhere layers are opened in order,
+// the next once the one before is decompressed (one core decompresses
+// while another writes), and a layer's snapshot is prepared only once its
+// parent is committed. The first error cancels the layers in flight, which
+// leave no snapshot and no staged directory; the layers below it that were
+// committed stay.
 func (h *Host) unpackLayers(ctx context.Context, jobs []layerJob, src layerOpener, cfg unpackConfig) error {
 	st, stacks := stackerOf(h.snap)
 	window := 1
