@@ -48,19 +48,25 @@ func (o *Overlay) StageDir(ctx context.Context) (dir string, release func(), err
 	if o.closed.Load() {
 		return "", nil, fmt.Errorf("%s snapshotter: closed: %w", o.name, errdefs.ErrWrongState)
 	}
-	dir = filepath.Join(o.stagingDir(), randomName())
-	unlock, err := lockPath(ctx, dir+".lock", unix.LOCK_EX)
+	// The snapshot's own directory to be, with the layer in fs/ as
+	// populate would make it, so that CommitDir moves it in whole.
+	stage := filepath.Join(o.stagingDir(), randomName())
+	unlock, err := lockPath(ctx, stage+".lock", unix.LOCK_EX)
 	if err != nil {
 		return "", nil, fmt.Errorf("stage: %w", err)
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		os.Remove(dir + ".lock")
+	if err := os.Mkdir(stage, 0o700); err == nil {
+		err = os.Mkdir(filepath.Join(stage, "fs"), 0o755)
+	}
+	if err != nil {
+		os.RemoveAll(stage)
+		os.Remove(stage + ".lock")
 		unlock()
 		return "", nil, fmt.Errorf("stage: %w", err)
 	}
-	return dir, func() {
-		os.RemoveAll(dir)
-		os.Remove(dir + ".lock")
+	return filepath.Join(stage, "fs"), func() {
+		os.RemoveAll(stage)
+		os.Remove(stage + ".lock")
 		unlock()
 	}, nil
 }
@@ -79,7 +85,8 @@ func (o *Overlay) CommitDir(ctx context.Context, name, parent, dir string, opts 
 	if name == "" {
 		return fmt.Errorf("commit %s: empty name: %w", dir, errdefs.ErrInvalidArgument)
 	}
-	if filepath.Dir(dir) != o.stagingDir() {
+	stage := filepath.Dir(dir)
+	if filepath.Base(dir) != "fs" || filepath.Dir(stage) != o.stagingDir() {
 		return fmt.Errorf("commit %q: %s is not a staged directory: %w", name, dir, errdefs.ErrInvalidArgument)
 	}
 	if err := syncFS(dir); err != nil {
@@ -111,14 +118,10 @@ func (o *Overlay) CommitDir(ctx context.Context, name, parent, dir string, opts 
 	// A crash before the record leaves a directory without one, which
 	// reconcile removes.
 	sd := o.dir(id)
-	if err := os.Mkdir(sd, 0o700); err != nil {
+	if err := os.Rename(stage, sd); err != nil {
 		return fmt.Errorf("commit %q: %w", name, err)
 	}
-	if err := os.Rename(dir, filepath.Join(sd, "fs")); err != nil {
-		os.Remove(sd)
-		return fmt.Errorf("commit %q: %w", name, err)
-	}
-	for _, d := range []string{sd, o.stagingDir(), o.snapDir()} {
+	for _, d := range []string{o.stagingDir(), o.snapDir()} {
 		if err := syncDir(d); err != nil {
 			os.RemoveAll(sd)
 			return fmt.Errorf("commit %q: %w", name, err)
