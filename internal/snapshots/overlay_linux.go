@@ -55,7 +55,8 @@ func (o *Overlay) StageDir(ctx context.Context) (dir string, release func(), err
 	if err != nil {
 		return "", nil, fmt.Errorf("stage: %w", err)
 	}
-	if err := os.Mkdir(stage, 0o700); err == nil {
+	err = os.Mkdir(stage, 0o700)
+	if err == nil {
 		err = os.Mkdir(filepath.Join(stage, "fs"), 0o755)
 	}
 	if err != nil {
