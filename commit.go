@@ -137,7 +137,7 @@ func (h *Host) diffSnapshot(ctx context.Context, key, parent string, w io.Writer
 			}
 		}
 	}
-	if len(mounts) == 1 && (mounts[0].Type == "bind" || mounts[0].Type == "rbind") && parent == "" && h.snapName == "overlay" {
+	if len(mounts) == 1 && (mounts[0].Type == "bind" || mounts[0].Type == "rbind") && parent == "" && h.snapshotterName() == "overlay" {
 		return archive.DiffOverlay(ctx, mounts[0].Source, w)
 	}
 	// Any other snapshotter: compare the trees.

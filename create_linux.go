@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"path"
-	"strings"
-	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/dockkit/dock/internal/caps"
@@ -75,47 +73,4 @@ func (h *Host) fillVolume(ctx context.Context, dir string, rootfs []Mount, targe
 		return os.Mkdir(dir, 0o755)
 	}
 	return snapshots.CopyTree(ctx, dir, src)
-}
-
-// lowerAttrs returns, for an overlay snapshot, a lookup of a directory's
-// owner and mode in the layers below the upper one, top first; nil for any
-// other snapshot, whose tree already holds its parents.
-func lowerAttrs(mounts []Mount) (func(string) (int, int, os.FileMode, bool), func()) {
-	var roots []*os.Root
-	for _, m := range mounts {
-		if m.Type != "overlay" {
-			continue
-		}
-		for _, o := range m.Options {
-			if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
-				for _, d := range strings.Split(v, ":") {
-					if r, err := os.OpenRoot(d); err == nil {
-						roots = append(roots, r)
-					}
-				}
-			}
-		}
-	}
-	done := func() {
-		for _, r := range roots {
-			r.Close()
-		}
-	}
-	if len(roots) == 0 {
-		return nil, done
-	}
-	return func(rel string) (int, int, os.FileMode, bool) {
-		for _, r := range roots {
-			fi, err := r.Lstat(rel)
-			if err != nil {
-				continue
-			}
-			st, ok := fi.Sys().(*syscall.Stat_t)
-			if !ok || !fi.IsDir() {
-				return 0, 0, 0, false
-			}
-			return int(st.Uid), int(st.Gid), fi.Mode(), true
-		}
-		return 0, 0, 0, false
-	}, done
 }

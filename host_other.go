@@ -46,5 +46,3 @@ func makeCgroup(*runtime.Spec, *Resources) error { return errNeedsLinux }
 func dropCgroup(*runtime.Spec) {}
 
 func (h *Host) fillVolume(context.Context, string, []Mount, string) error { return errNeedsLinux }
-
-func lowerAttrs([]Mount) (func(string) (int, int, os.FileMode, bool), func()) { return nil, func() {} }

@@ -107,6 +107,12 @@ type stacker interface {
 // stackerOf returns s's stacker, when s is a built-in snapshotter that has
 // one (overlay; not native, nor one a caller brought).
 func stackerOf(s Snapshotter) (stacker, bool) {
+	if l, ok := s.(*lazySnapshotter); ok {
+		var err error
+		if s, err = l.get(); err != nil {
+			return nil, false
+		}
+	}
 	a, ok := s.(snapshotAdapter)
 	if !ok {
 		return nil, false

@@ -947,7 +947,7 @@ func (h *Host) applyTarget(mounts []Mount) (dir string, mode archive.WhiteoutMod
 		m := mounts[0]
 		switch m.Type {
 		case "bind", "rbind":
-			if h.snapName == "overlay" {
+			if h.snapshotterName() == "overlay" {
 				return m.Source, archive.WhiteoutOverlay, nop, nil
 			}
 			return m.Source, archive.WhiteoutDelete, nop, nil
