@@ -11,8 +11,7 @@ import (
 
 // A new root chooses its snapshotter only when a snapshot is first needed:
 // loading an image without unpacking it does not probe, creating a
-// container does, and records
-// the choice that the next Open then reads.
+// container does, and records the choice that the next Open then reads.
 func TestSnapshotterOpenedOnFirstUse(t *testing.T) {
 	imagetest.RequireBusybox(t)
 	h := newHost(t)
