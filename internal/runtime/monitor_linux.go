@@ -110,9 +110,12 @@ func monitorMain() {
 	// that whatever the caller does next (a pause) is logged after it.
 	m.onStarted()
 	report(syncMsg{Pid: m.pid})
-	releaseStartMemory()
+	// Not at once: a container that ends within the second would wait for
+	// the monitor to unmap what it exits without anyway.
+	release := time.AfterFunc(time.Second, releaseStartMemory)
 
 	ws := <-m.exited
+	release.Stop()
 	code, sig := exitCodeOf(ws)
 	es := ExitStatus{ExitCode: code, Signal: sig}
 	if m.group != nil {
