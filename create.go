@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -511,6 +512,21 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	for _, m := range nss.GIDMap {
 		spec.Namespaces.GIDMap = append(spec.Namespaces.GIDMap, runtime.IDMap(m))
 	}
+	if slices.Contains(nss.New, UserNamespace) {
+		// The container's root reaches its state directory (the rootfs
+		// mount point, the /etc files) through the group, as with
+		// docker's userns-remap; the directory stays closed to others.
+		for _, m := range nss.GIDMap {
+			if m.ContainerID == 0 {
+				if err := os.Chown(dir, 0, int(m.HostID)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if p := unsearchable(filepath.Dir(dir)); p != "" {
+			return nil, fmt.Errorf("user namespace: %s is not searchable by others, so the container's root cannot reach its root filesystem (make it mode 0711): %w", p, ErrInvalidArgument)
+		}
+	}
 
 	for _, m := range c.mounts {
 		ms, err := h.mountSpec(ctx, m, mounts)
@@ -787,4 +803,17 @@ func generateName(id string) string {
 	a, _ := strconv.ParseUint(id[:4], 16, 32)
 	n, _ := strconv.ParseUint(id[4:8], 16, 32)
 	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[8:12]
+}
+
+// unsearchable returns the first directory on the way from / to dir that
+// others may not search, or "".
+func unsearchable(dir string) string {
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return d
+		}
+		if d == "/" || d == "." {
+			return ""
+		}
+	}
 }

@@ -260,8 +260,15 @@ func (m *monitor) start() error {
 			Cloneflags: unix.CLONE_NEWNS,
 		},
 	}
+	// With its root over idmapped layers, the init starts in this mount
+	// namespace and makes its own once the monitor has mounted the root.
+	premount := idmapRootfs(spec)
+	if premount {
+		cmd.Args = append(cmd.Args, premountArg)
+		cmd.SysProcAttr.Cloneflags = 0
+	}
 	for _, ns := range spec.Namespaces.New {
-		if ns != "cgroup" { // init unshares it once inside its cgroup
+		if ns != "cgroup" && !(premount && ns == "mnt") { // init unshares cgroup once inside its cgroup
 			cmd.SysProcAttr.Cloneflags |= nsFlags[ns]
 		}
 	}
@@ -391,6 +398,13 @@ func (m *monitor) start() error {
 	if m.group != nil && !v2 {
 		if err := m.group.Add(m.pid); err != nil {
 			return abort(fmt.Errorf("cgroup: %w", err))
+		}
+	}
+	if premount {
+		target := path.Join(m.stateDir, rootfsDir)
+		uid, gid := rootIDs(spec)
+		if err := mountIdmappedOverlay(spec.Rootfs[0], target, path.Join(m.stateDir, idmapDir), m.pid, uid, gid); err != nil {
+			return abort(&StartError{ExitCode: 125, Msg: "rootfs: " + err.Error()})
 		}
 	}
 	if err := sendConfig(parentSync, raw, filter); err != nil {

@@ -148,6 +148,13 @@ func mountAt(src, dest, fstype string, flags uintptr, data string) error {
 // setupRootfs builds the container's filesystem and pivots into it.
 func setupRootfs(spec *Spec) error {
 	userns := spec.hasNew("user")
+	premounted := len(os.Args) > 2 && os.Args[2] == premountArg
+	if premounted {
+		// This thread only: the init runs on it to its exec.
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return fmt.Errorf("mount namespace: %w", err)
+		}
+	}
 	if spec.hasNew("cgroup") {
 		// Now that the monitor put us into our cgroup, it becomes the
 		// root of the new cgroup namespace.
@@ -164,7 +171,18 @@ func setupRootfs(spec *Spec) error {
 		return fmt.Errorf("make / rprivate: %w", err)
 	}
 	target := path.Join(spec.StateDir, rootfsDir)
+	if premounted {
+		// The monitor's mount is locked in this namespace, as every mount
+		// copied into a less privileged one; pivot_root wants a mount of
+		// its own.
+		if err := unix.Mount(target, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("rootfs: bind: %w", err)
+		}
+	}
 	for _, m := range spec.Rootfs {
+		if premounted {
+			break
+		}
 		if err := mountRootfs(m, target); err != nil {
 			return err
 		}

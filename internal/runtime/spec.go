@@ -316,6 +316,7 @@ const (
 	logFile     = "container.log"
 	monitorLog  = "monitor.log"
 	rootfsDir   = "rootfs"
+	idmapDir    = "idmap"            // the idmapped layers of a user namespace's rootfs, in the monitor's mount namespace
 	hostsFile   = "hosts"            // bound at /etc/hosts when present
 	hostnameF   = "hostname"         // bound at /etc/hostname when present
 	resolvFile  = "resolv.conf"      // bound at /etc/resolv.conf when present

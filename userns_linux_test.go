@@ -1,0 +1,92 @@
+package dock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// userNamespaces gives containers Docker's default namespaces plus a user
+// namespace mapping 0–65535 to the host's 100000–165535.
+type userNamespaces struct{}
+
+func (userNamespaces) For(id string) (NamespaceSet, error) {
+	s, err := DefaultNamespaces().For(id)
+	s.New = append(s.New, UserNamespace)
+	s.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	s.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	return s, err
+}
+
+// A container in a user namespace runs over the image's overlay layers as
+// its own root: the layers' files are root's inside, it can write
+// anywhere in its filesystem, and what it writes is owned on the host by
+// the mapped ids, never by the host's root.
+func TestUserNamespaceOverlay(t *testing.T) {
+	h := newHost(t, WithNamespaces(userNamespaces{}))
+	// t.TempDir's directories are closed to others.
+	for _, d := range []string{h.Root(), filepath.Dir(h.Root())} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := busyboxImage(t, h)
+	c, stdout, stderr := runContainer(t, h, img, WithCmd("sh", "-c",
+		"id -u; head -1 /proc/self/uid_map | tr -s ' '; stat -c '%u:%g' /bin/sh; echo hi > /etc/written && mkdir /newdir && echo ok"))
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	want := []string{"0", " 0 100000 65536", "0:0", "ok"}
+	if len(lines) != len(want) {
+		t.Fatalf("output %q, want %q", lines, want)
+	}
+	for i := range want {
+		if strings.TrimSpace(lines[i]) != strings.TrimSpace(want[i]) {
+			t.Errorf("line %d: %q, want %q", i, lines[i], want[i])
+		}
+	}
+
+	// On the host, the written file is the mapped root's.
+	mounts, err := h.Snapshotter().Mounts(context.Background(), "container-"+c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upper string
+	for _, o := range mounts[0].Options {
+		if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+			upper = v
+		}
+	}
+	if upper == "" {
+		t.Skipf("container's layer is not an overlay: %+v", mounts)
+	}
+	for _, p := range []string{"etc/written", "newdir"} {
+		fi, err := os.Stat(filepath.Join(upper, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 100000 || st.Gid != 100000 {
+			t.Errorf("%s owned by %d:%d on the host, want 100000:100000", p, st.Uid, st.Gid)
+		}
+	}
+}
+
+// A state root that others cannot search is refused with a clear error
+// for a user namespace container, rather than failing inside its init.
+func TestUserNamespaceClosedRoot(t *testing.T) {
+	h := newHost(t, WithNamespaces(userNamespaces{}))
+	if err := os.Chmod(h.Root(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	img := busyboxImage(t, h)
+	_, err := h.Create(context.Background(), img, WithCmd("true"))
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), h.Root()) {
+		t.Fatalf("create under a closed root: %v, want ErrInvalidArgument naming %s", err, h.Root())
+	}
+}
