@@ -53,6 +53,33 @@ func (defaultNamespaces) For(string) (NamespaceSet, error) {
 	return NamespaceSet{New: []Namespace{PIDNamespace, MountNamespace, UTSNamespace, IPCNamespace, NetNamespace, CgroupNamespace}}, nil
 }
 
+// RemappedNamespaces gives every container Docker's default namespaces and
+// a user namespace of its own, in which ids 0 to size-1 are the host's uid
+// to uid+size-1 (and gid to gid+size-1), as docker's --userns-remap: the
+// container's root is an unprivileged user on the host. The image's layers
+// appear owned by the container's root through idmapped mounts (overlay
+// snapshots; Linux 5.19 or later), and the state root must be searchable
+// by others (mode 0711, as Open makes it).
+func RemappedNamespaces(uid, gid, size uint32) (Namespaces, error) {
+	if size == 0 || uint64(uid)+uint64(size) > 1<<32-1 || uint64(gid)+uint64(size) > 1<<32-1 {
+		return nil, fmt.Errorf("RemappedNamespaces(%d, %d, %d): %w", uid, gid, size, ErrInvalidArgument)
+	}
+	if uid == 0 || gid == 0 {
+		return nil, fmt.Errorf("RemappedNamespaces(%d, %d, %d): the host's root is not a remapped root: %w", uid, gid, size, ErrInvalidArgument)
+	}
+	return remappedNamespaces{uid: uid, gid: gid, size: size}, nil
+}
+
+type remappedNamespaces struct{ uid, gid, size uint32 }
+
+func (r remappedNamespaces) For(id string) (NamespaceSet, error) {
+	s, err := defaultNamespaces{}.For(id)
+	s.New = append(s.New, UserNamespace)
+	s.UIDMap = []IDMap{{ContainerID: 0, HostID: r.uid, Size: r.size}}
+	s.GIDMap = []IDMap{{ContainerID: 0, HostID: r.gid, Size: r.size}}
+	return s, err
+}
+
 // WithHostNamespace shares the host's namespaces of the given kinds with
 // the container instead of creating new ones, as docker's --pid host or
 // --ipc host.

@@ -10,16 +10,15 @@ import (
 	"testing"
 )
 
-// userNamespaces gives containers Docker's default namespaces plus a user
-// namespace mapping 0–65535 to the host's 100000–165535.
-type userNamespaces struct{}
-
-func (userNamespaces) For(id string) (NamespaceSet, error) {
-	s, err := DefaultNamespaces().For(id)
-	s.New = append(s.New, UserNamespace)
-	s.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	s.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	return s, err
+// remapped opens a host whose containers have a user namespace mapping
+// 0–65535 to the host's 100000–165535.
+func remapped(t *testing.T) *Host {
+	t.Helper()
+	ns, err := RemappedNamespaces(100000, 100000, 65536)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newHost(t, WithNamespaces(ns))
 }
 
 // A container in a user namespace runs over the image's overlay layers as
@@ -27,7 +26,7 @@ func (userNamespaces) For(id string) (NamespaceSet, error) {
 // anywhere in its filesystem, and what it writes is owned on the host by
 // the mapped ids, never by the host's root.
 func TestUserNamespaceOverlay(t *testing.T) {
-	h := newHost(t, WithNamespaces(userNamespaces{}))
+	h := remapped(t)
 	// t.TempDir's directories are closed to others.
 	for _, d := range []string{h.Root(), filepath.Dir(h.Root())} {
 		if err := os.Chmod(d, 0o711); err != nil {
@@ -80,7 +79,7 @@ func TestUserNamespaceOverlay(t *testing.T) {
 // A state root that others cannot search is refused with a clear error
 // for a user namespace container, rather than failing inside its init.
 func TestUserNamespaceClosedRoot(t *testing.T) {
-	h := newHost(t, WithNamespaces(userNamespaces{}))
+	h := remapped(t)
 	if err := os.Chmod(h.Root(), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +87,13 @@ func TestUserNamespaceClosedRoot(t *testing.T) {
 	_, err := h.Create(context.Background(), img, WithCmd("true"))
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), h.Root()) {
 		t.Fatalf("create under a closed root: %v, want ErrInvalidArgument naming %s", err, h.Root())
+	}
+}
+
+func TestRemappedNamespacesRefused(t *testing.T) {
+	for _, tc := range [][3]uint32{{0, 100000, 65536}, {100000, 0, 65536}, {100000, 100000, 0}, {1 << 31, 100000, 1 << 31}} {
+		if _, err := RemappedNamespaces(tc[0], tc[1], tc[2]); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("RemappedNamespaces%v: %v, want ErrInvalidArgument", tc, err)
+		}
 	}
 }

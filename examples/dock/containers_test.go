@@ -493,3 +493,22 @@ func TestRunOOM(t *testing.T) {
 		t.Fatalf("a container over its memory limit: want exit 137 and the OOM notice:\n%s", r)
 	}
 }
+
+func TestRunUsernsRemap(t *testing.T) {
+	e := newRunEnv(t)
+	// The container's root must reach the state root: t.TempDir's
+	// directories are closed to others.
+	for d := e.root; d != "/" && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.exec("", "--root", e.root, "--userns-remap", "100000:100000", "run", "--rm", runImage,
+		"sh", "-c", "id -u; stat -c %u /bin; touch /x && echo ok")
+	if r.code != 0 || r.stdout != "0\n0\nok\n" {
+		t.Fatalf("want the container's root owning its files and writing:\n%s", r)
+	}
+	for _, bad := range []string{"100000", "0:0", "a:b", "1:2:3:4"} {
+		checkFailure(t, e.exec("", "--root", e.root, "--userns-remap", bad, "run", "--rm", runImage, "true"), 125, "")
+	}
+}

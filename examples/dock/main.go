@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -36,6 +37,7 @@ type cli struct {
 	root     string
 	insecure []string
 	certsDir string
+	remap    string
 	debug    bool
 	host     *dock.Host
 }
@@ -86,6 +88,7 @@ func run(ctx context.Context, args []string) int {
 		defCerts = defaultCertsDir
 	}
 	pf.StringVar(&c.certsDir, "certs-dir", defCerts, "directory of HOST[:PORT]/*.crt CA files trusted for registries, as docker's certs.d")
+	pf.StringVar(&c.remap, "userns-remap", "", "run containers in a user namespace whose root is the host's UID:GID (ids UID..UID+SIZE-1; SIZE 65536 unless given as UID:GID:SIZE)")
 	pf.BoolVar(&c.debug, "debug", false, "print more about failures")
 
 	root.AddCommand(
@@ -130,12 +133,36 @@ func (c *cli) open(ctx context.Context) (*dock.Host, error) {
 	if len(regs) > 0 {
 		opts = append(opts, dock.WithRegistries(regs...))
 	}
+	if c.remap != "" {
+		ns, err := remappedNamespaces(c.remap)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, dock.WithNamespaces(ns))
+	}
 	h, err := dock.Open(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
 	c.host = h
 	return h, nil
+}
+
+// remappedNamespaces parses --userns-remap's UID:GID[:SIZE].
+func remappedNamespaces(v string) (dock.Namespaces, error) {
+	f := strings.Split(v, ":")
+	if len(f) == 2 {
+		f = append(f, "65536")
+	}
+	var n [3]uint32
+	for i, s := range f {
+		x, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || len(f) != 3 {
+			return nil, fmt.Errorf("--userns-remap %q: want UID:GID or UID:GID:SIZE: %w", v, dock.ErrInvalidArgument)
+		}
+		n[i] = uint32(x)
+	}
+	return dock.RemappedNamespaces(n[0], n[1], n[2])
 }
 
 // defaultCertsDir is where docker keeps the CA certificates of registries.
