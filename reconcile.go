@@ -162,14 +162,52 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 			}
 		}
 	}
+	var restart []*Container
 	for id := range known {
 		c, err := h.loadContainer(id)
-		if err != nil || !c.rec.AutoRemove || c.State().Status != StatusExited {
+		if err != nil {
+			continue
+		}
+		if lost, _ := c.recover(ctx); lost {
+			switch c.rec.Spec.Restart.Name {
+			case "always", "unless-stopped":
+				restart = append(restart, c)
+				continue
+			}
+		}
+		if !c.rec.AutoRemove || c.State().Status != StatusExited {
 			continue
 		}
 		if c.tryOwner() {
 			c.Remove(ctx, false)
 		}
 	}
+	// As dockerd does when it starts: the containers that were running
+	// when their monitor died (with the host, mostly) and whose policy
+	// says always or unless-stopped run again.
+	for _, c := range restart {
+		c.Start(ctx) // a failure is recorded in its state, as any start's
+	}
 	return nil
+}
+
+// recover records the container stopped if its monitor died while it ran,
+// killing what is left of it; it reports whether it did. The container's
+// lock keeps it from racing a start.
+func (c *Container) recover(ctx context.Context) (bool, error) {
+	if st := c.State(); st.Status != StatusExited || st.Error == "" {
+		// Only a container whose monitor is gone reads as exited with an
+		// error and no recorded end; skip the lock for every other.
+		return false, nil
+	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	hd, err := c.handle()
+	if err != nil {
+		return false, err
+	}
+	return hd.Recover()
 }

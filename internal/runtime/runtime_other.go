@@ -111,3 +111,6 @@ func (a *Attachment) Wait(context.Context) error { return errNotSupported }
 
 // Close does nothing here.
 func (a *Attachment) Close() error { return nil }
+
+// Recover does nothing off Linux.
+func (h *Handle) Recover() (bool, error) { return false, nil }

@@ -1,0 +1,81 @@
+package dock
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A container whose monitor dies while it runs (the host restarted, or the
+// monitor was killed) is found by the next Open: it is recorded as exited
+// with 255 and its orphaned processes are killed, or, with the policy
+// always or unless-stopped, it runs again under a new monitor.
+func TestRecoverLostContainers(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	plain, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"))
+	always, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("always"))
+
+	monitorOf := func(c *Container) int {
+		hd, err := c.handle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hd.State().MonitorPid
+	}
+	oldPlain, oldAlways := plain.State().Pid, always.State().Pid
+	for _, c := range []*Container{plain, always} {
+		pid := monitorOf(c)
+		if pid <= 0 {
+			t.Fatalf("%s: no monitor pid", c.Name)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 500 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := syscall.Kill(oldPlain, 0); err != nil {
+		t.Fatalf("the container died with its monitor (%v); this test wants it orphaned", err)
+	}
+
+	h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	p, err := h2.Container(ctx, plain.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := p.State(); st.Status != StatusExited || st.ExitCode != 255 || !strings.Contains(st.Error, "monitor") {
+		t.Errorf("container without a policy: %+v, want exited 255 with the monitor named", st)
+	}
+	for i := 0; i < 500 && syscall.Kill(oldPlain, 0) == nil; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if syscall.Kill(oldPlain, 0) == nil {
+		t.Errorf("orphaned process %d of %s still runs", oldPlain, plain.Name)
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(oldAlways) + "/cmdline"); err == nil && strings.HasPrefix(string(b), "sleep") {
+		t.Errorf("orphaned process %d of %s still runs", oldAlways, always.Name)
+	}
+
+	a, err := h2.Container(ctx, always.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := a.State()
+	if st.Status != StatusRunning || st.Pid == oldAlways {
+		t.Fatalf("container with restart always: %+v, want running again under a new pid", st)
+	}
+	if pid := monitorOf(a); pid <= 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("restarted container has no living monitor (%d)", pid)
+	}
+}
