@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/dockkit/dock/internal/atomicfile"
 )
 
 var errLocked = errors.New("locked by another program")
@@ -162,18 +164,23 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 			}
 		}
 	}
+	booted := h.newBoot()
 	var restart []*Container
 	for id := range known {
 		c, err := h.loadContainer(id)
 		if err != nil {
 			continue
 		}
-		if lost, _ := c.recover(ctx); lost {
-			switch c.rec.Spec.Restart.Name {
-			case "always", "unless-stopped":
-				restart = append(restart, c)
-				continue
-			}
+		lost, _ := c.recover(ctx)
+		switch policy := c.rec.Spec.Restart.Name; {
+		case lost && (policy == "always" || policy == "unless-stopped"),
+			// Docker's one difference between the two: a container
+			// stopped by hand is started again when the engine starts
+			// (here: the root's first Open after the host booted) only
+			// with always.
+			booted && policy == "always" && !c.rec.AutoRemove && c.State().Status == StatusExited:
+			restart = append(restart, c)
+			continue
 		}
 		if !c.rec.AutoRemove || c.State().Status != StatusExited {
 			continue
@@ -210,4 +217,28 @@ func (c *Container) recover(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return hd.Recover()
+}
+
+// bootIDFile records, in the root, the boot of the host its last Open saw.
+const bootIDFile = "boot_id"
+
+// newBoot reports whether this is the root's first Open since the host
+// booted, and records the boot. A root that recorded none is taken as
+// seen: it holds no container a boot could concern, or came from a
+// version that did not record boots.
+func (h *Host) newBoot() bool {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return false
+	}
+	now := strings.TrimSpace(string(b))
+	rec := filepath.Join(h.root, bootIDFile)
+	old, err := os.ReadFile(rec)
+	if string(old) == now+"\n" {
+		return false
+	}
+	// Not synced: a record lost with a crash only makes the next Open
+	// take the boot as seen.
+	atomicfile.Write(rec, []byte(now+"\n"), 0o644, false)
+	return err == nil
 }

@@ -3,6 +3,7 @@ package dock
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,5 +78,50 @@ func TestRecoverLostContainers(t *testing.T) {
 	}
 	if pid := monitorOf(a); pid <= 0 || syscall.Kill(pid, 0) != nil {
 		t.Fatalf("restarted container has no living monitor (%d)", pid)
+	}
+}
+
+// The first Open of a root after the host booted starts again, as dockerd
+// does when it starts, a container with the policy always that was
+// stopped by hand, but not one with unless-stopped: Docker's one
+// difference between the two.
+func TestRestartAfterBoot(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	always, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("always"))
+	unless, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("unless-stopped"))
+	for _, c := range []*Container{always, unless} {
+		if err := c.Stop(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if st := c.State(); st.Status != StatusExited {
+			t.Fatalf("%s after Stop: %+v", c.Name, st)
+		}
+	}
+	open := func() *Host {
+		h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h2.Close() })
+		return h2
+	}
+	// Another Open in the same boot starts nothing.
+	open()
+	if st := always.State(); st.Status != StatusExited {
+		t.Fatalf("an Open in the same boot started %s: %+v", always.Name, st)
+	}
+
+	// As if the host had booted since.
+	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	if st := always.State(); st.Status != StatusRunning {
+		t.Errorf("always after a boot: %+v, want running", st)
+	}
+	if st := unless.State(); st.Status != StatusExited {
+		t.Errorf("unless-stopped, stopped by hand, after a boot: %+v, want exited", st)
 	}
 }

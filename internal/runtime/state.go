@@ -2,9 +2,10 @@ package runtime
 
 import (
 	"encoding/json"
-	"github.com/dockkit/dock/internal/atomicfile"
 	"os"
 	"path"
+
+	"github.com/dockkit/dock/internal/atomicfile"
 )
 
 // writeFileAtomic replaces path with data; with sync set the new file is
