@@ -72,9 +72,7 @@ func dropCgroup(spec *runtime.Spec) {
 	if spec.Cgroup == nil || !spec.Cgroup.Made() {
 		return
 	}
-	if procs, err := spec.Cgroup.Procs(); err == nil && len(procs) == 0 {
-		spec.Cgroup.Delete()
-	}
+	spec.Cgroup.DeleteIfUnused()
 }
 
 var (

@@ -171,18 +171,24 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 		if err != nil {
 			continue
 		}
-		lost, _ := c.recover(ctx)
+		st := c.State()
+		lost := false
+		if st.Status == StatusExited && st.Error != "" {
+			// A container whose monitor is gone reads as exited with an
+			// error; only such a one may need recovering.
+			lost, _ = c.recover(ctx)
+		}
 		switch policy := c.rec.Spec.Restart.Name; {
 		case lost && (policy == "always" || policy == "unless-stopped"),
 			// Docker's one difference between the two: a container
 			// stopped by hand is started again when the engine starts
 			// (here: the root's first Open after the host booted) only
 			// with always.
-			booted && policy == "always" && !c.rec.AutoRemove && c.State().Status == StatusExited:
+			booted && policy == "always" && !c.rec.AutoRemove && st.Status == StatusExited:
 			restart = append(restart, c)
 			continue
 		}
-		if !c.rec.AutoRemove || c.State().Status != StatusExited {
+		if !c.rec.AutoRemove || st.Status != StatusExited {
 			continue
 		}
 		if c.tryOwner() {
@@ -202,11 +208,6 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 // killing what is left of it; it reports whether it did. The container's
 // lock keeps it from racing a start.
 func (c *Container) recover(ctx context.Context) (bool, error) {
-	if st := c.State(); st.Status != StatusExited || st.Error == "" {
-		// Only a container whose monitor is gone reads as exited with an
-		// error and no recorded end; skip the lock for every other.
-		return false, nil
-	}
 	unlock, err := c.lock(ctx)
 	if err != nil {
 		return false, err

@@ -283,6 +283,17 @@ func (g Group) Delete() error {
 	return nil
 }
 
+// DeleteIfUnused deletes the group unless a process is in it: for a group
+// made for a start that did not happen, which a start that did may have
+// taken meanwhile.
+func (g Group) DeleteIfUnused() error {
+	procs, err := g.Procs()
+	if err != nil || len(procs) > 0 {
+		return err
+	}
+	return g.Delete()
+}
+
 // ParentsLock is the host-wide lock between making groups and removing the
 // parents they leave empty.
 const ParentsLock = "/run/dock/cgroup-parents.lock"

@@ -219,9 +219,7 @@ func (m *monitor) dropGroup() {
 	if m.group == nil {
 		return
 	}
-	if procs, _ := m.group.Procs(); len(procs) == 0 {
-		m.group.Delete()
-	}
+	m.group.DeleteIfUnused()
 }
 
 func restartWanted(p RestartPolicy, code, count int) bool {
