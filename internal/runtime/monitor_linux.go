@@ -47,6 +47,7 @@ type monitor struct {
 	cmd      *command
 	pid      int
 	master   *os.File // the terminal's master side, when Terminal
+	mntns    *os.File // the container's mount namespace, held until its exit is reported
 	stdinW   *os.File // the container's input, for attached clients
 	copies   sync.WaitGroup
 	exited   chan syscall.WaitStatus
@@ -129,6 +130,9 @@ func monitorMain() {
 		}
 	}
 	m.finish(es)
+	if m.mntns != nil {
+		m.mntns.Close()
+	}
 	m.afterExit(es)
 }
 
@@ -369,6 +373,13 @@ func (m *monitor) start() error {
 	m.cmd, m.pid = cmd, cmd.Process.Pid
 	m.mu.Unlock()
 	go m.reap()
+	// Holding the container's mount namespace defers its teardown (an
+	// unmount of every mount in it, with an RCU grace period each time,
+	// tens of milliseconds on some hosts) from the init's exit, which the
+	// caller waits for, to after the exit has been reported.
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", m.pid)); err == nil {
+		m.mntns = f
+	}
 	abort := func(err error) error {
 		cmd.Process.Kill()
 		<-m.exited
