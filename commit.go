@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/dockkit/dock/internal/archive"
+	"github.com/dockkit/dock/internal/runtime"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -97,7 +99,7 @@ func (c *Container) commit(ctx context.Context, name Reference, cc *commitConfig
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(h.diffSnapshot(ctx, c.rec.SnapshotKey, parent, pw))
+		pw.CloseWithError(h.diffSnapshot(ctx, c.rec.SnapshotKey, parent, pw, diffOptions(&c.rec.Spec)))
 	}()
 	layer, diffID, err := h.addLayer(ctx, pr, mt)
 	pr.CloseWithError(err)
@@ -125,7 +127,7 @@ func (c *Container) commit(ctx context.Context, name Reference, cc *commitConfig
 
 // diffSnapshot writes to w the tar of the changes the active snapshot key
 // holds over its parent.
-func (h *Host) diffSnapshot(ctx context.Context, key, parent string, w io.Writer) error {
+func (h *Host) diffSnapshot(ctx context.Context, key, parent string, w io.Writer, opts archive.DiffOptions) error {
 	mounts, err := h.snap.Mounts(ctx, key)
 	if err != nil {
 		return err
@@ -133,12 +135,12 @@ func (h *Host) diffSnapshot(ctx context.Context, key, parent string, w io.Writer
 	if len(mounts) == 1 && mounts[0].Type == "overlay" {
 		for _, o := range mounts[0].Options {
 			if up, ok := strings.CutPrefix(o, "upperdir="); ok {
-				return archive.DiffOverlay(ctx, up, w)
+				return archive.DiffOverlay(ctx, up, w, opts)
 			}
 		}
 	}
 	if len(mounts) == 1 && (mounts[0].Type == "bind" || mounts[0].Type == "rbind") && parent == "" && h.snapshotterName() == "overlay" {
-		return archive.DiffOverlay(ctx, mounts[0].Source, w)
+		return archive.DiffOverlay(ctx, mounts[0].Source, w, opts)
 	}
 	// Any other snapshotter: compare the trees.
 	upper, doneUpper, err := h.mountTemp(mounts)
@@ -168,5 +170,22 @@ func (h *Host) diffSnapshot(ctx context.Context, key, parent string, w io.Writer
 		defer removeAll(empty)
 		lower = empty
 	}
-	return archive.DiffTrees(ctx, lower, upper, w)
+	return archive.DiffTrees(ctx, lower, upper, w, opts)
+}
+
+// diffOptions writes the layer of a container with a user namespace as the
+// namespace sees its files: what its root wrote, owned on the host by the
+// mapped uid, goes into the image as root's.
+func diffOptions(spec *runtime.Spec) archive.DiffOptions {
+	var o archive.DiffOptions
+	if !slices.Contains(spec.Namespaces.New, "user") {
+		return o
+	}
+	for _, m := range spec.Namespaces.UIDMap {
+		o.UIDMap = append(o.UIDMap, archive.IDMap(m))
+	}
+	for _, m := range spec.Namespaces.GIDMap {
+		o.GIDMap = append(o.GIDMap, archive.IDMap(m))
+	}
+	return o
 }

@@ -74,6 +74,36 @@ func TestUserNamespaceOverlay(t *testing.T) {
 			t.Errorf("%s owned by %d:%d on the host, want 100000:100000", p, st.Uid, st.Gid)
 		}
 	}
+
+	// A commit writes the files as the container saw them: root's.
+	ctx := context.Background()
+	out, err := c.Commit(ctx, "test.local/userns-commit:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unpack(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	key := "view-" + randomHex(4)
+	vm, err := h.snap.View(ctx, key, out.Layers[len(out.Layers)-1].ChainID.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.snap.Remove(ctx, key)
+	dir, done, err := h.mountTemp(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	for _, p := range []string{"etc/written", "newdir"} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("committed %s owned by %d:%d, want 0:0", p, st.Uid, st.Gid)
+		}
+	}
 }
 
 // A state root that others cannot search is refused with a clear error

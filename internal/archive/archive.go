@@ -110,6 +110,34 @@ type ApplyOptions struct {
 	ImplicitDirs *[]string
 }
 
+// IDMap maps a range of ids inside a user namespace to host ids.
+type IDMap struct {
+	ContainerID, HostID, Size uint32
+}
+
+// DiffOptions change how a diff is written.
+type DiffOptions struct {
+	// UIDMap and GIDMap, when set, write owners as the user namespace
+	// they describe sees them: a file the namespace's root made, owned
+	// by its host uid, goes into the layer as uid 0. Host ids outside the
+	// maps become 65534, the namespace's overflow id.
+	UIDMap, GIDMap []IDMap
+}
+
+// toContainer maps the host id to the one maps show inside; with no maps,
+// ids stay as they are.
+func toContainer(maps []IDMap, id uint32) int {
+	if len(maps) == 0 {
+		return int(id)
+	}
+	for _, m := range maps {
+		if id >= m.HostID && uint64(id) < uint64(m.HostID)+uint64(m.Size) {
+			return int(m.ContainerID + (id - m.HostID))
+		}
+	}
+	return 65534
+}
+
 // DirAttrs is what a directory that a layer writes into without naming it
 // takes from the layers below: its owner, mode and times.
 type DirAttrs struct {

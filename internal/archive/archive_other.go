@@ -16,12 +16,12 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 }
 
 // DiffOverlay writes the changes of an overlayfs upper directory; Linux only.
-func DiffOverlay(ctx context.Context, upper string, w io.Writer) error {
+func DiffOverlay(ctx context.Context, upper string, w io.Writer, opts DiffOptions) error {
 	return fmt.Errorf("diff: %w", errdefs.ErrNotSupported)
 }
 
 // DiffTrees writes the changes between two trees; Linux only.
-func DiffTrees(ctx context.Context, lower, upper string, w io.Writer) error {
+func DiffTrees(ctx context.Context, lower, upper string, w io.Writer, opts DiffOptions) error {
 	return fmt.Errorf("diff: %w", errdefs.ErrNotSupported)
 }
 

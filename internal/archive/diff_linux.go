@@ -27,13 +27,13 @@ import (
 // whiteouts, and directories marked opaque followed by .wh..wh..opq.
 // overlayfs' own xattrs are not copied. Take it from an unmounted or frozen
 // upper directory; w is not closed.
-func DiffOverlay(ctx context.Context, upper string, w io.Writer) error {
+func DiffOverlay(ctx context.Context, upper string, w io.Writer, opts DiffOptions) error {
 	fd, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("diff %s: %w", upper, err)
 	}
 	defer unix.Close(fd)
-	e := newEmitter(w)
+	e := newEmitter(w, opts)
 	if err := e.overlayDir(ctx, fd, ""); err != nil {
 		return fmt.Errorf("diff %s: %w", upper, err)
 	}
@@ -120,7 +120,7 @@ func displayRel(rel string) string {
 // second and one has no nanoseconds (a tree unpacked from a layer, whose
 // whole-second times could hide a rewrite). A file hardlinked in
 // upper is written with all its links. w is not closed.
-func DiffTrees(ctx context.Context, lower, upper string, w io.Writer) error {
+func DiffTrees(ctx context.Context, lower, upper string, w io.Writer, opts DiffOptions) error {
 	lfd, err := unix.Open(lower, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("diff %s: %w", lower, err)
@@ -181,7 +181,7 @@ func DiffTrees(ctx context.Context, lower, upper string, w io.Writer) error {
 	}
 	slices.SortFunc(order, comparePaths)
 
-	e := newEmitter(w)
+	e := newEmitter(w, opts)
 	var (
 		pdir = "\x00"
 		pfd  = -1
@@ -505,10 +505,11 @@ type emitter struct {
 	tw    *tar.Writer
 	links map[devIno]string
 	buf   []byte
+	opts  DiffOptions
 }
 
-func newEmitter(w io.Writer) *emitter {
-	return &emitter{tw: tar.NewWriter(w), links: make(map[devIno]string), buf: make([]byte, 1<<20)}
+func newEmitter(w io.Writer, opts DiffOptions) *emitter {
+	return &emitter{tw: tar.NewWriter(w), links: make(map[devIno]string), buf: make([]byte, 1<<20), opts: opts}
 }
 
 func (e *emitter) close() error { return e.tw.Close() }
@@ -527,8 +528,8 @@ func (e *emitter) entry(dfd int, name, rel string, st *unix.Stat_t) error {
 	hdr := &tar.Header{
 		Name:    rel,
 		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
+		Uid:     toContainer(e.opts.UIDMap, st.Uid),
+		Gid:     toContainer(e.opts.GIDMap, st.Gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 	}
 	switch st.Mode & unix.S_IFMT {

@@ -149,7 +149,7 @@ func TestDiffTreesRoundTrip(t *testing.T) {
 	mutate(t, b)
 
 	var layer bytes.Buffer
-	if err := DiffTrees(context.Background(), a, b, &layer); err != nil {
+	if err := DiffTrees(context.Background(), a, b, &layer, DiffOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cpA(t, a, c)
@@ -167,7 +167,7 @@ func TestDiffTreesRoundTrip(t *testing.T) {
 	}
 	// An empty change set is an empty tar.
 	var none bytes.Buffer
-	if err := DiffTrees(context.Background(), b, c, &none); err != nil {
+	if err := DiffTrees(context.Background(), b, c, &none, DiffOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := tarNames(t, none.Bytes()); len(n) != 0 {
@@ -212,7 +212,7 @@ func TestDiffOverlayRoundTrip(t *testing.T) {
 	}
 
 	var layer bytes.Buffer
-	if err := DiffOverlay(context.Background(), upper, &layer); err != nil {
+	if err := DiffOverlay(context.Background(), upper, &layer, DiffOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	names := tarNames(t, layer.Bytes())
@@ -267,8 +267,8 @@ func TestDiffDoesNotFollowSymlinks(t *testing.T) {
 	mustSymlink(t, "/etc/passwd", filepath.Join(upper, "passwd"))
 	lower := t.TempDir()
 	for name, diff := range map[string]func(w *bytes.Buffer) error{
-		"overlay": func(w *bytes.Buffer) error { return DiffOverlay(context.Background(), upper, w) },
-		"trees":   func(w *bytes.Buffer) error { return DiffTrees(context.Background(), lower, upper, w) },
+		"overlay": func(w *bytes.Buffer) error { return DiffOverlay(context.Background(), upper, w, DiffOptions{}) },
+		"trees":   func(w *bytes.Buffer) error { return DiffTrees(context.Background(), lower, upper, w, DiffOptions{}) },
 	} {
 		var buf bytes.Buffer
 		if err := diff(&buf); err != nil {
@@ -291,4 +291,24 @@ func TestDiffDoesNotFollowSymlinks(t *testing.T) {
 		}
 	}
 	h.check(t)
+}
+
+func TestToContainer(t *testing.T) {
+	maps := []IDMap{{ContainerID: 0, HostID: 100000, Size: 1000}, {ContainerID: 5000, HostID: 300000, Size: 10}}
+	for _, tc := range []struct {
+		maps []IDMap
+		id   uint32
+		want int
+	}{
+		{nil, 100000, 100000},
+		{maps, 100000, 0},
+		{maps, 100999, 999},
+		{maps, 101000, 65534},
+		{maps, 300009, 5009},
+		{maps, 0, 65534},
+	} {
+		if got := toContainer(tc.maps, tc.id); got != tc.want {
+			t.Errorf("toContainer(%v, %d) = %d, want %d", tc.maps, tc.id, got, tc.want)
+		}
+	}
 }
