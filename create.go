@@ -805,8 +805,8 @@ func generateName(id string) string {
 	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[8:12]
 }
 
-// unsearchable returns the first directory on the way from / to dir that
-// others may not search, or "".
+// unsearchable returns the deepest of dir and its parents that others may
+// not search, or "" when they may search them all.
 func unsearchable(dir string) string {
 	for d := dir; ; d = filepath.Dir(d) {
 		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
