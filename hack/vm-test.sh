@@ -15,7 +15,7 @@ trap 'rm -rf "$out"' EXIT
 # Packages whose tests exercise cgroups and containers on the real kernel,
 # each with the tests to run there (registry tests skip: the guest has no
 # docker-registry).
-lanes=${VM_LANES:-"./internal/cgroups:. ./internal/runtime:. ./internal/network:. .:^Test(Container|Exec|Pause|Stats|Events|OOMEvent|Restart|Health|Attach|UnpackImplicit)"}
+lanes=${VM_LANES:-"./internal/cgroups:. ./internal/runtime:. ./internal/network:. .:^Test(Container|Exec|Pause|Stats|Events|OOMEvent|Restart|Health|Attach|UnpackImplicit|Recover|UserNamespace)"}
 for lane_spec in $lanes; do
 	p=${lane_spec%%:*}
 	run=${lane_spec#*:}
