@@ -26,20 +26,9 @@ if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 WORK=$(mktemp -d /tmp/bench-exec.XXXXXX)
 on_exit "rm -rf '$WORK'"
 RUNLOG=$WORK/run.log
-DOCK=${DOCK:-}
-if [ -z "$DOCK" ]; then
-	log "building dock"
-	(cd "$BENCH_DIR/.." && CGO_ENABLED=0 go build -o "$WORK/dock" ./examples/dock)
-	DOCK=$WORK/dock
-fi
+build_dock "building dock"
 
-mkdir -p "$WORK/bundle/rootfs/bin" "$WORK/bundle/rootfs/etc"
-cp "$(command -v busybox)" "$WORK/bundle/rootfs/bin/busybox"
-for a in $(busybox --list); do
-	[ "$a" = busybox ] || ln -sf busybox "$WORK/bundle/rootfs/bin/$a"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/bundle/rootfs/etc/passwd"
-echo 'root:x:0:' >"$WORK/bundle/rootfs/etc/group"
+busybox_tree "$WORK/bundle/rootfs"
 tar -C "$WORK/bundle/rootfs" -cf "$WORK/busybox.tar" .
 ROOT=$WORK/dock-root
 "$DOCK" --root "$ROOT" import "$WORK/busybox.tar" bench/busybox:1 >/dev/null

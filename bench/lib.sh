@@ -136,3 +136,27 @@ drop_fs() {
 	rm -f "$img"
 	unset "FS_IMG[$dir]"
 }
+
+# build_dock [MESSAGE]: leaves in DOCK the dock to measure: $DOCK when the
+# caller gave one, else a static build of examples/dock in $WORK.
+build_dock() {
+	DOCK=${DOCK:-}
+	if [ -z "$DOCK" ]; then
+		log "${1:-building dock}"
+		(cd "$BENCH_DIR/.." && CGO_ENABLED=0 go build -o "$WORK/dock" ./examples/dock)
+		DOCK=$WORK/dock
+	fi
+}
+
+# busybox_tree DIR: a root filesystem in DIR of Debian's busybox with every
+# applet linked, and root in /etc/passwd and /etc/group.
+busybox_tree() {
+	mkdir -p "$1/bin" "$1/etc"
+	cp "$(command -v busybox)" "$1/bin/busybox"
+	local a
+	for a in $(busybox --list); do
+		[ "$a" = busybox ] || ln -sf busybox "$1/bin/$a" # the list names busybox itself
+	done
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$1/etc/passwd"
+	echo 'root:x:0:' >"$1/etc/group"
+}

@@ -18,19 +18,8 @@ SERIES=("$@")
 
 WORK=$(mktemp -d /tmp/bench-many.XXXXXX)
 on_exit "rm -rf '$WORK'"
-DOCK=${DOCK:-}
-if [ -z "$DOCK" ]; then
-	log "building dock"
-	(cd "$BENCH_DIR/.." && CGO_ENABLED=0 go build -o "$WORK/dock" ./examples/dock)
-	DOCK=$WORK/dock
-fi
-mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/etc"
-cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
-for a in $(busybox --list); do
-	[ "$a" = busybox ] || ln -sf busybox "$WORK/rootfs/bin/$a"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/rootfs/etc/passwd"
-echo 'root:x:0:' >"$WORK/rootfs/etc/group"
+build_dock "building dock"
+busybox_tree "$WORK/rootfs"
 tar -C "$WORK/rootfs" -cf "$WORK/busybox.tar" .
 ROOT=$WORK/dock-root
 on_exit "'$DOCK' --root '$ROOT' ps -aq 2>/dev/null | xargs -r '$DOCK' --root '$ROOT' rm -f >/dev/null 2>&1"

@@ -26,20 +26,9 @@ if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 WORK=$(mktemp -d /tmp/bench-mem.XXXXXX)
 on_exit "rm -rf '$WORK' 2>/dev/null || { sleep 1; rm -rf '$WORK'; }"
 RUNLOG=$WORK/run.log
-DOCK=${DOCK:-}
-if [ -z "$DOCK" ]; then
-	log "building dock (CGO_ENABLED=0)"
-	(cd "$BENCH_DIR/.." && CGO_ENABLED=0 go build -o "$WORK/dock" ./examples/dock)
-	DOCK=$WORK/dock
-fi
+build_dock "building dock (CGO_ENABLED=0)"
 
-mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/etc"
-cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
-for a in $(busybox --list); do
-	[ "$a" = busybox ] || ln -sf busybox "$WORK/rootfs/bin/$a"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/rootfs/etc/passwd"
-echo 'root:x:0:' >"$WORK/rootfs/etc/group"
+busybox_tree "$WORK/rootfs"
 tar -C "$WORK/rootfs" -cf "$WORK/busybox.tar" .
 
 # mem PID...: one line per process: rss pss pss_anon (KiB).

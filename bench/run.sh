@@ -25,21 +25,10 @@ if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 WORK=$(mktemp -d /tmp/bench-run.XXXXXX)
 on_exit "rm -rf '$WORK'"
 RUNLOG=$WORK/run.log
-DOCK=${DOCK:-}
-if [ -z "$DOCK" ]; then
-	log "building dock (CGO_ENABLED=0: a static binary, as the project builds it)"
-	(cd "$BENCH_DIR/.." && CGO_ENABLED=0 go build -o "$WORK/dock" ./examples/dock)
-	DOCK=$WORK/dock
-fi
+build_dock "building dock (CGO_ENABLED=0: a static binary, as the project builds it)"
 
 # The busybox tree, as a bundle rootfs and as a dock image.
-mkdir -p "$WORK/bundle/rootfs/bin" "$WORK/bundle/rootfs/etc"
-cp "$(command -v busybox)" "$WORK/bundle/rootfs/bin/busybox"
-for a in $(busybox --list); do
-	[ "$a" = busybox ] || ln -sf busybox "$WORK/bundle/rootfs/bin/$a" # the list names busybox itself
-done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/bundle/rootfs/etc/passwd"
-echo 'root:x:0:' >"$WORK/bundle/rootfs/etc/group"
+busybox_tree "$WORK/bundle/rootfs"
 tar -C "$WORK/bundle/rootfs" -cf "$WORK/busybox.tar" .
 ROOT=$WORK/dock-root
 "$DOCK" --root "$ROOT" import "$WORK/busybox.tar" bench/busybox:1 >/dev/null
