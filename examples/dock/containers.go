@@ -516,11 +516,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 		Short: "Print a container's output",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ctr, err := h.Container(cmd.Context(), args[0])
+			ctr, err := c.container(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -584,11 +580,7 @@ func (c *cli) execCmd() *cobra.Command {
 					return err
 				}
 			}
-			h, err := c.open(ctx)
-			if err != nil {
-				return err
-			}
-			ctr, err := h.Container(ctx, args[0])
+			ctr, err := c.container(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -481,11 +481,7 @@ func (c *cli) commitCmd() *cobra.Command {
 		Short: "Make an image from a container's changes",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ctr, err := h.Container(cmd.Context(), args[0])
+			ctr, err := c.container(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

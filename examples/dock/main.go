@@ -148,6 +148,15 @@ func (c *cli) open(ctx context.Context) (*dock.Host, error) {
 	return h, nil
 }
 
+// container opens the host and finds the container name (or ID) in it.
+func (c *cli) container(ctx context.Context, name string) (*dock.Container, error) {
+	h, err := c.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.Container(ctx, name)
+}
+
 // remappedNamespaces parses --userns-remap's UID:GID[:SIZE].
 func remappedNamespaces(v string) (dock.Namespaces, error) {
 	f := strings.Split(v, ":")

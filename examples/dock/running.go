@@ -56,11 +56,7 @@ func (c *cli) attachCmd() *cobra.Command {
 		Use: "attach NAME", Short: "Attach to a running container's output and input (detach with Ctrl-P Ctrl-Q)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := c.open(ctx)
-			if err != nil {
-				return err
-			}
-			ctr, err := h.Container(ctx, args[0])
+			ctr, err := c.container(ctx, args[0])
 			if err != nil {
 				return err
 			}
