@@ -1,13 +1,17 @@
 package dock
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // remapped opens a host whose containers have a user namespace mapping
@@ -27,28 +31,10 @@ func remapped(t *testing.T) *Host {
 // the mapped ids, never by the host's root.
 func TestUserNamespaceOverlay(t *testing.T) {
 	h := remapped(t)
-	// t.TempDir's directories are closed to others.
-	for _, d := range []string{h.Root(), filepath.Dir(h.Root())} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
 	img := busyboxImage(t, h)
 	ctx := context.Background()
-	c, err := h.Create(ctx, img, WithCmd("sh", "-c",
-		"id -u; head -1 /proc/self/uid_map | tr -s ' '; stat -c '%u:%g' /bin/sh; echo hi > /etc/written && mkdir /newdir && echo ok"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Remove(context.Background(), true) })
-	var stdout, stderr strings.Builder
-	if err := c.Start(ctx, WithOutput(&stdout, &stderr)); err != nil {
-		if strings.Contains(err.Error(), "idmapped mount") && strings.Contains(err.Error(), "not supported") {
-			// tmpfs before Linux 6.3, for one.
-			t.Skipf("this kernel cannot idmap the root's file system: %v", err)
-		}
-		t.Fatal(err)
-	}
+	c, stdout, stderr := startRemapped(t, h, img,
+		"id -u; head -1 /proc/self/uid_map | tr -s ' '; stat -c '%u:%g' /bin/sh; echo hi > /etc/written && mkdir /newdir && echo ok")
 	if st := wait(t, c); st.ExitCode != 0 {
 		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout.String(), stderr.String())
 	}
@@ -115,6 +101,131 @@ func TestUserNamespaceOverlay(t *testing.T) {
 		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != 0 {
 			t.Errorf("committed %s owned by %d:%d, want 0:0", p, st.Uid, st.Gid)
 		}
+	}
+}
+
+// startRemapped starts sh -c script in a container of h, which has a user
+// namespace, and skips the test where the kernel cannot idmap the root.
+func startRemapped(t *testing.T, h *Host, img *Image, script string) (c *Container, stdout, stderr *strings.Builder) {
+	t.Helper()
+	// t.TempDir's directories are closed to others.
+	for _, d := range []string{h.Root(), filepath.Dir(h.Root())} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	c, err := h.Create(ctx, img, WithCmd("sh", "-c", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Remove(context.Background(), true); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+	})
+	stdout, stderr = new(strings.Builder), new(strings.Builder)
+	if err := c.Start(ctx, WithOutput(stdout, stderr)); err != nil {
+		if strings.Contains(err.Error(), "idmapped mount") && strings.Contains(err.Error(), "not supported") {
+			// tmpfs before Linux 6.3, for one.
+			t.Skipf("this kernel cannot idmap the root's file system: %v", err)
+		}
+		t.Fatal(err)
+	}
+	return c, stdout, stderr
+}
+
+// A process exec'd into a container with a user namespace is in that
+// namespace as in all the others, as the namespace's root or the user
+// asked for, which the host sees as the mapped ids; it has the container's
+// capabilities, and a terminal works as elsewhere.
+func TestUserNamespaceExec(t *testing.T) {
+	h := remapped(t)
+	img := busyboxImage(t, h)
+	c, _, _ := startRemapped(t, h, img, "sleep 1000")
+	pid := c.State().Pid
+
+	for _, ns := range []string{"user", "pid", "net", "mnt", "uts", "ipc", "cgroup"} {
+		want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, code := execOut(t, c, []string{"readlink", "/proc/self/ns/" + ns})
+		if code != 0 || strings.TrimSpace(got) != want {
+			t.Errorf("%s: exec'd process in %q (exit %d), container in %q", ns, strings.TrimSpace(got), code, want)
+		}
+	}
+
+	status := func(p *Process) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	initStatus, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		user     string
+		inside   string // id -u, id -g, id -G
+		hostUID  string // the Uid: line on the host
+		hostGID  string
+		initCaps bool
+	}{
+		{"", "0 0 0", "100000", "100000", true},
+		{"1000:2000", "1000 2000 2000", "101000", "102000", false},
+	} {
+		var opts []ExecOption
+		if tt.user != "" {
+			opts = append(opts, WithExecUser(tt.user))
+		}
+		ctx := ctxT(t, 30*time.Second)
+		pr, pw := io.Pipe()
+		var out bytes.Buffer
+		p, err := c.Exec(ctx, []string{"sh", "-c", "echo $(id -u) $(id -g) $(id -G); read x"},
+			append(opts, WithInput(pr), WithOutput(&out, os.Stderr))...)
+		if err != nil {
+			t.Fatalf("exec as %q: %v", tt.user, err)
+		}
+		waitFor(t, func() bool { return strings.Contains(out.String(), "\n") }, "output of id")
+		st := status(p)
+		pw.Write([]byte("go\n"))
+		pw.Close()
+		if es, err := p.Wait(ctx); err != nil || es.ExitCode != 0 {
+			t.Fatalf("exec as %q: %+v, %v", tt.user, es, err)
+		}
+		if got := strings.TrimSpace(out.String()); got != tt.inside {
+			t.Errorf("user %q: ids %q inside, want %q", tt.user, got, tt.inside)
+		}
+		if want := fmt.Sprintf("Uid:\t%[1]s\t%[1]s\t%[1]s\t%[1]s\n", tt.hostUID); !strings.Contains(st, want) {
+			t.Errorf("user %q: host sees\n%s\nwant %q", tt.user, st, want)
+		}
+		if want := fmt.Sprintf("Gid:\t%[1]s\t%[1]s\t%[1]s\t%[1]s\n", tt.hostGID); !strings.Contains(st, want) {
+			t.Errorf("user %q: host sees\n%s\nwant %q", tt.user, st, want)
+		}
+		capEff := func(s string) string {
+			for _, l := range strings.Split(s, "\n") {
+				if strings.HasPrefix(l, "CapEff:") {
+					return l
+				}
+			}
+			return ""
+		}
+		if got, want := capEff(st), capEff(string(initStatus)); (got == want) != tt.initCaps || got == "" {
+			t.Errorf("user %q: %q, container's init has %q", tt.user, got, want)
+		}
+	}
+
+	got, code := execOut(t, c, []string{"sh", "-c", "test -t 0 && test -t 1 && echo tty"}, WithExecTerminal())
+	if code != 0 || strings.TrimSpace(got) != "tty" {
+		t.Errorf("terminal exec: %q, exit %d", got, code)
+	}
+	_, err = c.Exec(context.Background(), []string{"/no/such"})
+	var se *StartError
+	if !errors.Is(err, ErrNotFound) || !errors.As(err, &se) || se.Code != 127 {
+		t.Errorf("missing command: %v", err)
 	}
 }
 

@@ -50,14 +50,10 @@ type ExecProcess struct {
 // profile. It returns once proc's command has been executed, or with a
 // *StartError carrying Docker's exit code. The process is a child of the
 // container's monitor, which reports its exit; its output goes to stdio,
-// not to the container's log. Containers with a user namespace are not
-// supported.
+// not to the container's log.
 func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecProcess, error) {
 	if len(proc.Args) == 0 {
 		return nil, fmt.Errorf("exec: no command: %w", errdefs.ErrInvalidArgument)
-	}
-	if h.spec.hasNew("user") {
-		return nil, fmt.Errorf("exec in a container with a user namespace: %w", errdefs.ErrNotSupported)
 	}
 	if st, err := h.readState(); err != nil {
 		return nil, err
@@ -363,6 +359,16 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		}
 		defer unix.Close(fd)
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
+	// In a user namespace, the helper runs as its root, and the
+	// namespaces it enters itself are the container's.
+	if spec.hasNew("user") {
+		userns, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", initPid))
+		if err != nil {
+			return 0, nil, fmt.Errorf("container user namespace: %w", err)
+		}
+		defer userns.Close()
+		cmd.UserNS = userns
 	}
 
 	// Registered before the reaper can see it go.

@@ -5,6 +5,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -201,6 +202,67 @@ func TestParallelStarts(t *testing.T) {
 	for i := 0; i < n; i++ {
 		if err := <-errs; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// A process exec'd into a container with a user namespace joins it as its
+// root, or as the user asked for; the host sees the mapped ids.
+func TestUserNamespaceExec(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sleep", "100")
+	spec.Namespaces.New = append(spec.Namespaces.New, "user")
+	spec.Namespaces.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Namespaces.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	h, err := start(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		h.Kill(syscall.SIGKILL)
+		h.Wait(context.Background())
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want, err := os.Readlink("/proc/" + itoa(h.State().Pid) + "/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		user     User
+		want     string
+		hostUIDs string
+	}{
+		{User{}, "0 0 " + want, "100000\t100000\t100000\t100000"},
+		{User{UID: 1000, GID: 1000}, "1000 1000 " + want, "101000\t101000\t101000\t101000"},
+	} {
+		p := spec.Process
+		p.Args = []string{"sh", "-c", "echo $(id -u) $(id -g) $(readlink /proc/self/ns/user); read x"}
+		p.User = tt.user
+		var out syncBuffer
+		pr, pw := io.Pipe()
+		ep, err := h.Exec(ctx, &p, &Stdio{Stdin: pr, Stdout: &out})
+		if err != nil {
+			t.Fatalf("exec as %+v: %v", tt.user, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), "\n") && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		status, err := os.ReadFile("/proc/" + itoa(ep.Pid) + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.Write([]byte("go\n"))
+		pw.Close()
+		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
+			t.Fatalf("exec as %+v: %+v %v", tt.user, es, err)
+		}
+		if got := strings.TrimSpace(out.String()); got != tt.want {
+			t.Errorf("exec as %+v: %q, want %q", tt.user, got, tt.want)
+		}
+		if !strings.Contains(string(status), "Uid:\t"+tt.hostUIDs+"\n") {
+			t.Errorf("exec as %+v: the host sees\n%s", tt.user, status)
 		}
 	}
 }
