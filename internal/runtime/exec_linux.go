@@ -322,7 +322,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	cmd := &command{
 		Path:        m.exe,
 		Args:        []string{execArg0, m.stateDir},
-		Env:         []string{},
+		Env:         helperEnv,
 		Dir:         "/",
 		Stdin:       stdio[0],
 		Stdout:      stdio[1],

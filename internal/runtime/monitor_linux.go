@@ -256,7 +256,7 @@ func (m *monitor) start() error {
 	cmd := &command{
 		Path:       exe,
 		Args:       []string{initArg0, m.stateDir},
-		Env:        []string{},
+		Env:        helperEnv,
 		Dir:        "/",
 		ExtraFiles: []*os.File{childSync},
 		SysProcAttr: &syscall.SysProcAttr{

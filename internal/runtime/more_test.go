@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -264,5 +265,51 @@ func TestUserNamespaceExec(t *testing.T) {
 		if !strings.Contains(string(status), "Uid:\t"+tt.hostUIDs+"\n") {
 			t.Errorf("exec as %+v: the host sees\n%s", tt.user, status)
 		}
+	}
+}
+
+// The container's command and an exec'd one see the environment their
+// spec gives and nothing of the init's or the helper's own.
+func TestEnvironment(t *testing.T) {
+	checkLeaks(t)
+	sorted := func(s string) string {
+		lines := strings.Fields(s)
+		slices.Sort(lines)
+		return strings.Join(lines, " ")
+	}
+	spec := testSpec(t, "env")
+	spec.Process.Env = []string{"PATH=/bin", "A=1"}
+	es, stdout, stderr := run(t, spec)
+	if es.ExitCode != 0 {
+		t.Fatalf("%+v %s", es, stderr)
+	}
+	if got, want := sorted(stdout), "A=1 PATH=/bin"; got != want {
+		t.Errorf("container's environment %q, want %q", got, want)
+	}
+
+	spec = testSpec(t, "sleep", "100")
+	h, err := start(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		h.Kill(syscall.SIGKILL)
+		h.Wait(context.Background())
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := spec.Process
+	p.Args = []string{"env"}
+	p.Env = []string{"PATH=/bin", "B=2"}
+	var out syncBuffer
+	ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	if got, want := sorted(out.String()), "B=2 PATH=/bin"; got != want {
+		t.Errorf("exec'd process's environment %q, want %q", got, want)
 	}
 }

@@ -11,6 +11,17 @@ const (
 	initArg0    = "dock-init"
 )
 
+// The Go runtime settings of the re-executed binary, as its environment.
+// The monitor mostly waits on its container: one P keeps its threads and
+// memory few. The init and an exec'd process's helper live only until they
+// exec the container's command: one P, and no collection. Their own
+// environment never reaches that command, which gets the one its spec
+// gives.
+var (
+	monitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+	helperEnv  = []string{"GOMAXPROCS=1", "GOGC=off"}
+)
+
 // The monitor and the init dispatch from this package's own initialisation:
 // Go initialises a package as soon as its imports are, so the packages of
 // the binary that sort after this one and do not feed it (a registry

@@ -245,7 +245,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	cmd := &command{
 		Path:       exe,
 		Args:       []string{monitorArg0, spec.StateDir, roles, filter},
-		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Env:        monitorEnv,
 		Dir:        "/",
 		Stdout:     mlog,
 		Stderr:     mlog,
