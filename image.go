@@ -207,7 +207,10 @@ func isManifest(mt string) bool {
 	return mt == ocispec.MediaTypeImageManifest || mt == store.MediaTypeDockerManifest
 }
 
-// Tag gives the image found by src the additional name dst.
+// Tag gives the image found by src the additional name dst. An image dst
+// named before keeps its other names; with none left it stays unnamed
+// (dangling, as Docker has it) until [Host.PruneImages] or a RemoveImage
+// by ID.
 func (h *Host) Tag(ctx context.Context, src, dst string) error {
 	_, desc, err := h.resolveLocal(ctx, src)
 	if err != nil {
@@ -261,11 +264,50 @@ func (h *Host) RemoveImage(ctx context.Context, ref string, force bool) error {
 		}
 	}
 	for _, n := range untag {
-		if err := h.store.Untag(ctx, n); err != nil && !errors.Is(err, ErrNotFound) {
+		var err error
+		if n == "" {
+			err = h.store.RemoveUnnamed(ctx, desc.Digest)
+		} else {
+			err = h.store.Untag(ctx, n)
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}
 	return h.Prune(ctx)
+}
+
+// PruneImages removes the images that have lost their last name to a tag
+// or pull that moved it (Docker's dangling images, listed with no name)
+// and that no container uses, then the blobs and snapshots nothing uses
+// any more, as docker image prune does. It returns the manifest digests of
+// the images it removed.
+func (h *Host) PruneImages(ctx context.Context) ([]digest.Digest, error) {
+	release, err := h.lockRoot(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	defer release()
+	entries, err := h.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	used, err := h.containerImages(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	var removed []digest.Digest
+	for _, e := range entries {
+		d := e.Descriptor.Digest
+		if e.Name != "" || !isManifest(e.Descriptor.MediaType) || slices.Contains(used, d) || slices.Contains(removed, d) {
+			continue
+		}
+		if err := h.store.RemoveUnnamed(ctx, d); err != nil && !errors.Is(err, ErrNotFound) {
+			return removed, fmt.Errorf("prune: %w", err)
+		}
+		removed = append(removed, d)
+	}
+	return removed, h.pruneLocked(ctx)
 }
 
 // Prune removes blobs and snapshots that no image and no container uses. It
@@ -276,6 +318,11 @@ func (h *Host) Prune(ctx context.Context) error {
 		return fmt.Errorf("prune: %w", err)
 	}
 	defer release()
+	return h.pruneLocked(ctx)
+}
+
+// pruneLocked is Prune with the root locked.
+func (h *Host) pruneLocked(ctx context.Context) error {
 	keep, chains, err := h.inUse(ctx)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)

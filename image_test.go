@@ -18,6 +18,7 @@ import (
 
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 	"github.com/dockkit/dock/internal/testutil/registrytest"
+	digest "github.com/opencontainers/go-digest"
 )
 
 func TestPullPushRoundTrip(t *testing.T) {
@@ -428,5 +429,88 @@ func TestLoadSaveRoundTrip(t *testing.T) {
 				t.Errorf("digest %s, want %s", got[0].Digest, imgs[0].Digest)
 			}
 		})
+	}
+}
+
+// A pull of a tag that has moved leaves the image it named before without
+// a name, as Docker does: listed unnamed, kept with its blobs by Prune,
+// kept by PruneImages while a container uses it, then removed by it; an
+// unnamed image is also removed by its ID.
+func TestDanglingImages(t *testing.T) {
+	srv := registrytest.Start(t)
+	ref, _ := pushImage(t, srv, "test/moving:1", imagetest.MultiLayer(2))
+	h := newHost(t)
+	ctx := context.Background()
+	old, err := h.Pull(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushImage(t, srv, "test/moving:1", imagetest.MultiLayer(3))
+	cur, err := h.Pull(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Digest == old.Digest {
+		t.Fatal("the tag did not move")
+	}
+	names := func() map[digest.Digest][]string {
+		imgs, err := h.Images(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[digest.Digest][]string{}
+		for _, img := range imgs {
+			out[img.Digest] = append(out[img.Digest], img.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 2 || len(got[old.Digest]) != 1 || got[old.Digest][0] != "" || len(got[cur.Digest]) != 1 || got[cur.Digest][0] == "" {
+		t.Fatalf("images after the tag moved: %v", got)
+	}
+	if err := h.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(h.store.BlobPath(old.ID)); err != nil {
+		t.Fatalf("Prune removed the unnamed image's config: %v", err)
+	}
+
+	c, err := h.Create(ctx, old, WithCmd("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := h.PruneImages(ctx)
+	if err != nil || len(removed) != 0 {
+		t.Fatalf("PruneImages with a container of the unnamed image: %v, %v", removed, err)
+	}
+	if err := c.Remove(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	removed, err = h.PruneImages(ctx)
+	if err != nil || len(removed) != 1 || removed[0] != old.Digest {
+		t.Fatalf("PruneImages = %v, %v; want [%s]", removed, err, old.Digest)
+	}
+	if got := names(); len(got) != 1 || got[cur.Digest] == nil {
+		t.Fatalf("images after PruneImages: %v", got)
+	}
+	if _, err := os.Stat(h.store.BlobPath(old.ID)); !os.IsNotExist(err) {
+		t.Errorf("the pruned image's config is still stored: %v", err)
+	}
+	if !h.hasSnapshot(ctx, cur.Layers[2].ChainID) {
+		t.Error("PruneImages removed a snapshot of the named image")
+	}
+
+	// The tag moves back; the image it leaves goes by its ID.
+	pushImage(t, srv, "test/moving:1", imagetest.MultiLayer(2))
+	if _, err := h.Pull(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RemoveImage(ctx, cur.ID.Encoded()[:12], false); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); len(got) != 1 || got[old.Digest] == nil {
+		t.Fatalf("images after removing the unnamed one by ID: %v", got)
+	}
+	if h.hasSnapshot(ctx, cur.Layers[2].ChainID) {
+		t.Error("the removed image's top snapshot survived")
 	}
 }

@@ -42,7 +42,12 @@ func ParseReference(s string) (Reference, error) {
 }
 
 // Name is the repository's full name: domain and path.
-func (r Reference) Name() string { return r.Domain + "/" + r.Path }
+func (r Reference) Name() string {
+	if r.Domain == "" && r.Path == "" {
+		return "" // the zero Reference, an unnamed image's
+	}
+	return r.Domain + "/" + r.Path
+}
 
 // String is the normalized reference: name, then ":tag", then "@digest".
 func (r Reference) String() string {

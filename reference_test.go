@@ -80,3 +80,11 @@ func FuzzParseReference(f *testing.F) {
 		}
 	})
 }
+
+// The zero Reference, an unnamed image's, spells as nothing.
+func TestZeroReference(t *testing.T) {
+	var r Reference
+	if r.Name() != "" || r.String() != "" || r.Familiar() != "" {
+		t.Errorf("zero Reference: Name %q, String %q, Familiar %q", r.Name(), r.String(), r.Familiar())
+	}
+}

@@ -125,6 +125,9 @@ func (c *cli) imagesCmd() *cobra.Command {
 				r := img.Reference()
 				name := strings.TrimSuffix(r.Familiar(), ":"+r.Tag)
 				tag := r.Tag
+				if img.Name == "" {
+					name = "<none>" // a dangling image
+				}
 				if tag == "" {
 					tag = "<none>"
 				}
@@ -367,8 +370,27 @@ func (c *cli) imageCmd() *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list"}
 	rm := c.rmiCmd()
 	rm.Use, rm.Aliases = "rm [-f] REF...", []string{"remove"}
-	img.AddCommand(ls, rm, c.pullCmd(), c.pushCmd(), c.inspectCmd(), c.tagCmd(), c.loadCmd(), c.saveCmd())
+	img.AddCommand(ls, rm, c.pullCmd(), c.pushCmd(), c.inspectCmd(), c.tagCmd(), c.loadCmd(), c.saveCmd(), c.imagePruneCmd())
 	return img
+}
+
+func (c *cli) imagePruneCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the images that have no name left and no container uses",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			removed, err := h.PruneImages(cmd.Context())
+			for _, d := range removed {
+				fmt.Println("Deleted: " + d.String())
+			}
+			return err
+		},
+	}
 }
 
 func (c *cli) saveCmd() *cobra.Command {

@@ -714,3 +714,42 @@ func TestErrors(t *testing.T) {
 		e.fails(125, "", "login", "-u", "bob", "-p", "wrong", reg.Host)
 	})
 }
+
+// A name loaded again onto another image leaves the first listed as
+// <none> <none>, as docker does; image prune removes it and rmi takes it
+// by ID.
+func TestDanglingCLI(t *testing.T) {
+	imagetest.RequireBusybox(t)
+	e := newCLIEnv(t)
+	first := e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(2))
+	e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(3))
+	firstID := first.ConfigDesc.Digest.Encoded()[:12]
+	row := findImage(e.images(), "<none>", "<none>")
+	if row == nil || row[2] != firstID {
+		t.Fatalf("images lists no <none> <none> row with ID %s: %q", firstID, e.images())
+	}
+	if findImage(e.images(), "example.com/cli/moving", "1") == nil {
+		t.Fatalf("images lost the moved name: %q", e.images())
+	}
+	r := e.ok("image", "prune")
+	if want := "Deleted: " + first.Manifest.Digest.String(); strings.TrimSpace(r.stdout) != want {
+		t.Errorf("image prune printed %q, want %q", r.stdout, want)
+	}
+	if row := findImage(e.images(), "<none>", "<none>"); row != nil {
+		t.Errorf("image prune left %q", row)
+	}
+	if r := e.ok("image", "prune"); r.stdout != "" {
+		t.Errorf("a second prune printed %q", r.stdout)
+	}
+
+	e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(2))
+	rows := e.images()
+	row = findImage(rows, "<none>", "<none>")
+	if row == nil {
+		t.Fatalf("no <none> row after the name moved back: %q", rows)
+	}
+	e.ok("rmi", row[2])
+	if row := findImage(e.images(), "<none>", "<none>"); row != nil {
+		t.Errorf("rmi by ID left %q", row)
+	}
+}

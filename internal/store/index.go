@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"slices"
 	"sync"
 
 	"github.com/dockkit/dock/internal/errdefs"
@@ -213,7 +214,10 @@ func (s *Store) describe(ctx context.Context, d digest.Digest) (ocispec.Descript
 // Tag records ref as a name for desc in index.json, with the annotations
 // org.opencontainers.image.ref.name and io.containerd.image.name both set to
 // ref; any entry that held the name before is dropped, so retagging moves
-// the name. desc must be a stored manifest or index of the size it states.
+// the name. The image the name leaves stays, without a name, when it has no
+// other (Docker's dangling image: listed, kept from collection, removed by
+// [Store.RemoveUnnamed]); an unnamed entry of desc is dropped, as desc now
+// has a name. desc must be a stored manifest or index of the size it states.
 func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) error {
 	if err := s.check(); err != nil {
 		return err
@@ -244,17 +248,72 @@ func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) er
 	entry.Annotations[ocispec.AnnotationRefName] = ref
 	entry.Annotations[AnnotationImageName] = ref
 	err = s.updateIndex(ctx, func(idx *ocispec.Index) (bool, error) {
-		kept := idx.Manifests[:0]
+		var left []ocispec.Descriptor // entries the name leaves
+		kept := make([]ocispec.Descriptor, 0, len(idx.Manifests)+1)
 		for _, m := range idx.Manifests {
-			if !hasName(m, ref) {
+			switch {
+			case hasName(m, ref):
+				if m.Digest != desc.Digest {
+					left = append(left, m)
+				}
+			case m.Digest == desc.Digest && entryName(m) == "":
+			default:
 				kept = append(kept, m)
 			}
 		}
-		idx.Manifests = append(kept, entry)
+		kept = append(kept, entry)
+		for _, m := range left {
+			if !slices.ContainsFunc(kept, func(k ocispec.Descriptor) bool { return k.Digest == m.Digest }) {
+				kept = append(kept, unnamed(m))
+			}
+		}
+		idx.Manifests = kept
 		return true, nil
 	})
 	if err != nil {
 		return fmt.Errorf("tag %q: %w", ref, err)
+	}
+	return nil
+}
+
+// unnamed returns d without the annotations that name it.
+func unnamed(d ocispec.Descriptor) ocispec.Descriptor {
+	var ann map[string]string
+	for k, v := range d.Annotations {
+		if k == ocispec.AnnotationRefName || k == AnnotationImageName {
+			continue
+		}
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[k] = v
+	}
+	d.Annotations = ann
+	return d
+}
+
+// RemoveUnnamed removes from index.json the entries of d that carry no
+// name; the content stays until [Store.GC]. When there are none it wraps
+// errdefs.ErrNotFound.
+func (s *Store) RemoveUnnamed(ctx context.Context, d digest.Digest) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	err := s.updateIndex(ctx, func(idx *ocispec.Index) (bool, error) {
+		kept := idx.Manifests[:0]
+		for _, m := range idx.Manifests {
+			if m.Digest != d || entryName(m) != "" {
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) == len(idx.Manifests) {
+			return false, fmt.Errorf("unnamed image %s: %w", d, errdefs.ErrNotFound)
+		}
+		idx.Manifests = kept
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,17 +47,21 @@ func TestTagResolveUntagList(t *testing.T) {
 	if got, _ := s.Resolve(ctx, alpine); got.Digest != b.manifest.Digest {
 		t.Fatalf("after retag Resolve = %s, want %s", got.Digest, b.manifest.Digest)
 	}
+	// The image it left, with no other name, stays without one.
 	entries, err := s.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 2 {
-		t.Fatalf("List = %v, want 2 entries", entries)
+	if len(entries) != 3 {
+		t.Fatalf("List = %v, want 3 entries", entries)
 	}
-	want := map[string]digest.Digest{alpine: b.manifest.Digest, multi: idx.Digest}
+	want := map[string]digest.Digest{alpine: b.manifest.Digest, multi: idx.Digest, "": a.manifest.Digest}
 	for _, e := range entries {
 		if want[e.Name] != e.Descriptor.Digest {
-			t.Errorf("entry %s -> %s, want %s", e.Name, e.Descriptor.Digest, want[e.Name])
+			t.Errorf("entry %q -> %s, want %s", e.Name, e.Descriptor.Digest, want[e.Name])
+		}
+		if e.Name == "" && len(e.Descriptor.Annotations) != 0 {
+			t.Errorf("unnamed entry keeps annotations %v", e.Descriptor.Annotations)
 		}
 	}
 
@@ -86,9 +91,76 @@ func TestTagResolveUntagList(t *testing.T) {
 	if err := s.Untag(ctx, alpine); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second Untag: %v", err)
 	}
-	if entries, _ := s.List(ctx); len(entries) != 1 || entries[0].Name != multi {
+	// Removing a name leaves nothing of an image that had no other.
+	if entries, _ := s.List(ctx); len(entries) != 2 || entries[0].Name != multi || entries[1].Name != "" {
 		t.Fatalf("List after Untag = %v", entries)
 	}
+
+	// A name given again to an unnamed image replaces its unnamed entry;
+	// a name moved from an image that keeps another leaves no unnamed one.
+	if err := s.Tag(ctx, a.manifest, alpine); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, a.manifest, "example.com/a:2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, b.manifest, alpine); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ = s.List(ctx)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"127.0.0.1:5000/team/multi:v1", "docker.io/library/alpine:3.20", "example.com/a:2"}; !slices.Equal(names, want) {
+		t.Fatalf("names %q, want %q", names, want)
+	}
+
+	// Retagging to the same image changes nothing.
+	if err := s.Tag(ctx, b.manifest, alpine); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.List(ctx); len(again) != len(entries) {
+		t.Fatalf("List after a retag to the same image = %v", again)
+	}
+
+	// RemoveUnnamed drops only unnamed entries.
+	if err := s.Untag(ctx, "example.com/a:2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, b.manifest, "example.com/b:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveUnnamed(ctx, b.manifest.Digest); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("RemoveUnnamed of a named image: %v", err)
+	}
+	if err := s.Tag(ctx, idx, alpine); err != nil { // b keeps example.com/b:1
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, a.manifest, "example.com/b:1"); err != nil { // b has no name left
+		t.Fatal(err)
+	}
+	if err := s.RemoveUnnamed(ctx, b.manifest.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveUnnamed(ctx, b.manifest.Digest); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("second RemoveUnnamed: %v", err)
+	}
+	for _, e := range mustList(t, s) {
+		if e.Descriptor.Digest == b.manifest.Digest {
+			t.Errorf("entry %q of the removed image remains", e.Name)
+		}
+	}
+}
+
+func mustList(t *testing.T, s *Store) []Entry {
+	t.Helper()
+	entries, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
 }
 
 func TestTagRefuses(t *testing.T) {
