@@ -102,6 +102,22 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// checkExecNamespaces checks that a process exec'd in c is in the
+// namespaces nss of c's init, pid.
+func checkExecNamespaces(t *testing.T, c *Container, pid int, nss ...string) {
+	t.Helper()
+	for _, ns := range nss {
+		want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, code := execOut(t, c, []string{"readlink", "/proc/self/ns/" + ns})
+		if code != 0 || strings.TrimSpace(got) != want {
+			t.Errorf("%s: exec'd process in %q (exit %d), container in %q", ns, strings.TrimSpace(got), code, want)
+		}
+	}
+}
+
 // execOut runs args in c and returns its stdout and exit code.
 func execOut(t *testing.T, c *Container, args []string, opts ...ExecOption) (string, int) {
 	t.Helper()
@@ -125,16 +141,7 @@ func TestExec(t *testing.T) {
 	pid := c.State().Pid
 
 	t.Run("namespaces", func(t *testing.T) {
-		for _, ns := range []string{"pid", "net", "mnt", "uts", "ipc", "cgroup"} {
-			want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, code := execOut(t, c, []string{"readlink", "/proc/self/ns/" + ns})
-			if code != 0 || strings.TrimSpace(got) != want {
-				t.Errorf("%s: exec'd process in %q (exit %d), container in %q", ns, strings.TrimSpace(got), code, want)
-			}
-		}
+		checkExecNamespaces(t, c, pid, "pid", "net", "mnt", "uts", "ipc", "cgroup")
 	})
 	t.Run("cgroup", func(t *testing.T) {
 		self, _ := execOut(t, c, []string{"cat", "/proc/self/cgroup"})

@@ -145,16 +145,7 @@ func TestUserNamespaceExec(t *testing.T) {
 	c, _, _ := startRemapped(t, h, img, "sleep 1000")
 	pid := c.State().Pid
 
-	for _, ns := range []string{"user", "pid", "net", "mnt", "uts", "ipc", "cgroup"} {
-		want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, code := execOut(t, c, []string{"readlink", "/proc/self/ns/" + ns})
-		if code != 0 || strings.TrimSpace(got) != want {
-			t.Errorf("%s: exec'd process in %q (exit %d), container in %q", ns, strings.TrimSpace(got), code, want)
-		}
-	}
+	checkExecNamespaces(t, c, pid, "user", "pid", "net", "mnt", "uts", "ipc", "cgroup")
 
 	status := func(p *Process) string {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))

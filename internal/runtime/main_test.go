@@ -188,6 +188,17 @@ func start(t testing.TB, spec *Spec, stdio *Stdio) (*Handle, error) {
 	return h, err
 }
 
+// running starts spec, failing the test if it cannot; the container is
+// deleted, killed if need be, when the test ends.
+func running(t testing.TB, spec *Spec) *Handle {
+	t.Helper()
+	h, err := start(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // run starts spec, waits for it and returns its exit status and output.
 func run(t testing.TB, spec *Spec) (ExitStatus, string, string) {
 	t.Helper()

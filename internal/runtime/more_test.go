@@ -215,14 +215,7 @@ func TestUserNamespaceExec(t *testing.T) {
 	spec.Namespaces.New = append(spec.Namespaces.New, "user")
 	spec.Namespaces.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	spec.Namespaces.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	h, err := start(t, spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		h.Kill(syscall.SIGKILL)
-		h.Wait(context.Background())
-	}()
+	h := running(t, spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	want, err := os.Readlink("/proc/" + itoa(h.State().Pid) + "/ns/user")
@@ -288,14 +281,7 @@ func TestEnvironment(t *testing.T) {
 	}
 
 	spec = testSpec(t, "sleep", "100")
-	h, err := start(t, spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		h.Kill(syscall.SIGKILL)
-		h.Wait(context.Background())
-	}()
+	h := running(t, spec)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := spec.Process
