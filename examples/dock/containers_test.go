@@ -508,6 +508,23 @@ func TestRunUsernsRemap(t *testing.T) {
 	if r.code != 0 || r.stdout != "0\n0\nok\n" {
 		t.Fatalf("want the container's root owning its files and writing:\n%s", r)
 	}
+
+	// exec joins the container's user namespace.
+	remap := []string{"--root", e.root, "--userns-remap", "100000:100000"}
+	r = e.exec("", append(remap, "run", "-d", "--name", "remapped", runImage, "sleep", "1000")...)
+	if r.code != 0 {
+		t.Fatalf("run -d:\n%s", r)
+	}
+	t.Cleanup(func() { e.exec("", append(remap, "rm", "-f", "remapped")...) })
+	r = e.exec("", append(remap, "exec", "remapped", "sh", "-c", "id -u; head -1 /proc/self/uid_map | tr -s ' '")...)
+	if r.code != 0 || r.stdout != "0\n 0 100000 65536\n" {
+		t.Errorf("exec in the remapped container:\n%s", r)
+	}
+	r = e.exec("", append(remap, "exec", "-u", "1000", "remapped", "id", "-u")...)
+	if r.code != 0 || r.stdout != "1000\n" {
+		t.Errorf("exec -u 1000 in the remapped container:\n%s", r)
+	}
+
 	for _, bad := range []string{"100000", "0:0", "a:b", "1:2:3:4"} {
 		checkFailure(t, e.exec("", "--root", e.root, "--userns-remap", bad, "run", "--rm", runImage, "true"), 125, "")
 	}
