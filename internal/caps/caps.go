@@ -240,6 +240,9 @@ func Available() Set {
 	return s
 }
 
+// Last returns the highest capability the running kernel knows.
+func Last() int { return lastCap() }
+
 // lastCap finds the highest capability the running kernel knows, probing
 // the bounding set (which answers EINVAL past it).
 func lastCap() int {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -17,17 +16,6 @@ import (
 
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/dockkit/dock/internal/unixsock"
-)
-
-// execArg0 marks the re-executed binary that becomes a process exec'd into
-// a running container.
-const execArg0 = "dock-exec"
-
-// Where the exec'd helper finds the container's mount namespace and, when
-// it has one of its own, its cgroup namespace.
-const (
-	execMntFD    = 4
-	execCgroupFD = 5
 )
 
 // ExecProcess is a further process running in a container, started by
@@ -285,26 +273,21 @@ func (m *monitor) serveExec(c *unixsock.Conn, req *monitorReq, fds []int) bool {
 	return true
 }
 
-// startExec starts the helper that becomes the exec'd process.
+// startExec starts the exec'd process, a raw clone of this monitor that
+// enters the container and executes the command (see forkexec_linux.go),
+// and returns once it has.
 func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscall.WaitStatus, error) {
-	spec := *m.spec
-	spec.Process = *req.Exec
-	raw, err := json.Marshal(&spec)
-	if err != nil {
-		return 0, nil, err
-	}
-	var filter []byte
+	proc := *req.Exec
+	s := &execSetup{proc: &proc, stdio: stdio, cgroupFD: -1, privileged: proc.Privileged}
 	if req.Filter != "" {
-		if filter, err = os.ReadFile(req.Filter); err != nil {
+		b, err := os.ReadFile(req.Filter)
+		if err != nil {
 			return 0, nil, fmt.Errorf("seccomp: %w", err)
 		}
+		if s.filter, err = decodeFilter(b); err != nil {
+			return 0, nil, err
+		}
 	}
-	parentSync, childSync, err := socketPair()
-	if err != nil {
-		return 0, nil, err
-	}
-	defer parentSync.Close()
-	defer childSync.Close()
 
 	m.mu.Lock()
 	if m.done || m.cmd == nil {
@@ -313,132 +296,86 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	}
 	initPid := m.pid
 	m.mu.Unlock()
-	mnt, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", initPid))
-	if err != nil {
-		return 0, nil, fmt.Errorf("container mount namespace: %w", err)
+	nsFile := func(ns string) (*os.File, error) {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", initPid, ns))
+		if err != nil {
+			return nil, fmt.Errorf("container %s namespace: %w", ns, err)
+		}
+		return f, nil
 	}
-	defer mnt.Close()
-
-	cmd := &command{
-		Path:        m.exe,
-		Args:        []string{execArg0, m.stateDir},
-		Env:         helperEnv,
-		Dir:         "/",
-		Stdin:       stdio[0],
-		Stdout:      stdio[1],
-		Stderr:      stdio[2],
-		ExtraFiles:  []*os.File{childSync, mnt},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	spec := m.spec
+	var err error
+	if s.mntns, err = nsFile("mnt"); err != nil {
+		return 0, nil, err
 	}
-	if spec.Process.Terminal {
-		cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, 0
+	defer s.mntns.Close()
+	if spec.hasNew("user") {
+		if s.userns, err = nsFile("user"); err != nil {
+			return 0, nil, err
+		}
+		defer s.userns.Close()
 	}
-	// The helper enters the mount namespace itself, once it runs from the
-	// sealed binary, and the cgroup namespace once it is in the cgroup
-	// (the kernel refuses CLONE_INTO_CGROUP from outside the namespace's
-	// root). The others are entered before the clone.
+	// The child enters the cgroup namespace once in its cgroup: the
+	// kernel refuses CLONE_INTO_CGROUP from outside the namespace's root.
+	if spec.hasNew("cgroup") || spec.Namespaces.Join["cgroup"] != "" {
+		if s.cgroupns, err = nsFile("cgroup"); err != nil {
+			return 0, nil, err
+		}
+		defer s.cgroupns.Close()
+	}
+	// The others are entered before the clone, by the thread that makes it.
 	join := map[string]string{}
 	for _, ns := range []string{"pid", "net", "ipc", "uts"} {
 		if spec.hasNew(ns) || spec.Namespaces.Join[ns] != "" {
 			join[ns] = fmt.Sprintf("/proc/%d/ns/%s", initPid, ns)
 		}
 	}
-	if spec.hasNew("cgroup") || spec.Namespaces.Join["cgroup"] != "" {
-		cgns, err := os.Open(fmt.Sprintf("/proc/%d/ns/cgroup", initPid))
-		if err != nil {
-			return 0, nil, fmt.Errorf("container cgroup namespace: %w", err)
-		}
-		defer cgns.Close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, cgns)
-		cmd.Args = append(cmd.Args, "cgroupns")
-	}
+	var joinCgroup func(pid int) error
 	if m.group != nil && m.group.V2() {
 		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return 0, nil, fmt.Errorf("cgroup: %w", err)
 		}
 		defer unix.Close(fd)
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
-	}
-	// In a user namespace, the helper runs as its root, and the
-	// namespaces it enters itself are the container's.
-	if spec.hasNew("user") {
-		userns, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", initPid))
-		if err != nil {
-			return 0, nil, fmt.Errorf("container user namespace: %w", err)
+		s.cgroupFD = fd
+	} else if m.group != nil {
+		joinCgroup = func(pid int) error {
+			if err := m.group.Add(pid); err != nil {
+				return fmt.Errorf("cgroup: %w", err)
+			}
+			return nil
 		}
-		defer userns.Close()
-		cmd.UserNS = userns
+	}
+	// The container's open-file limit, where the process sets none: this
+	// monitor's own is the one the Go runtime raised.
+	var nofile unix.Rlimit
+	if err := unix.Prlimit(initPid, unix.RLIMIT_NOFILE, nil, &nofile); err == nil {
+		s.nofile = &nofile
+	}
+	child, err := newExecChild(s)
+	if err != nil {
+		return 0, nil, &StartError{ExitCode: 125, Msg: "exec: " + err.Error()}
 	}
 
 	// Registered before the reaper can see it go.
 	exited := make(chan syscall.WaitStatus, 1)
+	var pid int
 	m.mu.Lock()
-	err = spawnIn(cmd, join)
+	err = spawnIn(join, func() error {
+		var err error
+		pid, err = child.start(s, joinCgroup)
+		return err
+	})
 	if err == nil {
-		m.execs[cmd.Process.Pid] = exited
+		m.execs[pid] = exited
 	}
 	m.mu.Unlock()
-	childSync.Close()
 	if err != nil {
+		var se *StartError
+		if errors.As(err, &se) {
+			return 0, nil, err
+		}
 		return 0, nil, fmt.Errorf("start exec: %w", err)
 	}
-	pid := cmd.Process.Pid
-	if m.group != nil && !m.group.V2() {
-		if err := m.group.Add(pid); err != nil {
-			cmd.Process.Kill()
-			<-exited
-			return 0, nil, fmt.Errorf("cgroup: %w", err)
-		}
-	}
-	if err := sendConfig(parentSync, raw, filter); err != nil {
-		cmd.Process.Kill()
-		<-exited
-		return 0, nil, err
-	}
-	b, _ := io.ReadAll(parentSync)
-	if len(b) > 0 {
-		var im initMsg
-		if err := json.Unmarshal(b, &im); err != nil {
-			im = initMsg{Code: 125, Msg: strings.TrimSpace(string(b))}
-		}
-		<-exited
-		return 0, nil, &StartError{ExitCode: im.Code, Msg: im.Msg}
-	}
 	return pid, exited, nil
-}
-
-// execMain runs in the helper, on a locked thread, already in the
-// container's namespaces but its mount namespace: enter that, then become
-// the user's process as the init does.
-func execMain() {
-	syncF := os.NewFile(initSyncFD, "sync")
-	fail := func(code int, format string, args ...any) {
-		b, _ := json.Marshal(initMsg{Code: code, Msg: fmt.Sprintf(format, args...)})
-		syncF.Write(b)
-		os.Exit(code)
-	}
-	spec, filter, err := receiveConfig(syncF)
-	if err != nil {
-		fail(125, "exec: %v", err)
-	}
-	// The mount namespace needs a thread of its own file system context;
-	// this thread is never unlocked and execs.
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		fail(125, "exec: unshare: %v", err)
-	}
-	if len(os.Args) > 2 && os.Args[2] == "cgroupns" {
-		if err := unix.Setns(execCgroupFD, unix.CLONE_NEWCGROUP); err != nil {
-			fail(125, "exec: enter the cgroup namespace: %v", err)
-		}
-		unix.Close(execCgroupFD)
-	}
-	if err := unix.Setns(execMntFD, unix.CLONE_NEWNS); err != nil {
-		fail(125, "exec: enter the mount namespace: %v", err)
-	}
-	unix.Close(execMntFD)
-	if err := unix.Chdir("/"); err != nil {
-		fail(125, "exec: %v", err)
-	}
-	finishProcess(spec, filter, fail)
 }

@@ -5,11 +5,14 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestExec(t *testing.T) {
@@ -106,4 +109,96 @@ func TestExec(t *testing.T) {
 			t.Fatalf("%q (container's mount namespace %s)", out.String(), want)
 		}
 	})
+}
+
+// An exec that cannot run its command fails as Docker's does: 127 for a
+// command not found, 126 for one that cannot be run or a working directory
+// the user may not enter, with the reason.
+func TestExecErrors(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sleep", "100")
+	h := running(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	proc := func(args ...string) *Process {
+		p := spec.Process
+		p.Args = args
+		return &p
+	}
+	p, err := h.Exec(ctx, proc("mkdir", "-m", "700", "/tmp/private"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := p.Wait(ctx); err != nil || es.ExitCode != 0 {
+		t.Fatalf("mkdir: %+v %v", es, err)
+	}
+	noPath := proc("sh")
+	noPath.Env = []string{"PATH="}
+	private := proc("true")
+	private.User = User{UID: 1000, GID: 1000}
+	private.Cwd = "/tmp/private"
+	private.Caps = nil // CAP_DAC_OVERRIDE would let it in
+	for _, tt := range []struct {
+		name string
+		proc *Process
+		code int
+		msg  string
+	}{
+		{"not in PATH", proc("nosuch"), 127, `exec: "nosuch": executable file not found in $PATH`},
+		{"empty PATH", noPath, 127, `exec: "sh": executable file not found in $PATH`},
+		{"no such path", proc("/no/such"), 127, `exec: "/no/such": stat /no/such: no such file or directory`},
+		{"a directory", proc("/etc"), 126, `exec: "/etc": permission denied`},
+		{"not executable", proc("/etc/passwd"), 126, `exec: "/etc/passwd": permission denied`},
+		{"working directory closed to the user", private, 126, "exec: working directory /tmp/private: permission denied"},
+	} {
+		_, err := h.Exec(ctx, tt.proc, nil)
+		var se *StartError
+		if !errors.As(err, &se) || se.ExitCode != tt.code || se.Msg != tt.msg {
+			t.Errorf("%s: %v, want exit %d and %q", tt.name, err, tt.code, tt.msg)
+		}
+	}
+}
+
+// An exec'd process has the container's limits: those its spec gives, and
+// otherwise the container's open-file limit rather than the monitor's.
+func TestExecLimits(t *testing.T) {
+	checkLeaks(t)
+	for _, rl := range [][]Rlimit{nil, {{Type: "RLIMIT_NOFILE", Soft: 1000, Hard: 2000}}} {
+		spec := testSpec(t, "sleep", "100")
+		spec.Process.Rlimits = rl
+		h := running(t, spec)
+		if rl == nil {
+			// Unlike any limit the monitor could have of its own.
+			var lim unix.Rlimit
+			if err := unix.Prlimit(h.State().Pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
+				t.Fatal(err)
+			}
+			lim.Cur = 513
+			if err := unix.Prlimit(h.State().Pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p := spec.Process
+		p.Args = []string{"sh", "-c", "echo $(ulimit -n) $(ulimit -Hn)"}
+		var out syncBuffer
+		ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
+			t.Fatalf("%+v %v", es, err)
+		}
+		cancel()
+		var lim unix.Rlimit
+		if err := unix.Prlimit(h.State().Pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%d %d\n", lim.Cur, lim.Max); out.String() != want {
+			t.Errorf("rlimits %v: exec'd process has %q open files, the container %q", rl, out.String(), want)
+		}
+		if rl != nil && lim.Cur != 1000 {
+			t.Errorf("the container's open-file limit is %d, its spec says 1000", lim.Cur)
+		}
+	}
 }

@@ -454,14 +454,14 @@ func (m *monitor) spawn(cmd *command) error {
 		}
 		join[ns] = path
 	}
-	return spawnIn(cmd, join)
+	return spawnIn(join, cmd.Start)
 }
 
-// spawnIn starts cmd from a thread that first entered the namespaces in
-// join, kind to path.
-func spawnIn(cmd *command, join map[string]string) error {
+// spawnIn calls start, which starts a process, on a thread that first
+// entered the namespaces in join, kind to path.
+func spawnIn(join map[string]string, start func() error) error {
 	if len(join) == 0 {
-		return cmd.Start()
+		return start()
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -481,7 +481,7 @@ func spawnIn(cmd *command, join map[string]string) error {
 				return
 			}
 		}
-		errc <- cmd.Start()
+		errc <- start()
 	}()
 	return <-errc
 }

@@ -22,7 +22,6 @@ type command struct {
 	Stderr      *os.File
 	ExtraFiles  []*os.File // descriptors 3 and up
 	SysProcAttr *syscall.SysProcAttr
-	UserNS      *os.File // a user namespace the process joins, as its root; SysProcAttr's namespace fields must be unset
 
 	Process *os.Process // once started
 }
@@ -50,9 +49,6 @@ func (c *command) Start() error {
 	env := c.Env
 	if env == nil {
 		env = []string{}
-	}
-	if c.UserNS != nil {
-		return c.startInUserNS(files, env)
 	}
 	p, err := os.StartProcess(c.Path, c.Args, &os.ProcAttr{Dir: c.Dir, Env: env, Files: files, Sys: c.SysProcAttr})
 	if err != nil {

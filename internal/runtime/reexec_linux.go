@@ -47,10 +47,6 @@ func MaybeReexec() {
 		goruntime.LockOSThread()
 		initMain()
 		os.Exit(125)
-	case execArg0:
-		goruntime.LockOSThread()
-		execMain()
-		os.Exit(125)
 	case monitorArg0:
 		monitorMain()
 		os.Exit(0)

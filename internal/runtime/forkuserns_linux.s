@@ -1,2 +1,0 @@
-// This file lets forkuserns_linux.go declare the runtime's fork hooks, which
-// it links by name, without bodies.
