@@ -330,7 +330,17 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 			join[ns] = fmt.Sprintf("/proc/%d/ns/%s", initPid, ns)
 		}
 	}
+	// Straight into its cgroup on v2; on v1, or without clone3, the child
+	// waits for joinCgroup.
 	var joinCgroup func(pid int) error
+	if m.group != nil {
+		joinCgroup = func(pid int) error {
+			if err := m.group.Add(pid); err != nil {
+				return fmt.Errorf("cgroup: %w", err)
+			}
+			return nil
+		}
+	}
 	if m.group != nil && m.group.V2() {
 		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -338,13 +348,6 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		}
 		defer unix.Close(fd)
 		s.cgroupFD = fd
-	} else if m.group != nil {
-		joinCgroup = func(pid int) error {
-			if err := m.group.Add(pid); err != nil {
-				return fmt.Errorf("cgroup: %w", err)
-			}
-			return nil
-		}
 	}
 	// The container's open-file limit, where the process sets none: this
 	// monitor's own is the one the Go runtime raised.

@@ -202,3 +202,52 @@ func TestExecLimits(t *testing.T) {
 		}
 	}
 }
+
+// Where clone3 is missing (old kernels, Docker's default seccomp profile),
+// an exec'd process comes from clone and joins the container's cgroups
+// before it goes on; it is in the same namespaces and cgroups as with
+// clone3.
+func TestExecWithoutClone3(t *testing.T) {
+	checkLeaks(t)
+	noClone3.Store(true)
+	defer noClone3.Store(false)
+	for _, userns := range []bool{false, true} {
+		spec := testSpec(t, "sleep", "100")
+		if userns {
+			spec.Namespaces.New = append(spec.Namespaces.New, "user")
+			spec.Namespaces.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+			spec.Namespaces.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		}
+		h := running(t, spec)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p := spec.Process
+		p.Args = []string{"sh", "-c", "for n in user mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup"}
+		var out syncBuffer
+		ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
+			t.Fatalf("%+v %v", es, err)
+		}
+		cancel()
+		init := itoa(h.State().Pid)
+		var want strings.Builder
+		for _, n := range []string{"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+			l, err := os.Readlink("/proc/" + init + "/ns/" + n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.WriteString(l + "\n")
+		}
+		// The init's cgroups, as its own cgroup namespace shows them.
+		cg, err := h.Exec(context.Background(), &Process{Args: []string{"cat", "/proc/1/cgroup"}, Env: p.Env, User: p.User, Caps: p.Caps, NoNewPrivs: p.NoNewPrivs}, &Stdio{Stdout: &want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cg.Wait(context.Background())
+		if out.String() != want.String() {
+			t.Errorf("user namespace %v: exec'd process in\n%s\ncontainer in\n%s", userns, out.String(), want.String())
+		}
+	}
+}

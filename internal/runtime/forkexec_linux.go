@@ -8,6 +8,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -25,7 +26,10 @@ import (
 // before it is in the container's mount namespace and has dropped its
 // privileges down to a few system calls, during which it is not dumpable,
 // so that nothing in the container can ptrace it or reach the host
-// through /proc/PID/root or cwd (the CVE-2016-9962 family).
+// through /proc/PID/root or cwd (the CVE-2016-9962 family). (Coverage
+// counters, which go test -cover puts in these functions too, are plain
+// stores in the child's copy of memory; under -race they would go through
+// the race runtime, so do not combine the two for this package.)
 
 //go:linkname beforeFork syscall.runtime_BeforeFork
 func beforeFork()
@@ -82,31 +86,33 @@ type rlimitSet struct {
 // execChild is everything the child of forkExec works from, prepared by
 // the parent. Descriptors are the parent's, all above 2 and close-on-exec.
 type execChild struct {
-	clone    cloneArgs
-	userns   int // -1: the host's
-	mntns    int
-	cgroupns int // -1: stay
-	wait     int // -1: none; else one byte comes on it once the child is in its cgroups
-	errPipe  int
-	stdio    [3]int
-	setctty  bool
-	rlimits  []rlimitSet
-	oomPath  *byte // nil: keep
-	oomValue []byte
-	mkdirs   []*byte // the working directory and its parents, made if missing
-	cwd      *byte
-	filter   *unix.SockFprog // nil: none
-	early    bool            // load filter before giving up root, which it needs without no_new_privs
-	drop     []uintptr       // capabilities dropped from the bounding set
-	groups   []uint32
-	uid, gid uintptr
-	setCaps  bool
-	capHdr   unix.CapUserHeader
-	capData  [2]unix.CapUserData
-	nnp      bool
-	paths    []*byte // the command's candidates, tried in order
-	argv     []*byte
-	envv     []*byte
+	useClone3      bool
+	clone          cloneArgs
+	cloneA, cloneB uintptr // clone's first arguments, when not clone3
+	userns         int     // -1: the host's
+	mntns          int
+	cgroupns       int // -1: stay
+	wait           int // -1: none; else one byte comes on it once the child is in its cgroups
+	errPipe        int
+	stdio          [3]int
+	setctty        bool
+	rlimits        []rlimitSet
+	oomPath        *byte // nil: keep
+	oomValue       []byte
+	mkdirs         []*byte // the working directory and its parents, made if missing
+	cwd            *byte
+	filter         *unix.SockFprog // nil: none
+	early          bool            // load filter before giving up root, which it needs without no_new_privs
+	drop           []uintptr       // capabilities dropped from the bounding set
+	groups         []uint32
+	uid, gid       uintptr
+	setCaps        bool
+	capHdr         unix.CapUserHeader
+	capData        [2]unix.CapUserData
+	nnp            bool
+	paths          []*byte // the command's candidates, tried in order
+	argv           []*byte
+	envv           []*byte
 
 	// Kept alive with the child, which reads through pointers into them.
 	filterProg []unix.SockFilter
@@ -259,51 +265,95 @@ func commandPaths(file string, env []string) []string {
 // start starts the child with s's stdio on the calling thread, whose
 // namespaces the child has, and returns its pid once it has executed the
 // command; a failure of the child comes back as a *StartError with
-// Docker's exit code. With a wait, join is called with the child's pid
-// before the child goes on: it puts the child in its cgroups.
+// Docker's exit code. join puts a child in its cgroups when it was not
+// cloned into them (cgroup v1, or a kernel without clone3, or seccomp
+// refusing it as Docker's default profile does): it is called with the
+// child's pid before the child goes on.
 func (c *execChild) start(s *execSetup, join func(pid int) error) (int, error) {
-	var errPipe [2]int
-	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
-		return 0, err
-	}
-	defer unix.Close(errPipe[0])
-	var wait [2]int
-	if join != nil {
-		if err := unix.Pipe2(wait[:], unix.O_CLOEXEC); err != nil {
-			unix.Close(errPipe[1])
-			return 0, err
-		}
-		defer unix.Close(wait[1])
-		c.wait = wait[0]
-	}
-	c.errPipe = errPipe[1]
-	pid, err := c.fork(s)
-	unix.Close(errPipe[1])
-	if join != nil {
-		unix.Close(wait[0])
+	clone3 := !noClone3.Load()
+	pid, report, err := c.spawn(s, join, clone3)
+	if errors.Is(err, unix.ENOSYS) && clone3 {
+		noClone3.Store(true)
+		pid, report, err = c.spawn(s, join, false)
 	}
 	if err != nil {
 		return 0, err
 	}
-	if join != nil {
-		if err := join(pid); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			return 0, err
-		}
-		if _, err := unix.Write(wait[1], []byte{1}); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			return 0, err
-		}
-	}
+	defer unix.Close(report)
 	// The pipe closes at the exec; a report on it is the child's failure.
 	var ce childError
 	buf := (*[unsafe.Sizeof(ce)]byte)(unsafe.Pointer(&ce))[:]
-	if n, _ := readFull(errPipe[0], buf); n == len(buf) {
+	if n, _ := readFull(report, buf); n == len(buf) {
 		var ws syscall.WaitStatus
 		syscall.Wait4(pid, &ws, 0, nil) // the monitor's reaper may get there first
 		return 0, c.explain(s.proc, ce)
 	}
 	return pid, nil
+}
+
+// noClone3 is set once clone3 has answered ENOSYS.
+var noClone3 atomic.Bool
+
+// spawn starts the child, with clone3 or clone, and lets it go on once it
+// is in its cgroups; it returns the child's pid and the end of its error
+// pipe to read.
+func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (pid, report int, err error) {
+	c.useClone3 = clone3
+	c.cloneArgs()
+	intoCgroup := clone3 && s.cgroupFD >= 0
+	if !intoCgroup && s.cgroupFD >= 0 && join == nil {
+		return 0, -1, errors.New("no way into the cgroup without clone3")
+	}
+	var errPipe [2]int
+	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
+		return 0, -1, err
+	}
+	c.errPipe, c.wait = errPipe[1], -1
+	wait := [2]int{-1, -1}
+	if join != nil && !intoCgroup {
+		if err := unix.Pipe2(wait[:], unix.O_CLOEXEC); err != nil {
+			unix.Close(errPipe[0])
+			unix.Close(errPipe[1])
+			return 0, -1, err
+		}
+		defer unix.Close(wait[1])
+		c.wait = wait[0]
+	}
+	if !intoCgroup {
+		c.clone.flags &^= unix.CLONE_INTO_CGROUP
+	}
+	pid, err = c.fork(s)
+	unix.Close(errPipe[1])
+	if wait[0] >= 0 {
+		unix.Close(wait[0])
+	}
+	if err != nil {
+		unix.Close(errPipe[0])
+		return 0, -1, err
+	}
+	if c.wait >= 0 {
+		err := join(pid)
+		if err == nil {
+			_, err = unix.Write(wait[1], []byte{1})
+		}
+		if err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+			unix.Close(errPipe[0])
+			return 0, -1, err
+		}
+	}
+	return pid, errPipe[0], nil
+}
+
+// cloneArgs sets the arguments of clone, for when clone3 is not to be used:
+// a fork that signals SIGCHLD, the stack argument first on s390x.
+func (c *execChild) cloneArgs() {
+	c.cloneA, c.cloneB = uintptr(unix.SIGCHLD), 0
+	if goruntime.GOARCH == "s390x" {
+		c.cloneA, c.cloneB = 0, uintptr(unix.SIGCHLD)
+	}
 }
 
 // fork starts the child with copies of the stdio descriptors numbered above
@@ -329,7 +379,11 @@ func (c *execChild) fork(s *execSetup) (int, error) {
 	goruntime.KeepAlive(c)
 	goruntime.KeepAlive(s)
 	if errno != 0 {
-		return 0, os.NewSyscallError("clone3", errno)
+		name := "clone3"
+		if !c.useClone3 {
+			name = "clone"
+		}
+		return 0, os.NewSyscallError(name, errno)
 	}
 	return pid, nil
 }
@@ -406,8 +460,14 @@ func readFull(fd int, b []byte) (int, error) {
 //go:noinline
 func forkExec(c *execChild) (pid int, errno syscall.Errno) {
 	var ce childError
+	var r uintptr
+	var e syscall.Errno
 	beforeFork()
-	r, _, e := syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&c.clone)), unsafe.Sizeof(c.clone), 0)
+	if c.useClone3 {
+		r, _, e = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&c.clone)), unsafe.Sizeof(c.clone), 0)
+	} else {
+		r, _, e = syscall.RawSyscall6(unix.SYS_CLONE, c.cloneA, c.cloneB, 0, 0, 0, 0)
+	}
 	if e != 0 || r != 0 {
 		afterFork()
 		return int(r), e
