@@ -19,6 +19,10 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // the new namespaces. It returns only on a bug; every failure exits with
 // Docker's code after telling the monitor why.
 func initMain() {
+	// Not to be ptraced, nor its /proc entries read, by processes of a
+	// container whose pid namespace it joins, while it still holds the
+	// monitor's privileges and mounts; the exec of the command resets it.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	syncF := os.NewFile(initSyncFD, "sync")
 	fail := func(code int, format string, args ...any) {
 		b, _ := json.Marshal(initMsg{Code: code, Msg: fmt.Sprintf(format, args...)})
