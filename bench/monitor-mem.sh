@@ -24,7 +24,19 @@ fi
 if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
 
 WORK=$(mktemp -d /tmp/bench-mem.XXXXXX)
-on_exit "rm -rf '$WORK' 2>/dev/null || { sleep 1; rm -rf '$WORK'; }"
+# podman's cleanup processes may still mount and unmount its storage as
+# this exits: unmount what is left under WORK (in this mount namespace
+# only) and retry.
+remove_work() {
+	local try
+	for try in 1 2 3 4 5; do
+		awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+		rm -rf "$WORK" 2>/dev/null && return
+		sleep 1
+	done
+	rm -rf "$WORK"
+}
+on_exit remove_work
 RUNLOG=$WORK/run.log
 build_dock "building dock (CGO_ENABLED=0)"
 
