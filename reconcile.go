@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dockkit/dock/internal/atomicfile"
+	"github.com/dockkit/dock/internal/runtime"
 )
 
 var errLocked = errors.New("locked by another program")
@@ -167,6 +168,12 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 	booted := h.newBoot()
 	var restart []*Container
 	for id := range known {
+		// Only an exited container may need recovering, restarting or
+		// removing; reading its state alone keeps an Open cheap among
+		// many running containers.
+		if st, err := runtime.ReadState(filepath.Join(dir, id)); err == nil && st.Status != runtime.Stopped {
+			continue
+		}
 		c, err := h.loadContainer(id)
 		if err != nil {
 			continue

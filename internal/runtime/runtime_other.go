@@ -32,6 +32,9 @@ func Start(context.Context, *Spec, *Stdio) (*Handle, error) { return nil, errNot
 // Load fails with ErrNotSupported off Linux.
 func Load(string) (*Handle, error) { return nil, errNotSupported }
 
+// ReadState fails with ErrNotSupported.
+func ReadState(string) (State, error) { return State{}, errNotSupported }
+
 // State returns a zero state.
 func (h *Handle) State() State { return State{} }
 

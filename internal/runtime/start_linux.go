@@ -329,14 +329,19 @@ func Load(stateDir string) (*Handle, error) {
 
 // readState reads state.json and notices a monitor that died without
 // recording the container's end.
-func (h *Handle) readState() (State, error) {
-	st, err := readState(h.stateDir)
+func (h *Handle) readState() (State, error) { return ReadState(h.stateDir) }
+
+// ReadState reads the state of the container in stateDir as [Handle.State]
+// has it, without loading the rest: a container whose monitor died without
+// recording its end reads as stopped, exit code 255, with an Error.
+func ReadState(stateDir string) (State, error) {
+	st, err := readState(stateDir)
 	if err != nil {
 		return st, err
 	}
-	if st.Status == Running && st.MonitorPid > 0 && !monitorAlive(st.MonitorPid, h.stateDir) {
+	if st.Status == Running && st.MonitorPid > 0 && !monitorAlive(st.MonitorPid, stateDir) {
 		// Read again: the monitor may have recorded the exit just now.
-		if st2, err := readState(h.stateDir); err == nil && st2.Status != Running {
+		if st2, err := readState(stateDir); err == nil && st2.Status != Running {
 			return st2, nil
 		}
 		st.Status = Stopped
