@@ -154,15 +154,29 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 		}
 		h.snap.Remove(ctx, key)
 	}
-	// Names that point at no container.
+	// Names that point at no container, unless a create under way holds
+	// them: it links the name before it makes the container's directory.
 	if names, err := os.ReadDir(h.namesDir()); err == nil {
 		for _, n := range names {
 			link := filepath.Join(h.namesDir(), n.Name())
-			if id, err := os.Readlink(link); err == nil && !known[id] {
-				if _, err := os.Stat(filepath.Join(dir, id)); os.IsNotExist(err) {
-					os.Remove(link)
-				}
+			id, err := os.Readlink(link)
+			if err != nil || known[id] {
+				continue
 			}
+			if len(id) != 64 || !isHexID(id) {
+				os.Remove(link) // no create makes such an ID
+				continue
+			}
+			lock := filepath.Join(h.root, "tmp", "create-"+id+".lock")
+			release, err := lockPath(ctx, lock, false)
+			if err != nil {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, id)); os.IsNotExist(err) {
+				os.Remove(link)
+				os.Remove(lock)
+			}
+			release()
 		}
 	}
 	booted := h.newBoot()

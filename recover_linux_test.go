@@ -125,3 +125,40 @@ func TestRestartAfterBoot(t *testing.T) {
 		t.Errorf("unless-stopped, stopped by hand, after a boot: %+v, want exited", st)
 	}
 }
+
+// Open leaves alone the name a create under way has linked before making
+// its container's directory, and removes one whose create died.
+func TestOpenKeepsNameOfCreateUnderWay(t *testing.T) {
+	h := newHost(t)
+	id := randomHex(32)
+	unlock, err := h.lockScratch("create-" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(h.namesDir(), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(h.namesDir(), "being-made")
+	if err := os.Symlink(id, link); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func() {
+		h2, err := Open(context.Background(), WithRoot(h.Root()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2.Close()
+	}
+	reopen()
+	if _, err := os.Lstat(link); err != nil {
+		t.Fatalf("Open removed the name of a create under way: %v", err)
+	}
+	unlock() // the create died
+	reopen()
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Fatalf("Open kept the name of a create that died: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.Root(), "tmp", "create-"+id+".lock")); !os.IsNotExist(err) {
+		t.Errorf("the dead create's lock file stays: %v", err)
+	}
+}
