@@ -11,6 +11,7 @@ import (
 	"path"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -290,11 +291,16 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	}
 
 	m.mu.Lock()
-	if m.done || m.cmd == nil {
+	if m.done || m.ending || m.cmd == nil {
 		m.mu.Unlock()
 		return 0, nil, errors.New(errNotRunning)
 	}
-	initPid := m.pid
+	if m.paused {
+		// Its process would freeze as it joins the cgroup.
+		m.mu.Unlock()
+		return 0, nil, errors.New("the container is paused")
+	}
+	initPid, initProc := m.pid, m.cmd.Process
 	m.mu.Unlock()
 	nsFile := func(ns string) (*os.File, error) {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", initPid, ns))
@@ -323,12 +329,20 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		}
 		defer s.cgroupns.Close()
 	}
-	// The others are entered before the clone, by the thread that makes it.
-	join := map[string]string{}
 	for _, ns := range []string{"pid", "net", "ipc", "uts"} {
 		if spec.hasNew(ns) || spec.Namespaces.Join[ns] != "" {
-			join[ns] = fmt.Sprintf("/proc/%d/ns/%s", initPid, ns)
+			f, err := nsFile(ns)
+			if err != nil {
+				return 0, nil, err
+			}
+			defer f.Close()
+			s.joins, s.joinFlags = append(s.joins, f), append(s.joinFlags, nsFlags[ns])
 		}
+	}
+	// The files are the init's only if it still ran once they were open:
+	// its pid is free again once it has been reaped.
+	if err := initProc.Signal(syscall.Signal(0)); err != nil {
+		return 0, nil, errors.New(errNotRunning)
 	}
 	// Straight into its cgroup on v2; on v1, or without clone3, the child
 	// waits for joinCgroup.
@@ -360,19 +374,20 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		return 0, nil, &StartError{ExitCode: 125, Msg: "exec: " + err.Error()}
 	}
 
-	// Registered before the reaper can see it go.
+	// Registered as soon as its pid is known; the reaper keeps the status
+	// of a process that ended before that.
 	exited := make(chan syscall.WaitStatus, 1)
-	var pid int
-	m.mu.Lock()
-	err = spawnIn(join, func() error {
-		var err error
-		pid, err = child.start(s, joinCgroup)
-		return err
-	})
-	if err == nil {
+	spawned := time.Now()
+	register := func(pid int) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if ws, ok := m.claim(pid, spawned); ok {
+			exited <- ws
+			return
+		}
 		m.execs[pid] = exited
 	}
-	m.mu.Unlock()
+	pid, err := child.start(s, joinCgroup, register)
 	if err != nil {
 		var se *StartError
 		if errors.As(err, &se) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -249,5 +250,83 @@ func TestExecWithoutClone3(t *testing.T) {
 		if out.String() != want.String() {
 			t.Errorf("user namespace %v: exec'd process in\n%s\ncontainer in\n%s", userns, out.String(), want.String())
 		}
+	}
+}
+
+// A container whose processes may ptrace and stop each other
+// (CAP_SYS_PTRACE) never sees an exec'd process before it is in the
+// container's mount namespace, so it cannot reach the host through its
+// /proc entries; stopping the exec'd process on its way in does not lock
+// up the monitor; and an exec into a paused container is refused.
+func TestExecHostileContainer(t *testing.T) {
+	checkLeaks(t)
+	marker := filepath.Join(t.TempDir(), "host-only")
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, "sh", "-c", `while :; do
+		kill -STOP -1 2>/dev/null
+		for r in /proc/[0-9]*/root; do [ -e "$r`+marker+`" ] && echo "escape through $r"; done
+		kill -CONT -1 2>/dev/null
+	done`)
+	spec.Process.Caps = append(spec.Process.Caps, "CAP_SYS_PTRACE", "CAP_KILL")
+	var out syncBuffer
+	h, err := start(t, spec, &Stdio{Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := func(args ...string) *Process {
+		p := spec.Process
+		p.Args = args
+		return &p
+	}
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p, err := h.Exec(ctx, proc("true"), nil)
+		if err == nil {
+			_, err = p.Wait(ctx)
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("exec %d: %v", i, err)
+		}
+	}
+	if strings.Contains(out.String(), "escape") {
+		t.Fatalf("the container reached the host:\n%s", out.String())
+	}
+	h.Kill(syscall.SIGKILL)
+	h.Wait(context.Background())
+
+	// Stopped for good on its way in: the monitor still answers.
+	spec = testSpec(t, "sh", "-c", "while :; do kill -STOP -1 2>/dev/null; done")
+	spec.Process.Caps = append(spec.Process.Caps, "CAP_KILL")
+	h = running(t, spec)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if p, err := h.Exec(ctx, proc("true"), nil); err == nil {
+			p.Wait(ctx)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := h.Kill(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.Wait(ctx); err != nil {
+		t.Fatalf("the monitor did not report the container's end: %v", err)
+	}
+
+	spec = testSpec(t, "sleep", "100")
+	h = running(t, spec)
+	if err := h.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Exec(ctx, proc("true"), nil); err == nil || !strings.Contains(err.Error(), "paused") {
+		t.Errorf("exec into a paused container: %v", err)
+	}
+	if err := h.Resume(); err != nil {
+		t.Fatal(err)
 	}
 }

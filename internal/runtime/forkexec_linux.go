@@ -10,26 +10,33 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/dockkit/dock/internal/caps"
 	"golang.org/x/sys/unix"
 )
 
-// A process exec'd into a running container is a child of the monitor from
-// a raw clone that becomes the user's command with system calls alone, as
-// package syscall's child does between fork and exec: under the runtime's
-// fork hooks (signals blocked, a stack that must not grow), allocating
-// nothing. That lets it join the container's user and mount namespaces,
-// which a process joins only while it has one thread, which no Go program
-// has; and it keeps the time it spends in the container's pid namespace
-// before it is in the container's mount namespace and has dropped its
-// privileges down to a few system calls, during which it is not dumpable,
-// so that nothing in the container can ptrace it or reach the host
-// through /proc/PID/root or cwd (the CVE-2016-9962 family). (Coverage
-// counters, which go test -cover puts in these functions too, are plain
-// stores in the child's copy of memory; under -race they would go through
-// the race runtime, so do not combine the two for this package.)
+// A process exec'd into a running container comes from raw clones of the
+// monitor that work with system calls alone, as package syscall's child
+// does between fork and exec: under the runtime's fork hooks (signals
+// blocked, a stack that must not grow), allocating nothing. That lets them
+// join the container's user and mount namespaces, which a process joins
+// only while it has one thread, which no Go program has.
+//
+// The first child stays in the host's pid namespace, where nothing in the
+// container can see it: it makes itself undumpable, joins the container's
+// namespaces (its pid namespace for its children), its cgroups, and drops
+// to the process's privileges. Then it clones the process itself into the
+// container's pid namespace as the monitor's child (CLONE_PARENT), reports
+// that pid and exits. The process takes its session and terminal and
+// executes the command. So a process of the container sees it only once
+// it is in the container's mount namespace with its privileges dropped,
+// and cannot ptrace it or reach the host through its /proc entries (the
+// CVE-2016-9962 family). (Coverage counters, which go test -cover puts in
+// these functions too, are plain stores in the child's copy of memory;
+// under -race they would go through the race runtime, so do not combine
+// the two for this package.)
 
 //go:linkname beforeFork syscall.runtime_BeforeFork
 func beforeFork()
@@ -50,19 +57,18 @@ type cloneArgs struct {
 // atFDCWD is AT_FDCWD as a system call argument.
 const atFDCWD = ^uintptr(99) // -100
 
-// The steps of the child, as it reports the one that failed.
+// The steps of the children, as they report the one that failed.
 const (
 	stageDumpable = iota
+	stageOOMScore
 	stageUserNS
 	stageNSRoot
+	stageNamespace
 	stageMountNS
-	stageSession
 	stageStdio
-	stageTerminal
 	stageWait
 	stageCgroupNS
 	stageRlimit
-	stageOOMScore
 	stageWorkdir
 	stageSeccomp
 	stageBounding
@@ -70,12 +76,28 @@ const (
 	stageCaps
 	stageNoNewPrivs
 	stageUserWorkdir
+	stageSpawn
+	stageSession
+	stageTerminal
 	stageExec
 )
 
-// childError is what the child writes to its error pipe when it stops.
+// What a child writes to the report pipe: the first child the process's
+// pid, or either of them the step that failed.
+const (
+	reportFailed = iota
+	reportPid
+)
+
+// childError is one report on the pipe.
 type childError struct {
-	Stage, Errno, Index uint32
+	Kind, Stage, Errno, Index, Pid uint32
+}
+
+// nsJoin is a namespace the first child joins.
+type nsJoin struct {
+	fd   int
+	flag uintptr
 }
 
 type rlimitSet struct {
@@ -89,14 +111,18 @@ type execChild struct {
 	useClone3      bool
 	clone          cloneArgs
 	cloneA, cloneB uintptr // clone's first arguments, when not clone3
+	finalA, finalB uintptr // those of the clone of the process
 	userns         int     // -1: the host's
+	joins          []nsJoin
 	mntns          int
 	cgroupns       int // -1: stay
 	wait           int // -1: none; else one byte comes on it once the child is in its cgroups
+	waitW          int // the other end of wait, which the child closes
 	errPipe        int
 	stdio          [3]int
 	setctty        bool
 	rlimits        []rlimitSet
+	rlimitNames    []string
 	oomPath        *byte // nil: keep
 	oomValue       []byte
 	mkdirs         []*byte // the working directory and its parents, made if missing
@@ -123,6 +149,8 @@ type execSetup struct {
 	proc       *Process
 	filter     []unix.SockFilter
 	userns     *os.File // nil: none
+	joins      []*os.File
+	joinFlags  []uintptr
 	mntns      *os.File
 	cgroupns   *os.File // nil: none
 	cgroupFD   int      // -1: join the cgroup later (v1)
@@ -137,8 +165,15 @@ func newExecChild(s *execSetup) (*execChild, error) {
 	if len(p.Args) == 0 {
 		return nil, errors.New("no command")
 	}
-	c := &execChild{userns: -1, cgroupns: -1, wait: -1, mntns: int(s.mntns.Fd())}
+	c := &execChild{userns: -1, cgroupns: -1, wait: -1, waitW: -1, mntns: int(s.mntns.Fd())}
 	c.clone.exitSignal = uint64(unix.SIGCHLD)
+	c.finalA, c.finalB = unix.CLONE_PARENT|uintptr(unix.SIGCHLD), 0
+	if goruntime.GOARCH == "s390x" {
+		c.finalA, c.finalB = 0, c.finalA
+	}
+	for i, f := range s.joins {
+		c.joins = append(c.joins, nsJoin{int(f.Fd()), s.joinFlags[i]})
+	}
 	if s.cgroupFD >= 0 {
 		c.clone.flags |= unix.CLONE_INTO_CGROUP
 		c.clone.cgroup = uint64(s.cgroupFD)
@@ -159,13 +194,17 @@ func newExecChild(s *execSetup) (*execChild, error) {
 		}
 		haveNofile = haveNofile || r == unix.RLIMIT_NOFILE
 		c.rlimits = append(c.rlimits, rlimitSet{uintptr(r), unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}})
+		c.rlimitNames = append(c.rlimitNames, rl.Type)
 	}
 	// The monitor's own soft limit is the one the Go runtime raised.
 	if !haveNofile && s.nofile != nil {
 		c.rlimits = append(c.rlimits, rlimitSet{unix.RLIMIT_NOFILE, *s.nofile})
+		c.rlimitNames = append(c.rlimitNames, "RLIMIT_NOFILE")
 	}
 	var err error
 	if p.OOMScoreAdj != nil {
+		// Written first, through this monitor's /proc, before the child
+		// is in the container's mount namespace or under its limits.
 		if c.oomPath, err = unix.BytePtrFromString("/proc/self/oom_score_adj"); err != nil {
 			return nil, err
 		}
@@ -262,41 +301,94 @@ func commandPaths(file string, env []string) []string {
 	return out
 }
 
-// start starts the child with s's stdio on the calling thread, whose
-// namespaces the child has, and returns its pid once it has executed the
-// command; a failure of the child comes back as a *StartError with
-// Docker's exit code. join puts a child in its cgroups when it was not
-// cloned into them (cgroup v1, or a kernel without clone3, or seccomp
-// refusing it as Docker's default profile does): it is called with the
-// child's pid before the child goes on.
-func (c *execChild) start(s *execSetup, join func(pid int) error) (int, error) {
+// start starts the process with s's stdio and returns its pid once it has
+// executed the command; a failure comes back as a *StartError with
+// Docker's exit code. join puts the first child in the container's
+// cgroups when it was not cloned into them (cgroup v1, or a kernel or
+// seccomp profile without clone3, as Docker's default profile): it is
+// called with that child's pid before the child goes on. register is
+// called with the process's pid as soon as it is known, before the process
+// can have been reaped.
+func (c *execChild) start(s *execSetup, join func(pid int) error, register func(pid int)) (int, error) {
 	clone3 := !noClone3.Load()
-	pid, report, err := c.spawn(s, join, clone3)
+	first, report, err := c.spawn(s, join, clone3)
 	if errors.Is(err, unix.ENOSYS) && clone3 {
 		noClone3.Store(true)
-		pid, report, err = c.spawn(s, join, false)
+		first, report, err = c.spawn(s, join, false)
 	}
 	if err != nil {
 		return 0, err
 	}
 	defer unix.Close(report)
-	// The pipe closes at the exec; a report on it is the child's failure.
 	var ce childError
 	buf := (*[unsafe.Sizeof(ce)]byte)(unsafe.Pointer(&ce))[:]
-	if n, _ := readFull(report, buf); n == len(buf) {
-		var ws syscall.WaitStatus
-		syscall.Wait4(pid, &ws, 0, nil) // the monitor's reaper may get there first
+
+	// The first child reports the process's pid, or its failure; it is
+	// out of the container's reach, so this comes promptly.
+	n, err := readReport(report, buf)
+	if n != len(buf) {
+		unix.Kill(first, unix.SIGKILL)
+		if err == nil {
+			err = errors.New("the exec'd process's parent ended without a word")
+		}
+		return 0, fmt.Errorf("exec: %w", err)
+	}
+	if ce.Kind != reportPid {
 		return 0, c.explain(s.proc, ce)
 	}
+	pid := int(ce.Pid)
+	register(pid)
+
+	// The process reports a failure, or the pipe closes at its exec.
+	if n, err := readReport(report, buf); n == len(buf) {
+		return 0, c.explain(s.proc, ce)
+	} else if err != nil {
+		// Stopped on its way in, by a process of the container.
+		unix.Kill(pid, unix.SIGKILL)
+		return 0, fmt.Errorf("exec: %w", err)
+	}
 	return pid, nil
+}
+
+// reportTimeout bounds each wait for a child's report: the children make
+// a few dozen system calls before they report or execute.
+const reportTimeout = 30 * time.Second
+
+// readReport reads one report from fd: len(b) bytes, or 0 at the end of
+// the pipe; it fails once reportTimeout passes with nothing.
+func readReport(fd int, b []byte) (int, error) {
+	deadline := time.Now().Add(reportTimeout)
+	n := 0
+	for n < len(b) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return n, errors.New("no report from the exec'd process within " + reportTimeout.String())
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, int(left/time.Millisecond)+1); err != nil && err != unix.EINTR {
+			return n, err
+		}
+		if fds[0].Revents == 0 {
+			continue
+		}
+		m, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if m <= 0 {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // noClone3 is set once clone3 has answered ENOSYS.
 var noClone3 atomic.Bool
 
-// spawn starts the child, with clone3 or clone, and lets it go on once it
-// is in its cgroups; it returns the child's pid and the end of its error
-// pipe to read.
+// spawn starts the first child, with clone3 or clone, and lets it go on
+// once it is in the container's cgroups; it returns the child's pid and
+// the end of the report pipe to read.
 func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (pid, report int, err error) {
 	c.useClone3 = clone3
 	c.cloneArgs()
@@ -308,7 +400,7 @@ func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (
 	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
 		return 0, -1, err
 	}
-	c.errPipe, c.wait = errPipe[1], -1
+	c.errPipe, c.wait, c.waitW = errPipe[1], -1, -1
 	wait := [2]int{-1, -1}
 	if join != nil && !intoCgroup {
 		if err := unix.Pipe2(wait[:], unix.O_CLOEXEC); err != nil {
@@ -317,7 +409,7 @@ func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (
 			return 0, -1, err
 		}
 		defer unix.Close(wait[1])
-		c.wait = wait[0]
+		c.wait, c.waitW = wait[0], wait[1]
 	}
 	if !intoCgroup {
 		c.clone.flags &^= unix.CLONE_INTO_CGROUP
@@ -338,8 +430,6 @@ func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (
 		}
 		if err != nil {
 			unix.Kill(pid, unix.SIGKILL)
-			var ws syscall.WaitStatus
-			syscall.Wait4(pid, &ws, 0, nil)
 			unix.Close(errPipe[0])
 			return 0, -1, err
 		}
@@ -397,6 +487,11 @@ func (c *execChild) explain(p *Process, ce childError) error {
 		switch errno {
 		case unix.ENOENT, unix.ENOTDIR:
 			code = 127
+			if ce.Index < uint32(len(c.paths)) {
+				// The file is there: its interpreter or loader is not.
+				return &StartError{ExitCode: code, Msg: fmt.Sprintf("exec: %q: %s: no such file or directory (its interpreter is missing)",
+					file, unix.BytePtrToString(c.paths[ce.Index]))}
+			}
 			if !strings.Contains(file, "/") {
 				return &StartError{ExitCode: code, Msg: fmt.Sprintf("exec: %q: executable file not found in $PATH", file)}
 			}
@@ -408,15 +503,14 @@ func (c *execChild) explain(p *Process, ce childError) error {
 	}
 	what := map[uint32]string{
 		stageDumpable:    "make the process undumpable",
+		stageOOMScore:    "oom_score_adj",
 		stageUserNS:      "enter the user namespace",
 		stageNSRoot:      "become the user namespace's root",
+		stageNamespace:   "enter the container's namespaces",
 		stageMountNS:     "enter the mount namespace",
-		stageSession:     "start a session",
 		stageStdio:       "set up stdio",
-		stageTerminal:    "take the terminal",
 		stageWait:        "wait for the cgroup",
 		stageCgroupNS:    "enter the cgroup namespace",
-		stageOOMScore:    "oom_score_adj",
 		stageWorkdir:     "working directory " + p.Cwd,
 		stageSeccomp:     "seccomp",
 		stageBounding:    "capabilities: bounding set",
@@ -424,9 +518,12 @@ func (c *execChild) explain(p *Process, ce childError) error {
 		stageCaps:        "capabilities",
 		stageNoNewPrivs:  "no_new_privs",
 		stageUserWorkdir: "working directory " + p.Cwd,
+		stageSpawn:       "start the process",
+		stageSession:     "start a session",
+		stageTerminal:    "take the terminal",
 	}[ce.Stage]
-	if ce.Stage == stageRlimit && int(ce.Index) < len(c.rlimits) {
-		what = fmt.Sprintf("rlimit %d", c.rlimits[ce.Index].resource)
+	if ce.Stage == stageRlimit && int(ce.Index) < len(c.rlimitNames) {
+		what = "rlimit " + c.rlimitNames[ce.Index]
 	}
 	code := 125
 	if ce.Stage == stageUserWorkdir {
@@ -435,25 +532,11 @@ func (c *execChild) explain(p *Process, ce childError) error {
 	return &StartError{ExitCode: code, Msg: fmt.Sprintf("exec: %s: %v", what, errno)}
 }
 
-// readFull reads into b until it is full, the end, or an error.
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Read(fd, b[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if m <= 0 {
-			return n, err
-		}
-		n += m
-	}
-	return n, nil
-}
-
-// forkExec clones the calling process; the child does c's work and
-// executes the command, or writes a childError to c.errPipe and exits
-// 253. It returns the child's pid in the parent.
+// forkExec clones the calling process; the first child does c's work and
+// clones the process, which executes the command. Each writes a childError
+// to c.errPipe when it stops short, the first child the process's pid when
+// it has started it, then exits 253. It returns the first child's pid in
+// the parent.
 //
 //go:norace
 //go:nocheckptr
@@ -480,8 +563,8 @@ func forkExec(c *execChild) (pid int, errno syscall.Errno) {
 	}
 }
 
-// childRun is the child's work: it returns only when a step fails, with
-// the step in ce.
+// childRun is the children's work: the first child's part returns with
+// the process's pid, or either's with the step that failed, in ce.
 //
 //go:norace
 //go:nocheckptr
@@ -495,29 +578,70 @@ func childRun(c *execChild, ce *childError) {
 		ce.Errno = uint32(e)
 		return
 	}
+	ce.Stage = stageSpawn
+	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, c.finalA, c.finalB, 0, 0, 0, 0)
+	if e != 0 {
+		ce.Errno = uint32(e)
+		return
+	}
+	if r != 0 {
+		ce.Kind, ce.Pid = reportPid, uint32(r)
+		return
+	}
+	// The process, in the container's pid namespace.
+	if e := childExec(c, ce); e != 0 {
+		ce.Errno = uint32(e)
+	}
+}
+
+// childExec is the process's part: its own session and terminal, then the
+// command, trying each candidate path as execvp does. It returns only when
+// it could not execute one, with the step in ce.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childExec(c *execChild, ce *childError) syscall.Errno {
+	ce.Stage = stageSession
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
+		return e
+	}
+	if c.setctty {
+		ce.Stage = stageTerminal
+		if _, _, e := syscall.RawSyscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0); e != 0 {
+			return e
+		}
+	}
 	ce.Stage = stageExec
+	ce.Index = uint32(len(c.paths))
 	denied := false
 	for i := 0; i < len(c.paths); i++ {
 		_, _, e := syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(c.paths[i])),
 			uintptr(unsafe.Pointer(&c.argv[0])), uintptr(unsafe.Pointer(&c.envv[0])))
 		if e == unix.ENOENT || e == unix.ENOTDIR {
+			// A file that is there lacks its interpreter or loader.
+			if _, _, ae := syscall.RawSyscall6(unix.SYS_FACCESSAT, atFDCWD, uintptr(unsafe.Pointer(c.paths[i])), unix.F_OK, 0, 0, 0); ae == 0 {
+				ce.Index = uint32(i)
+				return e
+			}
 			continue
 		}
 		if e == unix.EACCES {
 			denied = true
 			continue
 		}
-		ce.Errno, ce.Index = uint32(e), uint32(i)
-		return
+		ce.Index = uint32(i)
+		return e
 	}
-	ce.Errno = uint32(unix.ENOENT)
 	if denied {
-		ce.Errno = uint32(unix.EACCES)
+		return unix.EACCES
 	}
+	return unix.ENOENT
 }
 
-// childEnter moves the child into the container: namespaces, session,
-// stdio, cgroups, limits and working directory. It sets ce.Stage as it goes.
+// childEnter moves the first child into the container: undumpable, its
+// oom score, namespaces, stdio, cgroups, limits and working directory. It
+// sets ce.Stage as it goes.
 //
 //go:norace
 //go:nocheckptr
@@ -526,6 +650,19 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	ce.Stage = stageDumpable
 	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0); e != 0 {
 		return e
+	}
+	if c.oomPath != nil {
+		ce.Stage = stageOOMScore
+		fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.oomPath)),
+			unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
+		if e != 0 {
+			return e
+		}
+		_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.oomValue[0])), uintptr(len(c.oomValue)))
+		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		if e != 0 {
+			return e
+		}
 	}
 	if c.userns >= 0 {
 		ce.Stage = stageUserNS
@@ -543,12 +680,16 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
+	ce.Stage = stageNamespace
+	for i := 0; i < len(c.joins); i++ {
+		ce.Index = uint32(i)
+		if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.joins[i].fd), c.joins[i].flag, 0); e != 0 {
+			return e
+		}
+	}
+	ce.Index = 0
 	ce.Stage = stageMountNS
 	if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.mntns), unix.CLONE_NEWNS, 0); e != 0 {
-		return e
-	}
-	ce.Stage = stageSession
-	if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
 		return e
 	}
 	ce.Stage = stageStdio
@@ -557,14 +698,10 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
-	if c.setctty {
-		ce.Stage = stageTerminal
-		if _, _, e := syscall.RawSyscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0); e != 0 {
-			return e
-		}
-	}
 	if c.wait >= 0 {
 		ce.Stage = stageWait
+		// Without the monitor's end, the end of the pipe tells of its death.
+		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(c.waitW), 0, 0)
 		var b [1]byte
 		n, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(c.wait), uintptr(unsafe.Pointer(&b[0])), 1)
 		if e != 0 {
@@ -589,19 +726,6 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 		}
 	}
 	ce.Index = 0
-	if c.oomPath != nil {
-		ce.Stage = stageOOMScore
-		fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.oomPath)),
-			unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
-		if e != 0 {
-			return e
-		}
-		_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.oomValue[0])), uintptr(len(c.oomValue)))
-		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-		if e != 0 {
-			return e
-		}
-	}
 	ce.Stage = stageWorkdir
 	for i := 0; i < len(c.mkdirs); i++ {
 		_, _, e := syscall.RawSyscall(unix.SYS_MKDIRAT, atFDCWD, uintptr(unsafe.Pointer(c.mkdirs[i])), 0o755)

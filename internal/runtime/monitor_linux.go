@@ -55,8 +55,10 @@ type monitor struct {
 	started  time.Time
 	answered sync.WaitGroup // requests being answered
 
-	exe   string                          // the sealed binary, read-only here
-	execs map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
+	exe            string                          // the sealed binary, read-only here
+	execs          map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
+	unclaimed      map[int]unclaimedStatus         // the last statuses of processes not (yet) in execs
+	unclaimedOrder []int
 
 	mu      sync.Mutex
 	ending  bool // finish began: no more state changes but its own
@@ -71,6 +73,11 @@ type monitor struct {
 // monitorMain runs in the monitor process: start the container, report to
 // the caller, then serve requests and record the exit.
 func monitorMain() {
+	// What the caller handed down reaches the processes the monitor starts
+	// only where it passes it on itself.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		closeExtraFDs()
+	}
 	// Caught, not ignored: an ignored signal stays ignored across execve,
 	// and the container's processes must start with every default.
 	sigs := make(chan os.Signal, 8)
@@ -505,11 +512,52 @@ func (m *monitor) reap() {
 		m.mu.Lock()
 		ch := m.execs[pid]
 		delete(m.execs, pid)
+		if ch == nil {
+			m.keepUnclaimed(pid, ws)
+		}
 		m.mu.Unlock()
 		if ch != nil {
 			ch <- ws
 		}
 	}
+}
+
+// maxUnclaimed bounds the statuses the reaper keeps for processes it does
+// not know: an exec'd process that ended before its pid was registered,
+// among the orphans this subreaper inherits.
+const maxUnclaimed = 64
+
+// unclaimedStatus is the status of a process the reaper did not know, and
+// when it reaped it.
+type unclaimedStatus struct {
+	ws syscall.WaitStatus
+	at time.Time
+}
+
+// keepUnclaimed records the status of pid, which no exec has registered
+// (yet). The caller holds m.mu.
+func (m *monitor) keepUnclaimed(pid int, ws syscall.WaitStatus) {
+	if m.unclaimed == nil {
+		m.unclaimed = map[int]unclaimedStatus{}
+	}
+	if len(m.unclaimedOrder) >= maxUnclaimed {
+		delete(m.unclaimed, m.unclaimedOrder[0])
+		m.unclaimedOrder = m.unclaimedOrder[1:]
+	}
+	m.unclaimed[pid] = unclaimedStatus{ws, time.Now()}
+	m.unclaimedOrder = append(m.unclaimedOrder, pid)
+}
+
+// claim returns the status the reaper kept for pid if it reaped pid after
+// since (an earlier one was another process's, the pid since reused). The
+// caller holds m.mu.
+func (m *monitor) claim(pid int, since time.Time) (syscall.WaitStatus, bool) {
+	u, ok := m.unclaimed[pid]
+	if !ok {
+		return 0, false
+	}
+	delete(m.unclaimed, pid)
+	return u.ws, !u.at.Before(since)
 }
 
 // sealMountNS makes the monitor's mount namespace (new, from its clone) a
