@@ -133,6 +133,13 @@ func TestExecErrors(t *testing.T) {
 	if es, err := p.Wait(ctx); err != nil || es.ExitCode != 0 {
 		t.Fatalf("mkdir: %+v %v", es, err)
 	}
+	p, err = h.Exec(ctx, proc("sh", "-c", "printf '#!/no/interpreter\\n' > /tmp/script && chmod +x /tmp/script"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := p.Wait(ctx); err != nil || es.ExitCode != 0 {
+		t.Fatalf("script: %+v %v", es, err)
+	}
 	noPath := proc("sh")
 	noPath.Env = []string{"PATH="}
 	private := proc("true")
@@ -151,6 +158,7 @@ func TestExecErrors(t *testing.T) {
 		{"a directory", proc("/etc"), 126, `exec: "/etc": permission denied`},
 		{"not executable", proc("/etc/passwd"), 126, `exec: "/etc/passwd": permission denied`},
 		{"working directory closed to the user", private, 126, "exec: working directory /tmp/private: permission denied"},
+		{"missing interpreter", proc("/tmp/script"), 127, `exec: "/tmp/script": /tmp/script: no such file or directory (its interpreter is missing)`},
 	} {
 		_, err := h.Exec(ctx, tt.proc, nil)
 		var se *StartError
@@ -164,6 +172,25 @@ func TestExecErrors(t *testing.T) {
 // otherwise the container's open-file limit rather than the monitor's.
 func TestExecLimits(t *testing.T) {
 	checkLeaks(t)
+	t.Run("oom score under a small open-file limit", func(t *testing.T) {
+		spec := testSpec(t, "sleep", "100")
+		h := running(t, spec)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p := spec.Process
+		p.Args = []string{"cat", "/proc/self/oom_score_adj"}
+		adj := 500
+		p.OOMScoreAdj = &adj
+		p.Rlimits = []Rlimit{{Type: "RLIMIT_NOFILE", Soft: 4, Hard: 4}}
+		var out syncBuffer
+		ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 || out.String() != "500\n" {
+			t.Fatalf("%+v %v %q", es, err, out.String())
+		}
+	})
 	for _, rl := range [][]Rlimit{nil, {{Type: "RLIMIT_NOFILE", Soft: 1000, Hard: 2000}}} {
 		spec := testSpec(t, "sleep", "100")
 		spec.Process.Rlimits = rl
