@@ -16,6 +16,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// execOutput runs p in h and returns its standard output, failing the
+// test unless it exits 0.
+func execOutput(t *testing.T, h *Handle, p *Process) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out syncBuffer
+	ep, err := h.Exec(ctx, p, &Stdio{Stdout: &out})
+	if err != nil {
+		t.Fatalf("exec %q: %v", p.Args, err)
+	}
+	if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
+		t.Fatalf("exec %q: %+v %v: %q", p.Args, es, err, out.String())
+	}
+	return out.String()
+}
+
 func TestExec(t *testing.T) {
 	checkLeaks(t)
 	spec := testSpec(t, "sleep", "100")
@@ -175,20 +192,13 @@ func TestExecLimits(t *testing.T) {
 	t.Run("oom score under a small open-file limit", func(t *testing.T) {
 		spec := testSpec(t, "sleep", "100")
 		h := running(t, spec)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		p := spec.Process
 		p.Args = []string{"cat", "/proc/self/oom_score_adj"}
 		adj := 500
 		p.OOMScoreAdj = &adj
 		p.Rlimits = []Rlimit{{Type: "RLIMIT_NOFILE", Soft: 4, Hard: 4}}
-		var out syncBuffer
-		ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 || out.String() != "500\n" {
-			t.Fatalf("%+v %v %q", es, err, out.String())
+		if out := execOutput(t, h, &p); out != "500\n" {
+			t.Fatalf("oom_score_adj %q, want 500", out)
 		}
 	})
 	for _, rl := range [][]Rlimit{nil, {{Type: "RLIMIT_NOFILE", Soft: 1000, Hard: 2000}}} {
@@ -206,24 +216,15 @@ func TestExecLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		p := spec.Process
 		p.Args = []string{"sh", "-c", "echo $(ulimit -n) $(ulimit -Hn)"}
-		var out syncBuffer
-		ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
-			t.Fatalf("%+v %v", es, err)
-		}
-		cancel()
+		out := execOutput(t, h, &p)
 		var lim unix.Rlimit
 		if err := unix.Prlimit(h.State().Pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf("%d %d\n", lim.Cur, lim.Max); out.String() != want {
-			t.Errorf("rlimits %v: exec'd process has %q open files, the container %q", rl, out.String(), want)
+		if want := fmt.Sprintf("%d %d\n", lim.Cur, lim.Max); out != want {
+			t.Errorf("rlimits %v: exec'd process has %q open files, the container %q", rl, out, want)
 		}
 		if rl != nil && lim.Cur != 1000 {
 			t.Errorf("the container's open-file limit is %d, its spec says 1000", lim.Cur)
@@ -247,18 +248,9 @@ func TestExecWithoutClone3(t *testing.T) {
 			spec.Namespaces.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
 		}
 		h := running(t, spec)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		p := spec.Process
 		p.Args = []string{"sh", "-c", "for n in user mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup"}
-		var out syncBuffer
-		ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
-			t.Fatalf("%+v %v", es, err)
-		}
-		cancel()
+		out := execOutput(t, h, &p)
 		init := itoa(h.State().Pid)
 		var want strings.Builder
 		for _, n := range []string{"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"} {
@@ -274,8 +266,8 @@ func TestExecWithoutClone3(t *testing.T) {
 			t.Fatal(err)
 		}
 		cg.Wait(context.Background())
-		if out.String() != want.String() {
-			t.Errorf("user namespace %v: exec'd process in\n%s\ncontainer in\n%s", userns, out.String(), want.String())
+		if out != want.String() {
+			t.Errorf("user namespace %v: exec'd process in\n%s\ncontainer in\n%s", userns, out, want.String())
 		}
 	}
 }

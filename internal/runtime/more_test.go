@@ -282,20 +282,10 @@ func TestEnvironment(t *testing.T) {
 
 	spec = testSpec(t, "sleep", "100")
 	h := running(t, spec)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	p := spec.Process
 	p.Args = []string{"env"}
 	p.Env = []string{"PATH=/bin", "B=2"}
-	var out syncBuffer
-	ep, err := h.Exec(ctx, &p, &Stdio{Stdout: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 0 {
-		t.Fatalf("%+v %v", es, err)
-	}
-	if got, want := sorted(out.String()), "B=2 PATH=/bin"; got != want {
+	if got, want := sorted(execOutput(t, h, &p)), "B=2 PATH=/bin"; got != want {
 		t.Errorf("exec'd process's environment %q, want %q", got, want)
 	}
 }
