@@ -301,6 +301,9 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		return 0, nil, errors.New("the container is paused")
 	}
 	initPid, initProc := m.pid, m.cmd.Process
+	// The container's open-file limit as it started, where the process
+	// sets none: this monitor's own is the one the Go runtime raised.
+	s.nofile = m.nofile
 	m.mu.Unlock()
 	nsFile := func(ns string) (*os.File, error) {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", initPid, ns))
@@ -363,12 +366,6 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		defer unix.Close(fd)
 		s.cgroupFD = fd
 	}
-	// The container's open-file limit, where the process sets none: this
-	// monitor's own is the one the Go runtime raised.
-	var nofile unix.Rlimit
-	if err := unix.Prlimit(initPid, unix.RLIMIT_NOFILE, nil, &nofile); err == nil {
-		s.nofile = &nofile
-	}
 	child, err := newExecChild(s)
 	if err != nil {
 		return 0, nil, &StartError{ExitCode: 125, Msg: "exec: " + err.Error()}
@@ -377,17 +374,38 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	// Registered as soon as its pid is known; the reaper keeps the status
 	// of a process that ended before that.
 	exited := make(chan syscall.WaitStatus, 1)
+	firstExited := make(chan syscall.WaitStatus, 1) // the reaper's, that it knows the first child
 	spawned := time.Now()
-	register := func(pid int) {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if ws, ok := m.claim(pid, spawned); ok {
-			exited <- ws
-			return
-		}
-		m.execs[pid] = exited
+	hooks := execHooks{
+		join:   joinCgroup,
+		lock:   m.mu.Lock,
+		unlock: m.mu.Unlock,
+		forked: func(pid int) { m.execs[pid] = firstExited },
+		register: func(pid int) error {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.ending || m.done {
+				// A container without a pid namespace of its own would
+				// not take the process with it.
+				unix.Kill(pid, unix.SIGKILL)
+				return errors.New(errNotRunning)
+			}
+			if ws, ok := m.claim(pid, spawned); ok {
+				exited <- ws
+				return nil
+			}
+			m.execs[pid] = exited
+			return nil
+		},
+		kill: func(pid int) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if _, ok := m.execs[pid]; ok {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		},
 	}
-	pid, err := child.start(s, joinCgroup, register)
+	pid, err := child.start(s, hooks)
 	if err != nil {
 		var se *StartError
 		if errors.As(err, &se) {

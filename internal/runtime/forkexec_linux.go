@@ -27,12 +27,14 @@ import (
 // The first child stays in the host's pid namespace, where nothing in the
 // container can see it: it makes itself undumpable, joins the container's
 // namespaces (its pid namespace for its children), its cgroups, and drops
-// to the process's privileges. Then it clones the process itself into the
-// container's pid namespace as the monitor's child (CLONE_PARENT), reports
-// that pid and exits. The process takes its session and terminal and
-// executes the command. So a process of the container sees it only once
-// it is in the container's mount namespace with its privileges dropped,
-// and cannot ptrace it or reach the host through its /proc entries (the
+// to the process's privileges; it closes every descriptor of the
+// monitor's but stdio and the report pipe, then clones the process itself
+// into the container's pid namespace as the monitor's child
+// (CLONE_PARENT), reports that pid and exits. The process takes its
+// session and terminal and executes the command. So a process of the
+// container sees it only once it is in the container's mount namespace
+// with its privileges dropped and nothing of the monitor's open, and
+// cannot reach the host through its /proc entries (the
 // CVE-2016-9962 family). (Coverage counters, which go test -cover puts in
 // these functions too, are plain stores in the child's copy of memory;
 // under -race they would go through the race runtime, so do not combine
@@ -119,6 +121,7 @@ type execChild struct {
 	wait           int // -1: none; else one byte comes on it once the child is in its cgroups
 	waitW          int // the other end of wait, which the child closes
 	errPipe        int
+	maxFD          int // the highest descriptor the monitor had, for kernels without close_range
 	stdio          [3]int
 	setctty        bool
 	rlimits        []rlimitSet
@@ -309,12 +312,12 @@ func commandPaths(file string, env []string) []string {
 // called with that child's pid before the child goes on. register is
 // called with the process's pid as soon as it is known, before the process
 // can have been reaped.
-func (c *execChild) start(s *execSetup, join func(pid int) error, register func(pid int)) (int, error) {
+func (c *execChild) start(s *execSetup, h execHooks) (int, error) {
 	clone3 := !noClone3.Load()
-	first, report, err := c.spawn(s, join, clone3)
+	first, report, err := c.spawn(s, h, clone3)
 	if errors.Is(err, unix.ENOSYS) && clone3 {
 		noClone3.Store(true)
-		first, report, err = c.spawn(s, join, false)
+		first, report, err = c.spawn(s, h, false)
 	}
 	if err != nil {
 		return 0, err
@@ -327,7 +330,7 @@ func (c *execChild) start(s *execSetup, join func(pid int) error, register func(
 	// out of the container's reach, so this comes promptly.
 	n, err := readReport(report, buf)
 	if n != len(buf) {
-		unix.Kill(first, unix.SIGKILL)
+		h.kill(first)
 		if err == nil {
 			err = errors.New("the exec'd process's parent ended without a word")
 		}
@@ -337,17 +340,36 @@ func (c *execChild) start(s *execSetup, join func(pid int) error, register func(
 		return 0, c.explain(s.proc, ce)
 	}
 	pid := int(ce.Pid)
-	register(pid)
+	if err := h.register(pid); err != nil {
+		return 0, err
+	}
 
 	// The process reports a failure, or the pipe closes at its exec.
 	if n, err := readReport(report, buf); n == len(buf) {
 		return 0, c.explain(s.proc, ce)
 	} else if err != nil {
 		// Stopped on its way in, by a process of the container.
-		unix.Kill(pid, unix.SIGKILL)
+		h.kill(pid)
 		return 0, fmt.Errorf("exec: %w", err)
 	}
 	return pid, nil
+}
+
+// execHooks is how start works with the monitor.
+type execHooks struct {
+	// join puts the first child in the container's cgroups when it was
+	// not cloned into them (cgroup v1, or no clone3); nil when it has none.
+	join func(pid int) error
+	// forked is called with the first child's pid as soon as it exists,
+	// under the lock lock takes, so that the reaper takes the child for
+	// one it knows.
+	lock, unlock func()
+	forked       func(pid int)
+	// register is called with the process's pid once it is known, before
+	// it executes the command; an error ends the exec.
+	register func(pid int) error
+	// kill kills pid unless it has been reaped.
+	kill func(pid int)
 }
 
 // reportTimeout bounds each wait for a child's report: the children make
@@ -389,9 +411,10 @@ var noClone3 atomic.Bool
 // spawn starts the first child, with clone3 or clone, and lets it go on
 // once it is in the container's cgroups; it returns the child's pid and
 // the end of the report pipe to read.
-func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (pid, report int, err error) {
+func (c *execChild) spawn(s *execSetup, h execHooks, clone3 bool) (pid, report int, err error) {
 	c.useClone3 = clone3
 	c.cloneArgs()
+	join := h.join
 	intoCgroup := clone3 && s.cgroupFD >= 0
 	if !intoCgroup && s.cgroupFD >= 0 && join == nil {
 		return 0, -1, errors.New("no way into the cgroup without clone3")
@@ -414,7 +437,12 @@ func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (
 	if !intoCgroup {
 		c.clone.flags &^= unix.CLONE_INTO_CGROUP
 	}
+	h.lock()
 	pid, err = c.fork(s)
+	if err == nil {
+		h.forked(pid)
+	}
+	h.unlock()
 	unix.Close(errPipe[1])
 	if wait[0] >= 0 {
 		unix.Close(wait[0])
@@ -429,7 +457,7 @@ func (c *execChild) spawn(s *execSetup, join func(pid int) error, clone3 bool) (
 			_, err = unix.Write(wait[1], []byte{1})
 		}
 		if err != nil {
-			unix.Kill(pid, unix.SIGKILL)
+			h.kill(pid)
 			unix.Close(errPipe[0])
 			return 0, -1, err
 		}
@@ -449,6 +477,14 @@ func (c *execChild) cloneArgs() {
 // fork starts the child with copies of the stdio descriptors numbered above
 // 2, so that none of the child's dup3 calls overwrites another's source.
 func (c *execChild) fork(s *execSetup) (int, error) {
+	c.maxFD = 1024
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			if n, err := strconv.Atoi(e.Name()); err == nil && n+64 > c.maxFD {
+				c.maxFD = n + 64
+			}
+		}
+	}
 	syscall.ForkLock.Lock()
 	defer syscall.ForkLock.Unlock()
 	var dups []int
@@ -578,6 +614,9 @@ func childRun(c *execChild, ce *childError) {
 		ce.Errno = uint32(e)
 		return
 	}
+	// The process is in the container's sight before it executes: it
+	// takes stdio and the report pipe, nothing else of the monitor's.
+	childCloseFrom(c)
 	ce.Stage = stageSpawn
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, c.finalA, c.finalB, 0, 0, 0, 0)
 	if e != 0 {
@@ -591,6 +630,28 @@ func childRun(c *execChild, ce *childError) {
 	// The process, in the container's pid namespace.
 	if e := childExec(c, ce); e != 0 {
 		ce.Errno = uint32(e)
+	}
+}
+
+// childCloseFrom closes every descriptor above 2 but the report pipe.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childCloseFrom(c *execChild) {
+	p := uintptr(c.errPipe)
+	_, _, e1 := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, p+1, ^uintptr(0), 0)
+	e2 := syscall.Errno(0)
+	if p > 3 {
+		_, _, e2 = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, p-1, 0)
+	}
+	if e1 == 0 && e2 == 0 {
+		return
+	}
+	for fd := uintptr(3); fd <= uintptr(c.maxFD); fd++ {
+		if fd != p {
+			syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		}
 	}
 }
 
@@ -651,6 +712,23 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0); e != 0 {
 		return e
 	}
+	// First, before anything that can fail: the monitor puts the child
+	// in the container's cgroups by its pid.
+	if c.wait >= 0 {
+		ce.Stage = stageWait
+		// Without the monitor's end, the end of the pipe tells of its death.
+		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(c.waitW), 0, 0)
+		var b [1]byte
+		n, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(c.wait), uintptr(unsafe.Pointer(&b[0])), 1)
+		if e != 0 {
+			return e
+		}
+		if n != 1 {
+			return unix.EPIPE
+		}
+	}
+	// Directories it makes are 0755 whatever the monitor's umask.
+	syscall.RawSyscall(unix.SYS_UMASK, 0, 0, 0)
 	if c.oomPath != nil {
 		ce.Stage = stageOOMScore
 		fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.oomPath)),
@@ -663,6 +741,21 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 		if e != 0 {
 			return e
 		}
+	}
+	// As the host's root, which may enter any namespace, also one the
+	// container's user namespace does not own (a joined one's); the user
+	// namespace last.
+	ce.Stage = stageNamespace
+	for i := 0; i < len(c.joins); i++ {
+		ce.Index = uint32(i)
+		if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.joins[i].fd), c.joins[i].flag, 0); e != 0 {
+			return e
+		}
+	}
+	ce.Index = 0
+	ce.Stage = stageMountNS
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.mntns), unix.CLONE_NEWNS, 0); e != 0 {
+		return e
 	}
 	if c.userns >= 0 {
 		ce.Stage = stageUserNS
@@ -680,35 +773,10 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
-	ce.Stage = stageNamespace
-	for i := 0; i < len(c.joins); i++ {
-		ce.Index = uint32(i)
-		if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.joins[i].fd), c.joins[i].flag, 0); e != 0 {
-			return e
-		}
-	}
-	ce.Index = 0
-	ce.Stage = stageMountNS
-	if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.mntns), unix.CLONE_NEWNS, 0); e != 0 {
-		return e
-	}
 	ce.Stage = stageStdio
 	for i := 0; i < len(c.stdio); i++ {
 		if _, _, e := syscall.RawSyscall(unix.SYS_DUP3, uintptr(c.stdio[i]), uintptr(i), 0); e != 0 {
 			return e
-		}
-	}
-	if c.wait >= 0 {
-		ce.Stage = stageWait
-		// Without the monitor's end, the end of the pipe tells of its death.
-		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(c.waitW), 0, 0)
-		var b [1]byte
-		n, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(c.wait), uintptr(unsafe.Pointer(&b[0])), 1)
-		if e != 0 {
-			return e
-		}
-		if n != 1 {
-			return unix.EPIPE
 		}
 	}
 	if c.cgroupns >= 0 {

@@ -59,6 +59,7 @@ type monitor struct {
 	execs          map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
 	unclaimed      map[int]unclaimedStatus         // the last statuses of processes not (yet) in execs
 	unclaimedOrder []int
+	nofile         *unix.Rlimit // the container's open-file limit as it started, for exec'd processes
 
 	mu      sync.Mutex
 	ending  bool // finish began: no more state changes but its own
@@ -104,6 +105,13 @@ func monitorMain() {
 		m.finish(ExitStatus{ExitCode: code, Error: text})
 		report(syncMsg{Code: code, Error: text})
 		return
+	}
+	// What an exec'd process gets when it sets none.
+	var nofile unix.Rlimit
+	if unix.Prlimit(m.pid, unix.RLIMIT_NOFILE, nil, &nofile) == nil {
+		m.mu.Lock()
+		m.nofile = &nofile
+		m.mu.Unlock()
 	}
 	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: m.started}
 	if err := writeState(m.stateDir, &st); err != nil {
