@@ -34,8 +34,8 @@ import (
 // session and terminal and executes the command. So a process of the
 // container sees it only once it is in the container's mount namespace
 // with its privileges dropped and nothing of the monitor's open, and
-// cannot reach the host through its /proc entries (the
-// CVE-2016-9962 family). (Coverage counters, which go test -cover puts in
+// cannot reach the host through its /proc entries (the CVE-2016-9962
+// family). (Coverage counters, which go test -cover puts in
 // these functions too, are plain stores in the child's copy of memory;
 // under -race they would go through the race runtime, so do not combine
 // the two for this package.)
@@ -306,12 +306,9 @@ func commandPaths(file string, env []string) []string {
 
 // start starts the process with s's stdio and returns its pid once it has
 // executed the command; a failure comes back as a *StartError with
-// Docker's exit code. join puts the first child in the container's
-// cgroups when it was not cloned into them (cgroup v1, or a kernel or
-// seccomp profile without clone3, as Docker's default profile): it is
-// called with that child's pid before the child goes on. register is
-// called with the process's pid as soon as it is known, before the process
-// can have been reaped.
+// Docker's exit code. It works with the monitor through h; clone3 refused
+// (an old kernel, or a seccomp profile such as Docker's default) makes it
+// use clone.
 func (c *execChild) start(s *execSetup, h execHooks) (int, error) {
 	clone3 := !noClone3.Load()
 	first, report, err := c.spawn(s, h, clone3)
