@@ -102,12 +102,13 @@ type nsJoin struct {
 	flag uintptr
 }
 
+// rlimitSet is a limit a child sets with prlimit64.
 type rlimitSet struct {
 	resource uintptr
 	lim      unix.Rlimit
 }
 
-// execChild is everything the child of forkExec works from, prepared by
+// execChild is everything the children of forkExec work from, prepared by
 // the parent. Descriptors are the parent's, all above 2 and close-on-exec.
 type execChild struct {
 	useClone3      bool
