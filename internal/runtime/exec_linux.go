@@ -279,7 +279,7 @@ func (m *monitor) serveExec(c *unixsock.Conn, req *monitorReq, fds []int) bool {
 // and returns once it has.
 func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscall.WaitStatus, error) {
 	proc := *req.Exec
-	s := &execSetup{proc: &proc, stdio: stdio, cgroupFD: -1, privileged: proc.Privileged}
+	s := &execSetup{proc: &proc, stdio: stdio, cgroupFD: -1}
 	if req.Filter != "" {
 		b, err := os.ReadFile(req.Filter)
 		if err != nil {
@@ -305,7 +305,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	// sets none: this monitor's own is the one the Go runtime raised.
 	s.nofile = m.nofile
 	m.mu.Unlock()
-	nsFile := func(ns string) (*os.File, error) {
+	openNS := func(ns string) (*os.File, error) {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", initPid, ns))
 		if err != nil {
 			return nil, fmt.Errorf("container %s namespace: %w", ns, err)
@@ -314,12 +314,12 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	}
 	spec := m.spec
 	var err error
-	if s.mntns, err = nsFile("mnt"); err != nil {
+	if s.mntns, err = openNS("mnt"); err != nil {
 		return 0, nil, err
 	}
 	defer s.mntns.Close()
 	if spec.hasNew("user") {
-		if s.userns, err = nsFile("user"); err != nil {
+		if s.userns, err = openNS("user"); err != nil {
 			return 0, nil, err
 		}
 		defer s.userns.Close()
@@ -327,19 +327,19 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	// The child enters the cgroup namespace once in its cgroup: the
 	// kernel refuses CLONE_INTO_CGROUP from outside the namespace's root.
 	if spec.hasNew("cgroup") || spec.Namespaces.Join["cgroup"] != "" {
-		if s.cgroupns, err = nsFile("cgroup"); err != nil {
+		if s.cgroupns, err = openNS("cgroup"); err != nil {
 			return 0, nil, err
 		}
 		defer s.cgroupns.Close()
 	}
 	for _, ns := range []string{"pid", "net", "ipc", "uts"} {
 		if spec.hasNew(ns) || spec.Namespaces.Join[ns] != "" {
-			f, err := nsFile(ns)
+			f, err := openNS(ns)
 			if err != nil {
 				return 0, nil, err
 			}
 			defer f.Close()
-			s.joins, s.joinFlags = append(s.joins, f), append(s.joinFlags, nsFlags[ns])
+			s.joins = append(s.joins, nsFile{f, nsFlags[ns]})
 		}
 	}
 	// The files are the init's only if it still ran once they were open:
@@ -378,8 +378,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	spawned := time.Now()
 	hooks := execHooks{
 		join:   joinCgroup,
-		lock:   m.mu.Lock,
-		unlock: m.mu.Unlock,
+		mu:     &m.mu,
 		forked: func(pid int) { m.execs[pid] = firstExited },
 		register: func(pid int) error {
 			m.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -122,7 +123,7 @@ type execChild struct {
 	wait           int // -1: none; else one byte comes on it once the child is in its cgroups
 	waitW          int // the other end of wait, which the child closes
 	errPipe        int
-	maxFD          int // the highest descriptor the monitor had, for kernels without close_range
+	maxFD          int // where close_range is missing: the highest descriptor to close
 	stdio          [3]int
 	setctty        bool
 	rlimits        []rlimitSet
@@ -150,17 +151,21 @@ type execChild struct {
 
 // execSetup is what the monitor gives newExecChild.
 type execSetup struct {
-	proc       *Process
-	filter     []unix.SockFilter
-	userns     *os.File // nil: none
-	joins      []*os.File
-	joinFlags  []uintptr
-	mntns      *os.File
-	cgroupns   *os.File // nil: none
-	cgroupFD   int      // -1: join the cgroup later (v1)
-	stdio      []*os.File
-	nofile     *unix.Rlimit // the container's, when proc gives none
-	privileged bool
+	proc     *Process
+	filter   []unix.SockFilter
+	userns   *os.File // nil: none
+	joins    []nsFile // pid, net, ipc, uts: those the container has of its own or joined
+	mntns    *os.File
+	cgroupns *os.File // nil: none
+	cgroupFD int      // -1: join the cgroup later (v1)
+	stdio    []*os.File
+	nofile   *unix.Rlimit // the container's, when proc gives none
+}
+
+// nsFile is a namespace to join, open, and its kind.
+type nsFile struct {
+	f    *os.File
+	flag uintptr
 }
 
 // newExecChild prepares the child for s.
@@ -171,12 +176,15 @@ func newExecChild(s *execSetup) (*execChild, error) {
 	}
 	c := &execChild{userns: -1, cgroupns: -1, wait: -1, waitW: -1, mntns: int(s.mntns.Fd())}
 	c.clone.exitSignal = uint64(unix.SIGCHLD)
+	// clone's flags come second on s390x.
+	c.cloneA, c.cloneB = uintptr(unix.SIGCHLD), 0
 	c.finalA, c.finalB = unix.CLONE_PARENT|uintptr(unix.SIGCHLD), 0
 	if goruntime.GOARCH == "s390x" {
-		c.finalA, c.finalB = 0, c.finalA
+		c.cloneA, c.cloneB = c.cloneB, c.cloneA
+		c.finalA, c.finalB = c.finalB, c.finalA
 	}
-	for i, f := range s.joins {
-		c.joins = append(c.joins, nsJoin{int(f.Fd()), s.joinFlags[i]})
+	for _, j := range s.joins {
+		c.joins = append(c.joins, nsJoin{int(j.f.Fd()), j.flag})
 	}
 	if s.cgroupFD >= 0 {
 		c.clone.flags |= unix.CLONE_INTO_CGROUP
@@ -241,7 +249,7 @@ func newExecChild(s *execSetup) (*execChild, error) {
 		c.filter = &unix.SockFprog{Len: uint16(len(s.filter)), Filter: &c.filterProg[0]}
 		c.early = !p.NoNewPrivs
 	}
-	if !s.privileged {
+	if !p.Privileged {
 		keep, err := caps.NewSet(p.Caps)
 		if err != nil {
 			return nil, fmt.Errorf("capabilities: %w", err)
@@ -359,10 +367,9 @@ type execHooks struct {
 	// not cloned into them (cgroup v1, or no clone3); nil when it has none.
 	join func(pid int) error
 	// forked is called with the first child's pid as soon as it exists,
-	// under the lock lock takes, so that the reaper takes the child for
-	// one it knows.
-	lock, unlock func()
-	forked       func(pid int)
+	// holding mu, so that the reaper takes the child for one it knows.
+	mu     sync.Locker
+	forked func(pid int)
 	// register is called with the process's pid once it is known, before
 	// it executes the command; an error ends the exec.
 	register func(pid int) error
@@ -411,7 +418,6 @@ var noClone3 atomic.Bool
 // the end of the report pipe to read.
 func (c *execChild) spawn(s *execSetup, h execHooks, clone3 bool) (pid, report int, err error) {
 	c.useClone3 = clone3
-	c.cloneArgs()
 	join := h.join
 	intoCgroup := clone3 && s.cgroupFD >= 0
 	if !intoCgroup && s.cgroupFD >= 0 && join == nil {
@@ -435,12 +441,12 @@ func (c *execChild) spawn(s *execSetup, h execHooks, clone3 bool) (pid, report i
 	if !intoCgroup {
 		c.clone.flags &^= unix.CLONE_INTO_CGROUP
 	}
-	h.lock()
+	h.mu.Lock()
 	pid, err = c.fork(s)
 	if err == nil {
 		h.forked(pid)
 	}
-	h.unlock()
+	h.mu.Unlock()
 	unix.Close(errPipe[1])
 	if wait[0] >= 0 {
 		unix.Close(wait[0])
@@ -463,23 +469,16 @@ func (c *execChild) spawn(s *execSetup, h execHooks, clone3 bool) (pid, report i
 	return pid, errPipe[0], nil
 }
 
-// cloneArgs sets the arguments of clone, for when clone3 is not to be used:
-// a fork that signals SIGCHLD, the stack argument first on s390x.
-func (c *execChild) cloneArgs() {
-	c.cloneA, c.cloneB = uintptr(unix.SIGCHLD), 0
-	if goruntime.GOARCH == "s390x" {
-		c.cloneA, c.cloneB = 0, uintptr(unix.SIGCHLD)
-	}
-}
-
 // fork starts the child with copies of the stdio descriptors numbered above
 // 2, so that none of the child's dup3 calls overwrites another's source.
 func (c *execChild) fork(s *execSetup) (int, error) {
-	c.maxFD = 1024
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		for _, e := range ents {
-			if n, err := strconv.Atoi(e.Name()); err == nil && n+64 > c.maxFD {
-				c.maxFD = n + 64
+	if !haveCloseRange() {
+		c.maxFD = 1024
+		if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+			for _, e := range ents {
+				if n, err := strconv.Atoi(e.Name()); err == nil && n+64 > c.maxFD {
+					c.maxFD = n + 64
+				}
 			}
 		}
 	}
@@ -630,6 +629,12 @@ func childRun(c *execChild, ce *childError) {
 		ce.Errno = uint32(e)
 	}
 }
+
+// haveCloseRange reports whether the kernel has close_range (Linux 5.9):
+// closing a range that holds no descriptor fails only without it.
+var haveCloseRange = sync.OnceValue(func() bool {
+	return unix.CloseRange(1<<30, 1<<30, 0) == nil
+})
 
 // childCloseFrom closes every descriptor above 2 but the report pipe.
 //
@@ -805,6 +810,16 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	return 0
 }
 
+// childSeccomp loads the seccomp filter.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childSeccomp(c *execChild) syscall.Errno {
+	_, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(c.filter)))
+	return e
+}
+
 // childPrivileges turns the child into the user's process: seccomp,
 // bounding set, groups and ids, capabilities, no_new_privs, in Docker's
 // order. It sets ce.Stage as it goes.
@@ -815,7 +830,7 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 func childPrivileges(c *execChild, ce *childError) syscall.Errno {
 	if c.filter != nil && c.early {
 		ce.Stage = stageSeccomp
-		if _, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(c.filter))); e != 0 {
+		if e := childSeccomp(c); e != 0 {
 			return e
 		}
 	}
@@ -862,7 +877,7 @@ func childPrivileges(c *execChild, ce *childError) syscall.Errno {
 	}
 	if c.filter != nil && !c.early {
 		ce.Stage = stageSeccomp
-		if _, _, e := syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(c.filter))); e != 0 {
+		if e := childSeccomp(c); e != 0 {
 			return e
 		}
 	}

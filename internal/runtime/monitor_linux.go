@@ -271,7 +271,7 @@ func (m *monitor) start() error {
 	cmd := &command{
 		Path:       exe,
 		Args:       []string{initArg0, m.stateDir},
-		Env:        helperEnv,
+		Env:        initEnv,
 		Dir:        "/",
 		ExtraFiles: []*os.File{childSync},
 		SysProcAttr: &syscall.SysProcAttr{

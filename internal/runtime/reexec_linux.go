@@ -13,13 +13,12 @@ const (
 
 // The Go runtime settings of the re-executed binary, as its environment.
 // The monitor mostly waits on its container: one P keeps its threads and
-// memory few. The init and an exec'd process's helper live only until they
-// exec the container's command: one P, and no collection. Their own
-// environment never reaches that command, which gets the one its spec
-// gives.
+// memory few. The init lives only until it executes the container's
+// command: one P, and no collection. Its own environment never reaches that
+// command, which gets the one its spec gives.
 var (
 	monitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
-	helperEnv  = []string{"GOMAXPROCS=1", "GOGC=off"}
+	initEnv    = []string{"GOMAXPROCS=1", "GOGC=off"}
 )
 
 // The monitor and the init dispatch from this package's own initialisation:
