@@ -186,19 +186,30 @@ func treeOf(t *testing.T, dir string, since time.Time) map[string]string {
 // viewTree mounts a view of the committed snapshot chain and describes it.
 func viewTree(t *testing.T, h *Host, chain string, since time.Time) map[string]string {
 	t.Helper()
+	dir, done := viewDir(t, h, chain)
+	defer done()
+	return treeOf(t, dir, since)
+}
+
+// viewDir mounts a view of the committed snapshot chain and returns its
+// directory, and what unmounts and removes it.
+func viewDir(t *testing.T, h *Host, chain string) (string, func()) {
+	t.Helper()
 	ctx := context.Background()
 	key := "view-" + randomHex(4)
 	mounts, err := h.snap.View(ctx, key, chain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.snap.Remove(ctx, key)
 	dir, done, err := h.mountTemp(mounts)
 	if err != nil {
+		h.snap.Remove(ctx, key)
 		t.Fatal(err)
 	}
-	defer done()
-	return treeOf(t, dir, since)
+	return dir, func() {
+		done()
+		h.snap.Remove(ctx, key)
+	}
 }
 
 // implicitLayers exercise what a layer written with nothing below it can

@@ -82,16 +82,7 @@ func TestUserNamespaceOverlay(t *testing.T) {
 	if err := h.Unpack(ctx, out); err != nil {
 		t.Fatal(err)
 	}
-	key := "view-" + randomHex(4)
-	vm, err := h.snap.View(ctx, key, out.Layers[len(out.Layers)-1].ChainID.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.snap.Remove(ctx, key)
-	dir, done, err := h.mountTemp(vm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, done := viewDir(t, h, out.Layers[len(out.Layers)-1].ChainID.String())
 	defer done()
 	for _, p := range []string{"etc/written", "newdir"} {
 		fi, err := os.Stat(filepath.Join(dir, p))
