@@ -296,24 +296,9 @@ func unnamed(d ocispec.Descriptor) ocispec.Descriptor {
 // name; the content stays until [Store.GC]. When there are none it wraps
 // errdefs.ErrNotFound.
 func (s *Store) RemoveUnnamed(ctx context.Context, d digest.Digest) error {
-	if err := s.check(); err != nil {
-		return err
-	}
-	err := s.updateIndex(ctx, func(idx *ocispec.Index) (bool, error) {
-		kept := idx.Manifests[:0]
-		for _, m := range idx.Manifests {
-			if m.Digest != d || entryName(m) != "" {
-				kept = append(kept, m)
-			}
-		}
-		if len(kept) == len(idx.Manifests) {
-			return false, fmt.Errorf("unnamed image %s: %w", d, errdefs.ErrNotFound)
-		}
-		idx.Manifests = kept
-		return true, nil
-	})
+	err := s.removeEntries(ctx, func(m ocispec.Descriptor) bool { return m.Digest == d && entryName(m) == "" })
 	if err != nil {
-		return fmt.Errorf("remove: %w", err)
+		return fmt.Errorf("remove: unnamed image %s: %w", d, err)
 	}
 	return nil
 }
@@ -321,26 +306,32 @@ func (s *Store) RemoveUnnamed(ctx context.Context, d digest.Digest) error {
 // Untag removes the name ref from index.json; the content stays until
 // [Store.GC]. An unknown name wraps errdefs.ErrNotFound.
 func (s *Store) Untag(ctx context.Context, ref string) error {
+	err := s.removeEntries(ctx, func(m ocispec.Descriptor) bool { return hasName(m, ref) })
+	if err != nil {
+		return fmt.Errorf("untag: reference %q: %w", ref, err)
+	}
+	return nil
+}
+
+// removeEntries removes the entries of index.json that drop selects, and
+// fails with errdefs.ErrNotFound when it selects none.
+func (s *Store) removeEntries(ctx context.Context, drop func(ocispec.Descriptor) bool) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	err := s.updateIndex(ctx, func(idx *ocispec.Index) (bool, error) {
+	return s.updateIndex(ctx, func(idx *ocispec.Index) (bool, error) {
 		kept := idx.Manifests[:0]
 		for _, m := range idx.Manifests {
-			if !hasName(m, ref) {
+			if !drop(m) {
 				kept = append(kept, m)
 			}
 		}
 		if len(kept) == len(idx.Manifests) {
-			return false, fmt.Errorf("reference %q: %w", ref, errdefs.ErrNotFound)
+			return false, errdefs.ErrNotFound
 		}
 		idx.Manifests = kept
 		return true, nil
 	})
-	if err != nil {
-		return fmt.Errorf("untag: %w", err)
-	}
-	return nil
 }
 
 // List returns the entries of index.json in file order. Entries another tool
