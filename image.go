@@ -299,13 +299,14 @@ func (h *Host) PruneImages(ctx context.Context) ([]digest.Digest, error) {
 	var removed []digest.Digest
 	for _, e := range entries {
 		d := e.Descriptor.Digest
-		if e.Name != "" || !isManifest(e.Descriptor.MediaType) || slices.Contains(used, d) || slices.Contains(removed, d) {
-			continue
+		if e.Name == "" && isManifest(e.Descriptor.MediaType) && !slices.Contains(used, d) && !slices.Contains(removed, d) {
+			removed = append(removed, d)
 		}
-		if err := h.store.RemoveUnnamed(ctx, d); err != nil && !errors.Is(err, ErrNotFound) {
-			return removed, fmt.Errorf("prune: %w", err)
+	}
+	if len(removed) > 0 {
+		if err := h.store.RemoveUnnamed(ctx, removed...); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("prune: %w", err)
 		}
-		removed = append(removed, d)
 	}
 	return removed, h.pruneLocked(ctx)
 }

@@ -292,13 +292,13 @@ func unnamed(d ocispec.Descriptor) ocispec.Descriptor {
 	return d
 }
 
-// RemoveUnnamed removes from index.json the entries of d that carry no
-// name; the content stays until [Store.GC]. When there are none it wraps
-// errdefs.ErrNotFound.
-func (s *Store) RemoveUnnamed(ctx context.Context, d digest.Digest) error {
-	err := s.removeEntries(ctx, func(m ocispec.Descriptor) bool { return m.Digest == d && entryName(m) == "" })
+// RemoveUnnamed removes from index.json, in one update, the entries of ds
+// that carry no name; the content stays until [Store.GC]. When there are
+// none it wraps errdefs.ErrNotFound.
+func (s *Store) RemoveUnnamed(ctx context.Context, ds ...digest.Digest) error {
+	err := s.removeEntries(ctx, func(m ocispec.Descriptor) bool { return entryName(m) == "" && slices.Contains(ds, m.Digest) })
 	if err != nil {
-		return fmt.Errorf("remove: unnamed image %s: %w", d, err)
+		return fmt.Errorf("remove: unnamed images %v: %w", ds, err)
 	}
 	return nil
 }
