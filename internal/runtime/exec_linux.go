@@ -274,6 +274,30 @@ func (m *monitor) serveExec(c *unixsock.Conn, req *monitorReq, fds []int) bool {
 	return true
 }
 
+// execFilter returns the seccomp filter in the file at path, read once:
+// a filter file, named for what it was compiled from, never changes, and
+// health checks exec at every interval.
+func (m *monitor) execFilter(path string) ([]unix.SockFilter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, ok := m.filters[path]; ok {
+		return f, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	f, err := decodeFilter(b)
+	if err != nil {
+		return nil, err
+	}
+	if m.filters == nil {
+		m.filters = map[string][]unix.SockFilter{}
+	}
+	m.filters[path] = f
+	return f, nil
+}
+
 // startExec starts the exec'd process, a raw clone of this monitor that
 // enters the container and executes the command (see forkexec_linux.go),
 // and returns once it has.
@@ -281,11 +305,8 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	proc := *req.Exec
 	s := &execSetup{proc: &proc, stdio: stdio, cgroupFD: -1}
 	if req.Filter != "" {
-		b, err := os.ReadFile(req.Filter)
-		if err != nil {
-			return 0, nil, fmt.Errorf("seccomp: %w", err)
-		}
-		if s.filter, err = decodeFilter(b); err != nil {
+		var err error
+		if s.filter, err = m.execFilter(req.Filter); err != nil {
 			return 0, nil, err
 		}
 	}

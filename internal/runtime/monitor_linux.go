@@ -59,7 +59,8 @@ type monitor struct {
 	execs          map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
 	unclaimed      map[int]unclaimedStatus         // the last statuses of processes not (yet) in execs
 	unclaimedOrder []int
-	nofile         *unix.Rlimit // the container's open-file limit as it started, for exec'd processes
+	nofile         *unix.Rlimit                 // the container's open-file limit as it started, for exec'd processes
+	filters        map[string][]unix.SockFilter // exec'd processes' seccomp filters, by file
 
 	mu      sync.Mutex
 	ending  bool // finish began: no more state changes but its own
