@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2"
+	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry/remote"
 )
 
 // PushOptions configures Push.
@@ -40,97 +43,196 @@ func push(ctx context.Context, cfg Config, src Target, desc ocispec.Descriptor, 
 	if err != nil {
 		return err
 	}
-	progress := progressFunc(opts.Progress)
 	concurrency := opts.Concurrency
 	if concurrency <= 0 {
 		concurrency = defaultConcurrency
 	}
-	var mountFrom []string
+	p := &pusher{src: src, dst: r, progress: progressFunc(opts.Progress), slots: make(chan struct{}, concurrency), nodes: map[digest.Digest]*pushedNode{}}
 	for _, m := range opts.MountFrom {
 		if m != "" && cfg.repoName(m) != r.Reference.Repository {
-			mountFrom = append(mountFrom, cfg.repoName(m))
+			p.mountFrom = append(p.mountFrom, cfg.repoName(m))
 		}
 	}
-	graphOpts := oras.CopyGraphOptions{
-		Concurrency: concurrency,
-		PreCopy: func(ctx context.Context, d ocispec.Descriptor) error {
-			progress.emit(d, Uploading, 0)
-			return nil
-		},
-		PostCopy: func(ctx context.Context, d ocispec.Descriptor) error {
-			progress.emit(d, Done, d.Size)
-			return nil
-		},
-		OnCopySkipped: func(ctx context.Context, d ocispec.Descriptor) error {
-			progress.emit(d, Exists, d.Size)
-			return nil
-		},
-		OnMounted: func(ctx context.Context, d ocispec.Descriptor) error {
-			progress.emit(d, Mounted, d.Size)
-			return nil
-		},
-	}
-	if len(mountFrom) > 0 {
-		graphOpts.MountFrom = func(context.Context, ocispec.Descriptor) ([]string, error) {
-			return mountFrom, nil
-		}
-	}
-	// When the registry has the root, oras only writes the tag and reports
-	// nothing; tell the caller what is already there.
-	if ok, err := r.Exists(ctx, desc); err != nil {
+	ok, err := r.Exists(ctx, desc)
+	if err != nil {
 		return err
-	} else if ok {
-		succ, err := content.Successors(ctx, src, desc)
-		if err != nil {
+	}
+	if !ok {
+		return p.manifest(ctx, desc, tag)
+	}
+	// The registry has the image: only the tag is left to write. Tell the
+	// caller what is already there.
+	succ, err := content.Successors(ctx, src, desc)
+	if err != nil {
+		return err
+	}
+	for _, d := range succ {
+		p.progress.emit(d, Exists, d.Size)
+	}
+	p.progress.emit(desc, Exists, desc.Size)
+	if tag == "" {
+		return nil
+	}
+	// The tag is the manifest sent again under it; the registry keeps one
+	// copy.
+	rc, err := src.Fetch(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return r.PushReference(ctx, desc, rc, tag)
+}
+
+// pusher copies a graph of content from a local store to a repository:
+// what the repository lacks, each node after every node it names, so that
+// the registry never holds a manifest whose blobs are missing.
+type pusher struct {
+	src       Target
+	dst       *remote.Repository
+	progress  progressFunc
+	mountFrom []string
+	slots     chan struct{} // one per blob being checked or sent
+
+	mu    sync.Mutex
+	nodes map[digest.Digest]*pushedNode
+}
+
+// pushedNode is one node of the graph, copied once however many manifests
+// name it (a layer shared by the images of an index).
+type pushedNode struct {
+	done chan struct{}
+	err  error
+}
+
+// node copies d unless the repository has it, once per push.
+func (p *pusher) node(ctx context.Context, d ocispec.Descriptor) error {
+	p.mu.Lock()
+	n, seen := p.nodes[d.Digest]
+	if !seen {
+		n = &pushedNode{done: make(chan struct{})}
+		p.nodes[d.Digest] = n
+	}
+	p.mu.Unlock()
+	if seen {
+		select {
+		case <-n.done:
+			return n.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if isIndex(d.MediaType) || isManifest(d.MediaType) {
+		n.err = p.childManifest(ctx, d)
+	} else {
+		n.err = p.blob(ctx, d)
+	}
+	close(n.done)
+	return n.err
+}
+
+// childManifest copies a manifest an index names, unless the repository
+// has it (and so, what it names).
+func (p *pusher) childManifest(ctx context.Context, d ocispec.Descriptor) error {
+	ok, err := p.dst.Exists(ctx, d)
+	if err != nil {
+		return err
+	}
+	if ok {
+		p.progress.emit(d, Exists, d.Size)
+		return nil
+	}
+	return p.manifest(ctx, d, "")
+}
+
+// manifest copies what d names, all at once, then d itself, tagged with tag
+// when it is not empty.
+func (p *pusher) manifest(ctx context.Context, d ocispec.Descriptor, tag string) error {
+	succ, err := content.Successors(ctx, p.src, d)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range succ {
+		g.Go(func() error { return p.node(gctx, c) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return p.upload(ctx, d, tag)
+}
+
+// blob copies d unless the repository has it: mounted from the first of
+// mountFrom that holds it, else uploaded.
+func (p *pusher) blob(ctx context.Context, d ocispec.Descriptor) error {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.slots }()
+	ok, err := p.dst.Exists(ctx, d)
+	if err != nil {
+		return err
+	}
+	if ok {
+		p.progress.emit(d, Exists, d.Size)
+		return nil
+	}
+	for i, from := range p.mountFrom {
+		// The registry answers a mount of a blob that from lacks by
+		// asking for the bytes: the next repository is tried, and the
+		// last one gets them.
+		var asked bool
+		last := i == len(p.mountFrom)-1
+		err := p.dst.Mount(ctx, d, from, func() (io.ReadCloser, error) {
+			asked = true
+			if !last {
+				return nil, errTryNextMount
+			}
+			return p.fetch(ctx, d)
+		})
+		if err != nil && !errors.Is(err, errTryNextMount) {
 			return err
 		}
-		for _, d := range succ {
-			progress.emit(d, Exists, d.Size)
+		switch {
+		case !asked:
+			p.progress.emit(d, Mounted, d.Size)
+			return nil
+		case last:
+			p.progress.emit(d, Done, d.Size)
+			return nil
 		}
-		progress.emit(desc, Exists, desc.Size)
 	}
-	source := &pushSource{src: src, root: desc, progress: progress}
-	if tag == "" {
-		err = oras.CopyGraph(ctx, source, r, desc, graphOpts)
+	return p.upload(ctx, d, "")
+}
+
+var errTryNextMount = errors.New("blob not in that repository")
+
+// upload sends d's bytes, under tag when it is not empty.
+func (p *pusher) upload(ctx context.Context, d ocispec.Descriptor, tag string) error {
+	rc, err := p.fetch(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if tag != "" {
+		err = p.dst.PushReference(ctx, d, rc, tag)
 	} else {
-		_, err = oras.Copy(ctx, source, desc.Digest.String(), r, tag, oras.CopyOptions{CopyGraphOptions: graphOpts})
+		err = p.dst.Push(ctx, d, rc)
 	}
-	return unwrapCopyError(err)
+	if err != nil {
+		return err
+	}
+	p.progress.emit(d, Done, d.Size)
+	return nil
 }
 
-// pushSource reads from the local store, reporting bytes as they stream,
-// and resolves any reference to the root being pushed.
-type pushSource struct {
-	src      Target
-	root     ocispec.Descriptor
-	progress progressFunc
-}
-
-var _ oras.ReadOnlyTarget = (*pushSource)(nil)
-var _ content.ReadOnlyStorage = (*pushSource)(nil)
-
-func (s *pushSource) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	rc, err := s.src.Fetch(ctx, desc)
+// fetch opens d in the local store, reporting its bytes as they are read.
+func (p *pusher) fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	p.progress.emit(d, Uploading, 0)
+	rc, err := p.src.Fetch(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	return newStreamReader(ctx, rc, desc, false, Uploading, s.progress), nil
-}
-
-func (s *pushSource) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	return s.src.Exists(ctx, desc)
-}
-
-func (s *pushSource) Resolve(context.Context, string) (ocispec.Descriptor, error) {
-	return s.root, nil
-}
-
-// unwrapCopyError drops oras's CopyError wrapper, whose message only adds
-// "failed to perform …", keeping the cause.
-func unwrapCopyError(err error) error {
-	var ce *oras.CopyError
-	if errors.As(err, &ce) && ce.Err != nil {
-		return ce.Err
-	}
-	return err
+	return newStreamReader(ctx, rc, d, false, Uploading, p.progress), nil
 }

@@ -382,6 +382,78 @@ func TestPullCancel(t *testing.T) {
 	requireAbsent(t, dst, big, im.manifest)
 }
 
+// TestPushIndex pushes a two-platform index whose images share a layer:
+// into a new repository, where the shared layer goes up once, and into one
+// that has one of the images, which is not sent again.
+func TestPushIndex(t *testing.T) {
+	s := registrytest.Start(t)
+	cfg := serverConfig(t, s)
+	ctx := context.Background()
+	src := memory.New()
+	shared := randomBytes(80, 300<<10)
+	amd := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(81, 1000))
+	armPlatform := ocispec.Platform{OS: "linux", Architecture: "arm64"}
+	arm := buildImage(t, src, armPlatform, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(82, 2000))
+	idx := buildIndex(t, src, amd, arm)
+	sharedLayer := amd.layers[0]
+
+	var fresh recorder
+	if err := Push(ctx, cfg, src, idx, "index/fresh", "1", PushOptions{Progress: fresh.record}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append(append(amd.blobs(), arm.blobs()...), amd.manifest, arm.manifest, idx) {
+		if n := fresh.streamed(d.Digest, Uploading); n != d.Size {
+			t.Errorf("fresh push: %s (%s) sent %d bytes, want %d", d.Digest, d.MediaType, n, d.Size)
+		}
+		if st := fresh.states(d.Digest); !hasState(st, Done) {
+			t.Errorf("fresh push: %s: states %v, want done", d.Digest, st)
+		}
+	}
+	// Both manifests name the shared layer; it is checked and sent once.
+	if st := fresh.states(sharedLayer.Digest); hasState(st, Exists) {
+		t.Errorf("fresh push: shared layer: states %v, want one upload and no second look", st)
+	}
+
+	if err := Push(ctx, cfg, src, amd.manifest, "index/part", "amd", PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var part recorder
+	if err := Push(ctx, cfg, src, idx, "index/part", "all", PushOptions{Progress: part.record}); err != nil {
+		t.Fatal(err)
+	}
+	if st := part.states(amd.manifest.Digest); !hasState(st, Exists) || part.streamed(amd.manifest.Digest, Uploading) != 0 {
+		t.Errorf("amd64 manifest: states %v, want exists and nothing sent", st)
+	}
+	for _, d := range append(amd.blobs(), sharedLayer) {
+		if n := part.streamed(d.Digest, Uploading); n != 0 {
+			t.Errorf("blob %s of the image already there: sent %d bytes", d.Digest, n)
+		}
+	}
+	for _, d := range []ocispec.Descriptor{arm.config, arm.layers[1], arm.manifest, idx} {
+		if n := part.streamed(d.Digest, Uploading); n != d.Size {
+			t.Errorf("%s: sent %d bytes, want %d", d.Digest, n, d.Size)
+		}
+	}
+
+	for _, repo := range []string{"index/fresh", "index/part"} {
+		tag := map[string]string{"index/fresh": "1", "index/part": "all"}[repo]
+		for _, im := range []testImage{amd, arm} {
+			p := linuxAMD64
+			if im.manifest.Digest == arm.manifest.Digest {
+				p = armPlatform
+			}
+			dst := memory.New()
+			d, err := Pull(ctx, cfg, repo, tag, dst, PullOptions{Platform: &p})
+			if err != nil || d.Digest != im.manifest.Digest {
+				t.Fatalf("pull %s:%s for %s = %s, %v; want %s", repo, tag, FormatPlatform(p), d.Digest, err, im.manifest.Digest)
+			}
+			for _, b := range im.blobs() {
+				requireBlob(t, dst, src, b)
+			}
+		}
+	}
+}
+
 func TestPushMount(t *testing.T) {
 	s := registrytest.Start(t)
 	cfg := serverConfig(t, s)
