@@ -172,6 +172,20 @@ func (r *recorder) streamed(d digest.Digest, st State) int64 {
 	return n
 }
 
+// starts counts the transfers of d in state st that began: the events with
+// no bytes yet.
+func (r *recorder) starts(d digest.Digest, st State) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Digest == d && e.State == st && e.Done == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *recorder) states(d digest.Digest) []State {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -47,7 +47,11 @@ func push(ctx context.Context, cfg Config, src Target, desc ocispec.Descriptor, 
 	if concurrency <= 0 {
 		concurrency = defaultConcurrency
 	}
-	p := &pusher{src: src, dst: r, progress: progressFunc(opts.Progress), slots: make(chan struct{}, concurrency), nodes: map[digest.Digest]*pushedNode{}}
+	// The first failure stops the rest and is what Push reports: a node
+	// stopped by it must not report its own cancellation instead.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p := &pusher{src: src, dst: r, progress: progressFunc(opts.Progress), slots: make(chan struct{}, concurrency), nodes: map[digest.Digest]*pushedNode{}, fail: cancel}
 	for _, m := range opts.MountFrom {
 		if m != "" && cfg.repoName(m) != r.Reference.Repository {
 			p.mountFrom = append(p.mountFrom, cfg.repoName(m))
@@ -58,7 +62,13 @@ func push(ctx context.Context, cfg Config, src Target, desc ocispec.Descriptor, 
 		return err
 	}
 	if !ok {
-		return p.manifest(ctx, desc, tag)
+		if err := p.manifest(ctx, desc, tag); err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				return cause
+			}
+			return err
+		}
+		return nil
 	}
 	// The registry has the image: only the tag is left to write. Tell the
 	// caller what is already there.
@@ -92,6 +102,7 @@ type pusher struct {
 	progress  progressFunc
 	mountFrom []string
 	slots     chan struct{} // one per blob being checked or sent
+	fail      context.CancelCauseFunc
 
 	mu    sync.Mutex
 	nodes map[digest.Digest]*pushedNode
@@ -121,13 +132,40 @@ func (p *pusher) node(ctx context.Context, d ocispec.Descriptor) error {
 			return ctx.Err()
 		}
 	}
-	if isIndex(d.MediaType) || isManifest(d.MediaType) {
+	if isPushedManifest(d.MediaType) {
 		n.err = p.childManifest(ctx, d)
 	} else {
 		n.err = p.blob(ctx, d)
 	}
+	if n.err != nil && ctx.Err() == nil {
+		p.fail(n.err)
+	}
 	close(n.done)
 	return n.err
+}
+
+// isPushedManifest reports whether a node of type mt goes to the
+// registry's manifests, with what it names pushed before it.
+func isPushedManifest(mt string) bool {
+	return isIndex(mt) || isManifest(mt) || mt == artifactManifest
+}
+
+// artifactManifest is the media type of the OCI artifact manifest of
+// image-spec 1.1's drafts, which registries still hold as a manifest.
+const artifactManifest = "application/vnd.oci.artifact.manifest.v1+json"
+
+// isForeignLayer reports whether a layer of type mt is one that images
+// name but registries are not to hold (Windows base layers): it is
+// neither checked nor sent, as Docker does not push it.
+func isForeignLayer(mt string) bool {
+	switch mt {
+	case "application/vnd.oci.image.layer.nondistributable.v1.tar",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+		"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+		return true
+	}
+	return false
 }
 
 // childManifest copies a manifest an index names, unless the repository
@@ -153,6 +191,9 @@ func (p *pusher) manifest(ctx context.Context, d ocispec.Descriptor, tag string)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range succ {
+		if isForeignLayer(c.MediaType) {
+			continue
+		}
 		g.Go(func() error { return p.node(gctx, c) })
 	}
 	if err := g.Wait(); err != nil {

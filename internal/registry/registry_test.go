@@ -410,8 +410,8 @@ func TestPushIndex(t *testing.T) {
 		}
 	}
 	// Both manifests name the shared layer; it is checked and sent once.
-	if st := fresh.states(sharedLayer.Digest); hasState(st, Exists) {
-		t.Errorf("fresh push: shared layer: states %v, want one upload and no second look", st)
+	if st, n := fresh.states(sharedLayer.Digest), fresh.starts(sharedLayer.Digest, Uploading); hasState(st, Exists) || n != 1 {
+		t.Errorf("fresh push: shared layer: states %v, %d uploads; want one upload and no second look", st, n)
 	}
 
 	if err := Push(ctx, cfg, src, amd.manifest, "index/part", "amd", PushOptions{}); err != nil {
@@ -450,6 +450,43 @@ func TestPushIndex(t *testing.T) {
 			for _, b := range im.blobs() {
 				requireBlob(t, dst, src, b)
 			}
+		}
+	}
+}
+
+// failingSource is a push source that cannot read one blob.
+type failingSource struct {
+	Target
+	bad digest.Digest
+}
+
+func (f failingSource) Fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	if d.Digest == f.bad {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, errdefs.ErrNotFound)
+	}
+	return f.Target.Fetch(ctx, d)
+}
+
+// TestPushFailureCause pushes an index one of whose blobs cannot be read:
+// the push fails naming that blob, not with the cancellation of the
+// uploads it stopped (among them one that the other image waits for).
+func TestPushFailureCause(t *testing.T) {
+	s := registrytest.Start(t)
+	cfg := serverConfig(t, s)
+	ctx := context.Background()
+	src := memory.New()
+	shared := randomBytes(90, 4<<20)
+	amd := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(91, 3<<20))
+	arm := buildImage(t, src, ocispec.Platform{OS: "linux", Architecture: "arm64"}, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(92, 1000))
+	idx := buildIndex(t, src, amd, arm)
+	for i := range 5 {
+		repo := fmt.Sprintf("cause/r%d", i)
+		err := Push(ctx, cfg, failingSource{src, amd.config.Digest}, idx, repo, "1", PushOptions{Concurrency: 2})
+		if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), amd.config.Digest.String()) {
+			t.Fatalf("push %d: %v; want the unreadable config %s", i, err, amd.config.Digest)
+		}
+		if _, err := Resolve(ctx, cfg, repo, "1"); err == nil {
+			t.Fatalf("push %d: the index is in the registry after a failed push", i)
 		}
 	}
 }
