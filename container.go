@@ -320,7 +320,11 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 	if err := makeCgroup(&spec, c.rec.Resources); err != nil {
 		return fmt.Errorf("start %s: %w", c.Name, err)
 	}
-	if _, err := runtime.Start(ctx, &spec, &sc.stdio); err != nil {
+	start := runtime.Start
+	if sb := c.h.takeMonitor(c.ID); sb != nil {
+		start = sb.Start
+	}
+	if _, err := start(ctx, &spec, &sc.stdio); err != nil {
 		dropCgroup(&spec)
 		var se *runtime.StartError
 		if errors.As(err, &se) {
@@ -426,6 +430,7 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	defer unlock()
+	c.h.dropMonitor(c.ID)
 	if _, err := os.Stat(filepath.Join(c.stateDir(), "dock.json")); os.IsNotExist(err) {
 		return nil // removed meanwhile
 	}

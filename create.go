@@ -358,7 +358,10 @@ func WithLogRotation(maxSize int64, files int) CreateOption {
 // Create makes a container from img: a writable snapshot over the image's
 // layers and the configuration to run it with, stored in the host's root.
 // The image is unpacked first if it is not yet. The container does not run
-// until Start.
+// until Start. Its monitor process starts already, so that its start-up
+// overlaps the rest of Create and a Start that follows at once; a monitor
+// that no Start takes within about a second, or that Remove or Host.Close
+// finds waiting, ends.
 func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*Container, error) {
 	c := createConfig{stopTimeout: 10 * time.Second, ns: h.ns}
 	for _, o := range opts {
@@ -417,8 +420,12 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	defer unlock()
 	dir := filepath.Join(h.containersDir(), id)
 	key := "container-" + id
+	// The container's monitor starts now, on standby: its start-up
+	// overlaps the rest of the create and a start that follows at once.
+	h.prepareMonitor(id, dir)
 	defer func() {
 		if err != nil {
+			h.dropMonitor(id)
 			h.snap.Remove(context.WithoutCancel(ctx), key)
 			os.RemoveAll(dir)
 			os.Remove(nameLink)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/dockkit/dock/internal/runtime"
 	"github.com/dockkit/dock/internal/store"
 )
 
@@ -25,7 +26,8 @@ type Host struct {
 	ns        Namespaces
 	insecure  map[string]bool
 	registry  map[string]*Registry
-	cgParent  string // the cgroup that holds the containers' groups
+	cgParent  string   // the cgroup that holds the containers' groups
+	standbys  sync.Map // container ID -> *runtime.Standby, its monitor started ahead
 	closeOnce sync.Once
 }
 
@@ -193,6 +195,10 @@ func (h *Host) Snapshotter() Snapshotter { return h.snap }
 func (h *Host) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
+		h.standbys.Range(func(id, _ any) bool {
+			h.dropMonitor(id.(string))
+			return true
+		})
 		if h.snap != nil {
 			err = h.snap.Close()
 		}
@@ -201,4 +207,28 @@ func (h *Host) Close() error {
 		}
 	})
 	return err
+}
+
+// prepareMonitor starts the monitor of container id on standby, for its
+// start to take. A standby that cannot start costs the start nothing: it
+// starts a monitor of its own.
+func (h *Host) prepareMonitor(id, dir string) {
+	if sb, err := runtime.NewStandby(dir); err == nil {
+		h.standbys.Store(id, sb)
+	}
+}
+
+// takeMonitor returns the monitor on standby for container id, if any.
+func (h *Host) takeMonitor(id string) *runtime.Standby {
+	if sb, ok := h.standbys.LoadAndDelete(id); ok {
+		return sb.(*runtime.Standby)
+	}
+	return nil
+}
+
+// dropMonitor ends the monitor on standby for container id, if any.
+func (h *Host) dropMonitor(id string) {
+	if sb := h.takeMonitor(id); sb != nil {
+		sb.Close()
+	}
 }

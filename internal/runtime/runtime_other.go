@@ -117,3 +117,17 @@ func (a *Attachment) Close() error { return nil }
 
 // Recover does nothing off Linux.
 func (h *Handle) Recover() (bool, error) { return false, nil }
+
+// Standby is a monitor started ahead of its container; none off Linux.
+type Standby struct{}
+
+// NewStandby fails with ErrNotSupported off Linux.
+func NewStandby(string) (*Standby, error) { return nil, errNotSupported }
+
+// Close does nothing off Linux.
+func (s *Standby) Close() {}
+
+// Start fails with ErrNotSupported off Linux.
+func (s *Standby) Start(context.Context, *Spec, *Stdio) (*Handle, error) {
+	return nil, errNotSupported
+}

@@ -151,6 +151,10 @@ func (s *Spec) validate() error {
 // and the container is left stopped with that code. ctx bounds only the
 // start, never the container.
 func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
+	return startMonitor(ctx, spec, stdio, nil)
+}
+
+func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, standby *Standby) (*Handle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -242,31 +246,36 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	if roles == "" {
 		roles = "-"
 	}
-	cmd := &command{
-		Path:       exe,
-		Args:       []string{monitorArg0, spec.StateDir, roles, filter},
-		Env:        monitorEnv,
-		Dir:        "/",
-		Stdout:     mlog,
-		Stderr:     mlog,
-		ExtraFiles: files,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid: true,
-			// The monitor's own mount namespace holds the read-only bind
-			// of the sealed binary, so nothing leaks onto the host.
-			Cloneflags: unix.CLONE_NEWNS,
-		},
+	args := []string{spec.StateDir, roles, filter}
+	if standby == nil || !standby.hand(exe, args, mlog, files) {
+		cmd := &command{
+			Path:       exe,
+			Args:       append([]string{monitorArg0}, args...),
+			Env:        monitorEnv,
+			Dir:        "/",
+			Stdout:     mlog,
+			Stderr:     mlog,
+			ExtraFiles: files,
+			SysProcAttr: &syscall.SysProcAttr{
+				Setsid: true,
+				// The monitor's own mount namespace holds the read-only
+				// bind of the sealed binary, so nothing leaks onto the
+				// host.
+				Cloneflags: unix.CLONE_NEWNS,
+			},
+		}
+		if err := cmd.Start(); err != nil {
+			mlog.Close()
+			closeAll(childEnds)
+			closeAll(parentEnds)
+			return nil, fmt.Errorf("container %s: start monitor: %w", spec.ID, err)
+		}
+		// Reap the monitor if it ends while this process lives; it goes
+		// on without us otherwise.
+		go cmd.Process.Wait()
 	}
-	err = cmd.Start()
 	mlog.Close()
 	closeAll(childEnds)
-	if err != nil {
-		closeAll(parentEnds)
-		return nil, fmt.Errorf("container %s: start monitor: %w", spec.ID, err)
-	}
-	// Reap the monitor if it ends while this process lives; it goes on
-	// without us otherwise.
-	go cmd.Process.Wait()
 
 	h := &Handle{stateDir: spec.StateDir, spec: spec}
 	h.copies = callerCopies(spec.StateDir)

@@ -1,0 +1,231 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// standbyArg, as the monitor's last argument after its state directory,
+// starts it on standby.
+const standbyArg = "-standby"
+
+// standbyIdle is how long a monitor waits on standby for its container.
+// A caller that prepares a container and starts it at once (dock run)
+// needs milliseconds; past this, the start spawns a monitor of its own.
+const standbyIdle = time.Second
+
+// Standby is a monitor started ahead of its container, so that its own
+// start-up, a Go process's, runs while the caller still prepares the
+// container (snapshot, record, cgroup), on another CPU. Start on it hands it
+// the container; unused, it ends on Close, when the caller's process ends,
+// or after about a second.
+type Standby struct {
+	exe      string
+	stateDir string
+	proc     *os.Process
+	done     chan struct{} // closed once the process is reaped
+
+	mu   sync.Mutex
+	sock *os.File // nil once used or closed
+}
+
+// NewStandby starts a monitor on standby for the container whose state
+// directory is stateDir, under its state root.
+func NewStandby(stateDir string) (*Standby, error) {
+	if !path.IsAbs(stateDir) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		stateDir = path.Join(wd, stateDir)
+	}
+	exe, err := sealedExe(path.Join(rootOf(stateDir), exeDirName))
+	if err != nil {
+		return nil, fmt.Errorf("sealed binary: %w", err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The caller's end in the poller, for the deadline on the answer.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, err
+	}
+	parent, child := os.NewFile(uintptr(fds[0]), "standby"), os.NewFile(uintptr(fds[1]), "standby")
+	defer child.Close()
+	cmd := &command{
+		Path: exe,
+		// As a monitor's, its second argument is the state directory,
+		// which tells it for the container's (monitorAlive).
+		Args:       []string{monitorArg0, stateDir, standbyArg},
+		Env:        monitorEnv,
+		Dir:        "/",
+		ExtraFiles: []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:     true,
+			Cloneflags: unix.CLONE_NEWNS,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	s := &Standby{exe: exe, stateDir: stateDir, proc: cmd.Process, done: make(chan struct{}), sock: parent}
+	go func() {
+		s.proc.Wait()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// Close ends the monitor unless a start took it, and waits for its end.
+func (s *Standby) Close() {
+	s.mu.Lock()
+	sock := s.sock
+	s.sock = nil
+	s.mu.Unlock()
+	if sock == nil {
+		return
+	}
+	sock.Close()
+	s.proc.Kill()
+	<-s.done
+}
+
+// Start starts the container of spec, as the package's Start does, with the
+// monitor on standby when it is still there for a container of the same
+// state directory, and with a new one otherwise.
+func (s *Standby) Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
+	return startMonitor(ctx, spec, stdio, s)
+}
+
+// activation is what a monitor on standby receives with its descriptors:
+// the arguments a monitor started for the container gets, and which
+// descriptors come, in order after the log (as its stdout and stderr).
+type activation struct {
+	Args []string `json:"args"`
+	FDs  []int    `json:"fds"` // where each further descriptor goes
+}
+
+// hand gives the monitor on standby the container: its arguments, its log
+// and the descriptors that go to 3 and up (nil ones skipped). It reports
+// false when the monitor is gone, or will not answer, which leaves the
+// caller to start one of its own; the monitor is then closed.
+func (s *Standby) hand(exe string, args []string, mlog *os.File, files []*os.File) bool {
+	s.mu.Lock()
+	sock := s.sock
+	s.sock = nil
+	s.mu.Unlock()
+	if sock == nil {
+		return false
+	}
+	ok := false
+	defer func() {
+		sock.Close()
+		if !ok {
+			s.proc.Kill()
+			<-s.done
+		}
+	}()
+	if exe != s.exe || len(args) == 0 || args[0] != s.stateDir {
+		return false
+	}
+	act := activation{Args: args}
+	rights := []int{int(mlog.Fd())}
+	for i, f := range files {
+		if f != nil {
+			act.FDs = append(act.FDs, 3+i)
+			rights = append(rights, int(f.Fd()))
+		}
+	}
+	b, err := json.Marshal(act)
+	if err != nil {
+		return false
+	}
+	if err := control(sock, func(fd int) error { return unix.Sendmsg(fd, b, unix.UnixRights(rights...), nil, 0) }); err != nil {
+		return false
+	}
+	// The monitor answers once it holds the descriptors; a monitor that
+	// gave up waiting at the same moment closes the socket instead.
+	sock.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ack [1]byte
+	n, err := sock.Read(ack[:])
+	ok = err == nil && n == 1
+	return ok
+}
+
+// awaitContainer runs in a monitor started on standby: it waits for the
+// container on descriptor 3 and puts what comes where a monitor started
+// for it would have it. It reports false when none comes.
+func awaitContainer() bool {
+	const sockFD = 3
+	fds := []unix.PollFd{{Fd: sockFD, Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(standbyIdle/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return false
+		}
+		break
+	}
+	buf := make([]byte, 8<<10)
+	oob := make([]byte, unix.CmsgSpace(8*4))
+	n, oobn, _, _, err := unix.Recvmsg(sockFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil || n == 0 {
+		return false
+	}
+	var act activation
+	if err := json.Unmarshal(buf[:n], &act); err != nil {
+		return false
+	}
+	var got []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if rights, err := unix.ParseUnixRights(&m); err == nil {
+				got = append(got, rights...)
+			}
+		}
+	}
+	if len(got) != 1+len(act.FDs) || len(act.Args) < 3 || act.Args[0] != os.Args[1] {
+		return false
+	}
+	// Out of the way of the numbers they go to first.
+	for i, fd := range got {
+		high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 100)
+		if err != nil {
+			return false
+		}
+		unix.Close(fd)
+		got[i] = high
+	}
+	// Taken: the caller waits for this before it lets go of its own
+	// copies. The socket is descriptor 3, which the sync pipe replaces.
+	if _, err := unix.Write(sockFD, []byte{1}); err != nil {
+		return false
+	}
+	if unix.Dup3(got[0], 1, 0) != nil || unix.Dup3(got[0], 2, 0) != nil {
+		os.Exit(125)
+	}
+	for i, to := range act.FDs {
+		if unix.Dup3(got[1+i], to, 0) != nil {
+			os.Exit(125)
+		}
+	}
+	for _, fd := range got {
+		unix.Close(fd)
+	}
+	os.Args = append([]string{monitorArg0}, act.Args...)
+	return true
+}
