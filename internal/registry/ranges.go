@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/iobuf"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -254,13 +255,6 @@ type rangeError struct{ err error }
 func (e *rangeError) Error() string { return e.err.Error() }
 func (e *rangeError) Unwrap() error { return e.err }
 
-// partBufferSize is the chunk copyPart reads and writes at a time.
-const partBufferSize = 256 << 10
-
-// partBufs holds copyPart's buffers for reuse: fresh pages cost a fault
-// each, several microseconds on virtual machines.
-var partBufs = sync.Pool{New: func() any { return new([partBufferSize]byte) }}
-
 // copyPart writes the n bytes r yields to w from off on, reading the next
 // chunk while the last is written, and fails if r yields fewer. It checks
 // ctx between chunks; count is told of each chunk written.
@@ -268,11 +262,11 @@ func copyPart(ctx context.Context, w io.WriterAt, r io.Reader, off, n int64, cou
 	const nbuf = 3
 	free := make(chan []byte, nbuf)
 	for range nbuf {
-		free <- partBufs.Get().(*[partBufferSize]byte)[:]
+		free <- iobuf.Get()
 	}
 	defer func() {
 		for range len(free) {
-			partBufs.Put((*[partBufferSize]byte)(<-free))
+			iobuf.Put(<-free)
 		}
 	}()
 	full := make(chan []byte, nbuf)

@@ -9,36 +9,30 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/iobuf"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // copyBufferSize is the chunk Push reads, hashes and writes at a time, and
 // between which it checks its context.
-const copyBufferSize = 256 << 10
+const copyBufferSize = iobuf.Size
 
-// bufPool holds copy buffers of copyBufferSize, so that the blobs of a pull
-// reuse memory already in use rather than each touching fresh pages: on
-// virtual machines a page fault costs several microseconds, and three 1 MiB
-// buffers for each of five blobs made thousands of them.
-var bufPool = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
-
-// getBuf returns a buffer of n bytes, from bufPool when n is
+// getBuf returns a buffer of n bytes, lent by iobuf when n is
 // copyBufferSize.
 func getBuf(n int64) []byte {
 	if n != copyBufferSize {
 		return make([]byte, n)
 	}
-	return bufPool.Get().(*[copyBufferSize]byte)[:]
+	return iobuf.Get()
 }
 
-// putBuf returns b to bufPool if it came from there.
+// putBuf gives b back to iobuf if it came from there.
 func putBuf(b []byte) {
 	if cap(b) == copyBufferSize {
-		bufPool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+		iobuf.Put(b)
 	}
 }
 
