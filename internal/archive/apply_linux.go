@@ -13,12 +13,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/iobuf"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,9 +40,6 @@ const minHole = 64 << 10
 // zeros is compared against, never written.
 var zeros = make([]byte, 1<<20)
 
-// copyBufs reuses the large buffers that file contents go through.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
 // Apply extracts the uncompressed tar stream r into the directory root and
 // returns the number of tar bytes read.
 //
@@ -58,7 +55,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 	if err != nil {
 		return 0, fmt.Errorf("layer root %s: %w", root, osErr(err))
 	}
-	bp := copyBufs.Get().(*[]byte)
+	// File contents go through a buffer from iobuf, recycled between
+	// layers and backed by huge pages.
+	buf := iobuf.Get()
 	a := &applier{
 		rootfd: rootfd,
 		opts:   opts,
@@ -67,7 +66,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 		euid:   os.Geteuid(),
 		egid:   os.Getegid(),
 		umask:  processUmask(),
-		buf:    *bp,
+		buf:    buf,
 	}
 	if opts.Whiteouts == WhiteoutDelete {
 		a.written = make(map[string]struct{})
@@ -88,7 +87,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 			a.rootFile.Close()
 		}
 		unix.Close(rootfd)
-		copyBufs.Put(bp)
+		iobuf.Put(buf)
 	}()
 
 	switch r.(type) {

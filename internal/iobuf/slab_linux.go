@@ -9,8 +9,11 @@ import (
 )
 
 const (
-	hugePage  = 2 << 20
-	slabBufs  = 16 // four huge pages' worth: what a pull of four blobs at once holds
+	hugePage = 2 << 20
+	// What a pull holds at most: the copies of four blobs at once, 16 MiB
+	// of decompression read-ahead and the buffers of the layers being
+	// written. Only what is touched takes memory.
+	slabBufs  = 128
 	slabBytes = slabBufs * Size
 )
 
