@@ -429,6 +429,7 @@ func (ra *readAhead) fill(src io.Reader) {
 		select {
 		case ra.full <- chunk{b[:n], err}:
 		case <-ra.done:
+			putChunk(b)
 			return
 		}
 		if err != nil {

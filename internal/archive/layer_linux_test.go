@@ -12,6 +12,7 @@ import (
 
 	"github.com/dockkit/dock/internal/archive/archivetest"
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/iobuf"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -242,4 +243,43 @@ func zstdWindow(t *testing.T, b []byte, w int) []byte {
 	zw.Write(b)
 	zw.Close()
 	return buf.Bytes()
+}
+
+// TestBuffersGivenBack checks that decompression stopped early, an apply
+// that fails half-way and a whole layer all give back the read-ahead and
+// copy buffers they took.
+func TestBuffersGivenBack(t *testing.T) {
+	var files []archivetest.File
+	for i := range 8 {
+		files = append(files, archivetest.Reg("big"+string(rune('a'+i)), strings.Repeat(string(rune('a'+i)), 3<<20)))
+	}
+	raw := archivetest.Tar(t, files...)
+	gz := compress(t, raw, "application/vnd.oci.image.layer.v1.tar+gzip")
+	lent := func(when string) {
+		t.Helper()
+		if n := iobuf.Lent(); n != 0 {
+			t.Fatalf("%s: %d buffers not given back", when, n)
+		}
+	}
+
+	for range 5 {
+		pf, err := Prefetch(bytes.NewReader(gz), "application/vnd.oci.image.layer.v1.tar+gzip", 4<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.CopyN(io.Discard, pf, 1<<20)
+		pf.Close()
+	}
+	lent("prefetchers closed early")
+
+	// A layer cut short: decompression fails while the apply writes.
+	if _, err := ApplyLayer(context.Background(), t.TempDir(), bytes.NewReader(gz[:len(gz)/2]), "application/vnd.oci.image.layer.v1.tar+gzip", "", ApplyOptions{NoSameOwner: true}); err == nil {
+		t.Fatal("apply of half a layer succeeded")
+	}
+	lent("apply of a truncated layer")
+
+	if _, err := ApplyLayer(context.Background(), t.TempDir(), bytes.NewReader(gz), "application/vnd.oci.image.layer.v1.tar+gzip", "", ApplyOptions{NoSameOwner: true}); err != nil {
+		t.Fatal(err)
+	}
+	lent("apply of a whole layer")
 }

@@ -1,3 +1,5 @@
+//go:build !race
+
 package iobuf
 
 import (
@@ -38,12 +40,13 @@ func mapSlab() {
 	}
 	base := uintptr(unsafe.Pointer(&m[0]))
 	skip := int((base+hugePage-1)&^(hugePage-1) - base)
-	// Unmap what lies outside the aligned region.
+	// Unmap what lies outside the aligned region (with the system call:
+	// unix.Munmap takes only whole mappings it made).
 	if skip > 0 {
-		unix.Munmap(m[:skip])
+		unix.Syscall(unix.SYS_MUNMAP, base, uintptr(skip), 0)
 	}
-	if tail := m[skip+slabBytes:]; len(tail) > 0 {
-		unix.Munmap(tail)
+	if tail := len(m) - skip - slabBytes; tail > 0 {
+		unix.Syscall(unix.SYS_MUNMAP, base+uintptr(skip+slabBytes), uintptr(tail), 0)
 	}
 	mem := m[skip : skip+slabBytes : skip+slabBytes]
 	unix.Madvise(mem, unix.MADV_HUGEPAGE) // best effort: 4 KiB pages otherwise
@@ -104,4 +107,10 @@ func release() {
 	if slab.lent == 0 {
 		unix.Madvise(slab.mem, unix.MADV_DONTNEED)
 	}
+}
+
+func slabLent() int {
+	slab.mu.Lock()
+	defer slab.mu.Unlock()
+	return slab.lent
 }

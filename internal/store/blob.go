@@ -311,7 +311,7 @@ func copyHashed(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, limi
 	}
 	defer func() {
 		for range len(free) {
-			putBuf(<-free) // a buffer the reader dropped on an error is left to the GC
+			putBuf(<-free) // the reader gives back the one it holds when it ends
 		}
 	}()
 	full := make(chan []byte, nbuf)
@@ -341,11 +341,16 @@ var errWriteFailed = errors.New("write failed")
 
 func readHashed(ctx context.Context, full chan<- []byte, free <-chan []byte, stop <-chan struct{}, h hash.Hash, r io.Reader, limit int64) (int64, error) {
 	var n int64
+	var buf []byte // taken from free and not yet handed to the writer
+	defer func() {
+		if buf != nil {
+			putBuf(buf)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		var buf []byte
 		select {
 		case buf = <-free:
 		case <-stop:
@@ -363,6 +368,7 @@ func readHashed(ctx context.Context, full chan<- []byte, free <-chan []byte, sto
 			}
 			h.Write(buf[:m])
 			full <- buf[:m]
+			buf = nil
 		}
 		switch {
 		case rerr == nil:

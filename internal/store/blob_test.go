@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/iobuf"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -91,6 +92,9 @@ func TestPushVerifies(t *testing.T) {
 	good := blobDesc(ocispec.MediaTypeImageLayerGzip, data)
 	other := digest.FromString("something else")
 
+	whole := content(2, 3*copyBufferSize) // ends on a buffer's end
+	wholeDesc := blobDesc(ocispec.MediaTypeImageLayerGzip, whole)
+
 	tests := []struct {
 		name    string
 		desc    ocispec.Descriptor
@@ -99,6 +103,12 @@ func TestPushVerifies(t *testing.T) {
 		wantMsg string
 	}{
 		{"ok", good, func(context.CancelFunc) io.Reader { return bytes.NewReader(data) }, nil, ""},
+		{"ok, whole buffers", wholeDesc, func(context.CancelFunc) io.Reader { return bytes.NewReader(whole) }, nil, ""},
+		{"read error on a buffer's end", wholeDesc,
+			func(context.CancelFunc) io.Reader {
+				return &errReader{data: whole[:copyBufferSize], err: errors.New("connection reset")}
+			},
+			nil, "connection reset"},
 		{"empty blob", blobDesc("application/octet-stream", nil), func(context.CancelFunc) io.Reader { return bytes.NewReader(nil) }, nil, ""},
 		{"digest mismatch", ocispec.Descriptor{Digest: other, Size: good.Size},
 			func(context.CancelFunc) io.Reader { return bytes.NewReader(data) },
@@ -156,6 +166,9 @@ func TestPushVerifies(t *testing.T) {
 			}
 			if names := ingestFiles(t, s); len(names) != 0 {
 				t.Fatalf("ingest left %v", names)
+			}
+			if n := iobuf.Lent(); n != 0 {
+				t.Fatalf("%d copy buffers not given back", n)
 			}
 		})
 	}
