@@ -213,9 +213,16 @@ func (h *Host) Close() error {
 // start to take. A standby that cannot start costs the start nothing: it
 // starts a monitor of its own.
 func (h *Host) prepareMonitor(id, dir string) {
-	if sb, err := runtime.NewStandby(dir); err == nil {
-		h.standbys.Store(id, sb)
+	sb, err := runtime.NewStandby(dir)
+	if err != nil {
+		return
 	}
+	h.standbys.Store(id, sb)
+	// Unused, it ends by itself; so does its entry.
+	go func() {
+		<-sb.Done()
+		h.standbys.CompareAndDelete(id, sb)
+	}()
 }
 
 // takeMonitor returns the monitor on standby for container id, if any.

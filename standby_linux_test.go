@@ -84,4 +84,28 @@ func TestMonitorStartedAtCreate(t *testing.T) {
 	if pid := standbyPid(t, unused.stateDir()); pid != 0 {
 		t.Errorf("monitor %d on standby for a removed container", pid)
 	}
+
+	// Left alone, a standby ends by itself, and the host forgets it.
+	idle, err := h.Create(ctx, img, WithCmd("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Remove(context.Background(), false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, held := h.standbys.Load(idle.ID)
+		if !held && standbyPid(t, idle.stateDir()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standby of a container never started: held %v, process %d", held, standbyPid(t, idle.stateDir()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := idle.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, idle); st.ExitCode != 0 {
+		t.Errorf("exit code %d after the standby went", st.ExitCode)
+	}
 }

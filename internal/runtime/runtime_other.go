@@ -127,6 +127,13 @@ func NewStandby(string) (*Standby, error) { return nil, errNotSupported }
 // Close does nothing off Linux.
 func (s *Standby) Close() {}
 
+// Done returns a closed channel off Linux.
+func (s *Standby) Done() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
 // Start fails with ErrNotSupported off Linux.
 func (s *Standby) Start(context.Context, *Spec, *Stdio) (*Handle, error) {
 	return nil, errNotSupported

@@ -63,6 +63,15 @@ func NewStandby(stateDir string) (*Standby, error) {
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "standby"), os.NewFile(uintptr(fds[1]), "standby")
 	defer child.Close()
+	// Descriptors 4 to 6 are held by /dev/null until the start puts the
+	// container's pipes there: a Go process takes the lowest free numbers
+	// for its own (the poller's, cgroup files), which must not be those.
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	defer null.Close()
 	cmd := &command{
 		Path: exe,
 		// As a monitor's, its second argument is the state directory,
@@ -70,7 +79,7 @@ func NewStandby(stateDir string) (*Standby, error) {
 		Args:       []string{monitorArg0, stateDir, standbyArg},
 		Env:        monitorEnv,
 		Dir:        "/",
-		ExtraFiles: []*os.File{child},
+		ExtraFiles: []*os.File{child, null, null, null},
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid:     true,
 			Cloneflags: unix.CLONE_NEWNS,
@@ -83,10 +92,20 @@ func NewStandby(stateDir string) (*Standby, error) {
 	s := &Standby{exe: exe, stateDir: stateDir, proc: cmd.Process, done: make(chan struct{}), sock: parent}
 	go func() {
 		s.proc.Wait()
+		s.mu.Lock()
+		if s.sock != nil {
+			s.sock.Close()
+			s.sock = nil
+		}
+		s.mu.Unlock()
 		close(s.done)
 	}()
 	return s, nil
 }
+
+// Done is closed once the monitor's process has ended: unused, or, when a
+// start took it, with its container.
+func (s *Standby) Done() <-chan struct{} { return s.done }
 
 // Close ends the monitor unless a start took it, and waits for its end.
 func (s *Standby) Close() {
@@ -121,7 +140,7 @@ type activation struct {
 // and the descriptors that go to 3 and up (nil ones skipped). It reports
 // false when the monitor is gone, or will not answer, which leaves the
 // caller to start one of its own; the monitor is then closed.
-func (s *Standby) hand(exe string, args []string, mlog *os.File, files []*os.File) bool {
+func (s *Standby) hand(ctx context.Context, exe string, args []string, mlog *os.File, files []*os.File) bool {
 	s.mu.Lock()
 	sock := s.sock
 	s.sock = nil
@@ -152,12 +171,17 @@ func (s *Standby) hand(exe string, args []string, mlog *os.File, files []*os.Fil
 	if err != nil {
 		return false
 	}
-	if err := control(sock, func(fd int) error { return unix.Sendmsg(fd, b, unix.UnixRights(rights...), nil, 0) }); err != nil {
+	send := func(fd int) error { return unix.Sendmsg(fd, b, unix.UnixRights(rights...), nil, unix.MSG_NOSIGNAL) }
+	if err := control(sock, send); err != nil {
 		return false
 	}
 	// The monitor answers once it holds the descriptors; a monitor that
 	// gave up waiting at the same moment closes the socket instead.
-	sock.SetReadDeadline(time.Now().Add(10 * time.Second))
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	sock.SetReadDeadline(deadline)
 	var ack [1]byte
 	n, err := sock.Read(ack[:])
 	ok = err == nil && n == 1
@@ -218,9 +242,17 @@ func awaitContainer() bool {
 	if unix.Dup3(got[0], 1, 0) != nil || unix.Dup3(got[0], 2, 0) != nil {
 		os.Exit(125)
 	}
+	placed := map[int]bool{}
 	for i, to := range act.FDs {
 		if unix.Dup3(got[1+i], to, 0) != nil {
 			os.Exit(125)
+		}
+		placed[to] = true
+	}
+	// What a monitor started for the container lacks stays closed.
+	for fd := 4; fd <= 6; fd++ {
+		if !placed[fd] {
+			unix.Close(fd)
 		}
 	}
 	for _, fd := range got {

@@ -32,7 +32,7 @@ func startOn(t *testing.T, sb *Standby, spec *Spec, stdio *Stdio) (*Handle, erro
 func TestStandby(t *testing.T) {
 	checkLeaks(t)
 
-	t.Run("used", func(t *testing.T) {
+	used := func(t *testing.T) {
 		spec := testSpec(t, "sh", "-c", "echo out; echo err >&2; exit 3")
 		sb, err := NewStandby(spec.StateDir)
 		if err != nil {
@@ -57,6 +57,15 @@ func TestStandby(t *testing.T) {
 		if out.String() != "out\n" || errw.String() != "err\n" {
 			t.Errorf("stdout %q, stderr %q", out.String(), errw.String())
 		}
+	}
+	t.Run("used", used)
+	// A monitor whose runtime opens no cgroup file has its own poller's
+	// descriptors at 4 and up, where the container's pipes go.
+	t.Run("used, runtime descriptors low", func(t *testing.T) {
+		old := monitorEnv
+		monitorEnv = append(append([]string(nil), old...), "GODEBUG=containermaxprocs=0")
+		defer func() { monitorEnv = old }()
+		used(t)
 	})
 
 	t.Run("gone", func(t *testing.T) {

@@ -247,7 +247,7 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, standby *Standb
 		roles = "-"
 	}
 	args := []string{spec.StateDir, roles, filter}
-	if standby == nil || !standby.hand(exe, args, mlog, files) {
+	if standby == nil || !standby.hand(ctx, exe, args, mlog, files) {
 		cmd := &command{
 			Path:       exe,
 			Args:       append([]string{monitorArg0}, args...),
