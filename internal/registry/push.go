@@ -171,15 +171,20 @@ func isForeignLayer(mt string) bool {
 // childManifest copies a manifest an index names, unless the repository
 // has it (and so, what it names).
 func (p *pusher) childManifest(ctx context.Context, d ocispec.Descriptor) error {
-	ok, err := p.dst.Exists(ctx, d)
-	if err != nil {
+	if ok, err := p.present(ctx, d); err != nil || ok {
 		return err
 	}
-	if ok {
-		p.progress.emit(d, Exists, d.Size)
-		return nil
-	}
 	return p.manifest(ctx, d, "")
+}
+
+// present reports whether the repository has d, telling the caller when it
+// does.
+func (p *pusher) present(ctx context.Context, d ocispec.Descriptor) (bool, error) {
+	ok, err := p.dst.Exists(ctx, d)
+	if ok && err == nil {
+		p.progress.emit(d, Exists, d.Size)
+	}
+	return ok, err
 }
 
 // manifest copies what d names, all at once, then d itself, tagged with tag
@@ -211,13 +216,8 @@ func (p *pusher) blob(ctx context.Context, d ocispec.Descriptor) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.slots }()
-	ok, err := p.dst.Exists(ctx, d)
-	if err != nil {
+	if ok, err := p.present(ctx, d); err != nil || ok {
 		return err
-	}
-	if ok {
-		p.progress.emit(d, Exists, d.Size)
-		return nil
 	}
 	for i, from := range p.mountFrom {
 		// The registry answers a mount of a blob that from lacks by
