@@ -220,7 +220,7 @@ func (h *Host) prepareMonitor(id, dir string) {
 	h.standbys.Store(id, sb)
 	// Unused, it ends by itself; so does its entry.
 	go func() {
-		<-sb.Done()
+		<-sb.Gone()
 		h.standbys.CompareAndDelete(id, sb)
 	}()
 }

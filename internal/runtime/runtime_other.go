@@ -127,8 +127,8 @@ func NewStandby(string) (*Standby, error) { return nil, errNotSupported }
 // Close does nothing off Linux.
 func (s *Standby) Close() {}
 
-// Done returns a closed channel off Linux.
-func (s *Standby) Done() <-chan struct{} {
+// Gone returns a closed channel off Linux.
+func (s *Standby) Gone() <-chan struct{} {
 	c := make(chan struct{})
 	close(c)
 	return c

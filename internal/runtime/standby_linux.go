@@ -34,7 +34,19 @@ type Standby struct {
 	done     chan struct{} // closed once the process is reaped
 
 	mu   sync.Mutex
-	sock *os.File // nil once used or closed
+	sock *os.File      // nil once taken by a start, closed or ended
+	gone chan struct{} // closed when sock becomes nil
+}
+
+// takeSockLocked takes the caller's end of the socket, or nil when the standby
+// is no longer there to take. The caller holds s.mu.
+func (s *Standby) takeSockLocked() *os.File {
+	sock := s.sock
+	if sock != nil {
+		s.sock = nil
+		close(s.gone)
+	}
+	return sock
 }
 
 // NewStandby starts a monitor on standby for the container whose state
@@ -89,13 +101,12 @@ func NewStandby(stateDir string) (*Standby, error) {
 		parent.Close()
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
-	s := &Standby{exe: exe, stateDir: stateDir, proc: cmd.Process, done: make(chan struct{}), sock: parent}
+	s := &Standby{exe: exe, stateDir: stateDir, proc: cmd.Process, done: make(chan struct{}), sock: parent, gone: make(chan struct{})}
 	go func() {
 		s.proc.Wait()
 		s.mu.Lock()
-		if s.sock != nil {
-			s.sock.Close()
-			s.sock = nil
+		if sock := s.takeSockLocked(); sock != nil {
+			sock.Close()
 		}
 		s.mu.Unlock()
 		close(s.done)
@@ -103,15 +114,14 @@ func NewStandby(stateDir string) (*Standby, error) {
 	return s, nil
 }
 
-// Done is closed once the monitor's process has ended: unused, or, when a
-// start took it, with its container.
-func (s *Standby) Done() <-chan struct{} { return s.done }
+// Gone is closed once the standby is no longer there to take: a start took
+// it, it was closed, or it ended by itself.
+func (s *Standby) Gone() <-chan struct{} { return s.gone }
 
 // Close ends the monitor unless a start took it, and waits for its end.
 func (s *Standby) Close() {
 	s.mu.Lock()
-	sock := s.sock
-	s.sock = nil
+	sock := s.takeSockLocked()
 	s.mu.Unlock()
 	if sock == nil {
 		return
@@ -142,8 +152,7 @@ type activation struct {
 // caller to start one of its own; the monitor is then closed.
 func (s *Standby) hand(ctx context.Context, exe string, args []string, mlog *os.File, files []*os.File) bool {
 	s.mu.Lock()
-	sock := s.sock
-	s.sock = nil
+	sock := s.takeSockLocked()
 	s.mu.Unlock()
 	if sock == nil {
 		return false
