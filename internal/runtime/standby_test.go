@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"context"
+	"io"
 	"os"
 	"path"
 	"syscall"
@@ -33,20 +34,26 @@ func TestStandby(t *testing.T) {
 	checkLeaks(t)
 
 	used := func(t *testing.T) {
-		spec := testSpec(t, "sh", "-c", "echo out; echo err >&2; exit 3")
+		// The command waits for its stdin, so that it still runs when
+		// its monitor is looked at.
+		spec := testSpec(t, "sh", "-c", "read x; echo out $x; echo err >&2; exit 3")
 		sb, err := NewStandby(spec.StateDir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer sb.Close()
 		var out, errw syncBuffer
-		h, err := startOn(t, sb, spec, &Stdio{Stdout: &out, Stderr: &errw})
+		in, feed := io.Pipe()
+		h, err := startOn(t, sb, spec, &Stdio{Stdin: in, Stdout: &out, Stderr: &errw})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pid := h.State().MonitorPid; pid != sb.proc.Pid {
-			t.Errorf("monitor pid %d, want the standby's %d", pid, sb.proc.Pid)
+		st, err := ReadState(spec.StateDir)
+		if err != nil || st.MonitorPid != sb.proc.Pid {
+			t.Errorf("state %+v, %v; want the standby's pid %d as the monitor's", st, err, sb.proc.Pid)
 		}
+		io.WriteString(feed, "in\n")
+		feed.Close()
 		es, err := h.Wait(ctxT(t, 30*time.Second))
 		if err != nil || es.ExitCode != 3 {
 			t.Fatalf("wait = %+v, %v; want exit code 3", es, err)
@@ -54,7 +61,7 @@ func TestStandby(t *testing.T) {
 		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if out.String() != "out\n" || errw.String() != "err\n" {
+		if out.String() != "out in\n" || errw.String() != "err\n" {
 			t.Errorf("stdout %q, stderr %q", out.String(), errw.String())
 		}
 	}
