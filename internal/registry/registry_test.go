@@ -382,6 +382,19 @@ func TestPullCancel(t *testing.T) {
 	requireAbsent(t, dst, big, im.manifest)
 }
 
+var linuxARM64 = ocispec.Platform{OS: "linux", Architecture: "arm64"}
+
+// sharedLayerIndex stores a linux/amd64 and a linux/arm64 image whose first
+// layer is the same (shared bytes, from seed) and whose second is their
+// own (amdOwn and armOwn bytes), and an index over both.
+func sharedLayerIndex(t *testing.T, src content.Storage, seed uint64, shared, amdOwn, armOwn int) (amd, arm testImage, idx ocispec.Descriptor) {
+	t.Helper()
+	layer := randomBytes(seed, shared)
+	amd = buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, layer, randomBytes(seed+1, amdOwn))
+	arm = buildImage(t, src, linuxARM64, false, ocispec.MediaTypeImageLayerGzip, layer, randomBytes(seed+2, armOwn))
+	return amd, arm, buildIndex(t, src, amd, arm)
+}
+
 // TestPushIndex pushes a two-platform index whose images share a layer:
 // into a new repository, where the shared layer goes up once, and into one
 // that has one of the images, which is not sent again.
@@ -390,11 +403,7 @@ func TestPushIndex(t *testing.T) {
 	cfg := serverConfig(t, s)
 	ctx := context.Background()
 	src := memory.New()
-	shared := randomBytes(80, 300<<10)
-	amd := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(81, 1000))
-	armPlatform := ocispec.Platform{OS: "linux", Architecture: "arm64"}
-	arm := buildImage(t, src, armPlatform, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(82, 2000))
-	idx := buildIndex(t, src, amd, arm)
+	amd, arm, idx := sharedLayerIndex(t, src, 80, 300<<10, 1000, 2000)
 	sharedLayer := amd.layers[0]
 
 	var fresh recorder
@@ -440,7 +449,7 @@ func TestPushIndex(t *testing.T) {
 		for _, im := range []testImage{amd, arm} {
 			p := linuxAMD64
 			if im.manifest.Digest == arm.manifest.Digest {
-				p = armPlatform
+				p = linuxARM64
 			}
 			dst := memory.New()
 			d, err := Pull(ctx, cfg, repo, tag, dst, PullOptions{Platform: &p})
@@ -475,10 +484,7 @@ func TestPushFailureCause(t *testing.T) {
 	cfg := serverConfig(t, s)
 	ctx := context.Background()
 	src := memory.New()
-	shared := randomBytes(90, 4<<20)
-	amd := buildImage(t, src, linuxAMD64, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(91, 3<<20))
-	arm := buildImage(t, src, ocispec.Platform{OS: "linux", Architecture: "arm64"}, false, ocispec.MediaTypeImageLayerGzip, shared, randomBytes(92, 1000))
-	idx := buildIndex(t, src, amd, arm)
+	amd, _, idx := sharedLayerIndex(t, src, 90, 4<<20, 3<<20, 1000)
 	for i := range 5 {
 		repo := fmt.Sprintf("cause/r%d", i)
 		err := Push(ctx, cfg, failingSource{src, amd.config.Digest}, idx, repo, "1", PushOptions{Concurrency: 2})

@@ -174,7 +174,14 @@ func (s *syncBuffer) String() string {
 // start starts spec and deletes the container when the test ends.
 func start(t testing.TB, spec *Spec, stdio *Stdio) (*Handle, error) {
 	t.Helper()
-	h, err := Start(context.Background(), spec, stdio)
+	return startWith(t, Start, spec, stdio)
+}
+
+// startWith starts spec with startFn (Start, or a Standby's) and deletes
+// the container when the test ends.
+func startWith(t testing.TB, startFn func(context.Context, *Spec, *Stdio) (*Handle, error), spec *Spec, stdio *Stdio) (*Handle, error) {
+	t.Helper()
+	h, err := startFn(context.Background(), spec, stdio)
 	t.Cleanup(func() {
 		hh, lerr := Load(spec.StateDir)
 		if lerr != nil {

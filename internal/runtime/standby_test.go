@@ -5,26 +5,11 @@ package runtime
 import (
 	"context"
 	"io"
-	"os"
 	"path"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// startOn starts spec on sb, deleting the container when the test ends.
-func startOn(t *testing.T, sb *Standby, spec *Spec, stdio *Stdio) (*Handle, error) {
-	t.Helper()
-	h, err := sb.Start(context.Background(), spec, stdio)
-	t.Cleanup(func() {
-		if hh, err := Load(spec.StateDir); err == nil {
-			hh.Delete(true)
-		} else {
-			os.RemoveAll(spec.StateDir)
-		}
-	})
-	return h, err
-}
 
 // TestStandby starts containers on monitors started ahead: the standby is
 // the container's monitor, output and exit code arrive as from a monitor
@@ -44,7 +29,7 @@ func TestStandby(t *testing.T) {
 		defer sb.Close()
 		var out, errw syncBuffer
 		in, feed := io.Pipe()
-		h, err := startOn(t, sb, spec, &Stdio{Stdin: in, Stdout: &out, Stderr: &errw})
+		h, err := startWith(t, sb.Start, spec, &Stdio{Stdin: in, Stdout: &out, Stderr: &errw})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +68,7 @@ func TestStandby(t *testing.T) {
 		}
 		sb.proc.Signal(syscall.SIGKILL)
 		<-sb.done
-		h, err := startOn(t, sb, spec, nil)
+		h, err := startWith(t, sb.Start, spec, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +86,7 @@ func TestStandby(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := startOn(t, sb, spec, nil)
+		h, err := startWith(t, sb.Start, spec, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
