@@ -93,6 +93,9 @@ type ExitStatus struct {
 func (h *Host) containersDir() string { return filepath.Join(h.root, "containers") }
 func (h *Host) namesDir() string      { return filepath.Join(h.root, "containers", ".names") }
 
+// containerDir is the state directory of container id.
+func (h *Host) containerDir(id string) string { return filepath.Join(h.containersDir(), id) }
+
 func newID() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {

@@ -380,6 +380,19 @@ func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*C
 }
 
 func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Container, err error) {
+	// The container's monitor starts first, on standby, with its init
+	// when the namespaces allow: their start-up overlaps the rest of the
+	// create and a start that follows at once.
+	id := newID()
+	nss, err := h.prepareMonitor(id, c)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			h.dropMonitor(id)
+		}
+	}()
 	release, err := h.lockRoot(ctx, false)
 	if err != nil {
 		return nil, err
@@ -393,10 +406,17 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 	// The create lock tells other programs this container is being made;
 	// reconcile removes what a create that died left.
-	var id, name, nameLink string
+	var name, nameLink string
 	var unlock func()
 	for try := 0; ; try++ {
-		id = newID()
+		if try > 0 && c.name == "" {
+			// Another generated name, from another ID.
+			h.dropMonitor(id)
+			id = newID()
+			if nss, err = h.prepareMonitor(id, c); err != nil {
+				return nil, err
+			}
+		}
 		if unlock, err = h.lockScratch("create-" + id); err != nil {
 			return nil, err
 		}
@@ -418,14 +438,10 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		}
 	}
 	defer unlock()
-	dir := filepath.Join(h.containersDir(), id)
+	dir := h.containerDir(id)
 	key := "container-" + id
-	// The container's monitor starts now, on standby: its start-up
-	// overlaps the rest of the create and a start that follows at once.
-	h.prepareMonitor(id, dir)
 	defer func() {
 		if err != nil {
-			h.dropMonitor(id)
 			h.snap.Remove(context.WithoutCancel(ctx), key)
 			os.RemoveAll(dir)
 			os.Remove(nameLink)
@@ -499,11 +515,6 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		return nil, err
 	}
 
-	nss, err := c.ns.For(id)
-	if err != nil {
-		return nil, err
-	}
-	nss = c.applyNamespaceOptions(nss)
 	for _, n := range nss.New {
 		spec.Namespaces.New = append(spec.Namespaces.New, string(n))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/dockkit/dock/internal/runtime"
@@ -209,13 +210,18 @@ func (h *Host) Close() error {
 	return err
 }
 
-// prepareMonitor starts the monitor of container id on standby, for its
-// start to take. A standby that cannot start costs the start nothing: it
-// starts a monitor of its own.
-func (h *Host) prepareMonitor(id, dir string) {
-	sb, err := runtime.NewStandby(dir)
+// prepareMonitor decides the namespaces of container id and starts its
+// monitor on standby, for its start to take. A standby that cannot start
+// costs the start nothing: it starts a monitor of its own.
+func (h *Host) prepareMonitor(id string, c *createConfig) (NamespaceSet, error) {
+	nss, err := c.ns.For(id)
 	if err != nil {
-		return
+		return nss, err
+	}
+	nss = c.applyNamespaceOptions(nss)
+	sb, err := runtime.NewStandby(h.containerDir(id), earlyNamespaces(nss))
+	if err != nil {
+		return nss, nil
 	}
 	h.standbys.Store(id, sb)
 	// Unused, it ends by itself; so does its entry.
@@ -223,6 +229,22 @@ func (h *Host) prepareMonitor(id, dir string) {
 		<-sb.Gone()
 		h.standbys.CompareAndDelete(id, sb)
 	}()
+	return nss, nil
+}
+
+// earlyNamespaces returns the namespaces a monitor on standby may start
+// the init of a container with nss in, or nil when it may not: the init
+// starts ahead in new namespaces only, since a user namespace needs its
+// maps and joined ones their holders.
+func earlyNamespaces(nss NamespaceSet) []string {
+	if len(nss.Join) > 0 || slices.Contains(nss.New, UserNamespace) {
+		return nil
+	}
+	early := []string{}
+	for _, n := range nss.New {
+		early = append(early, string(n))
+	}
+	return early
 }
 
 // takeMonitor returns the monitor on standby for container id, if any.

@@ -238,7 +238,7 @@ func (m *monitor) start() error {
 		}
 		m.group = spec.Cgroup
 	}
-	exe, err := m.sealMountNS()
+	exe, err := sealMountNS()
 	if err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
@@ -263,18 +263,11 @@ func (m *monitor) start() error {
 		callerIn = os.NewFile(monStdinFD, "stdin")
 	}
 
-	parentSync, childSync, err := socketPair()
-	if err != nil {
-		return err
-	}
-	defer parentSync.Close()
-
 	cmd := &command{
-		Path:       exe,
-		Args:       []string{initArg0, m.stateDir},
-		Env:        initEnv,
-		Dir:        "/",
-		ExtraFiles: []*os.File{childSync},
+		Path: exe,
+		Args: []string{initArg0, m.stateDir},
+		Env:  initEnv,
+		Dir:  "/",
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid:     true,
 			Cloneflags: unix.CLONE_NEWNS,
@@ -315,7 +308,6 @@ func (m *monitor) start() error {
 
 	var childEnds []*os.File
 	var readers []func()
-	childEnds = append(childEnds, childSync)
 	if spec.Process.Terminal {
 		master, slave, err := openPTY()
 		if err != nil {
@@ -378,9 +370,29 @@ func (m *monitor) start() error {
 		}
 	}
 
-	err = m.spawn(cmd)
+	// The init a monitor on standby started, if it suits, takes the
+	// stdio the clone would have given; it is not in its cgroup yet.
+	var parentSync *os.File
+	if e := takeEarlyInit(spec, premount); e != nil {
+		if e.hand(cmd) == nil {
+			parentSync, v2 = e.sync, false
+		} else {
+			e.discard()
+		}
+	}
+	if parentSync == nil {
+		var childSync *os.File
+		if parentSync, childSync, err = socketPair(); err == nil {
+			cmd.ExtraFiles = []*os.File{childSync}
+			childEnds = append(childEnds, childSync)
+			err = m.spawn(cmd)
+		}
+	}
 	for _, f := range childEnds {
 		f.Close()
+	}
+	if parentSync != nil {
+		defer parentSync.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("start init: %w", err)
@@ -569,11 +581,17 @@ func (m *monitor) claim(pid int, since time.Time) (syscall.WaitStatus, bool) {
 	return u.ws, !u.at.Before(since)
 }
 
+// sealed is the binary once sealMountNS has bound it read-only.
+var sealed string
+
 // sealMountNS makes the monitor's mount namespace (new, from its clone) a
 // slave of the host's and binds the sealed binary read-only over itself
 // there, so the init runs from a file no container can write through
 // /proc/PID/exe. It returns the binary's path.
-func (m *monitor) sealMountNS() (string, error) {
+func sealMountNS() (string, error) {
+	if sealed != "" {
+		return sealed, nil
+	}
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return "", err
@@ -587,6 +605,7 @@ func (m *monitor) sealMountNS() (string, error) {
 	if err := unix.Mount("", exe, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		return "", fmt.Errorf("remount %s read-only: %w", exe, err)
 	}
+	sealed = exe
 	return exe, nil
 }
 

@@ -47,7 +47,7 @@ func MaybeReexec() {
 		initMain()
 		os.Exit(125)
 	case monitorArg0:
-		if len(os.Args) == 3 && os.Args[2] == standbyArg && !awaitContainer() {
+		if len(os.Args) >= 3 && os.Args[2] == standbyArg && !awaitContainer() {
 			os.Exit(0)
 		}
 		monitorMain()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,8 +51,13 @@ func (s *Standby) takeSockLocked() *os.File {
 }
 
 // NewStandby starts a monitor on standby for the container whose state
-// directory is stateDir, under its state root.
-func NewStandby(stateDir string) (*Standby, error) {
+// directory is stateDir, under its state root. When namespaces names the
+// namespaces the container will get (the spec's New, with none joined and
+// no user namespace), the monitor also starts the container's init in them
+// while it waits, so that the init's own start-up is done by the time the
+// container is handed over; a container that turns out to need others gets
+// an init of its own.
+func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 	if !path.IsAbs(stateDir) {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -96,6 +102,9 @@ func NewStandby(stateDir string) (*Standby, error) {
 			Setsid:     true,
 			Cloneflags: unix.CLONE_NEWNS,
 		},
+	}
+	if namespaces != nil {
+		cmd.Args = append(cmd.Args, strings.Join(namespaces, ","))
 	}
 	if err := cmd.Start(); err != nil {
 		parent.Close()
@@ -202,7 +211,21 @@ func (s *Standby) hand(ctx context.Context, exe string, args []string, mlog *os.
 // for it would have it. It reports false when none comes.
 func awaitContainer() bool {
 	const sockFD = 3
-	fds := []unix.PollFd{{Fd: sockFD, Events: unix.POLLIN}}
+	if len(os.Args) > 3 {
+		startEarlyInit(os.Args[1], os.Args[3])
+	}
+	ok := receiveContainer(sockFD)
+	if !ok && early != nil {
+		early.discard()
+		early = nil
+	}
+	return ok
+}
+
+// receiveContainer waits on sockFD for the container, and sets the
+// descriptors and arguments as they come.
+func receiveContainer(sockFD int) bool {
+	fds := []unix.PollFd{{Fd: int32(sockFD), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Poll(fds, int(standbyIdle/time.Millisecond))
 		if err == unix.EINTR {
@@ -269,4 +292,160 @@ func awaitContainer() bool {
 	}
 	os.Args = append([]string{monitorArg0}, act.Args...)
 	return true
+}
+
+// earlyInit is a container's init that a monitor on standby started ahead
+// of its container, in the namespaces the container was expected to get.
+// It waits for its stdio and then, like any init, for its config.
+type earlyInit struct {
+	cmd   *command
+	sync  *os.File // the monitor's end of the init's socket
+	flags uintptr  // the namespaces it was cloned into
+}
+
+// early is the init a monitor on standby started, until the container's
+// start takes it or it is discarded.
+var early *earlyInit
+
+// startEarlyInit starts the init of the container of stateDir in the new
+// namespaces named, comma-separated, by namespaces. Any failure leaves
+// early nil: the start spawns an init as it would without a standby.
+func startEarlyInit(stateDir, namespaces string) {
+	var flags uintptr
+	for ns := range strings.SplitSeq(namespaces, ",") {
+		f, ok := nsFlags[ns]
+		if !ok || ns == "user" {
+			return
+		}
+		if ns != "cgroup" { // unshared by the init once inside its cgroup
+			flags |= f
+		}
+	}
+	exe, err := sealMountNS()
+	if err != nil {
+		return
+	}
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	parent, child, err := socketPair()
+	if err != nil {
+		return
+	}
+	cmd := &command{
+		Path:       exe,
+		Args:       []string{initArg0, stateDir, standbyArg},
+		Env:        initEnv,
+		Dir:        "/",
+		ExtraFiles: []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setsid:     true,
+			Cloneflags: flags,
+		},
+	}
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		parent.Close()
+		return
+	}
+	early = &earlyInit{cmd: cmd, sync: parent, flags: flags}
+}
+
+// takeEarlyInit returns the init started on standby if it suits spec, and
+// discards it otherwise.
+func takeEarlyInit(spec *Spec, premount bool) *earlyInit {
+	e := early
+	early = nil
+	if e == nil {
+		return nil
+	}
+	var want uintptr
+	for _, ns := range spec.Namespaces.New {
+		if ns != "cgroup" {
+			want |= nsFlags[ns]
+		}
+	}
+	if premount || spec.hasNew("user") || len(spec.Namespaces.Join) > 0 || want != e.flags {
+		e.discard()
+		return nil
+	}
+	return e
+}
+
+// hand gives the init the stdio cmd was to start with, and a controlling
+// terminal when cmd asks for one; cmd then stands for the init.
+func (e *earlyInit) hand(cmd *command) error {
+	files := []*os.File{cmd.Stdin, cmd.Stdout, cmd.Stderr}
+	fds := make([]int, 0, len(files))
+	for _, f := range files {
+		if f == nil {
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer null.Close()
+			f = null
+		}
+		fds = append(fds, int(f.Fd()))
+	}
+	var flags [1]byte
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setctty {
+		flags[0] = stdioCtty
+	}
+	send := func(fd int) error {
+		return unix.Sendmsg(fd, flags[:], unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
+	}
+	if err := control(e.sync, send); err != nil {
+		return err
+	}
+	cmd.Process = e.cmd.Process
+	return nil
+}
+
+// discard ends the init and reaps it.
+func (e *earlyInit) discard() {
+	e.sync.Close()
+	e.cmd.Process.Kill()
+	e.cmd.Process.Wait()
+}
+
+// stdioCtty, in the byte that comes with an early init's stdio, makes its
+// standard input its controlling terminal.
+const stdioCtty = 1
+
+// receiveStdio runs in an init started on standby: it puts the three
+// descriptors that come on fd at 0, 1 and 2.
+func receiveStdio(fd int) error {
+	var b [1]byte
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, _, _, err := unix.Recvmsg(fd, b[:], oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	var got []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if rights, err := unix.ParseUnixRights(&m); err == nil {
+				got = append(got, rights...)
+			}
+		}
+	}
+	defer func() {
+		for _, f := range got {
+			unix.Close(f)
+		}
+	}()
+	if n != 1 || len(got) != 3 {
+		return fmt.Errorf("stdio: %d descriptors", len(got))
+	}
+	for i, f := range got {
+		if err := unix.Dup3(f, i, 0); err != nil {
+			return fmt.Errorf("stdio: %w", err)
+		}
+	}
+	if b[0]&stdioCtty != 0 {
+		if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
+			return fmt.Errorf("terminal: %w", err)
+		}
+	}
+	return nil
 }

@@ -3,9 +3,14 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"path"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +27,7 @@ func TestStandby(t *testing.T) {
 		// The command waits for its stdin, so that it still runs when
 		// its monitor is looked at.
 		spec := testSpec(t, "sh", "-c", "read x; echo out $x; echo err >&2; exit 3")
-		sb, err := NewStandby(spec.StateDir)
+		sb, err := NewStandby(spec.StateDir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +67,7 @@ func TestStandby(t *testing.T) {
 
 	t.Run("gone", func(t *testing.T) {
 		spec := testSpec(t, "true")
-		sb, err := NewStandby(spec.StateDir)
+		sb, err := NewStandby(spec.StateDir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +87,7 @@ func TestStandby(t *testing.T) {
 
 	t.Run("other container", func(t *testing.T) {
 		spec := testSpec(t, "true")
-		sb, err := NewStandby(path.Join(path.Dir(spec.StateDir), "someone-else"))
+		sb, err := NewStandby(path.Join(path.Dir(spec.StateDir), "someone-else"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,11 +110,11 @@ func TestStandby(t *testing.T) {
 
 	t.Run("unused", func(t *testing.T) {
 		spec := testSpec(t, "true")
-		closed, err := NewStandby(spec.StateDir)
+		closed, err := NewStandby(spec.StateDir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle, err := NewStandby(spec.StateDir)
+		idle, err := NewStandby(spec.StateDir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,6 +131,194 @@ func TestStandby(t *testing.T) {
 		}
 		idle.Close()
 	})
+}
+
+// TestEarlyInit starts containers on monitors that started their init
+// ahead: the init started on standby becomes the container, with its
+// stdio, terminal and cgroup, unless the container wants other namespaces,
+// when it is discarded for one that has them.
+func TestEarlyInit(t *testing.T) {
+	checkLeaks(t)
+	hostNet, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("taken", func(t *testing.T) {
+		spec := testSpec(t, "sh", "-c", "read x; echo out $x; echo err >&2; exit 3")
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		early := earlyInitOf(t, sb.proc.Pid)
+		var out, errw syncBuffer
+		in, feed := io.Pipe()
+		h, err := startWith(t, sb.Start, spec, &Stdio{Stdin: in, Stdout: &out, Stderr: &errw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := h.State()
+		if st.Pid != early {
+			t.Errorf("the container runs as %d, not as the init started ahead, %d", st.Pid, early)
+		}
+		if net, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", st.Pid)); net == hostNet || net == "" {
+			t.Errorf("network namespace %q; want a new one", net)
+		}
+		if !inGroup(t, st.Pid, spec) {
+			t.Errorf("the container is not in its cgroup")
+		}
+		io.WriteString(feed, "in\n")
+		feed.Close()
+		es, err := h.Wait(ctxT(t, 30*time.Second))
+		if err != nil || es.ExitCode != 3 {
+			t.Fatalf("wait = %+v, %v; want exit code 3", es, err)
+		}
+		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != "out in\n" || errw.String() != "err\n" {
+			t.Errorf("stdout %q, stderr %q", out.String(), errw.String())
+		}
+	})
+
+	t.Run("terminal", func(t *testing.T) {
+		// A terminal on stdin and stdout, and the controlling one.
+		spec := testSpec(t, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && : </dev/tty && echo tty")
+		spec.Process.Terminal = true
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		early := earlyInitOf(t, sb.proc.Pid)
+		var out syncBuffer
+		h, err := startWith(t, sb.Start, spec, &Stdio{Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pid := h.State().Pid; pid != early {
+			t.Errorf("the container runs as %d, not as the init started ahead, %d", pid, early)
+		}
+		es, err := h.Wait(ctxT(t, 30*time.Second))
+		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err != nil || es.ExitCode != 0 || !strings.Contains(out.String(), "tty") {
+			t.Fatalf("wait = %+v, %v, output %q; want a terminal", es, err, out.String())
+		}
+	})
+
+	t.Run("other namespaces", func(t *testing.T) {
+		spec := testSpec(t, "sleep", "100")
+		var others []string
+		for _, ns := range spec.Namespaces.New {
+			if ns != "net" {
+				others = append(others, ns)
+			}
+		}
+		sb, err := NewStandby(spec.StateDir, others)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		early := earlyInitOf(t, sb.proc.Pid)
+		h, err := startWith(t, sb.Start, spec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := h.State().Pid
+		if pid == early {
+			t.Fatalf("the container runs as the init started without its network namespace")
+		}
+		if net, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); net == hostNet || net == "" {
+			t.Errorf("network namespace %q; want a new one", net)
+		}
+		if err := syscall.Kill(early, 0); err != syscall.ESRCH {
+			t.Errorf("the init started ahead is still there: %v", err)
+		}
+		if err := h.Kill(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		h.Wait(ctxT(t, 30*time.Second))
+	})
+
+	t.Run("unused", func(t *testing.T) {
+		spec := testSpec(t, "true")
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		early := earlyInitOf(t, sb.proc.Pid)
+		select {
+		case <-sb.done:
+		case <-time.After(standbyIdle + 10*time.Second):
+			t.Fatalf("a standby left alone is still there after %v", standbyIdle+10*time.Second)
+		}
+		// Reparented on the monitor's exit, it ends on its own.
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(early, 0) != syscall.ESRCH {
+			if time.Now().After(deadline) {
+				t.Fatalf("the init started ahead outlived its monitor")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// earlyInitOf waits for the init the monitor on standby starts ahead, and
+// returns its pid.
+func earlyInitOf(t *testing.T, monitor int) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil || !bytes.HasPrefix(cmd, []byte(initArg0+"\x00")) {
+				continue
+			}
+			if ppid(pid) == monitor {
+				return pid
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("monitor %d started no init ahead", monitor)
+	return 0
+}
+
+// ppid returns the parent of pid, or 0.
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// inGroup reports whether pid is in the cgroup of spec.
+func inGroup(t *testing.T, pid int, spec *Spec) bool {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(b), spec.Cgroup.Name)
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
