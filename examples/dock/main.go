@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/dockkit/dock"
+	"github.com/dockkit/dock/examples/internal/hugeheap"
 	"github.com/spf13/cobra"
 )
 
@@ -55,6 +56,8 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
+	// The heap has grown past what the package advised at its start.
+	hugeheap.Advise()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:])
 	stop()

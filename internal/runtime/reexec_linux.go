@@ -11,6 +11,10 @@ const (
 	initArg0    = "dock-init"
 )
 
+// MonitorArg0 is argv[0] of a container's monitor, for a program that tells
+// its own long-lived processes from the rest before its main runs.
+const MonitorArg0 = monitorArg0
+
 // The Go runtime settings of the re-executed binary, as its environment.
 // The monitor mostly waits on its container: one P keeps its threads and
 // memory few. The init lives only until it executes the container's

@@ -1,0 +1,155 @@
+package hugeheap
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+const (
+	hugePage  = 2 << 20  // the PMD size on the architectures Go runs on
+	pageSize  = 4 << 10
+
+	madvHugepage = 14 // MADV_HUGEPAGE
+	madvCollapse = 25 // MADV_COLLAPSE, Linux 6.1 and later
+)
+
+// heapObject is allocated on the heap; its address locates the heap arena.
+var heapObject *[64]byte
+
+// Advise asks for huge pages for the heap as it is mapped now: future
+// faults get 2 MiB pages, and the 2 MiB blocks already in use are collapsed
+// into one, since a fault never replaces the small pages of a block that
+// has some. It does nothing where the kernel refuses.
+func Advise() {
+	heapObject = new([64]byte)
+	p := uintptr(unsafe.Pointer(heapObject))
+	// The heap is the anonymous mapping holding a heap object and those
+	// next to it: the runtime maps its growth right after what it has.
+	var buf [32 << 10]byte
+	maps := readMaps(buf[:])
+	var spans [][2]uintptr
+	heap := -1
+	for len(maps) > 0 {
+		var line []byte
+		line, maps = cut(maps, '\n')
+		start, end, anonRW := parseMapping(line)
+		if !anonRW {
+			continue
+		}
+		if n := len(spans); n > 0 && spans[n-1][1] == start {
+			spans[n-1][1] = end
+		} else {
+			if heap >= 0 {
+				break
+			}
+			spans = append(spans, [2]uintptr{start, end})
+		}
+		if start <= p && p < end {
+			heap = len(spans) - 1
+		}
+	}
+	if heap >= 0 {
+		advise(spans[heap][0], spans[heap][1])
+	}
+}
+
+// advise advises the huge-page-aligned part of [start, end).
+func advise(start, end uintptr) {
+	start = (start + hugePage - 1) &^ (hugePage - 1)
+	end &^= hugePage - 1
+	if end <= start {
+		return
+	}
+	if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvHugepage); e != 0 {
+		return
+	}
+	var vec [hugePage / pageSize]byte
+	for b := start; b < end; b += hugePage {
+		if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, b, hugePage, uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+			continue
+		}
+		for _, v := range vec {
+			if v&1 != 0 {
+				syscall.Syscall(syscall.SYS_MADVISE, b, hugePage, madvCollapse)
+				break
+			}
+		}
+	}
+}
+
+// readMaps reads /proc/self/maps into buf, as much as fits.
+func readMaps(buf []byte) []byte {
+	fd, err := syscall.Open("/proc/self/maps", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err != nil || m <= 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n]
+}
+
+// parseMapping reads the range of one line of /proc/self/maps and reports
+// whether it is private, writable memory backed by no file.
+func parseMapping(line []byte) (start, end uintptr, anonRW bool) {
+	start, line = hex(line)
+	if len(line) == 0 || line[0] != '-' {
+		return 0, 0, false
+	}
+	end, line = hex(line[1:])
+	// " rw-p 00000000 00:00 0" and no path after the inode.
+	const anon = " rw-p 00000000 00:00 0"
+	if len(line) < len(anon) || string(line[:len(anon)]) != anon {
+		return start, end, false
+	}
+	for _, c := range line[len(anon):] {
+		if c != ' ' {
+			return start, end, false
+		}
+	}
+	return start, end, true
+}
+
+func hex(b []byte) (uintptr, []byte) {
+	var v uintptr
+	for i, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uintptr(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uintptr(c-'a'+10)
+		default:
+			return v, b[i:]
+		}
+	}
+	return v, nil
+}
+
+func cut(b []byte, sep byte) (before, after []byte) {
+	for i, c := range b {
+		if c == sep {
+			return b[:i], b[i+1:]
+		}
+	}
+	return b, nil
+}
+
+// isMonitor reports whether this process is a container's monitor, from
+// the first argument of /proc/self/cmdline; the os package, which has
+// os.Args, is not initialised yet.
+func isMonitor() bool {
+	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	var buf [len(monitorArg0) + 1]byte
+	n, err := syscall.Read(fd, buf[:])
+	return err == nil && n == len(buf) && string(buf[:len(monitorArg0)]) == monitorArg0 && buf[len(monitorArg0)] == 0
+}
