@@ -1,7 +1,6 @@
 // Package hugeheap backs the Go heap of the dock command, a short-lived
-// process, with
-// transparent huge pages, where the host hands them out on request
-// (transparent_hugepage/enabled set to madvise, most distributions'
+// process, with transparent huge pages, where the host hands them out on
+// request (transparent_hugepage/enabled set to madvise, most distributions'
 // default).
 //
 // A command that starts, allocates a few MiB and exits spends a large share
