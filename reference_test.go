@@ -2,7 +2,10 @@ package dock
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	distref "github.com/distribution/reference"
 )
 
 func TestParseReference(t *testing.T) {
@@ -87,4 +90,60 @@ func TestZeroReference(t *testing.T) {
 	if r.Name() != "" || r.String() != "" || r.Familiar() != "" {
 		t.Errorf("zero Reference: Name %q, String %q, Familiar %q", r.Name(), r.String(), r.Familiar())
 	}
+}
+
+// FuzzParseReferenceDistribution checks ParseReference against Docker's
+// own parser, distribution/reference: the same references are accepted,
+// with the same parts and the same familiar form. One difference is
+// deliberate: a first component that looks like a registry but is not a
+// valid host name ("a_b.com/x") is an error here; distribution takes the
+// whole for a path with no registry.
+func FuzzParseReferenceDistribution(f *testing.F) {
+	const d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, s := range []string{"alpine", "alpine:3.20", "docker.io/library/alpine:3.20", "index.docker.io/alpine",
+		"host:5000/x@" + d, "a/b/c:d", "[::1]:5000/x:y", "[fe80::1]/a", "UPPER", "Foo/bar", "localhost/x", "localhost:5000/a-b__c.d",
+		"a--b/c", "a___b", "a_b.com/x", "x:" + strings.Repeat("t", 128), "x:" + strings.Repeat("t", 129), "name:tag@" + d,
+		"x@sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "x@md5:0123456789abcdef0123456789abcdef",
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a.b:c/x", "-a.com/x", "a-.com/x", "a:b:c", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == "" || len(s) > 4096 || strings.TrimSpace(s) != s {
+			return
+		}
+		got, err := ParseReference(s)
+		named, derr := distref.ParseNormalizedNamed(s)
+		if derr != nil {
+			if err == nil {
+				t.Fatalf("%q: accepted as %+v; distribution: %v", s, got, derr)
+			}
+			return
+		}
+		if distref.Domain(named) == "" {
+			if err == nil {
+				t.Fatalf("%q: accepted as %+v; distribution sees no registry", s, got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: %v; distribution accepts %s", s, err, named)
+		}
+		want := Reference{Domain: distref.Domain(named), Path: distref.Path(named)}
+		if tg, ok := named.(distref.Tagged); ok {
+			want.Tag = tg.Tag()
+		}
+		if dg, ok := named.(distref.Digested); ok {
+			want.Digest = dg.Digest()
+		}
+		if want.Tag == "" && want.Digest == "" {
+			want.Tag = "latest"
+		}
+		if got != want {
+			t.Fatalf("%q: %+v, distribution %+v", s, got, want)
+		}
+		wantFamiliar := distref.FamiliarString(distref.TagNameOnly(named))
+		if got.Familiar() != wantFamiliar {
+			t.Fatalf("%q: familiar %q, distribution %q", s, got.Familiar(), wantFamiliar)
+		}
+	})
 }
