@@ -740,17 +740,9 @@ func readRequest(c *unixsock.Conn) ([]byte, []int, error) {
 	for {
 		n, oobn, err := c.ReadMsg(buf, oob)
 		got = append(got, buf[:n]...)
-		if oobn > 0 {
-			if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
-				for _, msg := range msgs {
-					if rights, rerr := unix.ParseUnixRights(&msg); rerr == nil {
-						for _, fd := range rights {
-							unix.CloseOnExec(fd)
-						}
-						fds = append(fds, rights...)
-					}
-				}
-			}
+		for _, fd := range rightsIn(oob[:oobn]) {
+			unix.CloseOnExec(fd)
+			fds = append(fds, fd)
 		}
 		if i := bytes.IndexByte(got, '\n'); i >= 0 {
 			return got[:i+1], fds, nil
@@ -762,6 +754,21 @@ func readRequest(c *unixsock.Conn) ([]byte, []int, error) {
 			return nil, fds, io.ErrUnexpectedEOF
 		}
 	}
+}
+
+// rightsIn returns the descriptors passed in the control messages oob.
+func rightsIn(oob []byte) []int {
+	var fds []int
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	for _, m := range msgs {
+		if rights, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, rights...)
+		}
+	}
+	return fds
 }
 
 // sendConfig hands the init its spec and seccomp filter, which also tells it

@@ -246,14 +246,7 @@ func receiveContainer(sockFD int) bool {
 	if err := json.Unmarshal(buf[:n], &act); err != nil {
 		return false
 	}
-	var got []int
-	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-		for _, m := range msgs {
-			if rights, err := unix.ParseUnixRights(&m); err == nil {
-				got = append(got, rights...)
-			}
-		}
-	}
+	got := rightsIn(oob[:oobn])
 	if len(got) != 1+len(act.FDs) || len(act.Args) < 3 || act.Args[0] != os.Args[1] {
 		return false
 	}
@@ -421,14 +414,7 @@ func receiveStdio(fd int) error {
 	if err != nil {
 		return err
 	}
-	var got []int
-	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-		for _, m := range msgs {
-			if rights, err := unix.ParseUnixRights(&m); err == nil {
-				got = append(got, rights...)
-			}
-		}
-	}
+	got := rightsIn(oob[:oobn])
 	defer func() {
 		for _, f := range got {
 			unix.Close(f)

@@ -24,17 +24,14 @@ func TestStandby(t *testing.T) {
 	checkLeaks(t)
 
 	used := func(t *testing.T) {
-		// The command waits for its stdin, so that it still runs when
-		// its monitor is looked at.
-		spec := testSpec(t, "sh", "-c", "read x; echo out $x; echo err >&2; exit 3")
+		spec := testSpec(t, echoArgs...)
 		sb, err := NewStandby(spec.StateDir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer sb.Close()
-		var out, errw syncBuffer
-		in, feed := io.Pipe()
-		h, err := startWith(t, sb.Start, spec, &Stdio{Stdin: in, Stdout: &out, Stderr: &errw})
+		e := newEcho()
+		h, err := startWith(t, sb.Start, spec, e.stdio)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,18 +39,7 @@ func TestStandby(t *testing.T) {
 		if err != nil || st.MonitorPid != sb.proc.Pid {
 			t.Errorf("state %+v, %v; want the standby's pid %d as the monitor's", st, err, sb.proc.Pid)
 		}
-		io.WriteString(feed, "in\n")
-		feed.Close()
-		es, err := h.Wait(ctxT(t, 30*time.Second))
-		if err != nil || es.ExitCode != 3 {
-			t.Fatalf("wait = %+v, %v; want exit code 3", es, err)
-		}
-		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		if out.String() != "out in\n" || errw.String() != "err\n" {
-			t.Errorf("stdout %q, stderr %q", out.String(), errw.String())
-		}
+		e.check(t, h)
 	}
 	t.Run("used", used)
 	// A monitor whose runtime opens no cgroup file has its own poller's
@@ -145,16 +131,15 @@ func TestEarlyInit(t *testing.T) {
 	}
 
 	t.Run("taken", func(t *testing.T) {
-		spec := testSpec(t, "sh", "-c", "read x; echo out $x; echo err >&2; exit 3")
+		spec := testSpec(t, echoArgs...)
 		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer sb.Close()
 		early := earlyInitOf(t, sb.proc.Pid)
-		var out, errw syncBuffer
-		in, feed := io.Pipe()
-		h, err := startWith(t, sb.Start, spec, &Stdio{Stdin: in, Stdout: &out, Stderr: &errw})
+		e := newEcho()
+		h, err := startWith(t, sb.Start, spec, e.stdio)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,18 +153,7 @@ func TestEarlyInit(t *testing.T) {
 		if !inGroup(t, st.Pid, spec) {
 			t.Errorf("the container is not in its cgroup")
 		}
-		io.WriteString(feed, "in\n")
-		feed.Close()
-		es, err := h.Wait(ctxT(t, 30*time.Second))
-		if err != nil || es.ExitCode != 3 {
-			t.Fatalf("wait = %+v, %v; want exit code 3", es, err)
-		}
-		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		if out.String() != "out in\n" || errw.String() != "err\n" {
-			t.Errorf("stdout %q, stderr %q", out.String(), errw.String())
-		}
+		e.check(t, h)
 	})
 
 	t.Run("terminal", func(t *testing.T) {
@@ -319,6 +293,43 @@ func inGroup(t *testing.T, pid int, spec *Spec) bool {
 		t.Fatal(err)
 	}
 	return strings.Contains(string(b), spec.Cgroup.Name)
+}
+
+// echoArgs is a container's command that waits for a line on its stdin,
+// so that it still runs when the test looks at it, then echoes it on
+// stdout, writes to stderr and exits 3.
+var echoArgs = []string{"sh", "-c", "read x; echo out $x; echo err >&2; exit 3"}
+
+// echo is the stdio of an echoArgs container.
+type echo struct {
+	stdio     *Stdio
+	feed      *io.PipeWriter
+	out, errw syncBuffer
+}
+
+func newEcho() *echo {
+	e := new(echo)
+	in, feed := io.Pipe()
+	e.stdio, e.feed = &Stdio{Stdin: in, Stdout: &e.out, Stderr: &e.errw}, feed
+	return e
+}
+
+// check feeds the container its line, waits for its exit and checks what
+// it wrote.
+func (e *echo) check(t *testing.T, h *Handle) {
+	t.Helper()
+	io.WriteString(e.feed, "in\n")
+	e.feed.Close()
+	es, err := h.Wait(ctxT(t, 30*time.Second))
+	if err != nil || es.ExitCode != 3 {
+		t.Fatalf("wait = %+v, %v; want exit code 3", es, err)
+	}
+	if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if e.out.String() != "out in\n" || e.errw.String() != "err\n" {
+		t.Errorf("stdout %q, stderr %q", e.out.String(), e.errw.String())
+	}
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
