@@ -23,18 +23,18 @@ func initMain() {
 	// container whose pid namespace it joins, while it still holds the
 	// monitor's privileges and mounts; the exec of the command resets it.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	// Started ahead by a monitor on standby, the init gets its stdio once
-	// its container is known.
-	if len(os.Args) > 2 && os.Args[2] == standbyArg {
-		if err := receiveStdio(initSyncFD); err != nil {
-			os.Exit(125)
-		}
-	}
 	syncF := os.NewFile(initSyncFD, "sync")
 	fail := func(code int, format string, args ...any) {
 		b, _ := json.Marshal(initMsg{Code: code, Msg: fmt.Sprintf(format, args...)})
 		syncF.Write(b)
 		os.Exit(code)
+	}
+	// Started ahead by a monitor on standby, the init gets its stdio once
+	// its container is known.
+	if len(os.Args) > 2 && os.Args[2] == standbyArg {
+		if err := receiveStdio(initSyncFD); err != nil {
+			fail(125, "init: %v", err)
+		}
 	}
 	// The monitor sends the spec and the seccomp filter once it has put us
 	// into the cgroup. They come over the socket rather than from the state

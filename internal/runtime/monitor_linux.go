@@ -75,19 +75,7 @@ type monitor struct {
 // monitorMain runs in the monitor process: start the container, report to
 // the caller, then serve requests and record the exit.
 func monitorMain() {
-	// What the caller handed down reaches the processes the monitor starts
-	// only where it passes it on itself.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		closeExtraFDs()
-	}
-	// Caught, not ignored: an ignored signal stays ignored across execve,
-	// and the container's processes must start with every default.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
-	go func() {
-		for range sigs {
-		}
-	}()
+	keepDescriptors()
 	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1), execs: map[int]chan syscall.WaitStatus{}}
 	syncF := os.NewFile(monSyncFD, "sync")
 	report := func(msg syncMsg) {
@@ -97,6 +85,10 @@ func monitorMain() {
 	}
 	m.started = time.Now()
 	err := m.start()
+	if early != nil { // not taken: the start failed before
+		early.discard()
+		early = nil
+	}
 	if err != nil {
 		code, text := 125, err.Error()
 		var se *StartError
@@ -150,6 +142,29 @@ func monitorMain() {
 		m.mntns.Close()
 	}
 	m.afterExit(es)
+}
+
+// monitorPrelude prepares a monitor's process before it starts anything:
+// a monitor on standby starts the container's init at once.
+func monitorPrelude() {
+	keepDescriptors()
+	// Caught, not ignored: an ignored signal stays ignored across execve,
+	// and the container's processes must start with every default.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE, syscall.SIGTTIN, syscall.SIGTTOU)
+	go func() {
+		for range sigs {
+		}
+	}()
+}
+
+// keepDescriptors makes every descriptor above stderr close-on-exec: what
+// the caller handed down reaches the processes the monitor starts only
+// where it passes it on itself.
+func keepDescriptors() {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		closeExtraFDs()
+	}
 }
 
 // finish drains the output, removes the socket and the cgroup, records the
@@ -245,8 +260,9 @@ func (m *monitor) start() error {
 	m.exe = exe
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
-	// On cgroup v2 the init is cloned straight into its group; on v1 it
-	// joins after the clone, while its runtime starts.
+	// On cgroup v2 the init is cloned straight into its group; on v1, and
+	// for an init started on standby, it joins after the clone, while its
+	// runtime starts.
 	v2 := m.group != nil && m.group.V2()
 
 	// Only what the clone needs comes before it; the rest is done while

@@ -51,6 +51,7 @@ func MaybeReexec() {
 		initMain()
 		os.Exit(125)
 	case monitorArg0:
+		monitorPrelude()
 		if len(os.Args) >= 3 && os.Args[2] == standbyArg && !awaitContainer() {
 			os.Exit(0)
 		}

@@ -14,8 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// standbyArg, as the monitor's last argument after its state directory,
-// starts it on standby.
+// standbyArg, as the argument after a monitor's state directory, starts it
+// on standby (the namespaces of an init to start ahead may follow); as the
+// argument after an init's, it tells the init it was started ahead.
 const standbyArg = "-standby"
 
 // standbyIdle is how long a monitor waits on standby for its container.
@@ -135,9 +136,21 @@ func (s *Standby) Close() {
 	if sock == nil {
 		return
 	}
+	s.end(sock)
+}
+
+// end closes sock, the caller's end of the socket, which tells a monitor
+// still waiting on standby to end (and to end the init it started ahead,
+// which it alone can reap); one that does not end within a second is
+// killed.
+func (s *Standby) end(sock *os.File) {
 	sock.Close()
-	s.proc.Kill()
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(time.Second):
+		s.proc.Kill()
+		<-s.done
+	}
 }
 
 // Start starts the container of spec, as the package's Start does, with the
@@ -168,10 +181,10 @@ func (s *Standby) hand(ctx context.Context, exe string, args []string, mlog *os.
 	}
 	ok := false
 	defer func() {
-		sock.Close()
-		if !ok {
-			s.proc.Kill()
-			<-s.done
+		if ok {
+			sock.Close()
+		} else {
+			s.end(sock)
 		}
 	}()
 	if exe != s.exe || len(args) == 0 || args[0] != s.stateDir {
@@ -265,12 +278,12 @@ func receiveContainer(sockFD int) bool {
 		return false
 	}
 	if unix.Dup3(got[0], 1, 0) != nil || unix.Dup3(got[0], 2, 0) != nil {
-		os.Exit(125)
+		abandon()
 	}
 	placed := map[int]bool{}
 	for i, to := range act.FDs {
 		if unix.Dup3(got[1+i], to, 0) != nil {
-			os.Exit(125)
+			abandon()
 		}
 		placed[to] = true
 	}
@@ -285,6 +298,15 @@ func receiveContainer(sockFD int) bool {
 	}
 	os.Args = append([]string{monitorArg0}, act.Args...)
 	return true
+}
+
+// abandon ends a monitor that took its container but cannot start it, and
+// the init it started ahead.
+func abandon() {
+	if early != nil {
+		early.discard()
+	}
+	os.Exit(125)
 }
 
 // earlyInit is a container's init that a monitor on standby started ahead
@@ -302,9 +324,15 @@ var early *earlyInit
 
 // startEarlyInit starts the init of the container of stateDir in the new
 // namespaces named, comma-separated, by namespaces. Any failure leaves
-// early nil: the start spawns an init as it would without a standby.
+// early nil: the start spawns an init as it would without a standby. Until
+// the start moves it into the container's cgroup, what the init uses is
+// charged to the monitor's, the caller's; on cgroup v2 its memory stays
+// charged there.
 func startEarlyInit(stateDir, namespaces string) {
-	var flags uintptr
+	// Always a mount namespace of its own, as an init started for the
+	// container gets: its rootfs and pivot_root must not reach the
+	// monitor's.
+	flags := uintptr(unix.CLONE_NEWNS)
 	for ns := range strings.SplitSeq(namespaces, ",") {
 		f, ok := nsFlags[ns]
 		if !ok || ns == "user" {
@@ -351,7 +379,7 @@ func takeEarlyInit(spec *Spec, premount bool) *earlyInit {
 	if e == nil {
 		return nil
 	}
-	var want uintptr
+	want := uintptr(unix.CLONE_NEWNS)
 	for _, ns := range spec.Namespaces.New {
 		if ns != "cgroup" {
 			want |= nsFlags[ns]

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,6 +158,71 @@ func TestEarlyInit(t *testing.T) {
 		e.check(t, h)
 	})
 
+	// Without a mount namespace in its spec a container still gets one
+	// of its own, as from an init started for it: its root is made there,
+	// not in its monitor's.
+	t.Run("no new mount namespace asked", func(t *testing.T) {
+		spec := testSpec(t, "sleep", "100")
+		spec.Namespaces.New = slices.DeleteFunc(slices.Clone(spec.Namespaces.New), func(ns string) bool { return ns == "mnt" })
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		early := earlyInitOf(t, sb.proc.Pid)
+		monitorNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", sb.proc.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := startWith(t, sb.Start, spec, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := h.State().Pid
+		if pid != early {
+			t.Errorf("the container runs as %d, not as the init started ahead, %d", pid, early)
+		}
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid)); ns == monitorNS || ns == "" {
+			t.Errorf("the container's mount namespace %q is its monitor's", ns)
+		}
+		if err := h.Kill(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		h.Wait(ctxT(t, 30*time.Second))
+	})
+
+	// Signals the caller ignores stay ignored across its exec of the
+	// monitor; the container's command must start with every default.
+	t.Run("signals ignored by the caller", func(t *testing.T) {
+		signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Reset(syscall.SIGINT, syscall.SIGHUP)
+		spec := testSpec(t, "grep", "SigIgn", "/proc/self/status")
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		earlyInitOf(t, sb.proc.Pid)
+		var out syncBuffer
+		h, err := startWith(t, sb.Start, spec, &Stdio{Stdout: &out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, err := h.Wait(ctxT(t, 30*time.Second)); err != nil || es.ExitCode != 0 {
+			t.Fatalf("wait = %+v, %v", es, err)
+		}
+		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var ign uint64
+		if _, err := fmt.Sscanf(out.String(), "SigIgn: %x", &ign); err != nil {
+			t.Fatalf("%q: %v", out.String(), err)
+		}
+		if ign&(1<<(syscall.SIGINT-1)|1<<(syscall.SIGHUP-1)) != 0 {
+			t.Errorf("the command ignores signals: SigIgn %016x", ign)
+		}
+	})
+
 	t.Run("terminal", func(t *testing.T) {
 		// A terminal on stdin and stdout, and the controlling one.
 		spec := testSpec(t, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && : </dev/tty && echo tty")
@@ -229,7 +296,7 @@ func TestEarlyInit(t *testing.T) {
 		case <-time.After(standbyIdle + 10*time.Second):
 			t.Fatalf("a standby left alone is still there after %v", standbyIdle+10*time.Second)
 		}
-		// Reparented on the monitor's exit, it ends on its own.
+		// The monitor ends it before its own end.
 		deadline := time.Now().Add(10 * time.Second)
 		for syscall.Kill(early, 0) != syscall.ESRCH {
 			if time.Now().After(deadline) {
