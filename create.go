@@ -380,19 +380,6 @@ func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*C
 }
 
 func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Container, err error) {
-	// The container's monitor starts first, on standby, with its init
-	// when the namespaces allow: their start-up overlaps the rest of the
-	// create and a start that follows at once.
-	id := newID()
-	nss, err := h.prepareMonitor(id, c)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			h.dropMonitor(id)
-		}
-	}()
 	release, err := h.lockRoot(ctx, false)
 	if err != nil {
 		return nil, err
@@ -406,17 +393,10 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 	// The create lock tells other programs this container is being made;
 	// reconcile removes what a create that died left.
-	var name, nameLink string
+	var id, name, nameLink string
 	var unlock func()
 	for try := 0; ; try++ {
-		if try > 0 && c.name == "" {
-			// Another generated name, from another ID.
-			h.dropMonitor(id)
-			id = newID()
-			if nss, err = h.prepareMonitor(id, c); err != nil {
-				return nil, err
-			}
-		}
+		id = newID()
 		if unlock, err = h.lockScratch("create-" + id); err != nil {
 			return nil, err
 		}
@@ -442,11 +422,19 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	key := "container-" + id
 	defer func() {
 		if err != nil {
+			h.dropMonitor(id)
 			h.snap.Remove(context.WithoutCancel(ctx), key)
 			os.RemoveAll(dir)
 			os.Remove(nameLink)
 		}
 	}()
+	// The container's monitor starts now, on standby, with its init when
+	// the namespaces allow: their start-up overlaps the rest of the create
+	// and a start that follows at once.
+	nss, err := h.prepareMonitor(id, c)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.Mkdir(dir, 0o710); err != nil {
 		return nil, err
 	}
