@@ -9,7 +9,10 @@
 // (25 µs here). A 2 MiB huge page costs about as much as ten small ones and
 // serves 512. The price is memory: a heap of 3 MiB holds 4. That suits a
 // command; it does not suit a process that stays, which is why a
-// container's monitor, the same binary re-executed, is left alone.
+// container's monitor, the same binary re-executed, is left alone. The
+// collapse of blocks in use may compact memory first, as a huge page fault
+// does where the host allows it (transparent_hugepage/defrag); a host that
+// turned huge pages off is left alone.
 //
 // Importing the package advises the heap as it is when the package is
 // initialised, which is before most others are; Advise covers what the heap

@@ -6,7 +6,7 @@ import (
 )
 
 const (
-	hugePage = 2 << 20 // a huge page with 4 KiB pages on amd64 and arm64; elsewhere the kernel refuses
+	hugePage = 2 << 20 // a huge page with 4 KiB pages on amd64 and arm64; with larger pages the collapse is refused
 	pageSize = 4 << 10 // the smallest page size
 
 	madvHugepage = 14 // MADV_HUGEPAGE
@@ -19,8 +19,12 @@ var heapObject *[64]byte
 // Advise asks for huge pages for the heap as it is mapped now: future
 // faults get 2 MiB pages, and the 2 MiB blocks already in use are collapsed
 // into one, since a fault never replaces the small pages of a block that
-// has some. It does nothing where the kernel refuses.
+// has some. It does nothing where the kernel refuses, or where the host
+// turned transparent huge pages off: a collapse would ignore that.
 func Advise() {
+	if !hugePagesOn() {
+		return
+	}
 	heapObject = new([64]byte)
 	p := uintptr(unsafe.Pointer(heapObject))
 	// The heap is the anonymous mapping holding a heap object and those
@@ -77,6 +81,38 @@ func advise(start, end uintptr) {
 	}
 }
 
+// thpOff caches what hugePagesOn reads: 0 unknown, 1 off, 2 on.
+var thpOff int
+
+// hugePagesOn reports whether transparent huge pages are on, for all
+// memory or for the memory that asks.
+func hugePagesOn() bool {
+	if thpOff == 0 {
+		thpOff = 1
+		var buf [128]byte
+		fd, err := syscall.Open("/sys/kernel/mm/transparent_hugepage/enabled", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == nil {
+			n, _ := syscall.Read(fd, buf[:])
+			syscall.Close(fd)
+			if n > 0 && (contains(buf[:n], "[always]") || contains(buf[:n], "[madvise]")) {
+				thpOff = 2
+			}
+		}
+	}
+	return thpOff == 2
+}
+
+// contains is bytes.Contains, whose package this one does not import: it
+// would be initialised later, and this package with it.
+func contains(b []byte, s string) bool {
+	for i := 0; i+len(s) <= len(b); i++ {
+		if string(b[i:i+len(s)]) == s {
+			return true
+		}
+	}
+	return false
+}
+
 // readMaps reads /proc/self/maps into buf, as much as fits.
 func readMaps(buf []byte) []byte {
 	fd, err := syscall.Open("/proc/self/maps", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
@@ -96,24 +132,24 @@ func readMaps(buf []byte) []byte {
 }
 
 // parseMapping reads the range of one line of /proc/self/maps and reports
-// whether it is private, writable memory backed by no file.
+// whether it is private, writable memory backed by no file: nameless, or
+// named as the Go runtime names its heap where the kernel keeps names.
 func parseMapping(line []byte) (start, end uintptr, anonRW bool) {
 	start, line = hex(line)
 	if len(line) == 0 || line[0] != '-' {
 		return 0, 0, false
 	}
 	end, line = hex(line[1:])
-	// " rw-p 00000000 00:00 0" and no path after the inode.
+	// " rw-p 00000000 00:00 0", then spaces and the name, if any.
 	const anon = " rw-p 00000000 00:00 0"
 	if len(line) < len(anon) || string(line[:len(anon)]) != anon {
 		return start, end, false
 	}
-	for _, c := range line[len(anon):] {
-		if c != ' ' {
-			return start, end, false
-		}
+	name := line[len(anon):]
+	for len(name) > 0 && name[0] == ' ' {
+		name = name[1:]
 	}
-	return start, end, true
+	return start, end, len(name) == 0 || string(name) == "[anon: Go: heap]"
 }
 
 func hex(b []byte) (uintptr, []byte) {

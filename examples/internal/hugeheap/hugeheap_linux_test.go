@@ -124,6 +124,8 @@ func TestParseMapping(t *testing.T) {
 		{"0124f000-012c3000 rw-p 00e4f000 fe:00 1234    /usr/bin/dock", 0x124f000, 0x12c3000, false},
 		{"7ffc1a3e0000-7ffc1a401000 rw-p 00000000 00:00 0    [stack]", 0x7ffc1a3e0000, 0x7ffc1a401000, false},
 		{"c000000000-c004000000 ---p 00000000 00:00 0", 0xc000000000, 0xc004000000, false},
+		{"3a2054000000-3a2054800000 rw-p 00000000 00:00 0                          [anon: Go: heap]", 0x3a2054000000, 0x3a2054800000, true},
+		{"7f1e2a000000-7f1e2a021000 rw-p 00000000 00:00 0    [anon: Go: immortal metadata]", 0, 0, false},
 		{"garbage", 0, 0, false},
 	} {
 		start, end, anon := parseMapping([]byte(tc.line))
