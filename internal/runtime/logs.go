@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // LogEntry is one line (or a piece of a line over 16 KiB) that the container
@@ -67,11 +68,7 @@ func (w *logWriter) write(stream string, t time.Time, data []byte) error {
 	b = append(b, `","time":"`...)
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","log":`...)
-	enc, err := json.Marshal(string(data))
-	if err != nil {
-		return err
-	}
-	b = append(b, enc...)
+	b = appendJSONString(b, data)
 	b = append(b, "}\n"...)
 	w.buf = b
 	if w.maxSize > 0 && w.size > 0 && w.size+int64(len(b)) > w.maxSize {
@@ -82,6 +79,65 @@ func (w *logWriter) write(stream string, t time.Time, data []byte) error {
 	n, err := w.f.Write(b)
 	w.size += int64(n)
 	return err
+}
+
+// appendJSONString appends s to b as a JSON string, exactly as
+// json.Marshal(string(s)) spells it (HTML characters escaped, invalid UTF-8
+// as U+FFFD), without the two allocations of each call: the monitor logs a
+// line at a time, and a container that writes a lot would grow the
+// monitor's heap to the collector's first goal.
+func appendJSONString(b, s []byte) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	done := 0 // s[:done] is in b
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			var esc string
+			switch {
+			case c == '"':
+				esc = `\"`
+			case c == '\\':
+				esc = `\\`
+			case c == '\n':
+				esc = `\n`
+			case c == '\r':
+				esc = `\r`
+			case c == '\t':
+				esc = `\t`
+			case c == '\b':
+				esc = `\b`
+			case c == '\f':
+				esc = `\f`
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(append(b, s[done:i]...), '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				i++
+				done = i
+				continue
+			default:
+				i++
+				continue
+			}
+			b = append(append(b, s[done:i]...), esc...)
+			i++
+			done = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[done:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[done:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		done = i
+	}
+	b = append(b, s[done:]...)
+	return append(b, '"')
 }
 
 // rotate shifts path.N-1 to path.N ... path to path.1 and starts a new file.

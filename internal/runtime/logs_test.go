@@ -135,3 +135,38 @@ func TestLogRotationAndLongLines(t *testing.T) {
 		t.Fatalf("last record %q", last.Log)
 	}
 }
+
+// FuzzAppendJSONString checks the log's string encoder against
+// encoding/json's.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain line\n", "quote \" back \\ slash", "\x00\x01\x1f\x7f", "<a href=\"x\">&amp;</a>",
+		"\b\f\r\t", "h\xe9llo \xff\xfe", "\u2028\u2029", "日本語 ✓", "\xed\xa0\x80 surrogate", "trailing \xe2\x82"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		want, err := json.Marshal(string(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("%q: %s, encoding/json %s", s, got[1:], want)
+		}
+	})
+}
+
+// TestLogWriteAllocatesNothing checks that a line costs no allocation once
+// the writer's buffer has grown: the monitor's heap must not grow with what
+// a container writes.
+func TestLogWriteAllocatesNothing(t *testing.T) {
+	w, err := openLogWriter(LogConfig{}, filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	line := []byte("a line of output, with \"quotes\" and <tags> & a tab\t\n")
+	now := time.Now()
+	w.write("stdout", now, line)
+	if n := testing.AllocsPerRun(100, func() { w.write("stdout", now, line) }); n != 0 {
+		t.Errorf("%v allocations per line", n)
+	}
+}
