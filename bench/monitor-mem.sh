@@ -4,6 +4,9 @@
 # conmon, containerd's containerd-shim-runc-v2.
 #
 #   bench/monitor-mem.sh [N]          (root; default 5 containers per engine)
+#   LINES=100000 bench/monitor-mem.sh 3   (each container first writes that
+#                                          many lines to stdout, which the
+#                                          process logs, then sleeps)
 #
 # For each such process it reads VmRSS (/proc/PID/status) and Pss, Pss_Anon
 # (/proc/PID/smaps_rollup) a few seconds after the last start, and prints the
@@ -15,6 +18,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${1:-5}
 SETTLE=${SETTLE:-3}
+LINES=${LINES:-0}
+# The containers' command: sleep, after LINES lines of output.
+CMD=(/bin/sh -c "i=0; while [ \$i -lt $LINES ]; do echo \"line \$i of the container's output\"; i=\$((i+1)); done; exec sleep 100000")
 
 if [ -z "${BENCH_MEM_INNER:-}" ]; then
 	[ "$(id -u)" = 0 ] || die "monitor-mem.sh needs root"
@@ -71,7 +77,7 @@ ROOT=$WORK/dock-root
 "$DOCK" --root "$ROOT" import "$WORK/busybox.tar" bench/busybox:1 >>"$RUNLOG"
 on_exit "for i in \$(seq $N); do '$DOCK' --root '$ROOT' rm -f benchmem$$-\$i >/dev/null 2>&1; done"
 for i in $(seq "$N"); do
-	"$DOCK" --root "$ROOT" run -d --name "benchmem$$-$i" bench/busybox:1 sleep 100000 >>"$RUNLOG"
+	"$DOCK" --root "$ROOT" run -d --name "benchmem$$-$i" bench/busybox:1 "${CMD[@]}" >>"$RUNLOG"
 done
 sleep "$SETTLE"
 mem $(pgrep -f "^dock-monitor $ROOT/containers/") >"$WORK/dock.mem"
@@ -85,7 +91,7 @@ if command -v podman >/dev/null && command -v conmon >/dev/null; then
 	on_exit "'${P[0]}' ${P[*]:1} rm -f -a >/dev/null 2>&1"
 	for i in $(seq "$N"); do
 		"${P[@]}" run -d --network=none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
-			--name "benchmem$$-$i" bench/busybox:1 sleep 100000 >>"$RUNLOG" 2>&1
+			--name "benchmem$$-$i" bench/busybox:1 "${CMD[@]}" >>"$RUNLOG" 2>&1
 	done
 	sleep "$SETTLE"
 	mem $(pgrep -f "conmon .*$WORK/podman") >"$WORK/conmon.mem"
@@ -116,7 +122,7 @@ EOT
 	CTR=(ctr -a "$C/containerd.sock" -n benchmem)
 	on_exit "for i in \$(seq $N); do ${CTR[*]} tasks kill -s KILL benchmem$$-\$i >/dev/null 2>&1; sleep 0.2; ${CTR[*]} tasks rm -f benchmem$$-\$i >/dev/null 2>&1; ${CTR[*]} c rm benchmem$$-\$i >/dev/null 2>&1; done"
 	for i in $(seq "$N"); do
-		"${CTR[@]}" run -d --rootfs "$WORK/rootfs" "benchmem$$-$i" /bin/sleep 100000 >>"$RUNLOG" 2>&1
+		"${CTR[@]}" run -d --rootfs "$WORK/rootfs" "benchmem$$-$i" "${CMD[@]}" >>"$RUNLOG" 2>&1
 	done
 	sleep "$SETTLE"
 	mem $(pgrep -f "containerd-shim-runc-v2 -namespace benchmem .*-address $C/containerd.sock") >"$WORK/shim.mem"
