@@ -17,11 +17,15 @@ const MonitorArg0 = monitorArg0
 
 // The Go runtime settings of the re-executed binary, as its environment.
 // The monitor mostly waits on its container: one P keeps its threads and
-// memory few. The init lives only until it executes the container's
+// memory few, and a collection at a quarter of growth over the live heap
+// (at least 1 MiB rather than 4) keeps what its periodic work allocates
+// (health checks, exec'd processes, requests) from piling up to the
+// collector's default first goal in a process that lives as long as its
+// container. The init lives only until it executes the container's
 // command: one P, and no collection. Its own environment never reaches that
 // command, which gets the one its spec gives.
 var (
-	monitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
+	monitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1", "GOGC=25"}
 	initEnv    = []string{"GOMAXPROCS=1", "GOGC=off"}
 )
 
