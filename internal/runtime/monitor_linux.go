@@ -280,26 +280,19 @@ func (m *monitor) start() error {
 	}
 
 	cmd := &command{
-		Path: exe,
-		Args: []string{initArg0, m.stateDir},
-		Env:  initEnv,
-		Dir:  "/",
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid:     true,
-			Cloneflags: unix.CLONE_NEWNS,
-		},
+		Path:        exe,
+		Args:        []string{initArg0, m.stateDir},
+		Env:         initEnv,
+		Dir:         "/",
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	// With its root over idmapped layers, the init starts in this mount
 	// namespace and makes its own once the monitor has mounted the root.
 	premount := idmapRootfs(spec)
+	cmd.SysProcAttr.Cloneflags = initCloneFlags(spec.Namespaces.New)
 	if premount {
 		cmd.Args = append(cmd.Args, premountArg)
-		cmd.SysProcAttr.Cloneflags = 0
-	}
-	for _, ns := range spec.Namespaces.New {
-		if ns != "cgroup" && !(premount && ns == "mnt") { // init unshares cgroup once inside its cgroup
-			cmd.SysProcAttr.Cloneflags |= nsFlags[ns]
-		}
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNS
 	}
 	if spec.hasNew("user") {
 		for _, im := range spec.Namespaces.UIDMap {
@@ -389,7 +382,7 @@ func (m *monitor) start() error {
 	// The init a monitor on standby started, if it suits, takes the
 	// stdio the clone would have given; it is not in its cgroup yet.
 	var parentSync *os.File
-	if e := takeEarlyInit(spec, premount); e != nil {
+	if e := takeEarlyInit(spec, cmd); e != nil {
 		if e.hand(cmd) == nil {
 			parentSync, v2 = e.sync, false
 		} else {
@@ -595,6 +588,20 @@ func (m *monitor) claim(pid int, since time.Time) (syscall.WaitStatus, bool) {
 	}
 	delete(m.unclaimed, pid)
 	return u.ws, !u.at.Before(since)
+}
+
+// initCloneFlags returns the namespaces an init is cloned into for the new
+// namespaces named: a mount namespace of its own always, since its rootfs
+// and pivot_root must not reach the monitor's, and never the cgroup
+// namespace, which the init unshares once it is in its cgroup.
+func initCloneFlags(names []string) uintptr {
+	flags := uintptr(unix.CLONE_NEWNS)
+	for _, ns := range names {
+		if ns != "cgroup" {
+			flags |= nsFlags[ns]
+		}
+	}
+	return flags
 }
 
 // sealed is the binary once sealMountNS has bound it read-only.

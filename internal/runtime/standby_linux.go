@@ -329,19 +329,13 @@ var early *earlyInit
 // charged to the monitor's, the caller's; on cgroup v2 its memory stays
 // charged there.
 func startEarlyInit(stateDir, namespaces string) {
-	// Always a mount namespace of its own, as an init started for the
-	// container gets: its rootfs and pivot_root must not reach the
-	// monitor's.
-	flags := uintptr(unix.CLONE_NEWNS)
-	for ns := range strings.SplitSeq(namespaces, ",") {
-		f, ok := nsFlags[ns]
-		if !ok || ns == "user" {
+	names := strings.Split(namespaces, ",")
+	for _, ns := range names {
+		if _, ok := nsFlags[ns]; !ok || ns == "user" {
 			return
 		}
-		if ns != "cgroup" { // unshared by the init once inside its cgroup
-			flags |= f
-		}
 	}
+	flags := initCloneFlags(names)
 	exe, err := sealMountNS()
 	if err != nil {
 		return
@@ -371,21 +365,17 @@ func startEarlyInit(stateDir, namespaces string) {
 	early = &earlyInit{cmd: cmd, sync: parent, flags: flags}
 }
 
-// takeEarlyInit returns the init started on standby if it suits spec, and
-// discards it otherwise.
-func takeEarlyInit(spec *Spec, premount bool) *earlyInit {
+// takeEarlyInit returns the init started on standby if it is what cmd, the
+// init the monitor would start for spec, would be, and discards it
+// otherwise: cloned into other namespaces (a user namespace, or none of its
+// own for a root over idmapped layers), or to join some.
+func takeEarlyInit(spec *Spec, cmd *command) *earlyInit {
 	e := early
 	early = nil
 	if e == nil {
 		return nil
 	}
-	want := uintptr(unix.CLONE_NEWNS)
-	for _, ns := range spec.Namespaces.New {
-		if ns != "cgroup" {
-			want |= nsFlags[ns]
-		}
-	}
-	if premount || spec.hasNew("user") || len(spec.Namespaces.Join) > 0 || want != e.flags {
+	if len(spec.Namespaces.Join) > 0 || cmd.SysProcAttr.Cloneflags != e.flags {
 		e.discard()
 		return nil
 	}
