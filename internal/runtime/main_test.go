@@ -238,6 +238,8 @@ func runHelper(name string) int {
 		return sealedHelper()
 	case "syscalls":
 		return syscallsHelper()
+	case "text-pages":
+		return textPagesHelper()
 	case "start-and-hang":
 		// Start a container, say so, and wait to be killed.
 		var spec Spec

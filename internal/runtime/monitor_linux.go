@@ -807,10 +807,11 @@ func sendConfig(w io.Writer, spec, filter []byte) error {
 
 // releaseStartMemory gives back the pages of the binary the monitor read
 // only to start (code and read-only data of every package initialised
-// before it, most of which it never touches again). A monitor lives as long as its container,
-// one per container, so these pages are most of what it costs. The
-// read-only mappings of the binary are only dropped from this process's
-// page tables: a page it needs again comes back from the page cache.
+// before it, most of which it never touches again). A monitor lives as
+// long as its container, one per container, so these pages are most of
+// what it costs. The read-only mappings of the binary are only dropped
+// from this process's page tables: a page it needs again comes back from
+// the page cache.
 func releaseStartMemory() {
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
@@ -836,6 +837,10 @@ func releaseStartMemory() {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
+		// Small pages from now on: the sealed binary sits in huge pages in
+		// the page cache (see copyInHugeChunks), which starts it faster,
+		// but a page this monitor needs again would bring back 2 MiB.
+		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_NOHUGEPAGE)
 		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
 	}
 }
