@@ -29,7 +29,7 @@ import (
 	"syscall"
 
 	"github.com/dockkit/dock"
-	"github.com/dockkit/dock/examples/internal/hugeheap"
+	"github.com/dockkit/dock/examples/internal/shortlived"
 	"github.com/spf13/cobra"
 )
 
@@ -57,7 +57,7 @@ func main() {
 		debug.SetGCPercent(200)
 	}
 	// The heap has grown past what the package advised at its start.
-	hugeheap.Advise()
+	shortlived.Advise()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:])
 	stop()

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package hugeheap
+package shortlived
 
 // Advise does nothing off Linux.
 func Advise() {}
