@@ -3,6 +3,9 @@ package runtime
 import (
 	"os"
 	goruntime "runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // argv[0] of the re-executed binary tells its role.
@@ -47,6 +50,12 @@ func MaybeReexec() {
 		return
 	}
 	switch os.Args[0] {
+	case initArg0, monitorArg0:
+		// Named by role in ps and top, rather than by the sealed copy's
+		// file name, which is the same for both.
+		setName(os.Args[0])
+	}
+	switch os.Args[0] {
 	case initArg0:
 		// Namespaces changed with unshare, capabilities, no_new_privs and
 		// seccomp are per thread: the whole init runs on this thread, which
@@ -62,4 +71,10 @@ func MaybeReexec() {
 		monitorMain()
 		os.Exit(0)
 	}
+}
+
+// setName sets the name the kernel shows for this process (its comm).
+func setName(name string) {
+	b := append([]byte(name), 0)
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
 }

@@ -307,6 +307,44 @@ func TestEarlyInit(t *testing.T) {
 	})
 }
 
+// TestProcessNames checks the names the monitor and the init give
+// themselves, which ps and top show.
+func TestProcessNames(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sleep", "100")
+	sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	comm := func(pid int) string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		return strings.TrimSpace(string(b))
+	}
+	// The name comes from the init's package initialisation, a little
+	// after its cmdline.
+	early := earlyInitOf(t, sb.proc.Pid)
+	for deadline := time.Now().Add(10 * time.Second); comm(early) != initArg0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := comm(early); got != initArg0 {
+		t.Errorf("the init is named %q, want %q", got, initArg0)
+	}
+	h, err := startWith(t, sb.Start, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := comm(h.State().MonitorPid); got != monitorArg0 {
+		t.Errorf("the monitor is named %q, want %q", got, monitorArg0)
+	}
+	if err := h.Kill(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Wait(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // earlyInitOf waits for the init the monitor on standby starts ahead, and
 // returns its pid.
 func earlyInitOf(t *testing.T, monitor int) int {
