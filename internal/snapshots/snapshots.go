@@ -74,6 +74,13 @@ type Usage struct {
 	Inodes int64
 }
 
+// LabelVolatile, set to "true" on a snapshot being made, says it need not
+// outlive a crash of the machine: an auto-remove container's writable layer.
+// Its directory and record are written without waiting for the disk, which
+// saves a container's start and removal several fsyncs. After a crash, what
+// of it reached the disk is removed when the snapshotter is next opened.
+const LabelVolatile = "dock.volatile"
+
 // Opt sets properties of a snapshot being made or committed.
 type Opt func(*Info)
 

@@ -59,6 +59,10 @@ type record struct {
 	Updated time.Time         `json:"updated"`
 }
 
+// volatile reports whether the record was written without syncs (see
+// LabelVolatile).
+func (r record) volatile() bool { return r.Labels[LabelVolatile] == "true" }
+
 func (r record) info() Info {
 	var labels map[string]string
 	if len(r.Labels) > 0 {
@@ -163,21 +167,21 @@ func (e *engine) get(key string) (record, error) {
 	return r, nil
 }
 
-// put writes the record durably: temp file, fsync, rename, fsync of the
-// directory. The caller holds the exclusive lock.
+// put writes the record: temp file, fsync, rename, fsync of the directory;
+// a volatile record without the fsyncs. The caller holds the exclusive lock.
 func (e *engine) put(r record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
 	final := filepath.Join(e.metaDir(), metaFile(r.Name))
-	if err := writeFileSync(final, b); err != nil {
+	if err := writeRecordFile(final, b, !r.volatile()); err != nil {
 		return fmt.Errorf("snapshot %q: metadata: %w", r.Name, err)
 	}
 	return nil
 }
 
-func writeFileSync(path string, b []byte) error {
+func writeRecordFile(path string, b []byte, durable bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -188,10 +192,12 @@ func writeFileSync(path string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if durable {
+		if err := syncFile(f); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -201,15 +207,26 @@ func writeFileSync(path string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
+	if !durable {
+		return nil
+	}
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
+// The syncs, as variables for the tests to count.
+var (
+	syncDir  = atomicfile.SyncDir
+	syncFile = (*os.File).Sync
+)
 
-// del removes the record of key durably; the caller holds the exclusive lock.
-func (e *engine) del(key string) error {
-	if err := os.Remove(filepath.Join(e.metaDir(), metaFile(key))); err != nil {
+// del removes r's record, durably unless r is volatile; the caller holds the
+// exclusive lock.
+func (e *engine) del(r record) error {
+	if err := os.Remove(filepath.Join(e.metaDir(), metaFile(r.Name))); err != nil {
 		return err
+	}
+	if r.volatile() {
+		return nil
 	}
 	return syncDir(e.metaDir())
 }
@@ -316,8 +333,9 @@ func writeFileNoSync(path string, b []byte) error {
 }
 
 // reconcile removes what a crash left behind: temporary metadata files,
-// active records whose commit had already been written, snapshot
-// directories without a record, and staging directories no process works on.
+// what reached the disk of volatile snapshots, active records whose commit
+// had already been written, snapshot directories without a record, and
+// staging directories no process works on.
 func (e *engine) reconcile(ctx context.Context) error {
 	unlock, err := e.lock(ctx, true)
 	if err != nil {
@@ -329,17 +347,51 @@ func (e *engine) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var recs []record
 	for _, ent := range ents {
-		if strings.HasSuffix(ent.Name(), ".tmp") {
-			if err := os.Remove(filepath.Join(e.metaDir(), ent.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		name := ent.Name()
+		p := filepath.Join(e.metaDir(), name)
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+		case strings.HasSuffix(name, ".json"):
+			b, err := os.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
 				return err
 			}
+			var r record
+			if err := json.Unmarshal(b, &r); err == nil {
+				recs = append(recs, r)
+				continue
+			}
+			// Written whole and renamed into place, a record that does not
+			// read is a volatile one a crash cut short: the others are
+			// synced before they take their name.
+		default:
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
-	recs, err := e.all()
-	if err != nil {
-		return err
+	// A volatile record may have reached the disk without its directory's
+	// new name. Dropped before ids are counted again, so that it never
+	// names another snapshot's directory.
+	kept := recs[:0]
+	for _, r := range recs {
+		if r.volatile() {
+			if _, err := os.Lstat(e.dir(r.ID)); errors.Is(err, fs.ErrNotExist) {
+				if err := e.del(r); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		kept = append(kept, r)
 	}
+	recs = kept
 	committed := map[string]bool{}
 	for _, r := range recs {
 		if parseKind(r.Kind) == KindCommitted {
@@ -351,7 +403,7 @@ func (e *engine) reconcile(ctx context.Context) error {
 		if parseKind(r.Kind) != KindCommitted && committed[r.ID] {
 			// Commit wrote the committed record, then crashed before
 			// removing the active one.
-			if err := e.del(r.Name); err != nil {
+			if err := e.del(r); err != nil {
 				return err
 			}
 			continue
@@ -537,12 +589,15 @@ func (e *engine) create(ctx context.Context, kind Kind, key, parent string, opts
 	if err := os.Rename(stage, dir); err != nil {
 		return nil, fmt.Errorf("snapshot %q: %w", key, err)
 	}
-	if err := syncDir(e.snapDir()); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("snapshot %q: %w", key, err)
-	}
 	now := time.Now().UTC()
 	r := record{ID: id, Kind: kind.String(), Name: key, Parent: parent, Labels: info.Labels, Created: now, Updated: now}
+	// The directory's name durable before the record that names it.
+	if !r.volatile() {
+		if err := syncDir(e.snapDir()); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("snapshot %q: %w", key, err)
+		}
+	}
 	if err := e.put(r); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -607,6 +662,14 @@ func (e *engine) Commit(ctx context.Context, name, key string, opts ...Opt) erro
 	for _, o := range opts {
 		o(&info)
 	}
+	// A layer made from a volatile snapshot is an image's: durable, and its
+	// directory's name made durable before its record.
+	delete(info.Labels, LabelVolatile)
+	if r.volatile() {
+		if err := syncDir(e.snapDir()); err != nil {
+			return fmt.Errorf("commit %q: %w", key, err)
+		}
+	}
 	now := time.Now().UTC()
 	c := record{ID: r.ID, Kind: KindCommitted.String(), Name: name, Parent: r.Parent, Labels: info.Labels, Created: now, Updated: now}
 	// The committed record first: should we crash before the active one is
@@ -614,7 +677,7 @@ func (e *engine) Commit(ctx context.Context, name, key string, opts ...Opt) erro
 	if err := e.put(c); err != nil {
 		return err
 	}
-	if err := e.del(key); err != nil {
+	if err := e.del(r); err != nil {
 		return fmt.Errorf("commit %q: %w", key, err)
 	}
 	return nil
@@ -673,7 +736,7 @@ func (e *engine) Remove(ctx context.Context, key string) error {
 			}
 		}
 	}
-	if err := e.del(key); err != nil {
+	if err := e.del(r); err != nil {
 		unlock()
 		return fmt.Errorf("remove %q: %w", key, err)
 	}
