@@ -52,6 +52,7 @@ type containerRecord struct {
 	AutoRemove  bool              `json:"autoRemove,omitempty"`
 	Resources   *Resources        `json:"resources,omitempty"`
 	Spec        runtime.Spec      `json:"spec"`
+	BootID      string            `json:"bootId,omitempty"` // the host's boot it was created in
 }
 
 // Status is where a container is in its life.

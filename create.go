@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/runtime"
 	"github.com/moby/sys/user"
 )
@@ -299,7 +300,10 @@ func WithNetwork(mode string) CreateOption {
 
 // WithAutoRemove removes the container once it exits: the program that
 // started it removes it in Wait, or, when that program is gone, the next
-// program to wait for it or to open the root.
+// program to wait for it or to open the root. Such a container does not
+// outlive a crash of the host either: its layer and records are written
+// without waiting for the disk, which makes its start and removal faster,
+// and the next Open removes what of it reached the disk.
 func WithAutoRemove() CreateOption {
 	return func(c *createConfig) error { c.autoRemove = true; return nil }
 }
@@ -442,7 +446,15 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	if n := len(img.Layers); n > 0 {
 		parent = img.Layers[n-1].ChainID.String()
 	}
-	mounts, err := h.snap.Prepare(ctx, key, parent, WithSnapshotLabels(map[string]string{"dock.container": id}))
+	labels := map[string]string{"dock.container": id}
+	if c.autoRemove {
+		// Nothing of an auto-remove container outlives a crash of the
+		// host (reconcile removes what reached the disk), so its layer
+		// and record are written without waiting for the disk: four
+		// fsyncs fewer on the path of run --rm, and one at its removal.
+		labels[SnapshotLabelVolatile] = "true"
+	}
+	mounts, err := h.snap.Prepare(ctx, key, parent, WithSnapshotLabels(labels))
 	if err != nil {
 		return nil, err
 	}
@@ -562,13 +574,13 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	rec := containerRecord{
 		ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: time.Now().UTC(),
 		Labels: c.labels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
-		Resources: &c.res, Spec: spec,
+		Resources: &c.res, Spec: spec, BootID: bootID(),
 	}
 	b, err := json.MarshalIndent(rec, "", "\t")
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "dock.json"), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "dock.json"), b, 0o600, !c.autoRemove); err != nil {
 		return nil, err
 	}
 	os.Remove(filepath.Join(h.root, "tmp", "create-"+id+".lock"))

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/snapshots"
 	"golang.org/x/sys/unix"
 )
@@ -162,12 +161,6 @@ func writeTemp(path string, data []byte, mode os.FileMode) (string, error) {
 		return "", err
 	}
 	return tmp, nil
-}
-
-// writeFileAtomic replaces path with data, synced: a reader sees the old
-// file or the new one, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return atomicfile.Write(path, data, mode, true)
 }
 
 // writeFileExclusive writes data to path whole, or fails with an error

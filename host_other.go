@@ -29,10 +29,6 @@ func (h *Host) lockRoot(context.Context, bool) (func(), error) { return nil, err
 
 func unmountScratch(string) {}
 
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return os.WriteFile(path, data, mode)
-}
-
 func securityDefaults(*createConfig, *runtime.Spec) error { return errNeedsLinux }
 
 func hasOpaqueAncestor(*os.Root, string, string) bool { return false }

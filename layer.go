@@ -3,6 +3,8 @@ package dock
 import (
 	"context"
 	"time"
+
+	"github.com/dockkit/dock/internal/snapshots"
 )
 
 // Mount is one mount that, applied in order with others, makes a snapshot's
@@ -54,6 +56,14 @@ type SnapshotUsage struct {
 
 // SnapshotOpt sets labels or other properties when a snapshot is made.
 type SnapshotOpt func(*SnapshotInfo)
+
+// SnapshotLabelVolatile, set to "true" on a snapshot being prepared, says it
+// need not outlive a crash of the host: Create sets it on the writable layer
+// of an auto-remove container. A Snapshotter may then write the snapshot
+// without waiting for the disk; one that ignores the label keeps it durable,
+// which is slower but as correct. After a crash, dock's own snapshotters
+// remove what reached the disk of such snapshots when they are next opened.
+const SnapshotLabelVolatile = snapshots.LabelVolatile
 
 // WithSnapshotLabels attaches labels to the snapshot being prepared or
 // committed; they are kept with it and returned by Stat and Walk.

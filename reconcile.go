@@ -2,6 +2,7 @@ package dock
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -115,25 +116,29 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	// The first Open after the host booted also clears what a crash left of
+	// auto-remove containers, whose records are written without a sync.
+	booted, boot := h.newBoot(), bootID()
 	known := map[string]bool{}
 	for _, e := range ents {
 		id := e.Name()
 		if len(id) != 64 || !isHexID(id) {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, id, "dock.json")); err == nil {
+		if recordWhole(filepath.Join(dir, id, "dock.json"), booted) {
 			known[id] = true
 			continue
 		}
 		// No record: a create that died, or a remove that died after
-		// removing it. Leave it while its creator lives.
+		// removing it; or the record of an auto-remove container that a
+		// crash cut short. Leave it while its creator lives.
 		lock := filepath.Join(h.root, "tmp", "create-"+id+".lock")
 		release, err := lockPath(ctx, lock, false)
 		if err != nil {
 			known[id] = true
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, id, "dock.json")); err == nil {
+		if recordWhole(filepath.Join(dir, id, "dock.json"), booted) {
 			release() // the create finished meanwhile
 			known[id] = true
 			continue
@@ -179,13 +184,12 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 			release()
 		}
 	}
-	booted := h.newBoot()
 	var restart []*Container
 	for id := range known {
 		// Only an exited container may need recovering, restarting or
 		// removing; reading its state alone keeps an Open cheap among
 		// many running containers.
-		if st, err := runtime.ReadState(filepath.Join(dir, id)); err == nil && st.Status != runtime.Stopped {
+		if st, err := runtime.ReadState(filepath.Join(dir, id)); err == nil && st.Status != runtime.Stopped && st.Status != runtime.Created {
 			continue
 		}
 		c, err := h.loadContainer(id)
@@ -209,7 +213,10 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 			restart = append(restart, c)
 			continue
 		}
-		if !c.rec.AutoRemove || st.Status != StatusExited {
+		// One created before the host last booted goes too, as dockerd
+		// removes such containers when it starts: a crash may have lost
+		// its state, which then reads as created.
+		if !c.rec.AutoRemove || !(st.Status == StatusExited || st.Status == StatusCreated && c.rec.BootID != "" && c.rec.BootID != boot) {
 			continue
 		}
 		if c.tryOwner() {
@@ -223,6 +230,32 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 		c.Start(ctx) // a failure is recorded in its state, as any start's
 	}
 	return nil
+}
+
+// bootID returns the kernel's random ID of this boot of the host, or "".
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// recordWhole reports whether the container record at path is there and
+// whole. Written whole and renamed into place, a record is cut short only by
+// a crash, and only an auto-remove container's, which is not synced: empty,
+// as most filesystems leave a file whose data had not reached the disk, or,
+// checked when thorough, not JSON.
+func recordWhole(path string, thorough bool) bool {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() == 0 {
+		return false
+	}
+	if !thorough {
+		return true
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && json.Valid(b)
 }
 
 // recover records the container stopped if its monitor died while it ran,
@@ -249,11 +282,10 @@ const bootIDFile = "boot_id"
 // seen: it holds no container a boot could concern, or came from a
 // version that did not record boots.
 func (h *Host) newBoot() bool {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
+	now := bootID()
+	if now == "" {
 		return false
 	}
-	now := strings.TrimSpace(string(b))
 	rec := filepath.Join(h.root, bootIDFile)
 	old, err := os.ReadFile(rec)
 	if string(old) == now+"\n" {

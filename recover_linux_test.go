@@ -2,6 +2,7 @@ package dock
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -160,5 +161,89 @@ func TestOpenKeepsNameOfCreateUnderWay(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(h.Root(), "tmp", "create-"+id+".lock")); !os.IsNotExist(err) {
 		t.Errorf("the dead create's lock file stays: %v", err)
+	}
+}
+
+// An auto-remove container's layer and record are written without syncs, so
+// a crash may leave its record empty or not JSON, or lose its state. The
+// next Open removes such containers, and ones created before the host last
+// booted that never ran, while it keeps the others.
+func TestAutoRemoveAfterCrash(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	create := func(opts ...CreateOption) *Container {
+		c, err := h.Create(ctx, img, append(opts, WithCmd("true"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	keep, current := create(), create(WithAutoRemove())
+	empty, garbage, oldBoot := create(WithAutoRemove()), create(WithAutoRemove()), create(WithAutoRemove())
+	t.Cleanup(func() {
+		keep.Remove(context.Background(), true)
+		current.Remove(context.Background(), true)
+	})
+
+	for _, tc := range []struct {
+		c    *Container
+		want string
+	}{{keep, ""}, {current, "true"}} {
+		info, err := h.Snapshotter().Stat(ctx, tc.c.rec.SnapshotKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Labels[SnapshotLabelVolatile]; got != tc.want {
+			t.Errorf("%s: the layer's %s label is %q, want %q", tc.c.Name, SnapshotLabelVolatile, got, tc.want)
+		}
+	}
+
+	record := func(c *Container) string { return filepath.Join(c.stateDir(), "dock.json") }
+	if err := os.Truncate(record(empty), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(record(garbage), make([]byte, 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(record(oldBoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), bootID()) {
+		t.Fatalf("the record holds no boot id:\n%s", b)
+	}
+	if err := os.WriteFile(record(oldBoot), []byte(strings.ReplaceAll(string(b), bootID(), "an-earlier-boot")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// As if the host had booted since: a record not JSON is looked for
+	// only then.
+	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	for _, c := range []*Container{keep, current} {
+		if _, err := h2.Container(ctx, c.Name); err != nil {
+			t.Errorf("%s after Open: %v", c.Name, err)
+		}
+	}
+	for _, c := range []*Container{empty, garbage, oldBoot} {
+		if _, err := h2.Container(ctx, c.Name); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s after Open: %v, want ErrNotFound", c.Name, err)
+		}
+		if _, err := os.Lstat(c.stateDir()); !os.IsNotExist(err) {
+			t.Errorf("%s: its directory is left: %v", c.Name, err)
+		}
+		if _, err := h2.Snapshotter().Stat(ctx, c.rec.SnapshotKey); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: its layer is left: %v", c.Name, err)
+		}
+		if _, err := os.Lstat(filepath.Join(h.namesDir(), c.Name)); !os.IsNotExist(err) {
+			t.Errorf("%s: its name is left: %v", c.Name, err)
+		}
 	}
 }

@@ -42,14 +42,12 @@ type runFlags struct {
 	privileged                   bool
 	platform                     string
 	labels                       []string
-	isRun                        bool      // registered for run, not create
 	keep                         keepFlags // --restart and --health-*: running.go
 }
 
 func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl := cmd.Flags()
 	fl.SetInterspersed(false) // flags after IMAGE belong to the command
-	f.isRun = run
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	if run {
 		fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the container ID")
@@ -223,10 +221,10 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	if f.privileged {
 		opts = append(opts, dock.WithPrivileged())
 	}
-	if f.rm && (f.detach || !f.isRun) {
-		// The monitor removes the container after its exit. A foreground
-		// run removes it itself once Wait returns, so that it is gone
-		// when dock exits and nobody races for it.
+	if f.rm {
+		// A foreground run removes the container in Wait, as its owner;
+		// should dock die first, whoever next opens the root does, once
+		// the container has exited.
 		opts = append(opts, dock.WithAutoRemove())
 	}
 	if f.interactive {

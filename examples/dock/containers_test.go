@@ -445,6 +445,26 @@ func TestRunSignals(t *testing.T) {
 			t.Errorf("dock run after SIGINT exits %d, want 9", code)
 		}
 	})
+	// As with docker, --rm belongs to the container: with dock killed, the
+	// container runs on, and once it has exited the next command that opens
+	// the root removes it.
+	t.Run("dock killed", func(t *testing.T) {
+		cmd := startRun(t, e, "orphan", "sh", "-c", "echo ready; exec sleep 1")
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		if rows := psRows(t, e); len(rows) != 1 {
+			t.Fatalf("ps with dock killed: %q, want the container running", rows)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for len(psRows(t, e, "-a")) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the container of a killed dock run --rm stays after its exit: %q", psRows(t, e, "-a"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	if r := e.ok("ps", "-aq"); r.stdout != "" {
 		t.Errorf("run --rm left containers:\n%s", r)
 	}

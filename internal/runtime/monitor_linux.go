@@ -223,8 +223,12 @@ func (m *monitor) finish(es ExitStatus) {
 	}
 	m.waiters = nil
 	m.mu.Unlock()
-	if err := syncState(m.stateDir); err != nil && !os.IsNotExist(err) {
-		fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
+	// An auto-remove container's exit need not outlive a crash: after one,
+	// its state reads as lost, and it is removed all the same.
+	if m.spec == nil || !m.spec.AutoRemove {
+		if err := syncState(m.stateDir); err != nil && !os.IsNotExist(err) {
+			fmt.Fprintf(os.Stderr, "record exit: %v\n", err)
+		}
 	}
 	// Let the answers reach the waiters (and the exec'd processes, which
 	// die with the container's pid namespace, their callers) before the
