@@ -42,7 +42,7 @@ func AppendEvent(root string, ev Event) error {
 	b = append(b, '\n')
 	p := EventsPath(root)
 	for try := 0; try < 3; try++ {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return err
 		}
@@ -66,6 +66,14 @@ func AppendEvent(root string, ev Event) error {
 			}
 			try--
 			continue
+		}
+		// A crash may have cut the last line short: this one starts on
+		// a line of its own, or the reader would take both for one.
+		var last [1]byte
+		if a.Size > 0 {
+			if _, err := unix.Pread(int(f.Fd()), last[:], a.Size-1); err == nil && last[0] != '\n' {
+				b = append([]byte{'\n'}, b...)
+			}
 		}
 		_, err = f.Write(b)
 		f.Close()

@@ -62,6 +62,46 @@ func TestEventsFollowAcrossRotation(t *testing.T) {
 	}
 }
 
+// TestEventAfterTornLine has an event appended after a last line a crash
+// cut short, and one after a tail of zeros: each is read, the broken lines
+// skipped.
+func TestEventAfterTornLine(t *testing.T) {
+	for _, tail := range []string{`{"type":"start`, "\x00\x00\x00\x00"} {
+		root := t.TempDir()
+		if err := AppendEvent(root, Event{Type: EventDied, ID: "first"}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(EventsPath(root), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(tail)
+		f.Close()
+		if err := AppendEvent(root, Event{Type: EventStarted, ID: "after"}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := ReadEvents(root, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			ev, err := r.Next(context.Background(), false)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ev.ID)
+		}
+		r.Close()
+		if fmt.Sprint(got) != "[first after]" {
+			t.Errorf("tail %q: events %q, want [first after]", tail, got)
+		}
+	}
+}
+
 func TestParseRestartPolicy(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
