@@ -401,6 +401,11 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	var unlock func()
 	for try := 0; ; try++ {
 		id = newID()
+		if try == 0 {
+			if pre := runtime.PrestartedID(h.root); pre != "" {
+				id = pre
+			}
+		}
 		if unlock, err = h.lockScratch("create-" + id); err != nil {
 			return nil, err
 		}

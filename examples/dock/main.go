@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/dockkit/dock"
+	_ "github.com/dockkit/dock/examples/internal/runahead" // before most packages: see there
 	"github.com/dockkit/dock/examples/internal/shortlived"
 	"github.com/spf13/cobra"
 )

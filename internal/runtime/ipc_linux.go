@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/cgroupfs"
+	"github.com/dockkit/dock/internal/runtime/standby"
 	"github.com/dockkit/dock/internal/unixsock"
 )
 
@@ -113,7 +114,7 @@ func sealedExe(dir string) (string, error) {
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return "", err
 	}
-	name := fmt.Sprintf(sealedNameF, st.Dev, st.Ino, st.Size, st.Mtim.Nano())
+	name := standby.SealedName(st.Dev, st.Ino, st.Size, st.Mtim.Nano())
 	p := path.Join(dir, name)
 	var have unix.Stat_t
 	if err := unix.Stat(p, &have); err == nil && have.Size == st.Size && have.Mode&0o7777 == 0o555 {

@@ -6,11 +6,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
 // argv[0] of the re-executed binary tells its role.
 const (
-	monitorArg0 = "dock-monitor"
+	monitorArg0 = standby.MonitorArg0
 	initArg0    = "dock-init"
 )
 
@@ -18,19 +20,11 @@ const (
 // its own long-lived processes from the rest before its main runs.
 const MonitorArg0 = monitorArg0
 
-// The Go runtime settings of the re-executed binary, as its environment.
-// The monitor mostly waits on its container: one P keeps its threads and
-// memory few, and a collection at a quarter of growth over the live heap
-// (at least 1 MiB rather than 4) keeps what its periodic work allocates
-// (health checks, exec'd processes, requests) from piling up to the
-// collector's default first goal in a process that lives as long as its
-// container. The init lives only until it executes the container's
-// command: one P, and no collection. Its own environment never reaches that
-// command, which gets the one its spec gives.
-var (
-	monitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1", "GOGC=25"}
-	initEnv    = []string{"GOMAXPROCS=1", "GOGC=off"}
-)
+// initEnv is the init's whole environment, its Go runtime's settings (the
+// monitor's are standby.MonitorEnv). The init lives only until it executes
+// the container's command: one P, and no collection. Its own environment
+// never reaches that command, which gets the one its spec gives.
+var initEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
 
 // The monitor and the init dispatch from this package's own initialisation:
 // Go initialises a package as soon as its imports are, so the packages of

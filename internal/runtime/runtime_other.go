@@ -17,6 +17,9 @@ var errNotSupported = fmt.Errorf("containers need Linux: %w", errdefs.ErrNotSupp
 // MaybeReexec does nothing off Linux.
 func MaybeReexec() {}
 
+// PrestartedID returns "" off Linux.
+func PrestartedID(string) string { return "" }
+
 // Stdio connects a foreground container to the caller.
 type Stdio struct {
 	Stdin          io.Reader

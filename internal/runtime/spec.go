@@ -310,18 +310,17 @@ func (e *StartError) Unwrap() error {
 
 // File names inside a state directory.
 const (
-	configFile  = "config.json"
-	stateFile   = "state.json"
-	socketFile  = "monitor.sock"
-	logFile     = "container.log"
-	monitorLog  = "monitor.log"
-	rootfsDir   = "rootfs"
-	idmapDir    = "idmap"            // the idmapped layers of a user namespace's rootfs, in the monitor's mount namespace
-	hostsFile   = "hosts"            // bound at /etc/hosts when present
-	hostnameF   = "hostname"         // bound at /etc/hostname when present
-	resolvFile  = "resolv.conf"      // bound at /etc/resolv.conf when present
-	exeDirName  = "exe"              // under the state root
-	sealedNameF = "dock-%x-%x-%x-%x" // dev, ino, size, mtime
+	configFile = "config.json"
+	stateFile  = "state.json"
+	socketFile = "monitor.sock"
+	logFile    = "container.log"
+	monitorLog = "monitor.log"
+	rootfsDir  = "rootfs"
+	idmapDir   = "idmap"       // the idmapped layers of a user namespace's rootfs, in the monitor's mount namespace
+	hostsFile  = "hosts"       // bound at /etc/hosts when present
+	hostnameF  = "hostname"    // bound at /etc/hostname when present
+	resolvFile = "resolv.conf" // bound at /etc/resolv.conf when present
+	exeDirName = "exe"         // under the state root
 )
 
 func (s *Spec) logPath() string {

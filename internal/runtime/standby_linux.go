@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
 // standbyArg, as the argument after a monitor's state directory, starts it
 // on standby (the namespaces of an init to start ahead may follow); as the
 // argument after an init's, it tells the init it was started ahead.
-const standbyArg = "-standby"
+const standbyArg = standby.Arg
 
 // standbyIdle is how long a monitor waits on standby for its container.
 // A caller that prepares a container and starts it at once (dock run)
@@ -70,48 +72,38 @@ func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealed binary: %w", err)
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	pid, sockFD := 0, -1
+	// The monitor this program started ahead of the container, if it is
+	// this one's; one for another container ends once its socket closes.
+	if pre := standby.Take(rootOf(stateDir)); pre != nil {
+		if pre.Exe == exe && pre.ID == path.Base(stateDir) {
+			pid, sockFD = pre.Pid, pre.Sock
+		} else {
+			unix.Close(pre.Sock)
+			if p, err := os.FindProcess(pre.Pid); err == nil {
+				go p.Wait()
+			}
+		}
+	}
+	if pid == 0 {
+		if pid, sockFD, err = standby.Spawn(exe, stateDir, strings.Join(namespaces, ",")); err != nil {
+			return nil, fmt.Errorf("start monitor: %w", err)
+		}
+	}
+	proc, err := os.FindProcess(pid)
 	if err != nil {
+		unix.Close(sockFD)
 		return nil, err
 	}
 	// The caller's end in the poller, for the deadline on the answer.
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
+	if err := unix.SetNonblock(sockFD, true); err != nil {
+		unix.Close(sockFD)
+		proc.Kill()
+		proc.Wait()
 		return nil, err
 	}
-	parent, child := os.NewFile(uintptr(fds[0]), "standby"), os.NewFile(uintptr(fds[1]), "standby")
-	defer child.Close()
-	// Descriptors 4 to 6 are held by /dev/null until the start puts the
-	// container's pipes there: a Go process takes the lowest free numbers
-	// for its own (the poller's, cgroup files), which must not be those.
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		parent.Close()
-		return nil, err
-	}
-	defer null.Close()
-	cmd := &command{
-		Path: exe,
-		// As a monitor's, its second argument is the state directory,
-		// which tells it for the container's (monitorAlive).
-		Args:       []string{monitorArg0, stateDir, standbyArg},
-		Env:        monitorEnv,
-		Dir:        "/",
-		ExtraFiles: []*os.File{child, null, null, null},
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid:     true,
-			Cloneflags: unix.CLONE_NEWNS,
-		},
-	}
-	if namespaces != nil {
-		cmd.Args = append(cmd.Args, strings.Join(namespaces, ","))
-	}
-	if err := cmd.Start(); err != nil {
-		parent.Close()
-		return nil, fmt.Errorf("start monitor: %w", err)
-	}
-	s := &Standby{exe: exe, stateDir: stateDir, proc: cmd.Process, done: make(chan struct{}), sock: parent, gone: make(chan struct{})}
+	parent := os.NewFile(uintptr(sockFD), "standby")
+	s := &Standby{exe: exe, stateDir: stateDir, proc: proc, done: make(chan struct{}), sock: parent, gone: make(chan struct{})}
 	go func() {
 		s.proc.Wait()
 		s.mu.Lock()
@@ -123,6 +115,11 @@ func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 	}()
 	return s, nil
 }
+
+// PrestartedID returns the ID of the container that the monitor this program
+// started ahead (see package standby) waits for in the state root root, or
+// "" when there is none: a create that takes it has its monitor started.
+func PrestartedID(root string) string { return standby.Peek(root) }
 
 // Gone is closed once the standby is no longer there to take: a start took
 // it, it was closed, or it ended by itself.

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
 // TestStandby starts containers on monitors started ahead: the standby is
@@ -47,9 +49,9 @@ func TestStandby(t *testing.T) {
 	// A monitor whose runtime opens no cgroup file has its own poller's
 	// descriptors at 4 and up, where the container's pipes go.
 	t.Run("used, runtime descriptors low", func(t *testing.T) {
-		old := monitorEnv
-		monitorEnv = append(append([]string(nil), old...), "GODEBUG=containermaxprocs=0")
-		defer func() { monitorEnv = old }()
+		old := standby.MonitorEnv
+		standby.MonitorEnv = append(append([]string(nil), old...), "GODEBUG=containermaxprocs=0")
+		defer func() { standby.MonitorEnv = old }()
 		used(t)
 	})
 
@@ -305,6 +307,100 @@ func TestEarlyInit(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// TestPrestart starts a monitor as a program's package initialisation
+// may (standby.Prestart), before the container's ID is known: a create that
+// takes that ID runs on it, with its init started ahead; one for another
+// container spawns its own, and the monitor started ahead ends.
+func TestPrestart(t *testing.T) {
+	checkLeaks(t)
+	if _, err := sealedExe(path.Join(testRoot, exeDirName)); err != nil {
+		t.Fatal(err)
+	}
+	prestarted := func(t *testing.T) (int, *Spec) {
+		t.Helper()
+		standby.Prestart(testRoot, strings.Join(DefaultNamespaces, ","))
+		id := PrestartedID(testRoot)
+		if id == "" {
+			t.Fatal("no monitor started ahead")
+		}
+		spec := testSpec(t, echoArgs...)
+		spec.ID, spec.StateDir = id, path.Join(testRoot, "containers", id)
+		pid := 0
+		for deadline := time.Now().Add(10 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			pid = monitorOf(spec.StateDir)
+		}
+		if pid == 0 {
+			t.Fatal("the monitor started ahead is not running")
+		}
+		return pid, spec
+	}
+
+	t.Run("taken", func(t *testing.T) {
+		pid, spec := prestarted(t)
+		early := earlyInitOf(t, pid)
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		if sb.proc.Pid != pid {
+			t.Fatalf("the standby is %d, not the monitor started ahead, %d", sb.proc.Pid, pid)
+		}
+		if PrestartedID(testRoot) != "" {
+			t.Errorf("the monitor started ahead can be taken twice")
+		}
+		e := newEcho()
+		h, err := startWith(t, sb.Start, spec, e.stdio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := h.State(); st.MonitorPid != pid || st.Pid != early {
+			t.Errorf("state %+v; want monitor %d and init %d, started ahead", st, pid, early)
+		}
+		e.check(t, h)
+	})
+
+	t.Run("other container", func(t *testing.T) {
+		pid, _ := prestarted(t)
+		spec := testSpec(t, echoArgs...)
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		if sb.proc.Pid == pid {
+			t.Fatalf("the standby of %s is the monitor started for another container", spec.ID)
+		}
+		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the monitor started ahead, not taken, still runs")
+			}
+		}
+		e := newEcho()
+		h, err := startWith(t, sb.Start, spec, e.stdio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.check(t, h)
+	})
+}
+
+// monitorOf returns the pid of the monitor whose state directory is
+// stateDir, or 0.
+func monitorOf(stateDir string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if monitorAlive(pid, stateDir) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // TestProcessNames checks the names the monitor and the init give

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
 var nsFlags = map[string]uintptr{
@@ -154,7 +155,7 @@ func Start(ctx context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
 	return startMonitor(ctx, spec, stdio, nil)
 }
 
-func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, standby *Standby) (*Handle, error) {
+func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*Handle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -247,11 +248,11 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, standby *Standb
 		roles = "-"
 	}
 	args := []string{spec.StateDir, roles, filter}
-	if standby == nil || !standby.hand(ctx, exe, args, mlog, files) {
+	if sb == nil || !sb.hand(ctx, exe, args, mlog, files) {
 		cmd := &command{
 			Path:       exe,
 			Args:       append([]string{monitorArg0}, args...),
-			Env:        monitorEnv,
+			Env:        standby.MonitorEnv,
 			Dir:        "/",
 			Stdout:     mlog,
 			Stderr:     mlog,

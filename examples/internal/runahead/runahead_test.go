@@ -1,0 +1,76 @@
+package runahead
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/dockkit/dock"
+)
+
+func TestPlan(t *testing.T) {
+	t.Setenv("DOCK_ROOT", "")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := defaultNamespaces
+	for _, tc := range []struct {
+		args      string
+		root, nss string
+		ok        bool
+	}{
+		{"run --rm busybox true", defaultRoot, all, true},
+		{"--root /r run busybox", "/r", all, true},
+		{"--root=/r --debug run -d busybox", "/r", all, true},
+		{"run --root /r busybox", "/r", all, true},
+		{"--root rel run busybox", wd + "/rel", all, true},
+		{"--insecure-registry h:5000 --certs-dir /c run busybox", defaultRoot, all, true},
+		{"--userns-remap 100000:100000 run busybox", defaultRoot, "", true},
+		{"run --network host busybox", defaultRoot, "", true},
+		{"run --network=none busybox", defaultRoot, all, true},
+		{"run -p 8080:80 busybox", defaultRoot, "", true},
+		{"run --publish=8080:80 busybox", defaultRoot, "", true},
+		{"ps -a", "", "", false},
+		{"create busybox", "", "", false},
+		{"--root /r images", "", "", false},
+		{"--root", "", "", false},
+		{"--root= run busybox", "", "", false},
+		{"", "", "", false},
+	} {
+		root, nss, ok := plan(strings.Fields(tc.args))
+		if ok != tc.ok || (ok && (root != tc.root || nss != tc.nss)) {
+			t.Errorf("%q: %q %q %v, want %q %q %v", tc.args, root, nss, ok, tc.root, tc.nss, tc.ok)
+		}
+	}
+	t.Setenv("DOCK_ROOT", "/from/env")
+	if root, _, _ := plan([]string{"run", "x"}); root != "/from/env" {
+		t.Errorf("with DOCK_ROOT: root %q", root)
+	}
+}
+
+// TestDefaults checks the package's copies of dock's defaults.
+func TestDefaults(t *testing.T) {
+	if defaultRoot != dock.DefaultRoot {
+		t.Errorf("default root %q, dock's is %q", defaultRoot, dock.DefaultRoot)
+	}
+	set, err := dock.DefaultNamespaces().For("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ns := range set.New {
+		names = append(names, string(ns))
+	}
+	if got := strings.Join(names, ","); got != defaultNamespaces || len(set.Join) != 0 {
+		t.Errorf("default namespaces %q, dock's are %q (joining %v)", defaultNamespaces, got, set.Join)
+	}
+}
+
+func TestCmdline(t *testing.T) {
+	var buf [4096]byte
+	got := cmdline(buf[:])
+	if strings.Join(got, "\x00") != strings.Join(os.Args[1:], "\x00") {
+		t.Errorf("cmdline %q, want %q", got, os.Args[1:])
+	}
+}

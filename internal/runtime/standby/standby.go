@@ -1,0 +1,25 @@
+// Package standby starts a container's monitor ahead of its container, on
+// standby: the runtime does so when a container is created, and a program
+// that knows from its arguments that it will create one (dock run) may do
+// so from its package initialisation, before its own start-up is done.
+//
+// It depends on package syscall and a few packages below it alone, so that
+// Go initialises it among the first packages of a program; the runtime
+// builds on it.
+package standby
+
+// The monitor's command line: argv[0] tells its role; the state directory
+// follows, which tells whose monitor it is to any program that looks;
+// then Arg, and the namespaces of the init to start ahead.
+const (
+	MonitorArg0 = "dock-monitor"
+	Arg         = "-standby"
+)
+
+// MonitorEnv is a monitor's whole environment. The monitor mostly waits on
+// its container: one P keeps its threads and memory few, and a collection
+// at a quarter of growth over the live heap (at least 1 MiB rather than 4)
+// keeps what its periodic work allocates (health checks, exec'd processes,
+// requests) from piling up to the collector's default first goal in a
+// process that lives as long as its container.
+var MonitorEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1", "GOGC=25"}
