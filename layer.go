@@ -61,8 +61,10 @@ type SnapshotOpt func(*SnapshotInfo)
 // need not outlive a crash of the host: Create sets it on the writable layer
 // of an auto-remove container. A Snapshotter may then write the snapshot
 // without waiting for the disk; one that ignores the label keeps it durable,
-// which is slower but as correct. After a crash, dock's own snapshotters
-// remove what reached the disk of such snapshots when they are next opened.
+// which is slower but as correct. After a crash, Open removes the
+// auto-remove containers left, with their layers; dock's own snapshotters
+// also drop, when opened, the records of such snapshots that the crash cut
+// short.
 const SnapshotLabelVolatile = snapshots.LabelVolatile
 
 // WithSnapshotLabels attaches labels to the snapshot being prepared or

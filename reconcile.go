@@ -118,14 +118,15 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 	}
 	// The first Open after the host booted also clears what a crash left of
 	// auto-remove containers, whose records are written without a sync.
-	booted, boot := h.newBoot(), bootID()
+	booted, first, markBoot := h.bootState()
+	boot := bootID()
 	known := map[string]bool{}
 	for _, e := range ents {
 		id := e.Name()
 		if len(id) != 64 || !isHexID(id) {
 			continue
 		}
-		if recordWhole(filepath.Join(dir, id, "dock.json"), booted) {
+		if h.recordWhole(ctx, id, first) {
 			known[id] = true
 			continue
 		}
@@ -138,7 +139,7 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 			known[id] = true
 			continue
 		}
-		if recordWhole(filepath.Join(dir, id, "dock.json"), booted) {
+		if h.recordWhole(ctx, id, first) {
 			release() // the create finished meanwhile
 			known[id] = true
 			continue
@@ -216,7 +217,7 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 		// One created before the host last booted goes too, as dockerd
 		// removes such containers when it starts: a crash may have lost
 		// its state, which then reads as created.
-		if !c.rec.AutoRemove || !(st.Status == StatusExited || st.Status == StatusCreated && c.rec.BootID != "" && c.rec.BootID != boot) {
+		if !c.rec.AutoRemove || !(st.Status == StatusExited || st.Status == StatusCreated && boot != "" && c.rec.BootID != "" && c.rec.BootID != boot) {
 			continue
 		}
 		if c.tryOwner() {
@@ -229,6 +230,7 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 	for _, c := range restart {
 		c.Start(ctx) // a failure is recorded in its state, as any start's
 	}
+	markBoot()
 	return nil
 }
 
@@ -241,21 +243,32 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// recordWhole reports whether the container record at path is there and
-// whole. Written whole and renamed into place, a record is cut short only by
-// a crash, and only an auto-remove container's, which is not synced: empty,
-// as most filesystems leave a file whose data had not reached the disk, or,
-// checked when thorough, not JSON.
-func recordWhole(path string, thorough bool) bool {
-	fi, err := os.Stat(path)
+// recordWhole reports whether container id's record is there and whole.
+// Written whole and renamed into place, a record is cut short only by a
+// crash, and only an auto-remove container's, which is not synced. Most
+// filesystems leave such a file empty; some leave zeros, or, past its first
+// block, a part of it. Looked for when thorough, a record that is not JSON
+// counts as cut short when the container's layer is volatile or gone (its
+// record, small, survives whole or not at all); one of a container whose
+// layer is durable is damage of another kind, left for the user to see.
+func (h *Host) recordWhole(ctx context.Context, id string, thorough bool) bool {
+	p := filepath.Join(h.containersDir(), id, "dock.json")
+	fi, err := os.Stat(p)
 	if err != nil || fi.Size() == 0 {
 		return false
 	}
 	if !thorough {
 		return true
 	}
-	b, err := os.ReadFile(path)
-	return err == nil && json.Valid(b)
+	b, err := os.ReadFile(p)
+	if err != nil || json.Valid(b) {
+		return true
+	}
+	info, err := h.snap.Stat(ctx, "container-"+id)
+	if errors.Is(err, ErrNotFound) {
+		return false
+	}
+	return err != nil || info.Labels[SnapshotLabelVolatile] != "true"
 }
 
 // recover records the container stopped if its monitor died while it ran,
@@ -277,22 +290,23 @@ func (c *Container) recover(ctx context.Context) (bool, error) {
 // bootIDFile records, in the root, the boot of the host its last Open saw.
 const bootIDFile = "boot_id"
 
-// newBoot reports whether this is the root's first Open since the host
-// booted, and records the boot. A root that recorded none is taken as
-// seen: it holds no container a boot could concern, or came from a
-// version that did not record boots.
-func (h *Host) newBoot() bool {
+// bootState tells whether the host booted since the root's last Open
+// (booted; not when the root has no record of a boot: it holds no container
+// a boot could concern, came from a version that did not record boots, or
+// lost the record in a crash), and whether this Open is the first since the
+// boot (first; also without a record, or when the first did not finish).
+// mark records this boot, once the Open's reconcile is done.
+func (h *Host) bootState() (booted, first bool, mark func()) {
 	now := bootID()
 	if now == "" {
-		return false
+		return false, false, func() {}
 	}
 	rec := filepath.Join(h.root, bootIDFile)
 	old, err := os.ReadFile(rec)
 	if string(old) == now+"\n" {
-		return false
+		return false, false, func() {}
 	}
-	// Not synced: a record lost with a crash only makes the next Open
-	// take the boot as seen.
-	atomicfile.Write(rec, []byte(now+"\n"), 0o644, false)
-	return err == nil
+	// Not synced: a record lost with a crash makes the next Open look for
+	// what the crash cut short again, and take the boot as seen.
+	return err == nil, true, func() { atomicfile.Write(rec, []byte(now+"\n"), 0o644, false) }
 }

@@ -179,11 +179,13 @@ func TestAutoRemoveAfterCrash(t *testing.T) {
 		}
 		return c
 	}
-	keep, current := create(), create(WithAutoRemove())
+	keep, current, damaged := create(), create(WithAutoRemove()), create()
 	empty, garbage, oldBoot := create(WithAutoRemove()), create(WithAutoRemove()), create(WithAutoRemove())
 	t.Cleanup(func() {
 		keep.Remove(context.Background(), true)
 		current.Remove(context.Background(), true)
+		os.RemoveAll(damaged.stateDir())
+		h.snap.Remove(context.Background(), damaged.rec.SnapshotKey)
 	})
 
 	for _, tc := range []struct {
@@ -204,6 +206,10 @@ func TestAutoRemoveAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(record(garbage), make([]byte, 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A durable container's record damaged otherwise: not a crash's doing.
+	if err := os.WriteFile(record(damaged), []byte(`{"id": "`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(record(oldBoot))
@@ -231,6 +237,12 @@ func TestAutoRemoveAfterCrash(t *testing.T) {
 		if _, err := h2.Container(ctx, c.Name); err != nil {
 			t.Errorf("%s after Open: %v", c.Name, err)
 		}
+	}
+	if _, err := h2.Container(ctx, damaged.Name); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("%s, its record damaged, after Open: %v, want an error other than ErrNotFound", damaged.Name, err)
+	}
+	if _, err := os.Stat(record(damaged)); err != nil {
+		t.Errorf("%s: its damaged record is gone: %v", damaged.Name, err)
 	}
 	for _, c := range []*Container{empty, garbage, oldBoot} {
 		if _, err := h2.Container(ctx, c.Name); !errors.Is(err, ErrNotFound) {

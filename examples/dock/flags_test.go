@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/dockkit/dock"
+	"github.com/dockkit/dock/examples/internal/runahead"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func TestParseBytes(t *testing.T) {
@@ -171,4 +173,56 @@ func TestHumanDuration(t *testing.T) {
 	if got := ago(time.Time{}); got != "N/A" {
 		t.Errorf("ago(zero) = %q", got)
 	}
+}
+
+// TestRunAheadFlags holds the flags examples/internal/runahead reads
+// before the image to the command's own: a flag it does not know makes it
+// give up, and one it takes for a flag without a value would make it read
+// a value as the image.
+func TestRunAheadFlags(t *testing.T) {
+	root := (&cli{}).command()
+	var run *cobra.Command
+	for _, c := range root.Commands() {
+		if c.Name() == "run" {
+			run = c
+		}
+	}
+	if run == nil {
+		t.Fatal("no run command")
+	}
+	run.InitDefaultHelpFlag()
+	check := func(known map[string]bool, fs *pflag.FlagSet, what string) {
+		seen := map[string]bool{}
+		fs.VisitAll(func(f *pflag.Flag) {
+			takes := f.NoOptDefVal == ""
+			names := []string{"--" + f.Name}
+			if f.Shorthand != "" {
+				names = append(names, "-"+f.Shorthand)
+			}
+			for _, n := range names {
+				seen[n] = true
+				if got, ok := known[n]; !ok || got != takes {
+					t.Errorf("%s flag %s: runahead knows it %v, taking a value %v; want %v", what, n, ok, got, takes)
+				}
+			}
+		})
+		for n := range known {
+			if !seen[n] {
+				t.Errorf("runahead knows %s flag %s, which dock has not", what, n)
+			}
+		}
+	}
+	check(runahead.GlobalFlags, root.PersistentFlags(), "global")
+	local := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	run.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) { local.AddFlag(f) })
+	check(withHelp(runahead.RunFlags), local, "run")
+}
+
+// withHelp adds the help flag cobra gives every command to flags.
+func withHelp(flags map[string]bool) map[string]bool {
+	m := map[string]bool{"-h": false, "--help": false}
+	for k, v := range flags {
+		m[k] = v
+	}
+	return m
 }

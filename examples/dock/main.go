@@ -67,6 +67,29 @@ func main() {
 
 func run(ctx context.Context, args []string) int {
 	c := &cli{}
+	root := c.command()
+	root.SetArgs(args)
+	root.SetContext(ctx)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "dock: "+oneLine(err.Error()))
+	if c.debug {
+		// The layers of the error, outermost first, with their types.
+		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+			fmt.Fprintf(os.Stderr, "  %T: %s\n", e, oneLine(e.Error()))
+		}
+	}
+	return 125
+}
+
+// command builds the dock command with all its subcommands.
+func (c *cli) command() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "dock",
 		Short:         "Pull, build and run containers without a daemon",
@@ -101,24 +124,7 @@ func run(ctx context.Context, args []string) int {
 	)
 	root.AddCommand(c.containerCmds()...)
 	root.AddCommand(c.runningCmds()...)
-	root.SetArgs(args)
-	root.SetContext(ctx)
-	err := root.Execute()
-	if err == nil {
-		return 0
-	}
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	fmt.Fprintln(os.Stderr, "dock: "+oneLine(err.Error()))
-	if c.debug {
-		// The layers of the error, outermost first, with their types.
-		for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
-			fmt.Fprintf(os.Stderr, "  %T: %s\n", e, oneLine(e.Error()))
-		}
-	}
-	return 125
+	return root
 }
 
 // open opens the host named by the global flags, once.

@@ -117,7 +117,7 @@ func sealedExe(dir string) (string, error) {
 	name := standby.SealedName(st.Dev, st.Ino, st.Size, st.Mtim.Nano())
 	p := path.Join(dir, name)
 	var have unix.Stat_t
-	if err := unix.Stat(p, &have); err == nil && have.Size == st.Size && have.Mode&0o7777 == 0o555 {
+	if err := unix.Stat(p, &have); err == nil && have.Size == st.Size && have.Mode&0o7777 == 0o555 && have.Uid == uint32(os.Geteuid()) {
 		return p, nil
 	}
 	// Searchable by all: the init of a user namespace runs it as an id

@@ -46,7 +46,9 @@ func MaybeReexec() {
 	switch os.Args[0] {
 	case initArg0, monitorArg0:
 		// Named by role in ps and top, rather than by the sealed copy's
-		// file name, which is the same for both.
+		// file name, which is the same for both. The name is the main
+		// thread's (package initialisation runs there); threads the Go
+		// runtime started before keep the file's.
 		setName(os.Args[0])
 	}
 	switch os.Args[0] {

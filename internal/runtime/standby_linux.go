@@ -75,8 +75,8 @@ func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 	pid, sockFD := 0, -1
 	// The monitor this program started ahead of the container, if it is
 	// this one's; one for another container ends once its socket closes.
-	if pre := standby.Take(rootOf(stateDir)); pre != nil {
-		if pre.Exe == exe && pre.ID == path.Base(stateDir) {
+	if pre := standby.Take(); pre != nil {
+		if pre.Exe == exe && pre.Root == rootOf(stateDir) && pre.ID == path.Base(stateDir) {
 			pid, sockFD = pre.Pid, pre.Sock
 		} else {
 			unix.Close(pre.Sock)
@@ -116,10 +116,11 @@ func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 	return s, nil
 }
 
-// PrestartedID returns the ID of the container that the monitor this program
-// started ahead (see package standby) waits for in the state root root, or
-// "" when there is none: a create that takes it has its monitor started.
-func PrestartedID(root string) string { return standby.Peek(root) }
+// PrestartedID returns, once, the ID of the container that the monitor this
+// program started ahead (see package standby) waits for in the state root
+// root, or "" when there is none: a create that takes it has its monitor
+// started.
+func PrestartedID(root string) string { return standby.ClaimID(root) }
 
 // Gone is closed once the standby is no longer there to take: a start took
 // it, it was closed, or it ended by itself.

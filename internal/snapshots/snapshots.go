@@ -77,8 +77,10 @@ type Usage struct {
 // LabelVolatile, set to "true" on a snapshot being made, says it need not
 // outlive a crash of the machine: an auto-remove container's writable layer.
 // Its directory and record are written without waiting for the disk, which
-// saves a container's start and removal several fsyncs. After a crash, what
-// of it reached the disk is removed when the snapshotter is next opened.
+// saves a container's start and removal several fsyncs. After a crash, the
+// next open drops its record if the crash cut it short or lost the
+// directory's name; a snapshot that survived whole goes with its container,
+// which dock's reconcile removes.
 const LabelVolatile = "dock.volatile"
 
 // Opt sets properties of a snapshot being made or committed.

@@ -332,6 +332,16 @@ func writeFileNoSync(path string, b []byte) error {
 	return nil
 }
 
+// zeros reports whether b is empty or all zero bytes.
+func zeros(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // reconcile removes what a crash left behind: temporary metadata files,
 // what reached the disk of volatile snapshots, active records whose commit
 // had already been written, snapshot directories without a record, and
@@ -362,13 +372,18 @@ func (e *engine) reconcile(ctx context.Context) error {
 				return err
 			}
 			var r record
-			if err := json.Unmarshal(b, &r); err == nil {
+			err = json.Unmarshal(b, &r)
+			if err == nil {
 				recs = append(recs, r)
 				continue
 			}
-			// Written whole and renamed into place, a record that does not
-			// read is a volatile one a crash cut short: the others are
-			// synced before they take their name.
+			// Written whole and renamed into place, a record is empty, or
+			// zeros, only when a crash cut it short, and then it is a
+			// volatile one: the others are synced before they take their
+			// name. Other damage is reported, as all does.
+			if !zeros(b) {
+				return fmt.Errorf("metadata %s: %w", name, err)
+			}
 		default:
 			continue
 		}

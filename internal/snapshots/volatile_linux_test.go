@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dockkit/dock/internal/errdefs"
@@ -65,7 +66,7 @@ func TestVolatileAfterCrash(t *testing.T) {
 	if err := sn.Commit(ctx, "layer", "a"); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"torn", "nodir", "whole"} {
+	for _, key := range []string{"torn", "zeroed", "nodir", "whole"} {
 		if _, err := sn.Prepare(ctx, key, "layer", volatile); err != nil {
 			t.Fatal(err)
 		}
@@ -84,6 +85,9 @@ func TestVolatileAfterCrash(t *testing.T) {
 	if err := os.Truncate(filepath.Join(root, "metadata", metaFile("torn")), 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(root, "metadata", metaFile("zeroed")), make([]byte, 300), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(filepath.Join(root, "snapshots", ids["nodir"]), filepath.Join(root, "staging", "lost")); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +97,7 @@ func TestVolatileAfterCrash(t *testing.T) {
 		t.Fatalf("open after the crash: %v", err)
 	}
 	defer sn.Close()
-	for _, key := range []string{"torn", "nodir"} {
+	for _, key := range []string{"torn", "zeroed", "nodir"} {
 		if _, err := sn.Stat(ctx, key); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("%s after reopening: %v, want ErrNotFound", key, err)
 		}
@@ -147,5 +151,33 @@ func TestCommitVolatile(t *testing.T) {
 	// The directory's name, the record, and the record's directory entry.
 	if *syncs < 3 {
 		t.Errorf("the commit synced %d times, want at least 3", *syncs)
+	}
+}
+
+// TestDamagedRecordRefused checks that a record damaged otherwise than a
+// crash damages unsynced files is reported, not removed.
+func TestDamagedRecordRefused(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	sn, err := NewNative(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Prepare(ctx, "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "layer", "a"); err != nil {
+		t.Fatal(err)
+	}
+	sn.Close()
+	record := filepath.Join(root, "metadata", metaFile("layer"))
+	if err := os.WriteFile(record, []byte(`{"id": "1", "kind": "comm`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewNative(root); err == nil || !strings.Contains(err.Error(), metaFile("layer")) {
+		t.Errorf("open with a damaged record: %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(record); err != nil {
+		t.Errorf("the damaged record is gone: %v", err)
 	}
 }

@@ -11,6 +11,7 @@
 package runahead
 
 import (
+	"path"
 	"syscall"
 
 	"github.com/dockkit/dock/internal/runtime/standby"
@@ -55,9 +56,29 @@ func cmdline(buf []byte) []string {
 	return args[1:]
 }
 
+// The flags the command line may hold before the image: dock's global
+// flags and those of dock run, by whether they take a value; help is left
+// out, as it runs nothing. The tests of examples/dock hold these lists to
+// the command's own.
+var (
+	GlobalFlags = map[string]bool{"--root": true, "--insecure-registry": true, "--certs-dir": true,
+		"--userns-remap": true, "--debug": false}
+	RunFlags = map[string]bool{
+		"--rm": false, "-d": false, "--detach": false, "-i": false, "--interactive": false,
+		"-t": false, "--tty": false, "--read-only": false, "--privileged": false, "--no-healthcheck": false,
+		"--name": true, "-e": true, "--env": true, "-w": true, "--workdir": true, "-u": true, "--user": true,
+		"--entrypoint": true, "-m": true, "--memory": true, "--cpus": true, "--pids-limit": true,
+		"--network": true, "-p": true, "--publish": true, "-v": true, "--volume": true, "--tmpfs": true,
+		"--hostname": true, "--cap-add": true, "--cap-drop": true, "--platform": true, "-l": true,
+		"--label": true, "--restart": true, "--health-cmd": true, "--health-interval": true,
+		"--health-timeout": true, "--health-start-period": true, "--health-retries": true,
+	}
+)
+
 // plan reads the command's arguments: whether it runs a container, in which
-// state root (absolute), and with which namespaces for an init started
-// ahead ("" for none).
+// state root (absolute, clean), and with which namespaces for an init
+// started ahead ("" for none). It reads flags up to the image, and gives
+// up on any it does not know: what follows the image is the container's.
 func plan(args []string) (root, namespaces string, ok bool) {
 	root, _ = syscall.Getenv("DOCK_ROOT")
 	if root == "" {
@@ -67,50 +88,65 @@ func plan(args []string) (root, namespaces string, ok bool) {
 	run := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		value := func(flag string) (string, bool) {
-			if a == flag && i+1 < len(args) {
-				i++
-				return args[i], true
-			}
-			if len(a) > len(flag) && a[:len(flag)+1] == flag+"=" {
-				return a[len(flag)+1:], true
-			}
-			return "", false
-		}
-		if v, ok := value("--root"); ok {
-			root = v
+		if !run && a == "run" {
+			run = true
 			continue
 		}
-		if !run {
-			switch a {
-			case "run":
-				run = true
-			case "--debug":
-			default:
-				// Another global flag, with its value, or another command.
-				if _, ok := value("--insecure-registry"); ok {
-					continue
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			break // the image, or a command other than run
+		}
+		known := GlobalFlags
+		if run {
+			known = RunFlags
+		}
+		name, value, inline := a, "", false
+		if a[1] == '-' {
+			for j := 2; j < len(a); j++ {
+				if a[j] == '=' {
+					name, value, inline = a[:j], a[j+1:], true
+					break
 				}
-				if _, ok := value("--certs-dir"); ok {
-					continue
+			}
+		} else if len(a) > 2 {
+			// Shorthands together (-it), the last of which may take a
+			// value, given with them (-eK=V) or next.
+			for j := 1; j < len(a); j++ {
+				takes, isFlag := known["-"+a[j:j+1]]
+				if !isFlag {
+					return "", "", false
 				}
-				if _, ok := value("--userns-remap"); ok {
-					namespaces = "" // a user namespace: no init ahead
-					continue
+				if takes {
+					name = "-" + a[j:j+1]
+					value, inline = a[j+1:], j+1 < len(a)
+					break
 				}
+				name = "-" + a[j:j+1]
+			}
+		}
+		takes, isFlag := known[name]
+		if !isFlag {
+			if g, global := GlobalFlags[name]; run && global {
+				takes = g
+			} else {
 				return "", "", false
 			}
-			continue
 		}
-		// Flags of run that give the container other namespaces.
-		if v, ok := value("--network"); ok && v != "none" {
-			namespaces = ""
+		if takes && !inline {
+			if i+1 >= len(args) {
+				return "", "", false
+			}
+			i++
+			value = args[i]
 		}
-		if _, ok := value("--publish"); ok {
-			namespaces = ""
-		}
-		if len(a) >= 2 && a[:2] == "-p" {
-			namespaces = ""
+		switch name {
+		case "--root":
+			root = value
+		case "--userns-remap", "-p", "--publish":
+			namespaces = "" // a user or network namespace of their own: no init ahead
+		case "--network":
+			if value != "none" {
+				namespaces = ""
+			}
 		}
 	}
 	if !run || root == "" {
@@ -123,5 +159,5 @@ func plan(args []string) (root, namespaces string, ok bool) {
 		}
 		root = wd + "/" + root
 	}
-	return root, namespaces, true
+	return path.Clean(root), namespaces, true
 }

@@ -25,12 +25,27 @@ func TestPlan(t *testing.T) {
 		{"--root=/r --debug run -d busybox", "/r", all, true},
 		{"run --root /r busybox", "/r", all, true},
 		{"--root rel run busybox", wd + "/rel", all, true},
+		{"--root ./a/../b/ run busybox", wd + "/b", all, true},
+		{"--root /r/ run busybox", "/r", all, true},
 		{"--insecure-registry h:5000 --certs-dir /c run busybox", defaultRoot, all, true},
 		{"--userns-remap 100000:100000 run busybox", defaultRoot, "", true},
 		{"run --network host busybox", defaultRoot, "", true},
 		{"run --network=none busybox", defaultRoot, all, true},
 		{"run -p 8080:80 busybox", defaultRoot, "", true},
+		{"run -p8080:80 busybox", defaultRoot, "", true},
 		{"run --publish=8080:80 busybox", defaultRoot, "", true},
+		{"run -it -e A=1 -v /x:/y --name n busybox sh", defaultRoot, all, true},
+		{"run -ite A=1 --root /r busybox", "/r", all, true},
+		{"run -eA=1 -w /tmp busybox", defaultRoot, all, true},
+		// What follows the image is the container's.
+		{"run busybox tool --root /home/u/x", defaultRoot, all, true},
+		{"run busybox ls -pa", defaultRoot, all, true},
+		{"run -- busybox --root /x", defaultRoot, all, true},
+		{"run --no-such-flag busybox", "", "", false},
+		{"run -X busybox", "", "", false},
+		{"run -iX busybox", "", "", false},
+		{"run --help", "", "", false},
+		{"run --name", "", "", false},
 		{"ps -a", "", "", false},
 		{"create busybox", "", "", false},
 		{"--root /r images", "", "", false},
@@ -74,3 +89,6 @@ func TestCmdline(t *testing.T) {
 		t.Errorf("cmdline %q, want %q", got, os.Args[1:])
 	}
 }
+
+// TestFlagsOfDock is in examples/dock: it holds GlobalFlags and RunFlags to
+// the command's.

@@ -3,6 +3,7 @@ package standby
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"syscall"
 )
 
@@ -59,15 +60,21 @@ type Started struct {
 	Pid, Sock     int
 }
 
-var started *Started
+var (
+	mu      sync.Mutex
+	started *Started
+	claimed bool // its ID was given to a create
+)
 
 // Prestart starts a monitor on standby for a container that this program
-// is about to create in the state root root (absolute), under a new ID,
-// with namespaces for its init to start ahead. The runtime's Create takes
-// the ID and the monitor (Take). It does nothing when the root holds no
-// sealed copy of this binary yet: the first container a binary runs makes
-// it.
+// is about to create in the state root root (absolute and clean), under a
+// new ID, with namespaces for its init to start ahead. The runtime's
+// Create claims the ID (ClaimID) and takes the monitor (Take). It does
+// nothing when the root holds no sealed copy of this binary yet, made by
+// this user: the first container a binary runs makes it.
 func Prestart(root, namespaces string) {
+	mu.Lock()
+	defer mu.Unlock()
 	if started != nil || root == "" || root[0] != '/' {
 		return
 	}
@@ -76,7 +83,8 @@ func Prestart(root, namespaces string) {
 		return
 	}
 	exe := root + "/exe/" + SealedName(st.Dev, st.Ino, st.Size, st.Mtim.Nano())
-	if syscall.Stat(exe, &sealed) != nil || sealed.Size != st.Size || sealed.Mode&0o7777 != 0o555 {
+	if syscall.Stat(exe, &sealed) != nil || sealed.Size != st.Size || sealed.Mode&0o7777 != 0o555 ||
+		sealed.Uid != uint32(syscall.Geteuid()) {
 		return
 	}
 	id, err := NewID()
@@ -87,26 +95,30 @@ func Prestart(root, namespaces string) {
 	if err != nil {
 		return
 	}
-	started = &Started{Root: root, ID: id, Exe: exe, Namespaces: namespaces, Pid: pid, Sock: sock}
+	started, claimed = &Started{Root: root, ID: id, Exe: exe, Namespaces: namespaces, Pid: pid, Sock: sock}, false
 }
 
-// Take returns the monitor Prestart started for root, once; nil if none.
-func Take(root string) *Started {
-	s := started
-	if s == nil || s.Root != root {
-		return nil
+// ClaimID returns, once, the ID of the container that the monitor Prestart
+// started waits for, if it was started for root; "" otherwise.
+func ClaimID(root string) string {
+	mu.Lock()
+	defer mu.Unlock()
+	if started == nil || claimed || started.Root != root {
+		return ""
 	}
+	claimed = true
+	return started.ID
+}
+
+// Take returns, once, the monitor Prestart started, whatever it was started
+// for; nil if none. The caller uses it or ends it (closing Sock ends it)
+// and reaps it.
+func Take() *Started {
+	mu.Lock()
+	defer mu.Unlock()
+	s := started
 	started = nil
 	return s
-}
-
-// Peek returns the ID of the container the monitor Prestart started for
-// root waits for, or "".
-func Peek(root string) string {
-	if s := started; s != nil && s.Root == root {
-		return s.ID
-	}
-	return ""
 }
 
 // NewID returns a new random container ID: 64 hex digits.

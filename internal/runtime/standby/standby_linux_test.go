@@ -30,21 +30,24 @@ func TestSealedName(t *testing.T) {
 	}
 }
 
-// TestTakeOnce checks that a monitor started ahead is taken once, and only
-// for its root.
-func TestTakeOnce(t *testing.T) {
-	started = &Started{Root: "/r", ID: "id"}
-	defer func() { started = nil }()
-	if Peek("/other") != "" || Take("/other") != nil {
-		t.Errorf("taken for another root")
+// TestClaimAndTakeOnce checks that the ID of a monitor started ahead is
+// given once, and only for its root, and the monitor taken once.
+func TestClaimAndTakeOnce(t *testing.T) {
+	started, claimed = &Started{Root: "/r", ID: "id"}, false
+	defer func() { started, claimed = nil, false }()
+	if ClaimID("/other") != "" {
+		t.Errorf("claimed for another root")
 	}
-	if Peek("/r") != "id" {
-		t.Errorf("Peek(/r) = %q", Peek("/r"))
+	if id := ClaimID("/r"); id != "id" {
+		t.Errorf("ClaimID(/r) = %q", id)
 	}
-	if s := Take("/r"); s == nil || s.ID != "id" {
-		t.Errorf("Take(/r) = %+v", s)
+	if id := ClaimID("/r"); id != "" {
+		t.Errorf("claimed twice: %q", id)
 	}
-	if Take("/r") != nil || Peek("/r") != "" {
+	if s := Take(); s == nil || s.ID != "id" {
+		t.Errorf("Take() = %+v", s)
+	}
+	if Take() != nil {
 		t.Errorf("taken twice")
 	}
 }

@@ -5,5 +5,5 @@ package standby
 // Prestart does nothing off Linux.
 func Prestart(root, namespaces string) {}
 
-// Peek returns "" off Linux.
-func Peek(root string) string { return "" }
+// ClaimID returns "" off Linux.
+func ClaimID(root string) string { return "" }
