@@ -36,7 +36,8 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	host, err := dock.Open(ctx, dock.WithRoot(*root))
+	// A monitor kept ready: a replacement starts without waiting for one.
+	host, err := dock.Open(ctx, dock.WithRoot(*root), dock.WithWarmMonitor())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orchestrator:", err)
 		os.Exit(1)
