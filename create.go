@@ -399,21 +399,11 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	// reconcile removes what a create that died left.
 	var id, name, nameLink string
 	var unlock func()
-	// A monitor started ahead for a container ID: by this program, from
-	// its package initialisation, or by WithWarmMonitor.
-	var warm *runtime.Standby
-	defer func() {
-		if warm != nil {
-			warm.Close()
-		}
-	}()
 	for try := 0; ; try++ {
 		id = newID()
 		if try == 0 {
 			if pre := runtime.PrestartedID(h.root); pre != "" {
 				id = pre
-			} else if wid, sb := h.takeWarm(); sb != nil {
-				id, warm = wid, sb
 			}
 		}
 		if unlock, err = h.lockScratch("create-" + id); err != nil {
@@ -429,10 +419,6 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 			break
 		}
 		unlock()
-		if warm != nil { // its ID is taken after all
-			warm.Close()
-			warm = nil
-		}
 		if !errors.Is(err, os.ErrExist) {
 			return nil, err
 		}
@@ -454,8 +440,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	// The container's monitor starts now, on standby, with its init when
 	// the namespaces allow: their start-up overlaps the rest of the create
 	// and a start that follows at once.
-	nss, err := h.prepareMonitor(id, c, warm)
-	warm = nil // prepareMonitor's now
+	nss, err := h.prepareMonitor(id, c)
 	if err != nil {
 		return nil, err
 	}

@@ -79,30 +79,3 @@ func ExampleWithRestartPolicy() {
 		log.Fatal(err)
 	}
 }
-
-// Run a job per request in a long-lived program: with a monitor kept
-// ready, each container starts without waiting for its monitor's start-up.
-func ExampleWithWarmMonitor() {
-	ctx := context.Background()
-	host, err := dock.Open(ctx, dock.WithRoot("/var/lib/dock"), dock.WithWarmMonitor())
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer host.Close()
-	img, err := host.Image(ctx, "docker.io/library/busybox:1.36")
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, job := range []string{"date", "uptime"} {
-		c, err := host.Create(ctx, img, dock.WithCmd(job), dock.WithAutoRemove())
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := c.Start(ctx, dock.WithOutput(os.Stdout, os.Stderr)); err != nil {
-			log.Fatal(err)
-		}
-		if _, err := c.Wait(ctx); err != nil {
-			log.Fatal(err)
-		}
-	}
-}

@@ -104,10 +104,10 @@ func newHost(t *testing.T, opts ...OpenOption) *Host {
 }
 
 // benchHost opens a host on a fresh root for a benchmark.
-func benchHost(b *testing.B, opts ...OpenOption) *Host {
+func benchHost(b *testing.B) *Host {
 	b.Helper()
 	testutil.RequireRoot(b)
-	h, err := Open(context.Background(), append([]OpenOption{WithRoot(b.TempDir())}, opts...)...)
+	h, err := Open(context.Background(), WithRoot(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,13 +30,6 @@ type Host struct {
 	cgParent  string   // the cgroup that holds the containers' groups
 	standbys  sync.Map // container ID -> *runtime.Standby, its monitor started ahead
 	closeOnce sync.Once
-
-	warm    bool       // WithWarmMonitor
-	warmMu  sync.Mutex // guards what follows
-	warmSB  *runtime.Standby
-	warmID  string // the container ID warmSB waits for
-	filling bool   // a refillWarm is under way
-	closed  bool
 }
 
 // OpenOption configures Open.
@@ -51,18 +44,6 @@ type openConfig struct {
 	insecure   []string
 	registries []*Registry
 	cgParent   string
-	warm       bool
-}
-
-// WithWarmMonitor keeps a container monitor started ahead, on standby, for
-// the next Create, and starts the next one once Create takes it: the
-// monitor's start-up, a Go process's, then happens while the program does
-// other work rather than between its Create and Start. For programs that
-// create containers often; it costs one idle monitor process (about 1.2 MiB
-// of memory of its own), and a container's init started ahead in the
-// default namespaces, while the Host is open.
-func WithWarmMonitor() OpenOption {
-	return func(c *openConfig) error { c.warm = true; return nil }
 }
 
 // WithRoot sets the state root directory; it is created if absent.
@@ -183,7 +164,6 @@ func Open(ctx context.Context, opts ...OpenOption) (*Host, error) {
 		insecure: map[string]bool{},
 		registry: map[string]*Registry{},
 		cgParent: c.cgParent,
-		warm:     c.warm,
 	}
 	for _, hp := range c.insecure {
 		h.insecure[hp] = true
@@ -202,9 +182,6 @@ func Open(ctx context.Context, opts ...OpenOption) (*Host, error) {
 		h.Close()
 		return nil, err
 	}
-	if h.warm {
-		go h.refillWarm()
-	}
 	return h, nil
 }
 
@@ -219,13 +196,6 @@ func (h *Host) Snapshotter() Snapshotter { return h.snap }
 func (h *Host) Close() error {
 	var err error
 	h.closeOnce.Do(func() {
-		h.warmMu.Lock()
-		h.closed = true
-		if h.warmSB != nil {
-			h.warmSB.Close()
-			h.warmSB = nil
-		}
-		h.warmMu.Unlock()
 		h.standbys.Range(func(id, _ any) bool {
 			h.dropMonitor(id.(string))
 			return true
@@ -241,23 +211,17 @@ func (h *Host) Close() error {
 }
 
 // prepareMonitor decides the namespaces of container id and starts its
-// monitor on standby, for its start to take, unless warm, one started
-// ahead for id, is given. A standby that cannot start costs the start
-// nothing: it starts a monitor of its own.
-func (h *Host) prepareMonitor(id string, c *createConfig, warm *runtime.Standby) (NamespaceSet, error) {
+// monitor on standby, for its start to take. A standby that cannot start
+// costs the start nothing: it starts a monitor of its own.
+func (h *Host) prepareMonitor(id string, c *createConfig) (NamespaceSet, error) {
 	nss, err := c.ns.For(id)
 	if err != nil {
-		if warm != nil {
-			warm.Close()
-		}
 		return nss, err
 	}
 	nss = c.applyNamespaceOptions(nss)
-	sb := warm
-	if sb == nil {
-		if sb, err = runtime.NewStandby(h.containerDir(id), earlyNamespaces(nss)); err != nil {
-			return nss, nil
-		}
+	sb, err := runtime.NewStandby(h.containerDir(id), earlyNamespaces(nss))
+	if err != nil {
+		return nss, nil
 	}
 	h.standbys.Store(id, sb)
 	// Unused, it ends by itself; so does its entry.
@@ -266,62 +230,6 @@ func (h *Host) prepareMonitor(id string, c *createConfig, warm *runtime.Standby)
 		h.standbys.CompareAndDelete(id, sb)
 	}()
 	return nss, nil
-}
-
-// refillWarm starts the warm monitor for the next Create, unless there is
-// one or the Host is closed: for a container under a new ID, with its init
-// started ahead in the host's namespaces.
-func (h *Host) refillWarm() {
-	h.warmMu.Lock()
-	busy := h.closed || h.warmSB != nil || h.filling
-	h.filling = !busy
-	h.warmMu.Unlock()
-	if busy {
-		return
-	}
-	defer func() {
-		h.warmMu.Lock()
-		h.filling = false
-		h.warmMu.Unlock()
-	}()
-	id := newID()
-	nss, err := h.ns.For(id)
-	if err != nil {
-		return
-	}
-	sb, err := runtime.NewWarmStandby(h.containerDir(id), earlyNamespaces(nss))
-	if err != nil {
-		return
-	}
-	h.warmMu.Lock()
-	defer h.warmMu.Unlock()
-	if h.closed || h.warmSB != nil {
-		sb.Close()
-		return
-	}
-	h.warmSB, h.warmID = sb, id
-}
-
-// takeWarm returns the warm monitor and its container's ID, if there is
-// one still waiting, and starts the next.
-func (h *Host) takeWarm() (string, *runtime.Standby) {
-	if !h.warm {
-		return "", nil
-	}
-	h.warmMu.Lock()
-	sb, id := h.warmSB, h.warmID
-	h.warmSB, h.warmID = nil, ""
-	h.warmMu.Unlock()
-	go h.refillWarm()
-	if sb == nil {
-		return "", nil
-	}
-	select {
-	case <-sb.Gone():
-		return "", nil
-	default:
-		return id, sb
-	}
 }
 
 // earlyNamespaces returns the namespaces a monitor on standby may start

@@ -36,8 +36,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// A monitor kept ready: a replacement starts without waiting for one.
-	host, err := dock.Open(ctx, dock.WithRoot(*root), dock.WithWarmMonitor())
+	host, err := dock.Open(ctx, dock.WithRoot(*root))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orchestrator:", err)
 		os.Exit(1)

@@ -61,7 +61,7 @@ func TestSupervise(t *testing.T) {
 	imagetest.RequireBusybox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h, err := dock.Open(ctx, dock.WithRoot(t.TempDir()), dock.WithWarmMonitor())
+	h, err := dock.Open(ctx, dock.WithRoot(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

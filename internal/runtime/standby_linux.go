@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,11 @@ import (
 // on standby (the namespaces of an init to start ahead may follow); as the
 // argument after an init's, it tells the init it was started ahead.
 const standbyArg = standby.Arg
+
+// standbyIdle is how long a monitor waits on standby for its container.
+// A caller that prepares a container and starts it at once (dock run)
+// needs milliseconds; past this, the start spawns a monitor of its own.
+const standbyIdle = time.Second
 
 // Standby is a monitor started ahead of its container, so that its own
 // start-up, a Go process's, runs while the caller still prepares the
@@ -57,17 +61,6 @@ func (s *Standby) takeSockLocked() *os.File {
 // container is handed over; a container that turns out to need others gets
 // an init of its own.
 func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
-	return newStandby(stateDir, namespaces, standby.IdleMillis)
-}
-
-// NewWarmStandby starts a monitor on standby, as NewStandby does, that waits
-// for its container until Close rather than about a second: a monitor kept
-// ready for the next container a long-lived program makes.
-func NewWarmStandby(stateDir string, namespaces []string) (*Standby, error) {
-	return newStandby(stateDir, namespaces, 0)
-}
-
-func newStandby(stateDir string, namespaces []string, idleMillis int) (*Standby, error) {
 	if !path.IsAbs(stateDir) {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -93,7 +86,7 @@ func newStandby(stateDir string, namespaces []string, idleMillis int) (*Standby,
 		}
 	}
 	if pid == 0 {
-		if pid, sockFD, err = standby.Spawn(exe, stateDir, strings.Join(namespaces, ","), idleMillis); err != nil {
+		if pid, sockFD, err = standby.Spawn(exe, stateDir, strings.Join(namespaces, ",")); err != nil {
 			return nil, fmt.Errorf("start monitor: %w", err)
 		}
 	}
@@ -128,9 +121,6 @@ func newStandby(stateDir string, namespaces []string, idleMillis int) (*Standby,
 // root, or "" when there is none: a create that takes it has its monitor
 // started.
 func PrestartedID(root string) string { return standby.ClaimID(root) }
-
-// Pid is the monitor's process ID.
-func (s *Standby) Pid() int { return s.proc.Pid }
 
 // Gone is closed once the standby is no longer there to take: a start took
 // it, it was closed, or it ended by itself.
@@ -235,13 +225,7 @@ func awaitContainer() bool {
 	if len(os.Args) > 3 {
 		startEarlyInit(os.Args[1], os.Args[3])
 	}
-	idle := standby.IdleMillis
-	if len(os.Args) > 4 {
-		if ms, err := strconv.Atoi(os.Args[4]); err == nil && ms >= 0 {
-			idle = ms
-		}
-	}
-	ok := receiveContainer(sockFD, idle)
+	ok := receiveContainer(sockFD)
 	if !ok && early != nil {
 		early.discard()
 		early = nil
@@ -251,13 +235,10 @@ func awaitContainer() bool {
 
 // receiveContainer waits on sockFD for the container, and sets the
 // descriptors and arguments as they come.
-func receiveContainer(sockFD, idleMillis int) bool {
-	if idleMillis == 0 {
-		idleMillis = -1 // until the caller's end closes
-	}
+func receiveContainer(sockFD int) bool {
 	fds := []unix.PollFd{{Fd: int32(sockFD), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Poll(fds, idleMillis)
+		n, err := unix.Poll(fds, int(standbyIdle/time.Millisecond))
 		if err == unix.EINTR {
 			continue
 		}

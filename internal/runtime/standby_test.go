@@ -116,8 +116,8 @@ func TestStandby(t *testing.T) {
 		}
 		select {
 		case <-idle.done:
-		case <-time.After(standby.IdleMillis*time.Millisecond + 10*time.Second):
-			t.Errorf("a standby left alone is still there after %v", standby.IdleMillis*time.Millisecond+10*time.Second)
+		case <-time.After(standbyIdle + 10*time.Second):
+			t.Errorf("a standby left alone is still there after %v", standbyIdle+10*time.Second)
 		}
 		idle.Close()
 	})
@@ -295,8 +295,8 @@ func TestEarlyInit(t *testing.T) {
 		early := earlyInitOf(t, sb.proc.Pid)
 		select {
 		case <-sb.done:
-		case <-time.After(standby.IdleMillis*time.Millisecond + 10*time.Second):
-			t.Fatalf("a standby left alone is still there after %v", standby.IdleMillis*time.Millisecond+10*time.Second)
+		case <-time.After(standbyIdle + 10*time.Second):
+			t.Fatalf("a standby left alone is still there after %v", standbyIdle+10*time.Second)
 		}
 		// The monitor ends it before its own end.
 		deadline := time.Now().Add(10 * time.Second)
@@ -385,32 +385,6 @@ func TestPrestart(t *testing.T) {
 		}
 		e.check(t, h)
 	})
-}
-
-// TestWarmStandby checks that a warm standby waits past a standby's idle
-// time, and then runs its container.
-func TestWarmStandby(t *testing.T) {
-	checkLeaks(t)
-	spec := testSpec(t, echoArgs...)
-	sb, err := NewWarmStandby(spec.StateDir, spec.Namespaces.New)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
-	select {
-	case <-sb.Gone():
-		t.Fatal("the warm standby ended within its wait")
-	case <-time.After(standby.IdleMillis*time.Millisecond + time.Second):
-	}
-	e := newEcho()
-	h, err := startWith(t, sb.Start, spec, e.stdio)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := h.State(); st.MonitorPid != sb.Pid() {
-		t.Errorf("monitor %d, want the warm standby %d", st.MonitorPid, sb.Pid())
-	}
-	e.check(t, h)
 }
 
 // monitorOf returns the pid of the monitor whose state directory is

@@ -10,18 +10,11 @@ package standby
 
 // The monitor's command line: argv[0] tells its role; the state directory
 // follows, which tells whose monitor it is to any program that looks;
-// then Arg, the namespaces of the init to start ahead, and how long to
-// wait for the container, in milliseconds.
+// then Arg, and the namespaces of the init to start ahead.
 const (
 	MonitorArg0 = "dock-monitor"
 	Arg         = "-standby"
 )
-
-// IdleMillis is how long a monitor on standby waits for its container,
-// unless told otherwise. A caller that prepares a container and starts it
-// at once (dock run) needs milliseconds; past this, the start spawns a
-// monitor of its own.
-const IdleMillis = 1000
 
 // MonitorEnv is a monitor's whole environment. The monitor mostly waits on
 // its container: one P keeps its threads and memory few, and a collection
