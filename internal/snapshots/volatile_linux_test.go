@@ -54,16 +54,8 @@ func TestVolatileSyncsNothing(t *testing.T) {
 func TestVolatileAfterCrash(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	sn, err := NewNative(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range []string{"a", "b"} {
-		if _, err := sn.Prepare(ctx, key, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sn.Commit(ctx, "layer", "a"); err != nil {
+	sn := withLayer(t, root)
+	if _, err := sn.Prepare(ctx, "b", ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"torn", "zeroed", "nodir", "whole"} {
@@ -157,19 +149,8 @@ func TestCommitVolatile(t *testing.T) {
 // TestDamagedRecordRefused checks that a record damaged otherwise than a
 // crash damages unsynced files is reported, not removed.
 func TestDamagedRecordRefused(t *testing.T) {
-	ctx := context.Background()
 	root := t.TempDir()
-	sn, err := NewNative(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sn.Prepare(ctx, "a", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := sn.Commit(ctx, "layer", "a"); err != nil {
-		t.Fatal(err)
-	}
-	sn.Close()
+	withLayer(t, root).Close()
 	record := filepath.Join(root, "metadata", metaFile("layer"))
 	if err := os.WriteFile(record, []byte(`{"id": "1", "kind": "comm`), 0o600); err != nil {
 		t.Fatal(err)
@@ -180,4 +161,22 @@ func TestDamagedRecordRefused(t *testing.T) {
 	if _, err := os.Stat(record); err != nil {
 		t.Errorf("the damaged record is gone: %v", err)
 	}
+}
+
+// withLayer opens a native snapshotter at root holding the committed
+// snapshot "layer".
+func withLayer(t *testing.T, root string) *Native {
+	t.Helper()
+	ctx := context.Background()
+	sn, err := NewNative(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Prepare(ctx, "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Commit(ctx, "layer", "a"); err != nil {
+		t.Fatal(err)
+	}
+	return sn
 }
