@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,11 +21,6 @@ import (
 // on standby (the namespaces of an init to start ahead may follow); as the
 // argument after an init's, it tells the init it was started ahead.
 const standbyArg = standby.Arg
-
-// standbyIdle is how long a monitor waits on standby for its container.
-// A caller that prepares a container and starts it at once (dock run)
-// needs milliseconds; past this, the start spawns a monitor of its own.
-const standbyIdle = time.Second
 
 // Standby is a monitor started ahead of its container, so that its own
 // start-up, a Go process's, runs while the caller still prepares the
@@ -86,7 +82,7 @@ func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 		}
 	}
 	if pid == 0 {
-		if pid, sockFD, err = standby.Spawn(exe, stateDir, strings.Join(namespaces, ",")); err != nil {
+		if pid, sockFD, err = standby.Spawn(exe, stateDir, strings.Join(namespaces, ","), standby.IdleMillis); err != nil {
 			return nil, fmt.Errorf("start monitor: %w", err)
 		}
 	}
@@ -225,7 +221,13 @@ func awaitContainer() bool {
 	if len(os.Args) > 3 {
 		startEarlyInit(os.Args[1], os.Args[3])
 	}
-	ok := receiveContainer(sockFD)
+	idle := standby.IdleMillis
+	if len(os.Args) > 4 {
+		if ms, err := strconv.Atoi(os.Args[4]); err == nil && ms > 0 {
+			idle = ms
+		}
+	}
+	ok := receiveContainer(sockFD, idle)
 	if !ok && early != nil {
 		early.discard()
 		early = nil
@@ -235,10 +237,10 @@ func awaitContainer() bool {
 
 // receiveContainer waits on sockFD for the container, and sets the
 // descriptors and arguments as they come.
-func receiveContainer(sockFD int) bool {
+func receiveContainer(sockFD, idleMillis int) bool {
 	fds := []unix.PollFd{{Fd: int32(sockFD), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Poll(fds, int(standbyIdle/time.Millisecond))
+		n, err := unix.Poll(fds, idleMillis)
 		if err == unix.EINTR {
 			continue
 		}

@@ -116,8 +116,8 @@ func TestStandby(t *testing.T) {
 		}
 		select {
 		case <-idle.done:
-		case <-time.After(standbyIdle + 10*time.Second):
-			t.Errorf("a standby left alone is still there after %v", standbyIdle+10*time.Second)
+		case <-time.After(standby.IdleMillis*time.Millisecond + 10*time.Second):
+			t.Errorf("a standby left alone is still there after %v", standby.IdleMillis*time.Millisecond+10*time.Second)
 		}
 		idle.Close()
 	})
@@ -295,8 +295,8 @@ func TestEarlyInit(t *testing.T) {
 		early := earlyInitOf(t, sb.proc.Pid)
 		select {
 		case <-sb.done:
-		case <-time.After(standbyIdle + 10*time.Second):
-			t.Fatalf("a standby left alone is still there after %v", standbyIdle+10*time.Second)
+		case <-time.After(standby.IdleMillis*time.Millisecond + 10*time.Second):
+			t.Fatalf("a standby left alone is still there after %v", standby.IdleMillis*time.Millisecond+10*time.Second)
 		}
 		// The monitor ends it before its own end.
 		deadline := time.Now().Add(10 * time.Second)
@@ -358,6 +358,27 @@ func TestPrestart(t *testing.T) {
 		}
 		if st := h.State(); st.MonitorPid != pid || st.Pid != early {
 			t.Errorf("state %+v; want monitor %d and init %d, started ahead", st, pid, early)
+		}
+		e.check(t, h)
+	})
+
+	// Its program may take longer to get to the create than a standby
+	// waits (pulling the image, or many starting at once).
+	t.Run("taken late", func(t *testing.T) {
+		pid, spec := prestarted(t)
+		time.Sleep(standby.IdleMillis*time.Millisecond + 500*time.Millisecond)
+		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.Close()
+		e := newEcho()
+		h, err := startWith(t, sb.Start, spec, e.stdio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := h.State(); st.MonitorPid != pid {
+			t.Errorf("monitor %d, want the one started ahead, %d", st.MonitorPid, pid)
 		}
 		e.check(t, h)
 	})

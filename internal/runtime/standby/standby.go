@@ -10,10 +10,22 @@ package standby
 
 // The monitor's command line: argv[0] tells its role; the state directory
 // follows, which tells whose monitor it is to any program that looks;
-// then Arg, and the namespaces of the init to start ahead.
+// then Arg, the namespaces of the init to start ahead, and how long to
+// wait for the container, in milliseconds.
 const (
 	MonitorArg0 = "dock-monitor"
 	Arg         = "-standby"
+)
+
+// How long a monitor on standby waits for its container. A caller that
+// prepares a container and starts it at once (dock run) needs
+// milliseconds; past this, the start spawns a monitor of its own. One
+// started from a program's package initialisation waits longer: the
+// program may first have to pull the image, or share two CPUs with many
+// others starting at once, and the monitor ends with the program anyway.
+const (
+	IdleMillis         = 1000
+	PrestartIdleMillis = 10000
 )
 
 // MonitorEnv is a monitor's whole environment. The monitor mostly waits on

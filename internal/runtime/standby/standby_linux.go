@@ -18,12 +18,13 @@ func SealedName(dev, ino uint64, size, mtime int64) string {
 // Spawn starts the sealed binary exe as a monitor on standby for the
 // container of stateDir, in a mount namespace and a session of its own,
 // with namespaces (comma-separated, may be empty) for the init to start
-// ahead. It returns the monitor's pid and the caller's end of their
+// ahead. Unused, the monitor ends after idleMillis milliseconds, or once
+// the caller's end of their socket closes. It returns the monitor's pid and the caller's end of their
 // socket (close-on-exec), which the monitor holds as descriptor 3.
 // Descriptors 4 to 6 hold /dev/null until the start puts the container's
 // pipes there: a Go process takes the lowest free numbers for its own (the
 // poller's, cgroup files), which must not be those.
-func Spawn(exe, stateDir, namespaces string) (pid, sock int, err error) {
+func Spawn(exe, stateDir, namespaces string, idleMillis int) (pid, sock int, err error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, -1, err
@@ -35,10 +36,7 @@ func Spawn(exe, stateDir, namespaces string) (pid, sock int, err error) {
 		return 0, -1, err
 	}
 	defer syscall.Close(null)
-	argv := []string{MonitorArg0, stateDir, Arg}
-	if namespaces != "" {
-		argv = append(argv, namespaces)
-	}
+	argv := []string{MonitorArg0, stateDir, Arg, namespaces, strconv.Itoa(idleMillis)}
 	n := uintptr(null)
 	pid, err = syscall.ForkExec(exe, argv, &syscall.ProcAttr{
 		Dir:   "/",
@@ -91,7 +89,7 @@ func Prestart(root, namespaces string) {
 	if err != nil {
 		return
 	}
-	pid, sock, err := Spawn(exe, root+"/containers/"+id, namespaces)
+	pid, sock, err := Spawn(exe, root+"/containers/"+id, namespaces, PrestartIdleMillis)
 	if err != nil {
 		return
 	}
