@@ -367,45 +367,42 @@ func TestPrestart(t *testing.T) {
 	t.Run("taken late", func(t *testing.T) {
 		pid, spec := prestarted(t)
 		time.Sleep(standby.IdleMillis*time.Millisecond + 500*time.Millisecond)
-		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sb.Close()
-		e := newEcho()
-		h, err := startWith(t, sb.Start, spec, e.stdio)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := h.State(); st.MonitorPid != pid {
+		if st := runOnStandby(t, spec); st.MonitorPid != pid {
 			t.Errorf("monitor %d, want the one started ahead, %d", st.MonitorPid, pid)
 		}
-		e.check(t, h)
 	})
 
 	t.Run("other container", func(t *testing.T) {
 		pid, _ := prestarted(t)
 		spec := testSpec(t, echoArgs...)
-		sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sb.Close()
-		if sb.proc.Pid == pid {
-			t.Fatalf("the standby of %s is the monitor started for another container", spec.ID)
+		if st := runOnStandby(t, spec); st.MonitorPid == pid {
+			t.Fatalf("%s ran on the monitor started for another container", spec.ID)
 		}
 		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the monitor started ahead, not taken, still runs")
 			}
 		}
-		e := newEcho()
-		h, err := startWith(t, sb.Start, spec, e.stdio)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.check(t, h)
 	})
+}
+
+// runOnStandby runs spec, an echo, on a standby from NewStandby, checks its
+// output and returns its state while it ran.
+func runOnStandby(t *testing.T, spec *Spec) State {
+	t.Helper()
+	sb, err := NewStandby(spec.StateDir, spec.Namespaces.New)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	e := newEcho()
+	h, err := startWith(t, sb.Start, spec, e.stdio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := h.State()
+	e.check(t, h)
+	return st
 }
 
 // monitorOf returns the pid of the monitor whose state directory is

@@ -384,14 +384,7 @@ func TestReconcile(t *testing.T) {
 	if _, err := sn.Prepare(ctx, "next", ""); err != nil {
 		t.Fatal(err)
 	}
-	recs, _ = sn.all()
-	seen := map[string]string{}
-	for _, r := range recs {
-		if other, dup := seen[r.ID]; dup {
-			t.Errorf("%q and %q share id %s", r.Name, other, r.ID)
-		}
-		seen[r.ID] = r.Name
-	}
+	checkDistinctIDs(t, sn.engine)
 }
 
 func TestLockHonoursContext(t *testing.T) {

@@ -106,17 +106,7 @@ func TestVolatileAfterCrash(t *testing.T) {
 	if _, err := sn.Prepare(ctx, "next", "layer"); err != nil {
 		t.Fatal(err)
 	}
-	recs, err = sn.all()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]string{}
-	for _, r := range recs {
-		if other, dup := seen[r.ID]; dup {
-			t.Errorf("%q and %q share id %s", r.Name, other, r.ID)
-		}
-		seen[r.ID] = r.Name
-	}
+	checkDistinctIDs(t, sn.engine)
 }
 
 func TestCommitVolatile(t *testing.T) {
@@ -179,4 +169,20 @@ func withLayer(t *testing.T, root string) *Native {
 		t.Fatal(err)
 	}
 	return sn
+}
+
+// checkDistinctIDs fails the test if two records of e name one directory.
+func checkDistinctIDs(t *testing.T, e *engine) {
+	t.Helper()
+	recs, err := e.all()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, r := range recs {
+		if other, dup := seen[r.ID]; dup {
+			t.Errorf("%q and %q share id %s", r.Name, other, r.ID)
+		}
+		seen[r.ID] = r.Name
+	}
 }
