@@ -16,9 +16,13 @@ const (
 	initArg0    = "dock-init"
 )
 
-// MonitorArg0 is argv[0] of a container's monitor, for a program that tells
-// its own long-lived processes from the rest before its main runs.
-const MonitorArg0 = monitorArg0
+// MonitorArg0 and InitArg0 are argv[0] of a container's monitor and init,
+// for a program that tells them from its own processes before its main
+// runs.
+const (
+	MonitorArg0 = monitorArg0
+	InitArg0    = initArg0
+)
 
 // initEnv is the init's whole environment, its Go runtime's settings (the
 // monitor's are standby.MonitorEnv). The init lives only until it executes

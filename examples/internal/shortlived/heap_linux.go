@@ -176,16 +176,20 @@ func cut(b []byte, sep byte) (before, after []byte) {
 	return b, nil
 }
 
-// isMonitor reports whether this process is a container's monitor, from
-// the first argument of /proc/self/cmdline; the os package, which has
+// isReexec reports whether this process is a container's monitor or init,
+// from the first argument of /proc/self/cmdline; the os package, which has
 // os.Args, is not initialised yet.
-func isMonitor() bool {
+func isReexec() bool {
 	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer syscall.Close(fd)
-	var buf [len(monitorArg0) + 1]byte
+	var buf [max(len(monitorArg0), len(initArg0)) + 1]byte
 	n, err := syscall.Read(fd, buf[:])
-	return err == nil && n == len(buf) && string(buf[:len(monitorArg0)]) == monitorArg0 && buf[len(monitorArg0)] == 0
+	if err != nil {
+		return false
+	}
+	arg0, _ := cut(buf[:n], 0)
+	return n > len(arg0) && (string(arg0) == monitorArg0 || string(arg0) == initArg0)
 }

@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) {
 	if os.Getenv("SHORTLIVED_TEST_HELPER") != "" {
-		// Started by TestMonitorLeftAlone: report whether the package's
+		// Started by TestReexecLeftAlone: report whether the package's
 		// initialisation advised the heap.
 		fmt.Print(heapAdvised())
 		os.Exit(0)
@@ -86,15 +86,18 @@ func TestAdvise(t *testing.T) {
 	}
 }
 
-func TestMonitorName(t *testing.T) {
+func TestReexecNames(t *testing.T) {
 	if monitorArg0 != runtime.MonitorArg0 {
 		t.Errorf("a monitor here is %q, the runtime starts %q", monitorArg0, runtime.MonitorArg0)
 	}
+	if initArg0 != runtime.InitArg0 {
+		t.Errorf("an init here is %q, the runtime starts %q", initArg0, runtime.InitArg0)
+	}
 }
 
-// TestMonitorLeftAlone runs this test binary as a container's monitor,
-// whose memory the package must leave alone, and as anything else.
-func TestMonitorLeftAlone(t *testing.T) {
+// TestReexecLeftAlone runs this test binary as a container's monitor and
+// init, whose memory the package must leave alone, and as anything else.
+func TestReexecLeftAlone(t *testing.T) {
 	thp := true
 	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil || strings.Contains(string(b), "[never]") {
 		thp = false
@@ -104,7 +107,9 @@ func TestMonitorLeftAlone(t *testing.T) {
 		advised bool
 	}{
 		{monitorArg0, false},
-		{"dock-init", thp},
+		{initArg0, false},
+		{"dock", thp},
+		{monitorArg0 + "x", thp},
 	} {
 		cmd := exec.Command(os.Args[0])
 		cmd.Args[0] = tc.arg0

@@ -5,4 +5,4 @@ package shortlived
 // Advise does nothing off Linux.
 func Advise() {}
 
-func isMonitor() bool { return false }
+func isReexec() bool { return false }
