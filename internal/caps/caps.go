@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -243,9 +244,12 @@ func Available() Set {
 // Last returns the highest capability the running kernel knows.
 func Last() int { return lastCap() }
 
-// lastCap finds the highest capability the running kernel knows, probing
-// the bounding set (which answers EINVAL past it).
-func lastCap() int {
+// lastCap finds, once, the highest capability the running kernel knows,
+// probing the bounding set (which answers EINVAL past it): some forty
+// system calls.
+var lastCap = sync.OnceValue(probeLastCap)
+
+func probeLastCap() int {
 	last := -1
 	for c := 0; c < 64; c++ {
 		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
