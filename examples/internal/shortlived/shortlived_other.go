@@ -6,3 +6,5 @@ package shortlived
 func Advise() {}
 
 func isReexec() bool { return false }
+
+func populateBinary() {}
