@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 
 	"github.com/dockkit/dock/internal/runtime"
@@ -219,7 +218,7 @@ func (h *Host) prepareMonitor(id string, c *createConfig) (NamespaceSet, error) 
 		return nss, err
 	}
 	nss = c.applyNamespaceOptions(nss)
-	sb, err := runtime.NewStandby(h.containerDir(id), earlyNamespaces(nss))
+	sb, err := runtime.NewStandby(h.containerDir(id))
 	if err != nil {
 		return nss, nil
 	}
@@ -230,21 +229,6 @@ func (h *Host) prepareMonitor(id string, c *createConfig) (NamespaceSet, error) 
 		h.standbys.CompareAndDelete(id, sb)
 	}()
 	return nss, nil
-}
-
-// earlyNamespaces returns the namespaces a monitor on standby may start
-// the init of a container with nss in, or nil when it may not: the init
-// starts ahead in new namespaces only, since a user namespace needs its
-// maps and joined ones their holders.
-func earlyNamespaces(nss NamespaceSet) []string {
-	if len(nss.Join) > 0 || slices.Contains(nss.New, UserNamespace) {
-		return nil
-	}
-	early := []string{}
-	for _, n := range nss.New {
-		early = append(early, string(n))
-	}
-	return early
 }
 
 // takeMonitor returns the monitor on standby for container id, if any.

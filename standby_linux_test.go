@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,34 +109,5 @@ func TestMonitorStartedAtCreate(t *testing.T) {
 	}
 	if st := wait(t, idle); st.ExitCode != 0 {
 		t.Errorf("exit code %d after the standby went", st.ExitCode)
-	}
-}
-
-// TestEarlyNamespaces checks which containers get their init started
-// ahead, and in which namespaces.
-func TestEarlyNamespaces(t *testing.T) {
-	def, err := DefaultNamespaces().For("x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	remapped, err := (remappedNamespaces{uid: 100000, gid: 100000, size: 65536}).For("x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		c    createConfig
-		nss  NamespaceSet
-		want []string
-	}{
-		{"default", createConfig{}, def, []string{"pid", "mnt", "uts", "ipc", "net", "cgroup"}},
-		{"host network", createConfig{network: "host"}, def, []string{"pid", "mnt", "uts", "ipc", "cgroup"}},
-		{"joined pid", createConfig{join: map[Namespace]string{PIDNamespace: "/proc/1/ns/pid"}}, def, nil},
-		{"user namespace", createConfig{}, remapped, nil},
-	} {
-		got := earlyNamespaces(tc.c.applyNamespaceOptions(tc.nss))
-		if !slices.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
-		}
 	}
 }

@@ -38,6 +38,46 @@ func (g Group) Add(pid int) error {
 	return nil
 }
 
+// ProcsFiles is the group's cgroup.procs files, open for writing: a
+// process whose view of the file system is no longer the host's (a
+// thread in a container's root) adds processes through them.
+type ProcsFiles struct {
+	name  string
+	files []*os.File
+}
+
+// OpenProcs opens the group's cgroup.procs files for AddTo.
+func (g Group) OpenProcs() (*ProcsFiles, error) {
+	pf := &ProcsFiles{name: g.Name}
+	for _, d := range g.All() {
+		f, err := os.OpenFile(path.Join(d, "cgroup.procs"), os.O_WRONLY, 0)
+		if err != nil {
+			pf.Close()
+			return nil, fmt.Errorf("cgroup %s: %w", g.Name, err)
+		}
+		pf.files = append(pf.files, f)
+	}
+	return pf, nil
+}
+
+// Add moves the process pid, with all its threads, into the group.
+func (pf *ProcsFiles) Add(pid int) error {
+	v := []byte(strconv.Itoa(pid))
+	for _, f := range pf.files {
+		if _, err := f.Write(v); err != nil {
+			return fmt.Errorf("cgroup %s: add %d: %w", pf.name, pid, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the files.
+func (pf *ProcsFiles) Close() {
+	for _, f := range pf.files {
+		f.Close()
+	}
+}
+
 // Procs lists the processes in the group and its descendants.
 func (g Group) Procs() ([]int, error) {
 	if g.V2() {

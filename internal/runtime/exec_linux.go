@@ -312,7 +312,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 	}
 
 	m.mu.Lock()
-	if m.done || m.ending || m.cmd == nil {
+	if m.done || m.ending || m.proc == nil {
 		m.mu.Unlock()
 		return 0, nil, errors.New(errNotRunning)
 	}
@@ -321,7 +321,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 		m.mu.Unlock()
 		return 0, nil, errors.New("the container is paused")
 	}
-	initPid, initProc := m.pid, m.cmd.Process
+	initPid, initProc := m.pid, m.proc
 	// The container's open-file limit as it started, where the process
 	// sets none: this monitor's own is the one the Go runtime raised.
 	s.nofile = m.nofile

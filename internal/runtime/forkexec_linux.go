@@ -71,6 +71,7 @@ const (
 	stageStdio
 	stageWait
 	stageCgroupNS
+	stageMount
 	stageRlimit
 	stageWorkdir
 	stageSeccomp
@@ -103,6 +104,18 @@ type nsJoin struct {
 	flag uintptr
 }
 
+// childMount is a mount a container's init makes itself, once it is in
+// the container's pid and cgroup namespaces, which proc and cgroup2 take
+// their view from: mount(2), then, when attr is set, mount_setattr(2) on
+// the new mount and every mount below it. An optional one whose target is
+// missing is skipped.
+type childMount struct {
+	source, target, fstype, data *byte
+	flags                        uintptr
+	attr                         *unix.MountAttr
+	optional                     bool
+}
+
 // rlimitSet is a limit a child sets with prlimit64.
 type rlimitSet struct {
 	resource uintptr
@@ -118,8 +131,12 @@ type execChild struct {
 	finalA, finalB uintptr // those of the clone of the process
 	userns         int     // -1: the host's
 	joins          []nsJoin
-	mntns          int
-	cgroupns       int // -1: stay
+	mntns          int  // -1: the parent's
+	cgroupns       int  // -1: stay
+	init           bool // a container's init: the first child is the process, already in its namespaces
+	newCgroupNS    bool // the init unshares a cgroup namespace once in its cgroup
+	mounts         []childMount
+	mountNames     []string
 	wait           int // -1: none; else one byte comes on it once the child is in its cgroups
 	waitW          int // the other end of wait, which the child closes
 	errPipe        int
@@ -254,8 +271,9 @@ func newExecChild(s *execSetup) (*execChild, error) {
 		if err != nil {
 			return nil, fmt.Errorf("capabilities: %w", err)
 		}
-		known := caps.Set(1)<<(caps.Last()+1) - 1
-		for n := 0; n <= caps.Last(); n++ {
+		last := caps.Last()
+		known := caps.Set(1)<<(last+1) - 1
+		for n := 0; n <= last; n++ {
 			if !keep.Has(n) {
 				c.drop = append(c.drop, uintptr(n))
 			}
@@ -332,20 +350,23 @@ func (c *execChild) start(s *execSetup, h execHooks) (int, error) {
 	var ce childError
 	buf := (*[unsafe.Sizeof(ce)]byte)(unsafe.Pointer(&ce))[:]
 
-	// The first child reports the process's pid, or its failure; it is
-	// out of the container's reach, so this comes promptly.
-	n, err := readReport(report, buf)
-	if n != len(buf) {
-		h.kill(first)
-		if err == nil {
-			err = errors.New("the exec'd process's parent ended without a word")
+	pid := first
+	if !c.init {
+		// The first child reports the process's pid, or its failure; it
+		// is out of the container's reach, so this comes promptly.
+		n, err := readReport(report, buf)
+		if n != len(buf) {
+			h.kill(first)
+			if err == nil {
+				err = errors.New("the exec'd process's parent ended without a word")
+			}
+			return 0, fmt.Errorf("exec: %w", err)
 		}
-		return 0, fmt.Errorf("exec: %w", err)
+		if ce.Kind != reportPid {
+			return 0, c.explain(s.proc, ce)
+		}
+		pid = int(ce.Pid)
 	}
-	if ce.Kind != reportPid {
-		return 0, c.explain(s.proc, ce)
-	}
-	pid := int(ce.Pid)
 	if err := h.register(pid); err != nil {
 		return 0, err
 	}
@@ -558,11 +579,21 @@ func (c *execChild) explain(p *Process, ce childError) error {
 	if ce.Stage == stageRlimit && int(ce.Index) < len(c.rlimitNames) {
 		what = "rlimit " + c.rlimitNames[ce.Index]
 	}
+	if ce.Stage == stageMount && int(ce.Index) < len(c.mountNames) {
+		what = c.mountNames[ce.Index]
+	}
+	if ce.Stage == stageCgroupNS && c.newCgroupNS {
+		what = "cgroup namespace"
+	}
 	code := 125
 	if ce.Stage == stageUserWorkdir {
 		code = 126 // the user may not be allowed in
 	}
-	return &StartError{ExitCode: code, Msg: fmt.Sprintf("exec: %s: %v", what, errno)}
+	prefix := "exec"
+	if c.init {
+		prefix = "init"
+	}
+	return &StartError{ExitCode: code, Msg: fmt.Sprintf("%s: %s: %v", prefix, what, errno)}
 }
 
 // forkExec clones the calling process; the first child does c's work and
@@ -614,6 +645,13 @@ func childRun(c *execChild, ce *childError) {
 	// The process is in the container's sight before it executes: it
 	// takes stdio and the report pipe, nothing else of the monitor's.
 	childCloseFrom(c)
+	if c.init {
+		// Cloned into the container's namespaces, as its first process.
+		if e := childExec(c, ce); e != 0 {
+			ce.Errno = uint32(e)
+		}
+		return
+	}
 	ce.Stage = stageSpawn
 	r, _, e := syscall.RawSyscall6(unix.SYS_CLONE, c.finalA, c.finalB, 0, 0, 0, 0)
 	if e != 0 {
@@ -732,16 +770,8 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	}
 	// Directories it makes are 0755 whatever the monitor's umask.
 	syscall.RawSyscall(unix.SYS_UMASK, 0, 0, 0)
-	if c.oomPath != nil {
-		ce.Stage = stageOOMScore
-		fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.oomPath)),
-			unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
-		if e != 0 {
-			return e
-		}
-		_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.oomValue[0])), uintptr(len(c.oomValue)))
-		syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-		if e != 0 {
+	if !c.init {
+		if e := childOOMScore(c, ce); e != 0 {
 			return e
 		}
 	}
@@ -756,9 +786,11 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 		}
 	}
 	ce.Index = 0
-	ce.Stage = stageMountNS
-	if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.mntns), unix.CLONE_NEWNS, 0); e != 0 {
-		return e
+	if c.mntns >= 0 {
+		ce.Stage = stageMountNS
+		if _, _, e := syscall.RawSyscall(unix.SYS_SETNS, uintptr(c.mntns), unix.CLONE_NEWNS, 0); e != 0 {
+			return e
+		}
 	}
 	if c.userns >= 0 {
 		ce.Stage = stageUserNS
@@ -788,6 +820,39 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
+	if c.newCgroupNS {
+		// Now that it is in its cgroup, that becomes the namespace's root.
+		ce.Stage = stageCgroupNS
+		if _, _, e := syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP, 0, 0); e != 0 {
+			return e
+		}
+	}
+	ce.Stage = stageMount
+	for i := 0; i < len(c.mounts); i++ {
+		ce.Index = uint32(i)
+		m := &c.mounts[i]
+		_, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(m.source)), uintptr(unsafe.Pointer(m.target)),
+			uintptr(unsafe.Pointer(m.fstype)), m.flags, uintptr(unsafe.Pointer(m.data)), 0)
+		if e == unix.ENOENT && m.optional {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		if m.attr != nil {
+			if _, _, e := syscall.RawSyscall6(unix.SYS_MOUNT_SETATTR, atFDCWD, uintptr(unsafe.Pointer(m.target)),
+				unix.AT_SYMLINK_NOFOLLOW|unix.AT_RECURSIVE, uintptr(unsafe.Pointer(m.attr)), unsafe.Sizeof(*m.attr), 0); e != 0 {
+				return e
+			}
+		}
+	}
+	ce.Index = 0
+	if c.init {
+		// Through the proc it has just mounted.
+		if e := childOOMScore(c, ce); e != 0 {
+			return e
+		}
+	}
 	ce.Stage = stageRlimit
 	for i := 0; i < len(c.rlimits); i++ {
 		ce.Index = uint32(i)
@@ -808,6 +873,26 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 		return e
 	}
 	return 0
+}
+
+// childOOMScore writes the process's OOM score adjustment, if it has one.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childOOMScore(c *execChild, ce *childError) syscall.Errno {
+	if c.oomPath == nil {
+		return 0
+	}
+	ce.Stage = stageOOMScore
+	fd, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.oomPath)),
+		unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.oomValue[0])), uintptr(len(c.oomValue)))
+	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	return e
 }
 
 // childSeccomp loads the seccomp filter.

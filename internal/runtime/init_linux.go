@@ -29,13 +29,6 @@ func initMain() {
 		syncF.Write(b)
 		os.Exit(code)
 	}
-	// Started ahead by a monitor on standby, the init gets its stdio once
-	// its container is known.
-	if len(os.Args) > 2 && os.Args[2] == standbyArg {
-		if err := receiveStdio(initSyncFD); err != nil {
-			fail(125, "init: %v", err)
-		}
-	}
 	// The monitor sends the spec and the seccomp filter once it has put us
 	// into the cgroup. They come over the socket rather than from the state
 	// directory, which a user namespace's root may not be able to read.
@@ -44,7 +37,13 @@ func initMain() {
 		fail(125, "init: %v", err)
 	}
 	unix.Umask(0)
-	if err := setupRootfs(spec); err != nil {
+	rs := &rootfsSetup{premounted: len(os.Args) > 2 && os.Args[2] == premountArg}
+	if spec.Process.Terminal {
+		if rs.console, err = os.Readlink("/proc/self/fd/0"); err != nil {
+			fail(125, "init: console: %v", err)
+		}
+	}
+	if err := setupRootfs(spec, rs); err != nil {
 		fail(125, "init: %v", err)
 	}
 	if err := setupProcess(spec); err != nil {

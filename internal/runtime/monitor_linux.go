@@ -44,7 +44,7 @@ type monitor struct {
 	spec     *Spec
 	group    *cgroupfs.Group // nil when the container has no group of its own
 	log      *logWriter
-	cmd      *command
+	proc     signaler // the init, once it executed the command
 	pid      int
 	master   *os.File // the terminal's master side, when Terminal
 	mntns    *os.File // the container's mount namespace, held until its exit is reported
@@ -55,7 +55,6 @@ type monitor struct {
 	started  time.Time
 	answered sync.WaitGroup // requests being answered
 
-	exe            string                          // the sealed binary, read-only here
 	execs          map[int]chan syscall.WaitStatus // exec'd processes not yet reaped
 	unclaimed      map[int]unclaimedStatus         // the last statuses of processes not (yet) in execs
 	unclaimedOrder []int
@@ -85,10 +84,6 @@ func monitorMain() {
 	}
 	m.started = time.Now()
 	err := m.start()
-	if early != nil { // not taken: the start failed before
-		early.discard()
-		early = nil
-	}
 	if err != nil {
 		code, text := 125, err.Error()
 		var se *StartError
@@ -108,7 +103,7 @@ func monitorMain() {
 	}
 	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: m.started}
 	if err := writeState(m.stateDir, &st); err != nil {
-		m.cmd.Process.Kill()
+		m.proc.Kill()
 		ws := <-m.exited
 		code, sig := exitCodeOf(ws)
 		m.finish(ExitStatus{ExitCode: code, Signal: sig, Error: err.Error()})
@@ -257,16 +252,10 @@ func (m *monitor) start() error {
 		}
 		m.group = spec.Cgroup
 	}
-	exe, err := sealMountNS()
-	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
-	}
-	m.exe = exe
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
-	// On cgroup v2 the init is cloned straight into its group; on v1, and
-	// for an init started on standby, it joins after the clone, while its
-	// runtime starts.
+	// On cgroup v2 the init is cloned straight into its group; on v1 it
+	// joins after the clone.
 	v2 := m.group != nil && m.group.V2()
 
 	// Only what the clone needs comes before it; the rest is done while
@@ -284,7 +273,6 @@ func (m *monitor) start() error {
 	}
 
 	cmd := &command{
-		Path:        exe,
 		Args:        []string{initArg0, m.stateDir},
 		Env:         initEnv,
 		Dir:         "/",
@@ -383,23 +371,18 @@ func (m *monitor) start() error {
 		}
 	}
 
-	// The init a monitor on standby started, if it suits, takes the
-	// stdio the clone would have given; it is not in its cgroup yet.
-	var parentSync *os.File
-	if e := takeEarlyInit(spec, cmd); e != nil {
-		if e.hand(cmd) == nil {
-			parentSync, v2 = e.sync, false
-		} else {
-			e.discard()
-		}
+	if initOnThread(spec) {
+		return m.startThreadInit(spec, cmd, childEnds, readers, v2)
 	}
-	if parentSync == nil {
-		var childSync *os.File
-		if parentSync, childSync, err = socketPair(); err == nil {
-			cmd.ExtraFiles = []*os.File{childSync}
-			childEnds = append(childEnds, childSync)
-			err = m.spawn(cmd)
-		}
+	// The monitor's own binary is sealed (standby.OpenSealed): so is an
+	// init executed through its link.
+	cmd.Path = "/proc/self/exe"
+
+	parentSync, childSync, err := socketPair()
+	if err == nil {
+		cmd.ExtraFiles = []*os.File{childSync}
+		childEnds = append(childEnds, childSync)
+		err = m.spawn(cmd)
 	}
 	for _, f := range childEnds {
 		f.Close()
@@ -411,41 +394,22 @@ func (m *monitor) start() error {
 		return fmt.Errorf("start init: %w", err)
 	}
 	m.mu.Lock()
-	m.cmd, m.pid = cmd, cmd.Process.Pid
+	m.proc, m.pid = cmd.Process, cmd.Process.Pid
 	m.mu.Unlock()
 	go m.reap()
-	// Holding the container's mount namespace defers its teardown (an
-	// unmount of every mount in it, with an RCU grace period each time,
-	// tens of milliseconds on some hosts) from the init's exit, which the
-	// caller waits for, to after the exit has been reported.
-	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", m.pid)); err == nil {
-		m.mntns = f
-	}
+	m.holdMountNS()
 	abort := func(err error) error {
 		cmd.Process.Kill()
 		<-m.exited
 		return err
 	}
 
-	m.log, err = openLogWriter(spec.Log, spec.logPath())
-	if err != nil {
-		return abort(fmt.Errorf("log: %w", err))
-	}
-	for _, r := range readers {
-		m.copies.Add(1)
-		go func() {
-			defer m.copies.Done()
-			r()
-		}()
-	}
-	if err := m.listen(); err != nil {
+	if err := m.serveOutput(readers); err != nil {
 		return abort(err)
 	}
-	var filter []byte
-	if len(os.Args) > 3 && os.Args[3] != "-" {
-		if filter, err = os.ReadFile(os.Args[3]); err != nil {
-			return abort(fmt.Errorf("seccomp: %w", err))
-		}
+	filter, err := initFilter()
+	if err != nil {
+		return abort(err)
 	}
 	if m.group != nil && !v2 {
 		if err := m.group.Add(m.pid); err != nil {
@@ -453,6 +417,11 @@ func (m *monitor) start() error {
 		}
 	}
 	if premount {
+		// The monitor's mount namespace, a copy of the host's, must not
+		// pass the mount on to it.
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return abort(fmt.Errorf("make / rslave: %w", err))
+		}
 		target := path.Join(m.stateDir, rootfsDir)
 		uid, gid := rootIDs(spec)
 		if err := mountIdmappedOverlay(spec.Rootfs[0], target, path.Join(m.stateDir, idmapDir), m.pid, uid, gid); err != nil {
@@ -474,6 +443,88 @@ func (m *monitor) start() error {
 		return &StartError{ExitCode: im.Code, Msg: im.Msg}
 	}
 	return nil
+}
+
+// startThreadInit starts the init from a thread (initOnThread), with the
+// stdio cmd holds; childEnds are what the monitor closes once the init
+// has them, readers copy the output to the log.
+func (m *monitor) startThreadInit(spec *Spec, cmd *command, childEnds []*os.File, readers []func(), v2 bool) error {
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	// Served before the init is cloned: it executes the command at once.
+	if err := m.serveOutput(readers); err != nil {
+		return err
+	}
+	raw, err := initFilter()
+	if err != nil {
+		return err
+	}
+	filter, err := decodeFilter(raw)
+	if err != nil {
+		return err
+	}
+	cgroupFD := -1
+	if v2 {
+		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		cgroupFD = fd
+	}
+	console := ""
+	if spec.Process.Terminal {
+		console = cmd.Stdin.Name()
+	}
+	if err := m.startOnThread(spec, filter, []*os.File{cmd.Stdin, cmd.Stdout, cmd.Stderr}, console, cgroupFD); err != nil {
+		return err
+	}
+	m.holdMountNS()
+	return nil
+}
+
+// holdMountNS keeps the container's mount namespace open: that defers its
+// teardown (an unmount of every mount in it, with an RCU grace period
+// each time, tens of milliseconds on some hosts) from the init's exit,
+// which the caller waits for, to after the exit has been reported.
+func (m *monitor) holdMountNS() {
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", m.pid)); err == nil {
+		m.mntns = f
+	}
+}
+
+// serveOutput opens the log, starts copying the container's output into
+// it, and serves the monitor's socket.
+func (m *monitor) serveOutput(readers []func()) error {
+	var err error
+	m.log, err = openLogWriter(m.spec.Log, m.spec.logPath())
+	if err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	for _, r := range readers {
+		m.copies.Add(1)
+		go func() {
+			defer m.copies.Done()
+			r()
+		}()
+	}
+	return m.listen()
+}
+
+// initFilter reads the seccomp filter the monitor was started with, if
+// any: its file is the monitor's fourth argument ("-" for none).
+func initFilter() ([]byte, error) {
+	if len(os.Args) <= 3 || os.Args[3] == "-" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(os.Args[3])
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	return b, nil
 }
 
 // spawn starts the init, from a thread that first entered the namespaces
@@ -608,34 +659,6 @@ func initCloneFlags(names []string) uintptr {
 	return flags
 }
 
-// sealed is the binary once sealMountNS has bound it read-only.
-var sealed string
-
-// sealMountNS makes the monitor's mount namespace (new, from its clone) a
-// slave of the host's and binds the sealed binary read-only over itself
-// there, so the init runs from a file no container can write through
-// /proc/PID/exe. It returns the binary's path.
-func sealMountNS() (string, error) {
-	if sealed != "" {
-		return sealed, nil
-	}
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return "", err
-	}
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return "", fmt.Errorf("make / rslave: %w", err)
-	}
-	if err := unix.Mount(exe, exe, "", unix.MS_BIND, ""); err != nil {
-		return "", fmt.Errorf("bind %s: %w", exe, err)
-	}
-	if err := unix.Mount("", exe, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return "", fmt.Errorf("remount %s read-only: %w", exe, err)
-	}
-	sealed = exe
-	return exe, nil
-}
-
 func socketPair() (parent, child *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -707,9 +730,9 @@ func (m *monitor) serve(c *unixsock.Conn) {
 			}
 		case "kill":
 			m.mu.Lock()
-			if m.done || m.cmd == nil {
+			if m.done || m.proc == nil {
 				resp.Error = errNotRunning
-			} else if err := m.cmd.Process.Signal(syscall.Signal(req.Signal)); err != nil {
+			} else if err := m.proc.Signal(syscall.Signal(req.Signal)); err != nil {
 				if errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH) {
 					resp.Error = errNotRunning
 				} else {

@@ -42,10 +42,31 @@ func readRestart(stateDir string) restartRecord {
 // the root, made when missing.
 func monitorExe(stateDir string) (string, error) {
 	if restartingSelf {
-		return os.Readlink("/proc/self/exe")
+		return ownSealedCopy(path.Join(rootOf(stateDir), exeDirName))
 	}
 	os.Remove(path.Join(stateDir, restartFile))
 	return sealedExe(path.Join(rootOf(stateDir), exeDirName))
+}
+
+// ownSealedCopy finds in dir the sealed copy this monitor runs, which it
+// reaches only through a detached mount (standby.OpenSealed).
+func ownSealedCopy(dir string) (string, error) {
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &self); err != nil {
+		return "", err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		var st unix.Stat_t
+		p := path.Join(dir, e.Name())
+		if unix.Lstat(p, &st) == nil && st.Dev == self.Dev && st.Ino == self.Ino {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: this monitor's binary is gone", dir)
 }
 
 // updateState changes the recorded state while the container runs; once
@@ -120,7 +141,7 @@ func (m *monitor) serveOp(req *monitorReq, resp *monitorResp) bool {
 		defer m.mu.Unlock()
 		pause := req.Op == "pause"
 		switch {
-		case m.done || m.ending || m.cmd == nil:
+		case m.done || m.ending || m.proc == nil:
 			resp.Error = errNotRunning
 		case m.group == nil:
 			resp.Error = "no cgroup to freeze"

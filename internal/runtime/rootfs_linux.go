@@ -132,6 +132,18 @@ func noSymlink(p string) error {
 	return nil
 }
 
+// lateMountpoint checks and makes, at p (dest in the current root), the
+// mount point of a lateMount: the init mounts on it as it finds it.
+func lateMountpoint(p, dest string) error {
+	if err := noSymlink(dest); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("mount point %s: %w", p, err)
+	}
+	return nil
+}
+
 func mountAt(src, dest, fstype string, flags uintptr, data string) error {
 	if err := noSymlink(dest); err != nil {
 		return err
@@ -145,17 +157,46 @@ func mountAt(src, dest, fstype string, flags uintptr, data string) error {
 	return nil
 }
 
+// lateMount is a mount that a container's init cloned from a monitor's
+// thread (initOnThread) makes itself, once it is in the container's pid
+// and cgroup namespaces, as the mounts of proc and cgroup2 take their view
+// from their mounter's; setupRootfs leaves those, and the masks and
+// read-only paths in proc, to it.
+type lateMount struct {
+	name                         string // for errors: "mount proc on /proc"
+	source, target, fstype, data string
+	flags                        uintptr
+	attr                         uint64 // set on the mount and those below it, after
+	optional                     bool   // skipped when the target is missing
+}
+
+// rootfsSetup is where setupRootfs runs: in a container's init, or on a
+// monitor's thread that the init is cloned from.
+type rootfsSetup struct {
+	console    string // the terminal's path on the host; "" without one
+	premounted bool   // the monitor mounted the root (idmapped layers)
+	// onThread: the thread is in the container's new namespaces but its
+	// pid and cgroup ones; late collects what the init mounts itself.
+	onThread bool
+	late     []lateMount
+}
+
+// inProc reports whether p is /proc or below it.
+func inProc(p string) bool { return p == "/proc" || strings.HasPrefix(p, "/proc/") }
+
 // setupRootfs builds the container's filesystem and pivots into it.
-func setupRootfs(spec *Spec) error {
+func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 	userns := spec.hasNew("user")
-	premounted := len(os.Args) > 2 && os.Args[2] == premountArg
+	premounted := rs.premounted
 	if premounted {
 		// This thread only: the init runs on it to its exec.
 		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 			return fmt.Errorf("mount namespace: %w", err)
 		}
 	}
-	if spec.hasNew("cgroup") {
+	if rs.onThread {
+		// The init enters its cgroup namespace itself.
+	} else if spec.hasNew("cgroup") {
 		// Now that the monitor put us into our cgroup, it becomes the
 		// root of the new cgroup namespace.
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
@@ -251,14 +292,10 @@ func setupRootfs(spec *Spec) error {
 		}
 		sysfs = append(sysfs, h)
 	}
-	if spec.Process.Terminal {
+	if rs.console != "" {
 		// The terminal lives on the host's devpts, out of reach after
 		// pivot_root: take it now.
-		pts, err := os.Readlink("/proc/self/fd/0")
-		if err != nil {
-			return fmt.Errorf("console: %w", err)
-		}
-		h, err := cloneHost(pts, "/dev/console", false, 0)
+		h, err := cloneHost(rs.console, "/dev/console", false, 0)
 		if err != nil {
 			return err
 		}
@@ -269,9 +306,39 @@ func setupRootfs(spec *Spec) error {
 
 	// proc and sysfs go in before pivot_root: in a user namespace the
 	// kernel lets them be mounted only while a fully visible instance is
-	// in the mount namespace (the host's, until the old root goes).
+	// in the mount namespace (the host's, until the old root goes). On a
+	// thread, there is none: proc is the init's, and what is masked in it
+	// is told apart by the host's.
 	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	if err := mountAt("proc", path.Join(target, "proc"), "proc", nsn, ""); err != nil {
+	var procMasks []lateMount
+	if rs.onThread {
+		if err := lateMountpoint("/proc", path.Join(target, "proc")); err != nil {
+			return err
+		}
+		rs.late = append(rs.late, lateMount{name: "mount proc on /proc", source: "proc", target: "/proc", fstype: "proc", flags: nsn})
+		if !spec.Process.Privileged {
+			for _, p := range spec.MaskedPaths {
+				if !inProc(p) {
+					continue
+				}
+				fi, err := os.Stat(p)
+				if err != nil {
+					continue // not in this kernel's proc
+				}
+				m := lateMount{name: "mask " + p, source: "/dev/null", target: p, flags: unix.MS_BIND, optional: true}
+				if fi.IsDir() {
+					m.source, m.fstype, m.flags, m.data = "tmpfs", "tmpfs", unix.MS_RDONLY|nsn, "size=0"
+				}
+				procMasks = append(procMasks, m)
+			}
+			for _, p := range spec.ReadonlyPaths {
+				if inProc(p) {
+					procMasks = append(procMasks, lateMount{name: "read-only " + p, source: p, target: p, flags: unix.MS_BIND | unix.MS_REC,
+						attr: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC, optional: true})
+				}
+			}
+		}
+	} else if err := mountAt("proc", path.Join(target, "proc"), "proc", nsn, ""); err != nil {
 		return err
 	}
 	if len(sysfs) == 0 {
@@ -295,7 +362,12 @@ func setupRootfs(spec *Spec) error {
 			return err
 		}
 	}
-	if cgroup2 {
+	if cgroup2 && rs.onThread {
+		if err := lateMountpoint("/sys/fs/cgroup", "/sys/fs/cgroup"); err != nil {
+			return err
+		}
+		rs.late = append(rs.late, lateMount{name: "mount cgroup2 on /sys/fs/cgroup", source: "cgroup2", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: nsn | unix.MS_RDONLY})
+	} else if cgroup2 {
 		if err := mountAt("cgroup2", "/sys/fs/cgroup", "cgroup2", nsn|unix.MS_RDONLY, ""); err != nil {
 			return err
 		}
@@ -337,16 +409,23 @@ func setupRootfs(spec *Spec) error {
 
 	if !spec.Process.Privileged {
 		for _, p := range spec.MaskedPaths {
+			if rs.onThread && inProc(p) {
+				continue
+			}
 			if err := maskPath(p); err != nil {
 				return err
 			}
 		}
 		for _, p := range spec.ReadonlyPaths {
+			if rs.onThread && inProc(p) {
+				continue
+			}
 			if err := readonlyPath(p); err != nil {
 				return err
 			}
 		}
 	}
+	rs.late = append(rs.late, procMasks...)
 	if spec.ReadonlyRootfs {
 		if err := setAttr(unix.AT_FDCWD, "/", unix.MOUNT_ATTR_RDONLY, false); err != nil {
 			return fmt.Errorf("read-only rootfs: %w", err)

@@ -125,7 +125,7 @@ func (h *Handle) Recover() (bool, error) { return false, nil }
 type Standby struct{}
 
 // NewStandby fails with ErrNotSupported off Linux.
-func NewStandby(string, []string) (*Standby, error) { return nil, errNotSupported }
+func NewStandby(string) (*Standby, error) { return nil, errNotSupported }
 
 // Close does nothing off Linux.
 func (s *Standby) Close() {}

@@ -1,23 +1,27 @@
 // Package runtime turns a container Spec into a running, isolated process.
 //
-// Three processes cooperate; the monitor and the init are the calling
-// binary re-executed:
+// Three processes cooperate; the monitor is the calling binary re-executed:
 //
 //   - the caller makes the container's cgroup, then, in [Start], writes the
 //     spec to the state directory and starts a monitor, detached from
 //     itself;
-//   - the monitor (one per container) clones the container's init into new
+//   - the monitor (one per container) starts the container's init in new
 //     namespaces and its cgroup, owns its stdio, writes the log, records
 //     the exit status in state.json and answers on monitor.sock;
-//   - the init, already inside the namespaces, builds the root filesystem,
-//     pivots into it, drops privileges and execs the user's command.
+//   - the init builds the root filesystem, pivots into it, drops
+//     privileges and execs the user's command. It is a raw clone of the
+//     monitor, made from a thread that entered the new namespaces and
+//     built the root first (threadinit_linux.go); in a user namespace,
+//     which no thread of a Go program may enter, it is the binary
+//     re-executed once more.
 //
 // [Handle.Exec] asks the monitor to start a further process in a running
-// container the same way: the re-executed binary enters the container's
-// namespaces and cgroup, drops privileges and execs.
+// container: a raw clone of the monitor enters the container's namespaces
+// and cgroup, drops privileges and execs.
 //
-// The monitor and init run from a sealed, read-only copy of the binary, so
-// that nothing inside a container can write to the host's executable through
+// The monitor runs from a sealed copy of the binary on a read-only mount of
+// its own, as do the processes it clones until they execute, so that nothing
+// inside a container can write to the host's executable through
 // /proc/PID/exe. A binary that uses this package must call [MaybeReexec]
 // first thing, from an init function or TestMain.
 //

@@ -7,9 +7,7 @@ import (
 	"os"
 	"path"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +16,7 @@ import (
 )
 
 // standbyArg, as the argument after a monitor's state directory, starts it
-// on standby (the namespaces of an init to start ahead may follow); as the
-// argument after an init's, it tells the init it was started ahead.
+// on standby; how long it waits, in milliseconds, may follow.
 const standbyArg = standby.Arg
 
 // Standby is a monitor started ahead of its container, so that its own
@@ -50,13 +47,8 @@ func (s *Standby) takeSockLocked() *os.File {
 }
 
 // NewStandby starts a monitor on standby for the container whose state
-// directory is stateDir, under its state root. When namespaces names the
-// namespaces the container will get (the spec's New, with none joined and
-// no user namespace), the monitor also starts the container's init in them
-// while it waits, so that the init's own start-up is done by the time the
-// container is handed over; a container that turns out to need others gets
-// an init of its own.
-func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
+// directory is stateDir, under its state root.
+func NewStandby(stateDir string) (*Standby, error) {
 	if !path.IsAbs(stateDir) {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -82,7 +74,7 @@ func NewStandby(stateDir string, namespaces []string) (*Standby, error) {
 		}
 	}
 	if pid == 0 {
-		if pid, sockFD, err = standby.Spawn(exe, stateDir, strings.Join(namespaces, ","), standby.IdleMillis); err != nil {
+		if pid, sockFD, err = standby.Spawn(exe, stateDir, standby.IdleMillis); err != nil {
 			return nil, fmt.Errorf("start monitor: %w", err)
 		}
 	}
@@ -134,9 +126,8 @@ func (s *Standby) Close() {
 }
 
 // end closes sock, the caller's end of the socket, which tells a monitor
-// still waiting on standby to end (and to end the init it started ahead,
-// which it alone can reap); one that does not end within a second is
-// killed.
+// still waiting on standby to end; one that does not end within a second
+// is killed.
 func (s *Standby) end(sock *os.File) {
 	sock.Close()
 	select {
@@ -218,21 +209,13 @@ func (s *Standby) hand(ctx context.Context, exe string, args []string, mlog *os.
 // for it would have it. It reports false when none comes.
 func awaitContainer() bool {
 	const sockFD = 3
-	if len(os.Args) > 3 {
-		startEarlyInit(os.Args[1], os.Args[3])
-	}
 	idle := standby.IdleMillis
-	if len(os.Args) > 4 {
-		if ms, err := strconv.Atoi(os.Args[4]); err == nil && ms > 0 {
+	if len(os.Args) > 3 {
+		if ms, err := strconv.Atoi(os.Args[3]); err == nil && ms > 0 {
 			idle = ms
 		}
 	}
-	ok := receiveContainer(sockFD, idle)
-	if !ok && early != nil {
-		early.discard()
-		early = nil
-	}
-	return ok
+	return receiveContainer(sockFD, idle)
 }
 
 // receiveContainer waits on sockFD for the container, and sets the
@@ -300,156 +283,5 @@ func receiveContainer(sockFD, idleMillis int) bool {
 	return true
 }
 
-// abandon ends a monitor that took its container but cannot start it, and
-// the init it started ahead.
-func abandon() {
-	if early != nil {
-		early.discard()
-	}
-	os.Exit(125)
-}
-
-// earlyInit is a container's init that a monitor on standby started ahead
-// of its container, in the namespaces the container was expected to get.
-// It waits for its stdio and then, like any init, for its config.
-type earlyInit struct {
-	cmd   *command
-	sync  *os.File // the monitor's end of the init's socket
-	flags uintptr  // the namespaces it was cloned into
-}
-
-// early is the init a monitor on standby started, until the container's
-// start takes it or it is discarded.
-var early *earlyInit
-
-// startEarlyInit starts the init of the container of stateDir in the new
-// namespaces named, comma-separated, by namespaces. Any failure leaves
-// early nil: the start spawns an init as it would without a standby. Until
-// the start moves it into the container's cgroup, what the init uses is
-// charged to the monitor's, the caller's; on cgroup v2 its memory stays
-// charged there.
-func startEarlyInit(stateDir, namespaces string) {
-	names := strings.Split(namespaces, ",")
-	for _, ns := range names {
-		if _, ok := nsFlags[ns]; !ok || ns == "user" {
-			return
-		}
-	}
-	flags := initCloneFlags(names)
-	exe, err := sealMountNS()
-	if err != nil {
-		return
-	}
-	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	parent, child, err := socketPair()
-	if err != nil {
-		return
-	}
-	cmd := &command{
-		Path:       exe,
-		Args:       []string{initArg0, stateDir, standbyArg},
-		Env:        initEnv,
-		Dir:        "/",
-		ExtraFiles: []*os.File{child},
-		SysProcAttr: &syscall.SysProcAttr{
-			Setsid:     true,
-			Cloneflags: flags,
-		},
-	}
-	err = cmd.Start()
-	child.Close()
-	if err != nil {
-		parent.Close()
-		return
-	}
-	early = &earlyInit{cmd: cmd, sync: parent, flags: flags}
-}
-
-// takeEarlyInit returns the init started on standby if it is what cmd, the
-// init the monitor would start for spec, would be, and discards it
-// otherwise: cloned into other namespaces (a user namespace, or none of its
-// own for a root over idmapped layers), or to join some.
-func takeEarlyInit(spec *Spec, cmd *command) *earlyInit {
-	e := early
-	early = nil
-	if e == nil {
-		return nil
-	}
-	if len(spec.Namespaces.Join) > 0 || cmd.SysProcAttr.Cloneflags != e.flags {
-		e.discard()
-		return nil
-	}
-	return e
-}
-
-// hand gives the init the stdio cmd was to start with, and a controlling
-// terminal when cmd asks for one; cmd then stands for the init.
-func (e *earlyInit) hand(cmd *command) error {
-	files := []*os.File{cmd.Stdin, cmd.Stdout, cmd.Stderr}
-	fds := make([]int, 0, len(files))
-	for _, f := range files {
-		if f == nil {
-			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-			if err != nil {
-				return err
-			}
-			defer null.Close()
-			f = null
-		}
-		fds = append(fds, int(f.Fd()))
-	}
-	var flags [1]byte
-	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setctty {
-		flags[0] = stdioCtty
-	}
-	send := func(fd int) error {
-		return unix.Sendmsg(fd, flags[:], unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
-	}
-	if err := control(e.sync, send); err != nil {
-		return err
-	}
-	cmd.Process = e.cmd.Process
-	return nil
-}
-
-// discard ends the init and reaps it.
-func (e *earlyInit) discard() {
-	e.sync.Close()
-	e.cmd.Process.Kill()
-	e.cmd.Process.Wait()
-}
-
-// stdioCtty, in the byte that comes with an early init's stdio, makes its
-// standard input its controlling terminal.
-const stdioCtty = 1
-
-// receiveStdio runs in an init started on standby: it puts the three
-// descriptors that come on fd at 0, 1 and 2.
-func receiveStdio(fd int) error {
-	var b [1]byte
-	oob := make([]byte, unix.CmsgSpace(3*4))
-	n, oobn, _, _, err := unix.Recvmsg(fd, b[:], oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	got := rightsIn(oob[:oobn])
-	defer func() {
-		for _, f := range got {
-			unix.Close(f)
-		}
-	}()
-	if n != 1 || len(got) != 3 {
-		return fmt.Errorf("stdio: %d descriptors", len(got))
-	}
-	for i, f := range got {
-		if err := unix.Dup3(f, i, 0); err != nil {
-			return fmt.Errorf("stdio: %w", err)
-		}
-	}
-	if b[0]&stdioCtty != 0 {
-		if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
-			return fmt.Errorf("terminal: %w", err)
-		}
-	}
-	return nil
-}
+// abandon ends a monitor that took its container but cannot start it.
+func abandon() { os.Exit(125) }

@@ -249,8 +249,16 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 	}
 	args := []string{spec.StateDir, roles, filter}
 	if sb == nil || !sb.hand(ctx, exe, args, mlog, files) {
+		sealed, err := standby.OpenSealed(exe)
+		if err != nil {
+			mlog.Close()
+			closeAll(childEnds)
+			closeAll(parentEnds)
+			return nil, fmt.Errorf("container %s: start monitor: %w", spec.ID, err)
+		}
+		defer unix.Close(sealed)
 		cmd := &command{
-			Path:       exe,
+			Path:       standby.SealedPath(sealed),
 			Args:       append([]string{monitorArg0}, args...),
 			Env:        standby.MonitorEnv,
 			Dir:        "/",
@@ -259,9 +267,8 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 			ExtraFiles: files,
 			SysProcAttr: &syscall.SysProcAttr{
 				Setsid: true,
-				// The monitor's own mount namespace holds the read-only
-				// bind of the sealed binary, so nothing leaks onto the
-				// host.
+				// A mount namespace of the monitor's own, for the root
+				// it mounts over idmapped layers.
 				Cloneflags: unix.CLONE_NEWNS,
 			},
 		}

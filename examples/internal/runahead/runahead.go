@@ -3,11 +3,9 @@
 // monitor's start-up (a Go process's, some 12 ms of CPU) then runs while
 // the command's own start-up and the create run, rather than after them.
 //
-// The command line tells the state root and whether the container gets
-// dock's default namespaces, in which the monitor also starts the
-// container's init ahead. What it cannot tell (a flag spelt in a way not
-// looked for here) only costs a monitor that no create takes: it ends
-// with the command, or after a second.
+// The command line tells the state root. What it cannot tell (a flag spelt
+// in a way not looked for here) only costs a monitor that no create takes:
+// it ends with the command, or after ten seconds.
 package runahead
 
 import (
@@ -17,17 +15,13 @@ import (
 	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
-// The state root when neither --root nor DOCK_ROOT says (dock.DefaultRoot),
-// and dock's default namespaces, as the runtime names them.
-const (
-	defaultRoot       = "/var/lib/dock"
-	defaultNamespaces = "pid,mnt,uts,ipc,net,cgroup"
-)
+// The state root when neither --root nor DOCK_ROOT says (dock.DefaultRoot).
+const defaultRoot = "/var/lib/dock"
 
 func init() {
 	var buf [4096]byte
-	if root, namespaces, ok := plan(cmdline(buf[:])); ok {
-		standby.Prestart(root, namespaces)
+	if root, ok := plan(cmdline(buf[:])); ok {
+		standby.Prestart(root)
 	}
 }
 
@@ -75,16 +69,15 @@ var (
 	}
 )
 
-// plan reads the command's arguments: whether it runs a container, in which
-// state root (absolute, clean), and with which namespaces for an init
-// started ahead ("" for none). It reads flags up to the image, and gives
-// up on any it does not know: what follows the image is the container's.
-func plan(args []string) (root, namespaces string, ok bool) {
+// plan reads the command's arguments: whether it runs a container, and in
+// which state root (absolute, clean). It reads flags up to the image, and
+// gives up on any it does not know: what follows the image is the
+// container's.
+func plan(args []string) (root string, ok bool) {
 	root, _ = syscall.Getenv("DOCK_ROOT")
 	if root == "" {
 		root = defaultRoot
 	}
-	namespaces = defaultNamespaces
 	run := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -113,7 +106,7 @@ func plan(args []string) (root, namespaces string, ok bool) {
 			for j := 1; j < len(a); j++ {
 				takes, isFlag := known["-"+a[j:j+1]]
 				if !isFlag {
-					return "", "", false
+					return "", false
 				}
 				if takes {
 					name = "-" + a[j:j+1]
@@ -128,36 +121,29 @@ func plan(args []string) (root, namespaces string, ok bool) {
 			if g, global := GlobalFlags[name]; run && global {
 				takes = g
 			} else {
-				return "", "", false
+				return "", false
 			}
 		}
 		if takes && !inline {
 			if i+1 >= len(args) {
-				return "", "", false
+				return "", false
 			}
 			i++
 			value = args[i]
 		}
-		switch name {
-		case "--root":
+		if name == "--root" {
 			root = value
-		case "--userns-remap", "-p", "--publish":
-			namespaces = "" // a user or network namespace of their own: no init ahead
-		case "--network":
-			if value != "none" {
-				namespaces = ""
-			}
 		}
 	}
 	if !run || root == "" {
-		return "", "", false
+		return "", false
 	}
 	if root[0] != '/' {
 		wd, err := syscall.Getwd()
 		if err != nil {
-			return "", "", false
+			return "", false
 		}
 		root = wd + "/" + root
 	}
-	return path.Clean(root), namespaces, true
+	return path.Clean(root), true
 }

@@ -10,8 +10,7 @@ package standby
 
 // The monitor's command line: argv[0] tells its role; the state directory
 // follows, which tells whose monitor it is to any program that looks;
-// then Arg, the namespaces of the init to start ahead, and how long to
-// wait for the container, in milliseconds.
+// then Arg, and how long to wait for the container, in milliseconds.
 const (
 	MonitorArg0 = "dock-monitor"
 	Arg         = "-standby"

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // SealedName is the name, in the state root's exe directory, of the sealed
@@ -16,15 +17,14 @@ func SealedName(dev, ino uint64, size, mtime int64) string {
 }
 
 // Spawn starts the sealed binary exe as a monitor on standby for the
-// container of stateDir, in a mount namespace and a session of its own,
-// with namespaces (comma-separated, may be empty) for the init to start
-// ahead. Unused, the monitor ends after idleMillis milliseconds, or once
-// the caller's end of their socket closes. It returns the monitor's pid and the caller's end of their
+// container of stateDir, in a mount namespace and a session of its own.
+// Unused, the monitor ends after idleMillis milliseconds, or once the
+// caller's end of their socket closes. It returns the monitor's pid and the caller's end of their
 // socket (close-on-exec), which the monitor holds as descriptor 3.
 // Descriptors 4 to 6 hold /dev/null until the start puts the container's
 // pipes there: a Go process takes the lowest free numbers for its own (the
 // poller's, cgroup files), which must not be those.
-func Spawn(exe, stateDir, namespaces string, idleMillis int) (pid, sock int, err error) {
+func Spawn(exe, stateDir string, idleMillis int) (pid, sock int, err error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, -1, err
@@ -36,9 +36,15 @@ func Spawn(exe, stateDir, namespaces string, idleMillis int) (pid, sock int, err
 		return 0, -1, err
 	}
 	defer syscall.Close(null)
-	argv := []string{MonitorArg0, stateDir, Arg, namespaces, strconv.Itoa(idleMillis)}
+	sealed, err := OpenSealed(exe)
+	if err != nil {
+		syscall.Close(fds[0])
+		return 0, -1, err
+	}
+	defer syscall.Close(sealed)
+	argv := []string{MonitorArg0, stateDir, Arg, strconv.Itoa(idleMillis)}
 	n := uintptr(null)
-	pid, err = syscall.ForkExec(exe, argv, &syscall.ProcAttr{
+	pid, err = syscall.ForkExec(SealedPath(sealed), argv, &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   MonitorEnv,
 		Files: []uintptr{n, n, n, uintptr(fds[1]), n, n, n},
@@ -51,10 +57,73 @@ func Spawn(exe, stateDir, namespaces string, idleMillis int) (pid, sock int, err
 	return pid, fds[0], nil
 }
 
+// OpenSealed opens exe, the sealed copy of a binary, on a detached
+// read-only mount of its own (open_tree(2), mount_setattr(2)), close-on-exec.
+// A monitor executed through it (SealedPath) has it as /proc/PID/exe, as
+// has every process the monitor clones until it executes another
+// program: no process of a container can open the copy for writing
+// through those links, even once nothing executes it any more
+// (CVE-2019-5736).
+func OpenSealed(exe string) (int, error) {
+	p, err := syscall.BytePtrFromString(exe)
+	if err != nil {
+		return -1, err
+	}
+	tree, _, e := syscall.Syscall(sysOpenTree, atFDCWD, uintptr(unsafe.Pointer(p)), openTreeClone|syscall.O_CLOEXEC)
+	if e != 0 {
+		return -1, &sealError{"open_tree " + exe, e}
+	}
+	// Above the numbers a child's stdio and extra files take before it
+	// executes the binary through this one.
+	fd, _, e := syscall.Syscall(syscall.SYS_FCNTL, tree, syscall.F_DUPFD_CLOEXEC, minSealedFD)
+	syscall.Close(int(tree))
+	if e != 0 {
+		return -1, &sealError{"open_tree " + exe, e}
+	}
+	attr := mountAttr{set: mountAttrRdonly | mountAttrNosuid | mountAttrNodev}
+	empty := [1]byte{}
+	if _, _, e := syscall.Syscall6(sysMountSetattr, fd, uintptr(unsafe.Pointer(&empty[0])), atEmptyPath,
+		uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0); e != 0 {
+		syscall.Close(int(fd))
+		return -1, &sealError{"mount_setattr " + exe, e}
+	}
+	return int(fd), nil
+}
+
+// sealError is a failed step of OpenSealed.
+type sealError struct {
+	step string
+	err  error
+}
+
+func (e *sealError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *sealError) Unwrap() error { return e.err }
+
+// SealedPath is the path to execute the binary OpenSealed opened as fd.
+func SealedPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// The system calls OpenSealed makes, which package syscall lacks; their
+// numbers are the same on every architecture.
+const (
+	sysOpenTree     = 428
+	sysMountSetattr = 442
+	openTreeClone   = 1
+	atFDCWD         = ^uintptr(99) // -100
+	atEmptyPath     = 0x1000
+	mountAttrRdonly = 0x1
+	mountAttrNosuid = 0x2
+	mountAttrNodev  = 0x4
+	minSealedFD     = 100
+)
+
+// mountAttr is struct mount_attr.
+type mountAttr struct {
+	set, clr, propagation, userns uint64
+}
+
 // Started is a monitor that Prestart started, until the runtime takes it.
 type Started struct {
 	Root, ID, Exe string
-	Namespaces    string
 	Pid, Sock     int
 }
 
@@ -66,11 +135,11 @@ var (
 
 // Prestart starts a monitor on standby for a container that this program
 // is about to create in the state root root (absolute and clean), under a
-// new ID, with namespaces for its init to start ahead. The runtime's
+// new ID. The runtime's
 // Create claims the ID (ClaimID) and takes the monitor (Take). It does
 // nothing when the root holds no sealed copy of this binary yet, made by
 // this user: the first container a binary runs makes it.
-func Prestart(root, namespaces string) {
+func Prestart(root string) {
 	mu.Lock()
 	defer mu.Unlock()
 	if started != nil || root == "" || root[0] != '/' {
@@ -89,11 +158,11 @@ func Prestart(root, namespaces string) {
 	if err != nil {
 		return
 	}
-	pid, sock, err := Spawn(exe, root+"/containers/"+id, namespaces, PrestartIdleMillis)
+	pid, sock, err := Spawn(exe, root+"/containers/"+id, PrestartIdleMillis)
 	if err != nil {
 		return
 	}
-	started, claimed = &Started{Root: root, ID: id, Exe: exe, Namespaces: namespaces, Pid: pid, Sock: sock}, false
+	started, claimed = &Started{Root: root, ID: id, Exe: exe, Pid: pid, Sock: sock}, false
 }
 
 // ClaimID returns, once, the ID of the container that the monitor Prestart

@@ -3,7 +3,7 @@
 package standby
 
 // Prestart does nothing off Linux.
-func Prestart(root, namespaces string) {}
+func Prestart(root string) {}
 
 // ClaimID returns "" off Linux.
 func ClaimID(root string) string { return "" }
