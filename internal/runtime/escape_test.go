@@ -3,11 +3,15 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,6 +105,91 @@ func sealedHelper() int {
 	err = syscall.Exec("/bin/sh", []string{"sh", "-c", script}, []string{"PATH=/bin"})
 	fmt.Println("exec:", err)
 	return 1
+}
+
+// TestCwdThroughDescriptor starts containers whose working directory is
+// one of the descriptors the process may have held before it executed,
+// through its own proc (CVE-2024-21626): none may start in a directory
+// outside its root.
+func TestCwdThroughDescriptor(t *testing.T) {
+	checkLeaks(t)
+	// A name in the host's root that the container's lacks.
+	var hostOnly string
+	ents, err := os.ReadDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if _, err := os.Lstat(path.Join(baseRootfs, e.Name())); e.IsDir() && errors.Is(err, fs.ErrNotExist) {
+			hostOnly = e.Name()
+			break
+		}
+	}
+	if hostOnly == "" {
+		t.Fatal("no directory of the host's root is missing from the container's")
+	}
+	for fd := 3; fd < 40; fd++ {
+		spec := testSpec(t, "sh", "-c", "ls -a ../../../../../../../..")
+		spec.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
+		var stdout, stderr syncBuffer
+		h, err := start(t, spec, &Stdio{Stdout: &stdout, Stderr: &stderr})
+		if err != nil {
+			continue // refused: what is wanted
+		}
+		es, err := h.Wait(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range strings.Fields(stdout.String()) {
+			if name == hostOnly {
+				t.Errorf("working directory %s reached the host's root (exit %d): %q", spec.Process.Cwd, es.ExitCode, stdout.String())
+				break
+			}
+		}
+	}
+}
+
+// TestParentDeathSignal checks that a cloned init's parent, for
+// PR_SET_PDEATHSIG (which tini -p sets first thing), lasts as long as the
+// container: that is the monitor's thread the init was cloned from, the
+// one in the container's mount namespace, and it must not end first.
+func TestParentDeathSignal(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sleep", "100")
+	if !initOnThread(spec) {
+		t.Fatal("the init would not be cloned")
+	}
+	h, err := start(t, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := h.State()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", st.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past the moment the thread would end if it did not wait.
+	time.Sleep(200 * time.Millisecond)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", st.MonitorPid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, task := range tasks {
+		if tns, _ := os.Readlink(fmt.Sprintf("/proc/%d/task/%s/ns/mnt", st.MonitorPid, task.Name())); tns == ns {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no thread of monitor %d is left in the container's mount namespace: the init's parent ended", st.MonitorPid)
+	}
+	if err := h.Kill(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.Wait(ctxT(t, 30*time.Second))
 }
 
 func copyTree(t *testing.T, src, dst string) {

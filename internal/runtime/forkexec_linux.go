@@ -114,6 +114,7 @@ type childMount struct {
 	flags                        uintptr
 	attr                         *unix.MountAttr
 	optional                     bool
+	orBind                       *byte // bound on the target instead where that is no directory
 }
 
 // rlimitSet is a limit a child sets with prlimit64.
@@ -149,6 +150,7 @@ type execChild struct {
 	oomValue       []byte
 	mkdirs         []*byte // the working directory and its parents, made if missing
 	cwd            *byte
+	cwdBuf         []byte          // for getcwd
 	filter         *unix.SockFprog // nil: none
 	early          bool            // load filter before giving up root, which it needs without no_new_privs
 	drop           []uintptr       // capabilities dropped from the bounding set
@@ -257,6 +259,7 @@ func newExecChild(s *execSetup) (*execChild, error) {
 	if c.cwd, err = unix.BytePtrFromString(cwd); err != nil {
 		return nil, err
 	}
+	c.cwdBuf = make([]byte, unix.PathMax)
 
 	if len(s.filter) > 0 {
 		if len(s.filter) > unix.BPF_MAXINSNS {
@@ -555,6 +558,10 @@ func (c *execChild) explain(p *Process, ce childError) error {
 		}
 		return &StartError{ExitCode: code, Msg: fmt.Sprintf("exec: %q: %v", file, errno)}
 	}
+	prefix := "exec"
+	if c.init {
+		prefix = "init"
+	}
 	what := map[uint32]string{
 		stageDumpable:    "make the process undumpable",
 		stageOOMScore:    "oom_score_adj",
@@ -585,13 +592,12 @@ func (c *execChild) explain(p *Process, ce childError) error {
 	if ce.Stage == stageCgroupNS && c.newCgroupNS {
 		what = "cgroup namespace"
 	}
+	if (ce.Stage == stageWorkdir || ce.Stage == stageUserWorkdir) && errno == unix.EXDEV {
+		return &StartError{ExitCode: 125, Msg: fmt.Sprintf("%s: working directory %s: outside the container's root", prefix, p.Cwd)}
+	}
 	code := 125
 	if ce.Stage == stageUserWorkdir {
 		code = 126 // the user may not be allowed in
-	}
-	prefix := "exec"
-	if c.init {
-		prefix = "init"
 	}
 	return &StartError{ExitCode: code, Msg: fmt.Sprintf("%s: %s: %v", prefix, what, errno)}
 }
@@ -704,13 +710,8 @@ func childCloseFrom(c *execChild) {
 //go:nocheckptr
 //go:nosplit
 func childExec(c *execChild, ce *childError) syscall.Errno {
-	ce.Stage = stageSession
-	if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
-		return e
-	}
-	if c.setctty {
-		ce.Stage = stageTerminal
-		if _, _, e := syscall.RawSyscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0); e != 0 {
+	if !c.init {
+		if e := childSession(c, ce); e != 0 {
 			return e
 		}
 	}
@@ -739,6 +740,26 @@ func childExec(c *execChild, ce *childError) syscall.Errno {
 		return unix.EACCES
 	}
 	return unix.ENOENT
+}
+
+// childSession gives the process a session of its own and, when it has a
+// terminal, makes that its controlling one.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childSession(c *execChild, ce *childError) syscall.Errno {
+	ce.Stage = stageSession
+	if _, _, e := syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
+		return e
+	}
+	if c.setctty {
+		ce.Stage = stageTerminal
+		if _, _, e := syscall.RawSyscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0); e != 0 {
+			return e
+		}
+	}
+	return 0
 }
 
 // childEnter moves the first child into the container: undumpable, its
@@ -827,12 +848,27 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
+	if c.init {
+		// The init is in the container's pid namespace, and about to
+		// mount its proc: from here on /proc/self/fd names its
+		// descriptors, which must be the container's alone (the
+		// CVE-2024-21626 family). Its session, too, comes before its
+		// seccomp filter, as in an init that is executed.
+		childCloseFrom(c)
+		if e := childSession(c, ce); e != 0 {
+			return e
+		}
+	}
 	ce.Stage = stageMount
 	for i := 0; i < len(c.mounts); i++ {
 		ce.Index = uint32(i)
 		m := &c.mounts[i]
 		_, _, e := syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(m.source)), uintptr(unsafe.Pointer(m.target)),
 			uintptr(unsafe.Pointer(m.fstype)), m.flags, uintptr(unsafe.Pointer(m.data)), 0)
+		if e == unix.ENOTDIR && m.orBind != nil {
+			_, _, e = syscall.RawSyscall6(unix.SYS_MOUNT, uintptr(unsafe.Pointer(m.orBind)), uintptr(unsafe.Pointer(m.target)),
+				0, unix.MS_BIND, 0, 0)
+		}
 		if e == unix.ENOENT && m.optional {
 			continue
 		}
@@ -871,6 +907,25 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(c.cwd)), 0, 0); e != 0 {
 		return e
+	}
+	return childCwdInRoot(c)
+}
+
+// childCwdInRoot refuses a working directory outside the process's root,
+// which getcwd(2) gives a path for that does not start with a slash
+// ("(unreachable)..."): one reached through a descriptor or a link into
+// another tree.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childCwdInRoot(c *execChild) syscall.Errno {
+	_, _, e := syscall.RawSyscall(unix.SYS_GETCWD, uintptr(unsafe.Pointer(&c.cwdBuf[0])), uintptr(len(c.cwdBuf)), 0)
+	if e != 0 {
+		return e
+	}
+	if c.cwdBuf[0] != '/' {
+		return unix.EXDEV
 	}
 	return 0
 }
@@ -969,6 +1024,9 @@ func childPrivileges(c *execChild, ce *childError) syscall.Errno {
 	// Again as the user, who may not be allowed in.
 	ce.Stage = stageUserWorkdir
 	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(c.cwd)), 0, 0); e != 0 {
+		return e
+	}
+	if e := childCwdInRoot(c); e != 0 {
 		return e
 	}
 	// Nothing of the monitor's stays open across the exec: its

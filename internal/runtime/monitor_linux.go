@@ -51,6 +51,7 @@ type monitor struct {
 	stdinW   *os.File // the container's input, for attached clients
 	copies   sync.WaitGroup
 	exited   chan syscall.WaitStatus
+	released chan struct{} // closed once the init's exit is reported
 	ln       *unixsock.Listener
 	started  time.Time
 	answered sync.WaitGroup // requests being answered
@@ -75,7 +76,7 @@ type monitor struct {
 // the caller, then serve requests and record the exit.
 func monitorMain() {
 	keepDescriptors()
-	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1), execs: map[int]chan syscall.WaitStatus{}}
+	m := &monitor{stateDir: os.Args[1], roles: os.Args[2], exited: make(chan syscall.WaitStatus, 1), released: make(chan struct{}), execs: map[int]chan syscall.WaitStatus{}}
 	syncF := os.NewFile(monSyncFD, "sync")
 	report := func(msg syncMsg) {
 		b, _ := json.Marshal(msg)
@@ -136,6 +137,7 @@ func monitorMain() {
 	if m.mntns != nil {
 		m.mntns.Close()
 	}
+	close(m.released)
 	m.afterExit(es)
 }
 
@@ -298,15 +300,6 @@ func (m *monitor) start() error {
 		// otherwise, which the maps need not cover.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	if v2 {
-		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("cgroup: %w", err)
-		}
-		defer unix.Close(fd)
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
-	}
-
 	var childEnds []*os.File
 	var readers []func()
 	if spec.Process.Terminal {
@@ -377,6 +370,17 @@ func (m *monitor) start() error {
 	// The monitor's own binary is sealed (standby.OpenSealed): so is an
 	// init executed through its link.
 	cmd.Path = "/proc/self/exe"
+	if v2 {
+		fd, err := unix.Open(m.group.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range childEnds {
+				f.Close()
+			}
+			return fmt.Errorf("cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
 
 	parentSync, childSync, err := socketPair()
 	if err == nil {

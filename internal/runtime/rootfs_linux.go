@@ -168,6 +168,7 @@ type lateMount struct {
 	flags                        uintptr
 	attr                         uint64 // set on the mount and those below it, after
 	optional                     bool   // skipped when the target is missing
+	orBind                       string // bound on the target instead where that is no directory
 }
 
 // rootfsSetup is where setupRootfs runs: in a container's init, or on a
@@ -307,8 +308,8 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 	// proc and sysfs go in before pivot_root: in a user namespace the
 	// kernel lets them be mounted only while a fully visible instance is
 	// in the mount namespace (the host's, until the old root goes). On a
-	// thread, there is none: proc is the init's, and what is masked in it
-	// is told apart by the host's.
+	// thread, there is none: proc is the init's, and so are the masks in
+	// it, an empty tmpfs over a directory and /dev/null over a file.
 	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	var procMasks []lateMount
 	if rs.onThread {
@@ -318,18 +319,10 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 		rs.late = append(rs.late, lateMount{name: "mount proc on /proc", source: "proc", target: "/proc", fstype: "proc", flags: nsn})
 		if !spec.Process.Privileged {
 			for _, p := range spec.MaskedPaths {
-				if !inProc(p) {
-					continue
+				if inProc(p) {
+					procMasks = append(procMasks, lateMount{name: "mask " + p, source: "tmpfs", target: p, fstype: "tmpfs",
+						flags: unix.MS_RDONLY | nsn, data: "size=0", optional: true, orBind: "/dev/null"})
 				}
-				fi, err := os.Stat(p)
-				if err != nil {
-					continue // not in this kernel's proc
-				}
-				m := lateMount{name: "mask " + p, source: "/dev/null", target: p, flags: unix.MS_BIND, optional: true}
-				if fi.IsDir() {
-					m.source, m.fstype, m.flags, m.data = "tmpfs", "tmpfs", unix.MS_RDONLY|nsn, "size=0"
-				}
-				procMasks = append(procMasks, m)
 			}
 			for _, p := range spec.ReadonlyPaths {
 				if inProc(p) {

@@ -264,6 +264,8 @@ func TestInitOnThread(t *testing.T) {
 			s.Mounts = append(s.Mounts, MountSpec{Destination: "/sys/fs/cgroup/x", Type: "tmpfs", Source: "tmpfs"})
 		}, false},
 		{"user namespace", func(s *Spec) { s.Namespaces.New = append(s.Namespaces.New, "user") }, false},
+		{"mask in cgroup2's place", func(s *Spec) { s.MaskedPaths = append(s.MaskedPaths, "/sys/fs/cgroup/cpu.stat") }, false},
+		{"mask in /proc", func(s *Spec) { s.MaskedPaths = append(s.MaskedPaths, "/proc/kcore") }, true},
 	} {
 		spec := &Spec{Namespaces: Namespaces{New: slices.Clone(DefaultNamespaces)}}
 		tc.change(spec)

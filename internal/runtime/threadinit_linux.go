@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -31,18 +32,29 @@ import (
 // enter, nor over idmapped layers, and without the caller's mounts in
 // /proc or on the way to /sys/fs/cgroup, which the init's own would cover
 // or be covered by, unlike the order setupRootfs keeps in an init of its
-// own. The binary executed again handles the rest.
+// own; nor with masks or read-only paths in /sys/fs/cgroup, which the
+// init's cgroup2 would cover. The binary executed again handles the rest.
 func initOnThread(spec *Spec) bool {
 	if spec.hasNew("user") || idmapRootfs(spec) || !nofile.Known {
 		return false
 	}
 	for _, m := range spec.Mounts {
 		d := path.Clean(m.Destination)
-		if inProc(d) || d == "/sys" || d == "/sys/fs" || d == "/sys/fs/cgroup" || strings.HasPrefix(d, "/sys/fs/cgroup/") {
+		if inProc(d) || d == "/sys" || d == "/sys/fs" || inCgroupFS(d) {
+			return false
+		}
+	}
+	for _, p := range append(slices.Clone(spec.MaskedPaths), spec.ReadonlyPaths...) {
+		if inCgroupFS(path.Clean(p)) {
 			return false
 		}
 	}
 	return true
+}
+
+// inCgroupFS reports whether p is /sys/fs/cgroup or below it.
+func inCgroupFS(p string) bool {
+	return p == "/sys/fs/cgroup" || strings.HasPrefix(p, "/sys/fs/cgroup/")
 }
 
 // startOnThread starts the container's init from a thread and returns once
@@ -84,7 +96,7 @@ func (m *monitor) startOnThread(spec *Spec, filter []unix.SockFilter, stdio []*o
 			go m.reap()
 		},
 		register: func(int) error { return nil },
-		kill:     func(pid int) { unix.Kill(pid, unix.SIGKILL) },
+		kill:     func(int) { initProc.Kill() },
 	}
 	if m.group != nil {
 		// Called on the thread, which sees the container's root by then:
@@ -106,7 +118,13 @@ func (m *monitor) startOnThread(spec *Spec, filter []unix.SockFilter, stdio []*o
 		// Never unlocked: the thread is left in the container's
 		// namespaces and root, and ends with this goroutine.
 		goruntime.LockOSThread()
-		errc <- m.cloneInit(spec, s, console, hooks)
+		err := m.cloneInit(spec, s, console, hooks)
+		errc <- err
+		if err == nil {
+			// The init's parent, for PR_SET_PDEATHSIG, is this thread,
+			// not the monitor: it stays until the init's end is told.
+			<-m.released
+		}
 	}()
 	err := <-errc
 	if err != nil && m.pid != 0 {
@@ -217,7 +235,7 @@ func (m lateMount) forChild() (childMount, error) {
 	for _, f := range []struct {
 		p **byte
 		s string
-	}{{&c.source, m.source}, {&c.target, m.target}, {&c.fstype, m.fstype}, {&c.data, m.data}} {
+	}{{&c.source, m.source}, {&c.target, m.target}, {&c.fstype, m.fstype}, {&c.data, m.data}, {&c.orBind, m.orBind}} {
 		if f.s == "" {
 			continue
 		}
