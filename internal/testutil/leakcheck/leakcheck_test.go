@@ -70,12 +70,15 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestProcessesMatching(t *testing.T) {
 	testutil.RequireRoot(t)
 	token := "leakcheck-token-" + strconv.Itoa(os.Getpid())
-	before := Take(ProcessesMatching(token))
+	// Processes only: tests of other packages, run meanwhile, make mounts
+	// and cgroups of their own.
+	opts := []Option{ProcessesMatching(token), MountsUnder(t.TempDir()), CgroupPrefix(token)}
+	before := Take(opts...)
 	// A grandchild, reparented once its parent exits: no child of ours.
 	if out, err := exec.Command("sh", "-c", "(exec sh -c 'sleep 30; : "+token+"' </dev/null >/dev/null 2>&1 &)").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	leaks := Diff(before, Take(ProcessesMatching(token)))
+	leaks := Diff(before, Take(opts...))
 	if len(leaks) != 1 || !strings.Contains(leaks[0], token) {
 		t.Fatalf("leaks %q", leaks)
 	}
