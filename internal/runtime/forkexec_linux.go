@@ -174,7 +174,7 @@ type execSetup struct {
 	filter   []unix.SockFilter
 	userns   *os.File // nil: none
 	joins    []nsFile // pid, net, ipc, uts: those the container has of its own or joined
-	mntns    *os.File
+	mntns    *os.File // nil: the caller's, which a cloned init already is in
 	cgroupns *os.File // nil: none
 	cgroupFD int      // -1: join the cgroup later (v1)
 	stdio    []*os.File
@@ -193,7 +193,10 @@ func newExecChild(s *execSetup) (*execChild, error) {
 	if len(p.Args) == 0 {
 		return nil, errors.New("no command")
 	}
-	c := &execChild{userns: -1, cgroupns: -1, wait: -1, waitW: -1, mntns: int(s.mntns.Fd())}
+	c := &execChild{userns: -1, cgroupns: -1, wait: -1, waitW: -1, mntns: -1}
+	if s.mntns != nil {
+		c.mntns = int(s.mntns.Fd())
+	}
 	c.clone.exitSignal = uint64(unix.SIGCHLD)
 	// clone's flags come second on s390x.
 	c.cloneA, c.cloneB = uintptr(unix.SIGCHLD), 0

@@ -132,9 +132,10 @@ func noSymlink(p string) error {
 	return nil
 }
 
-// lateMountpoint checks and makes, at p (dest in the current root), the
-// mount point of a lateMount: the init mounts on it as it finds it.
-func lateMountpoint(p, dest string) error {
+// dirMountpoint checks and makes a directory mount point: dest, which is p
+// in the container, must not pass through a symlink. A lateMount's is made
+// here too, for the init to mount on as it finds it.
+func dirMountpoint(p, dest string) error {
 	if err := noSymlink(dest); err != nil {
 		return err
 	}
@@ -145,11 +146,8 @@ func lateMountpoint(p, dest string) error {
 }
 
 func mountAt(src, dest, fstype string, flags uintptr, data string) error {
-	if err := noSymlink(dest); err != nil {
+	if err := dirMountpoint(dest, dest); err != nil {
 		return err
-	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return fmt.Errorf("mount point %s: %w", dest, err)
 	}
 	if err := unix.Mount(src, dest, fstype, flags, data); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", fstype, dest, err)
@@ -313,7 +311,7 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 	const nsn = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	var procMasks []lateMount
 	if rs.onThread {
-		if err := lateMountpoint("/proc", path.Join(target, "proc")); err != nil {
+		if err := dirMountpoint("/proc", path.Join(target, "proc")); err != nil {
 			return err
 		}
 		rs.late = append(rs.late, lateMount{name: "mount proc on /proc", source: "proc", target: "/proc", fstype: "proc", flags: nsn})
@@ -356,7 +354,7 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 		}
 	}
 	if cgroup2 && rs.onThread {
-		if err := lateMountpoint("/sys/fs/cgroup", "/sys/fs/cgroup"); err != nil {
+		if err := dirMountpoint("/sys/fs/cgroup", "/sys/fs/cgroup"); err != nil {
 			return err
 		}
 		rs.late = append(rs.late, lateMount{name: "mount cgroup2 on /sys/fs/cgroup", source: "cgroup2", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: nsn | unix.MS_RDONLY})

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	goruntime "runtime"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -44,9 +43,11 @@ func initOnThread(spec *Spec) bool {
 			return false
 		}
 	}
-	for _, p := range append(slices.Clone(spec.MaskedPaths), spec.ReadonlyPaths...) {
-		if inCgroupFS(path.Clean(p)) {
-			return false
+	for _, paths := range [][]string{spec.MaskedPaths, spec.ReadonlyPaths} {
+		for _, p := range paths {
+			if inCgroupFS(path.Clean(p)) {
+				return false
+			}
 		}
 	}
 	return true
@@ -211,7 +212,7 @@ func (m *monitor) cloneInit(spec *Spec, s *execSetup, console string, hooks exec
 	if err != nil {
 		return &StartError{ExitCode: 125, Msg: "init: " + err.Error()}
 	}
-	c.init, c.mntns = true, -1
+	c.init = true
 	c.newCgroupNS = spec.hasNew("cgroup")
 	for _, lm := range rs.late {
 		cm, err := lm.forChild()
