@@ -312,14 +312,22 @@ func keyedValue(b []byte, key string) uint64 {
 // processes, and fails with errdefs.ErrWrongState if processes remain. A
 // group already gone is not an error.
 func (g Group) Delete() error {
-	dirs := g.All()
+	if err := g.DeleteOwn(); err != nil {
+		return err
+	}
+	g.RemoveParents()
+	return nil
+}
+
+// DeleteOwn is Delete without the parents: for a caller with more urgent
+// work between the two, such as a monitor recording its container's exit.
+func (g Group) DeleteOwn() error {
 	deadline := time.Now().Add(DeleteTimeout)
-	for _, d := range dirs {
+	for _, d := range g.All() {
 		if err := removeTree(d, deadline); err != nil {
 			return fmt.Errorf("cgroup %s: delete: %w", g.Name, err)
 		}
 	}
-	g.removeParents(dirs)
 	return nil
 }
 
@@ -356,16 +364,16 @@ func LockParents(how int) func() {
 	return func() { f.Close() }
 }
 
-// removeParents removes the parent groups of dirs ("dock" of "dock/ID")
-// that no other group uses any more, so that a host is left as it was
-// once its last container is gone. A parent still in use is left.
-func (g Group) removeParents(dirs []string) {
+// RemoveParents removes the parent groups of the group ("dock" of
+// "dock/ID") that no other group uses any more, so that a host is left as
+// it was once its last container is gone. A parent still in use is left.
+func (g Group) RemoveParents() {
 	if !strings.Contains(g.Name, "/") {
 		return
 	}
 	unlock := LockParents(unix.LOCK_EX)
 	defer unlock()
-	for _, d := range dirs {
+	for _, d := range g.All() {
 		for p, n := path.Dir(d), strings.Count(g.Name, "/"); n > 0; p, n = path.Dir(p), n-1 {
 			if os.Remove(p) != nil {
 				break // not empty: others use it

@@ -198,10 +198,13 @@ func (m *monitor) finish(es ExitStatus) {
 		m.ln.Close()
 		os.Remove(path.Join(m.stateDir, socketFile))
 	}
+	removed := false
 	if m.group != nil && !m.restarts(es) {
-		if err := m.group.Delete(); err != nil {
+		err := m.group.DeleteOwn()
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "remove cgroup: %v\n", err)
 		}
+		removed = err == nil
 	}
 	es.FinishedAt = time.Now()
 	st := State{Status: Stopped, Pid: m.pid, ExitCode: es.ExitCode, Signal: es.Signal,
@@ -220,6 +223,11 @@ func (m *monitor) finish(es ExitStatus) {
 	}
 	m.waiters = nil
 	m.mu.Unlock()
+	// The parents are shared with other containers, not part of this
+	// one's exit: they go once its waiters have their answer.
+	if removed {
+		m.group.RemoveParents()
+	}
 	// An auto-remove container's exit need not outlive a crash: after one,
 	// its state reads as lost, and it is removed all the same.
 	if m.spec == nil || !m.spec.AutoRemove {

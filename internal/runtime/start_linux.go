@@ -410,6 +410,12 @@ func (h *Handle) Wait(ctx context.Context) (ExitStatus, error) {
 }
 
 func (h *Handle) wait(ctx context.Context) (ExitStatus, error) {
+	var watch *stateWatch
+	defer func() {
+		if watch != nil {
+			watch.close()
+		}
+	}()
 	for {
 		st, err := h.readState()
 		if err != nil {
@@ -433,8 +439,14 @@ func (h *Handle) wait(ctx context.Context) (ExitStatus, error) {
 			return ExitStatus{}, ctx.Err()
 		}
 		// The monitor is gone or going: state.json has the answer, or
-		// shows a monitor that died.
-		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+		// shows a monitor that died. Watch it, then read it again, so
+		// that an exit recorded meanwhile is not missed; the timeout
+		// notices a monitor that died without recording one.
+		if watch == nil {
+			watch = watchState(h.stateDir)
+			continue
+		}
+		if err := watch.wait(ctx, 20*time.Millisecond); err != nil {
 			return ExitStatus{}, err
 		}
 	}
