@@ -38,7 +38,12 @@ func (w *stateWatch) wait(ctx context.Context, d time.Duration) error {
 	if w.f == nil {
 		return sleepCtx(ctx, d)
 	}
-	w.f.SetReadDeadline(time.Now().Add(d))
+	if err := w.f.SetReadDeadline(time.Now().Add(d)); err != nil {
+		// Not in the runtime's poller: a read could block for good.
+		w.f.Close()
+		w.f = nil
+		return sleepCtx(ctx, d)
+	}
 	stop := context.AfterFunc(ctx, func() { w.f.SetReadDeadline(time.Now()) })
 	defer stop()
 	var buf [4096]byte // whole events only: one holds a name of up to 255 bytes
