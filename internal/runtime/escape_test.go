@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"strings"
 	"syscall"
@@ -261,4 +262,69 @@ func syscallsHelper() int {
 	})
 	try("reboot", func() error { return unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) })
 	return 0
+}
+
+// TestFIFOMountPoint gives a container an image whose /etc/hosts is a FIFO,
+// with a file bound over it as Docker binds its hosts file: the start must
+// mount over the FIFO, not open it and wait for a writer that never comes.
+func TestFIFOMountPoint(t *testing.T) {
+	checkLeaks(t)
+	hosts := path.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 bound\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, reexec := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cloned", true: "executed"}[reexec], func(t *testing.T) {
+			// A root of its own: a start stuck on the FIFO is let go by
+			// opening it for writing, after which it blocks no more.
+			rootfs := path.Join(t.TempDir(), "rootfs")
+			if out, err := exec.Command("cp", "-a", baseRootfs, rootfs).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v: %s", err, out)
+			}
+			fifo := path.Join(rootfs, "etc/hosts")
+			os.Remove(fifo)
+			if err := unix.Mkfifo(fifo, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			spec := testSpec(t, "cat", "/etc/hosts")
+			spec.Rootfs[0].Source = rootfs
+			spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/etc/hosts", Type: "bind", Source: hosts, Options: []string{"bind", "ro"}})
+			if reexec {
+				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
+			}
+			if initOnThread(spec) == reexec {
+				t.Fatalf("initOnThread = %v", !reexec)
+			}
+			var stdout, stderr syncBuffer
+			started := make(chan error, 1)
+			var h *Handle
+			go func() {
+				var err error
+				h, err = start(t, spec, &Stdio{Stdout: &stdout, Stderr: &stderr})
+				started <- err
+			}()
+			select {
+			case err := <-started:
+				if err != nil {
+					t.Fatalf("start: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				if fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+					defer unix.Close(fd)
+				}
+				<-started
+				t.Fatal("the start waited on the FIFO for 30 s")
+			}
+			es, err := h.Wait(ctxT(t, 30*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.copies.wait(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if es.ExitCode != 0 || stdout.String() != "127.0.0.1 bound\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want the bound file", es.ExitCode, stdout.String(), stderr.String())
+			}
+		})
+	}
 }

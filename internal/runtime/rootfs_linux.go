@@ -107,11 +107,18 @@ func mountpoint(dest string, isDir bool) error {
 	if err := os.MkdirAll(path.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("mount point %s: %w", dest, err)
 	}
-	f, err := os.OpenFile(dest, os.O_RDONLY|os.O_CREATE, 0o644)
+	// What the image has there is mounted over as it is, never opened: a
+	// FIFO in place of /etc/hosts would hold the start for good. A file
+	// made now is opened non-blocking all the same, should a FIFO take
+	// its place first.
+	if _, err := os.Stat(dest); err == nil {
+		return nil
+	}
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return fmt.Errorf("mount point %s: %w", dest, err)
 	}
-	return f.Close()
+	return unix.Close(fd)
 }
 
 // noSymlink refuses a path any of whose components is a symlink, for the
