@@ -5,6 +5,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -479,4 +480,53 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestStartContext checks that a start whose init never runs ends with the
+// caller's context, and takes the monitor with it: here the container's
+// cgroup is frozen before the start, so its init stops there, cloned or
+// executed, before it can report.
+func TestStartContext(t *testing.T) {
+	checkLeaks(t)
+	for _, reexec := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cloned", true: "executed"}[reexec], func(t *testing.T) {
+			spec := testSpec(t, "true")
+			if reexec {
+				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
+			}
+			if err := spec.Cgroup.Freeze(); err != nil {
+				t.Skipf("no freezer: %v", err)
+			}
+			// Before the group's own cleanup, which cannot kill what
+			// stays frozen.
+			t.Cleanup(func() { spec.Cgroup.Thaw() })
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := startWith(t, func(_ context.Context, spec *Spec, stdio *Stdio) (*Handle, error) {
+					return Start(ctx, spec, stdio)
+				}, spec, nil)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				spec.Cgroup.Thaw()
+				<-done
+				t.Fatal("the start went on 30 s after its context ended")
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("start: %v, want context.DeadlineExceeded", err)
+			}
+			st, err := ReadState(spec.StateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.MonitorPid != 0 && monitorAlive(st.MonitorPid, spec.StateDir) {
+				t.Errorf("monitor %d is still there", st.MonitorPid)
+			}
+		})
+	}
 }

@@ -248,7 +248,16 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 		roles = "-"
 	}
 	args := []string{spec.StateDir, roles, filter}
-	if sb == nil || !sb.hand(ctx, exe, args, mlog, files) {
+	var monitor *os.Process
+	if sb != nil && sb.hand(ctx, exe, args, mlog, files) {
+		monitor = sb.proc
+	} else {
+		if err := ctx.Err(); err != nil {
+			mlog.Close()
+			closeAll(childEnds)
+			closeAll(parentEnds)
+			return nil, fmt.Errorf("container %s: start: %w", spec.ID, err)
+		}
 		sealed, err := standby.OpenSealed(exe)
 		if err != nil {
 			mlog.Close()
@@ -281,6 +290,7 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 		// Reap the monitor if it ends while this process lives; it goes
 		// on without us otherwise.
 		go cmd.Process.Wait()
+		monitor = cmd.Process
 	}
 	mlog.Close()
 	closeAll(childEnds)
@@ -312,7 +322,24 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 		}
 	}
 
+	// A start that never ends (a mount of a file system that does not
+	// answer, a frozen cgroup) ends with ctx: the monitor is killed, with
+	// the thread an init is cloned from, and what is in the container's
+	// group, and the wait for the report ends, as an init cloned before
+	// may hold the pipe still.
+	stop := context.AfterFunc(ctx, func() {
+		monitor.Kill()
+		if spec.Cgroup != nil {
+			spec.Cgroup.Kill()
+		}
+		syncR.SetReadDeadline(time.Now())
+	})
 	line, rerr := bufio.NewReader(syncR).ReadBytes('\n')
+	if !stop() {
+		// Not waiting for the output: an init the monitor executed may
+		// hold it still.
+		return nil, fmt.Errorf("container %s: start: %w", spec.ID, ctx.Err())
+	}
 	var msg syncMsg
 	if err := json.Unmarshal(line, &msg); err != nil {
 		h.copies.wait(context.Background())
