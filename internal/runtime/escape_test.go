@@ -328,3 +328,58 @@ func TestFIFOMountPoint(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkdirThroughProc gives a container that shares the host's pid
+// namespace a working directory reached through /proc/<pid>/root of a host
+// process: the directories it lacks must not be made in the host's tree,
+// by the init, cloned or executed, nor by an exec'd process.
+func TestWorkdirThroughProc(t *testing.T) {
+	checkLeaks(t)
+	host := t.TempDir()
+	viaProc := func(name string) (string, string) {
+		dir := path.Join(host, name, "sub")
+		return dir, fmt.Sprintf("/proc/%d/root%s", os.Getpid(), dir)
+	}
+	noHostPid := func(t *testing.T, args ...string) *Spec {
+		spec := testSpec(t, args...)
+		spec.Namespaces.New = nil
+		for _, ns := range DefaultNamespaces {
+			if ns != "pid" {
+				spec.Namespaces.New = append(spec.Namespaces.New, ns)
+			}
+		}
+		return spec
+	}
+	for _, reexec := range []bool{false, true} {
+		name := map[bool]string{false: "cloned", true: "executed"}[reexec]
+		t.Run(name, func(t *testing.T) {
+			spec := noHostPid(t, "true")
+			if reexec {
+				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
+			}
+			if initOnThread(spec) == reexec {
+				t.Fatalf("initOnThread = %v", !reexec)
+			}
+			hostDir, cwd := viaProc(name)
+			spec.Process.Cwd = cwd
+			if h, err := start(t, spec, nil); err == nil {
+				h.Wait(ctxT(t, 30*time.Second))
+			}
+			if _, err := os.Lstat(path.Dir(hostDir)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("working directory %s made %s on the host (%v)", cwd, path.Dir(hostDir), err)
+			}
+		})
+	}
+	t.Run("exec", func(t *testing.T) {
+		h := running(t, noHostPid(t, "sleep", "100"))
+		hostDir, cwd := viaProc("exec")
+		p := Process{Args: []string{"true"}, Cwd: cwd, Env: []string{"PATH=/bin"}, Caps: testDefaultCaps}
+		ctx := ctxT(t, 30*time.Second)
+		if ep, err := h.Exec(ctx, &p, nil); err == nil {
+			ep.Wait(ctx)
+		}
+		if _, err := os.Lstat(path.Dir(hostDir)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("working directory %s made %s on the host (%v)", cwd, path.Dir(hostDir), err)
+		}
+	})
+}

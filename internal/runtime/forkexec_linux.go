@@ -148,7 +148,9 @@ type execChild struct {
 	rlimitNames    []string
 	oomPath        *byte // nil: keep
 	oomValue       []byte
-	mkdirs         []*byte // the working directory and its parents, made if missing
+	mkdirs         []mkdirStep // the working directory and its parents, made if missing
+	slash          *byte       // "/", the root the steps resolve in
+	mkdirHow       unix.OpenHow
 	cwd            *byte
 	cwdBuf         []byte          // for getcwd
 	filter         *unix.SockFprog // nil: none
@@ -253,12 +255,22 @@ func newExecChild(s *execSetup) (*execChild, error) {
 		return nil, fmt.Errorf("working directory %q: not absolute", cwd)
 	}
 	for d := path.Clean(cwd); d != "/"; d = path.Dir(d) {
-		b, err := unix.BytePtrFromString(d)
+		parent, err := unix.BytePtrFromString(path.Dir(d))
 		if err != nil {
 			return nil, err
 		}
-		c.mkdirs = append([]*byte{b}, c.mkdirs...)
+		base, err := unix.BytePtrFromString(path.Base(d))
+		if err != nil {
+			return nil, err
+		}
+		c.mkdirs = append([]mkdirStep{{parent, base}}, c.mkdirs...)
 	}
+	c.slash = &[]byte("/\x00")[0]
+	// Each parent resolves inside the root and never through a magic link
+	// of /proc: /proc/<pid>/root of a process in a pid namespace the
+	// container shares (the host's, another container's) would have the
+	// directories made in that process's tree.
+	c.mkdirHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	if c.cwd, err = unix.BytePtrFromString(cwd); err != nil {
 		return nil, err
 	}
@@ -902,16 +914,46 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	}
 	ce.Index = 0
 	ce.Stage = stageWorkdir
-	for i := 0; i < len(c.mkdirs); i++ {
-		_, _, e := syscall.RawSyscall(unix.SYS_MKDIRAT, atFDCWD, uintptr(unsafe.Pointer(c.mkdirs[i])), 0o755)
-		if e != 0 && e != unix.EEXIST {
-			return e
-		}
+	if e := childMkdirs(c); e != 0 {
+		return e
 	}
 	if _, _, e := syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(c.cwd)), 0, 0); e != 0 {
 		return e
 	}
 	return childCwdInRoot(c)
+}
+
+// mkdirStep makes base in parent.
+type mkdirStep struct{ parent, base *byte }
+
+// childMkdirs makes the working directory and its missing parents, each in
+// a parent opened with openat2 inside the root, without magic links.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childMkdirs(c *execChild) syscall.Errno {
+	if len(c.mkdirs) == 0 {
+		return 0
+	}
+	root, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.slash)), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	for i := 0; i < len(c.mkdirs); i++ {
+		dir, _, e := syscall.RawSyscall6(unix.SYS_OPENAT2, root, uintptr(unsafe.Pointer(c.mkdirs[i].parent)),
+			uintptr(unsafe.Pointer(&c.mkdirHow)), unsafe.Sizeof(c.mkdirHow), 0, 0)
+		if e == 0 {
+			_, _, e = syscall.RawSyscall(unix.SYS_MKDIRAT, dir, uintptr(unsafe.Pointer(c.mkdirs[i].base)), 0o755)
+			syscall.RawSyscall(unix.SYS_CLOSE, dir, 0, 0)
+		}
+		if e != 0 && e != unix.EEXIST {
+			syscall.RawSyscall(unix.SYS_CLOSE, root, 0, 0)
+			return e
+		}
+	}
+	syscall.RawSyscall(unix.SYS_CLOSE, root, 0, 0)
+	return 0
 }
 
 // childCwdInRoot refuses a working directory outside the process's root,

@@ -67,7 +67,7 @@ func finishProcess(spec *Spec, filter []unix.SockFilter, fail func(int, string, 
 	if cwd == "" {
 		cwd = "/"
 	}
-	if err := os.MkdirAll(cwd, 0o755); err != nil {
+	if err := mkdirInRoot(cwd); err != nil {
 		fail(125, "init: working directory %s: %v", cwd, err)
 	}
 	// Relative commands and PATH entries resolve in the working directory.
@@ -199,4 +199,33 @@ func receiveConfig(r io.Reader) (*Spec, []unix.SockFilter, error) {
 		return nil, nil, err
 	}
 	return &spec, filter, nil
+}
+
+// mkdirInRoot makes dir and its missing parents, each in its parent opened
+// inside the root and never through a magic link of /proc, as a cloned
+// child makes its working directory (childMkdirs).
+func mkdirInRoot(dir string) error {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	var steps []string
+	for d := path.Clean(dir); d != "/" && d != "."; d = path.Dir(d) {
+		steps = append(steps, d)
+	}
+	for i := len(steps) - 1; i >= 0; i-- {
+		d := steps[i]
+		parent, err := unix.Openat2(root, path.Dir(d), how)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: path.Dir(d), Err: err}
+		}
+		err = unix.Mkdirat(parent, path.Base(d), 0o755)
+		unix.Close(parent)
+		if err != nil && err != unix.EEXIST {
+			return &os.PathError{Op: "mkdir", Path: d, Err: err}
+		}
+	}
+	return nil
 }
