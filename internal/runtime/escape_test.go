@@ -273,8 +273,8 @@ func TestFIFOMountPoint(t *testing.T) {
 	if err := os.WriteFile(hosts, []byte("127.0.0.1 bound\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, reexec := range []bool{false, true} {
-		t.Run(map[bool]string{false: "cloned", true: "executed"}[reexec], func(t *testing.T) {
+	for _, kind := range initKinds {
+		t.Run(kind.name, func(t *testing.T) {
 			// A root of its own: a start stuck on the FIFO is let go by
 			// opening it for writing, after which it blocks no more.
 			rootfs := path.Join(t.TempDir(), "rootfs")
@@ -289,12 +289,7 @@ func TestFIFOMountPoint(t *testing.T) {
 			spec := testSpec(t, "cat", "/etc/hosts")
 			spec.Rootfs[0].Source = rootfs
 			spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/etc/hosts", Type: "bind", Source: hosts, Options: []string{"bind", "ro"}})
-			if reexec {
-				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
-			}
-			if initOnThread(spec) == reexec {
-				t.Fatalf("initOnThread = %v", !reexec)
-			}
+			useInit(t, spec, kind.reexec)
 			var stdout, stderr syncBuffer
 			started := make(chan error, 1)
 			var h *Handle
@@ -350,17 +345,11 @@ func TestWorkdirThroughProc(t *testing.T) {
 		}
 		return spec
 	}
-	for _, reexec := range []bool{false, true} {
-		name := map[bool]string{false: "cloned", true: "executed"}[reexec]
-		t.Run(name, func(t *testing.T) {
+	for _, kind := range initKinds {
+		t.Run(kind.name, func(t *testing.T) {
 			spec := noHostPid(t, "true")
-			if reexec {
-				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
-			}
-			if initOnThread(spec) == reexec {
-				t.Fatalf("initOnThread = %v", !reexec)
-			}
-			hostDir, cwd := viaProc(name)
+			useInit(t, spec, kind.reexec)
+			hostDir, cwd := viaProc(kind.name)
 			spec.Process.Cwd = cwd
 			if h, err := start(t, spec, nil); err == nil {
 				h.Wait(ctxT(t, 30*time.Second))

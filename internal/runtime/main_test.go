@@ -135,6 +135,25 @@ func testSpec(t testing.TB, args ...string) *Spec {
 	}
 }
 
+// initKinds are the two ways a monitor makes a container's init: a clone
+// of its own (initOnThread) or the binary executed again.
+var initKinds = []struct {
+	name   string
+	reexec bool
+}{{"cloned", false}, {"executed", true}}
+
+// useInit gives spec the kind of init asked for: a mount of its own in
+// /proc has the binary executed again.
+func useInit(t testing.TB, spec *Spec, reexec bool) {
+	t.Helper()
+	if reexec {
+		spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
+	}
+	if initOnThread(spec) == reexec {
+		t.Fatalf("initOnThread = %v", !reexec)
+	}
+}
+
 // testCgroup makes the group name, as a caller of Start does, and removes
 // it when the test ends.
 func testCgroup(t testing.TB, name string) *cgroupfs.Group {

@@ -134,16 +134,11 @@ func TestInitProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, reexec := range []bool{false, true} {
-		name := map[bool]string{false: "cloned", true: "executed"}[reexec]
+	for _, kind := range initKinds {
+		name, reexec := kind.name, kind.reexec
 		newSpec := func(t *testing.T, args ...string) *Spec {
 			spec := testSpec(t, args...)
-			if reexec {
-				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
-			}
-			if initOnThread(spec) == reexec {
-				t.Fatalf("initOnThread = %v", !reexec)
-			}
+			useInit(t, spec, reexec)
 			return spec
 		}
 		t.Run(name+"/namespaces and cgroup", func(t *testing.T) {
@@ -488,12 +483,10 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // executed, before it can report.
 func TestStartContext(t *testing.T) {
 	checkLeaks(t)
-	for _, reexec := range []bool{false, true} {
-		t.Run(map[bool]string{false: "cloned", true: "executed"}[reexec], func(t *testing.T) {
+	for _, kind := range initKinds {
+		t.Run(kind.name, func(t *testing.T) {
 			spec := testSpec(t, "true")
-			if reexec {
-				spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/proc/driver", Type: "tmpfs", Source: "tmpfs"})
-			}
+			useInit(t, spec, kind.reexec)
 			if err := spec.Cgroup.Freeze(); err != nil {
 				t.Skipf("no freezer: %v", err)
 			}
@@ -526,6 +519,14 @@ func TestStartContext(t *testing.T) {
 			}
 			if st.MonitorPid != 0 && monitorAlive(st.MonitorPid, spec.StateDir) {
 				t.Errorf("monitor %d is still there", st.MonitorPid)
+			}
+			// What a caller does next: remove the container at once.
+			h, err := Load(spec.StateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Delete(true); err != nil {
+				t.Errorf("delete after the start was given up: %v", err)
 			}
 		})
 	}

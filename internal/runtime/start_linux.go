@@ -555,7 +555,10 @@ func (h *Handle) Delete(force bool) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := h.wait(ctx)
 		cancel()
-		if err != nil {
+		// A monitor that answered, then went before it started the
+		// container (killed with a start that was given up), leaves
+		// nothing to wait for.
+		if err != nil && !(st.Status == Created && errors.Is(err, errdefs.ErrWrongState)) {
 			return fmt.Errorf("container %s: delete: %w", h.spec.ID, err)
 		}
 		st, _ = h.readState()
