@@ -3,12 +3,15 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -371,4 +374,59 @@ func TestWorkdirThroughProc(t *testing.T) {
 			t.Errorf("working directory %s made %s on the host (%v)", cwd, path.Dir(hostDir), err)
 		}
 	})
+}
+
+// TestInitDescriptors looks at a cloned init held up before it joins its
+// cgroup v1 groups (frozen here; one in a shared pid namespace is in its
+// peers' sight all the same): it must hold none of the monitor's
+// descriptors by then, only its stdio and the pipes to the monitor.
+func TestInitDescriptors(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "true")
+	useInit(t, spec, false)
+	if spec.Cgroup.V2() {
+		t.Skip("on cgroup v2 the init is cloned into its frozen group and stops before its first step")
+	}
+	if err := spec.Cgroup.Freeze(); err != nil {
+		t.Skipf("no freezer: %v", err)
+	}
+	t.Cleanup(func() { spec.Cgroup.Thaw() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Start(ctx, spec, &Stdio{Stdout: io.Discard})
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		<-done
+		if h, err := Load(spec.StateDir); err == nil {
+			h.Delete(true)
+		}
+		os.RemoveAll(spec.StateDir)
+	}()
+	var pids []int
+	for deadline := time.Now().Add(30 * time.Second); len(pids) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no process in the container's group after 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+		pids, _ = spec.Cgroup.Procs()
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pids[0])
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		target, err := os.Readlink(path.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if fd > 2 && !strings.HasPrefix(target, "pipe:") && target != "/dev/null" {
+			t.Errorf("the init holds %d: %s", fd, target)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,7 +142,8 @@ type execChild struct {
 	wait           int // -1: none; else one byte comes on it once the child is in its cgroups
 	waitW          int // the other end of wait, which the child closes
 	errPipe        int
-	maxFD          int // where close_range is missing: the highest descriptor to close
+	maxFD          int   // where close_range is missing: the highest descriptor to close
+	keep           []int // the descriptors above 2 the child uses, ascending
 	stdio          [3]int
 	setctty        bool
 	rlimits        []rlimitSet
@@ -537,6 +539,13 @@ func (c *execChild) fork(s *execSetup) (int, error) {
 		dups = append(dups, d)
 		c.stdio[i] = d
 	}
+	c.keep = append(c.keep[:0], c.errPipe, c.wait, c.cgroupns, c.mntns, c.userns)
+	c.keep = append(c.keep, c.stdio[:]...)
+	for _, j := range c.joins {
+		c.keep = append(c.keep, j.fd)
+	}
+	slices.Sort(c.keep)
+	c.keep = slices.Compact(slices.DeleteFunc(c.keep, func(fd int) bool { return fd < 3 }))
 	pid, errno := forkExec(c)
 	goruntime.KeepAlive(c)
 	goruntime.KeepAlive(s)
@@ -695,6 +704,29 @@ var haveCloseRange = sync.OnceValue(func() bool {
 	return unix.CloseRange(1<<30, 1<<30, 0) == nil
 })
 
+// childKeepOnly closes, first thing, the monitor's descriptors the child
+// does not use (its sockets, logs, other containers' pipes): a cloned init
+// that shares a pid namespace with others is in their sight from its
+// start, and one held up (its cgroup frozen) would keep them open. Where
+// close_range is missing, childCloseFrom does it later.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childKeepOnly(c *execChild) {
+	next := uintptr(3)
+	for i := 0; i < len(c.keep); i++ {
+		fd := uintptr(c.keep[i])
+		if fd > next {
+			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, next, fd-1, 0); e != 0 {
+				return
+			}
+		}
+		next = fd + 1
+	}
+	syscall.RawSyscall(unix.SYS_CLOSE_RANGE, next, ^uintptr(0), 0)
+}
+
 // childCloseFrom closes every descriptor above 2 but the report pipe.
 //
 //go:norace
@@ -789,6 +821,7 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 	if _, _, e := syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0); e != 0 {
 		return e
 	}
+	childKeepOnly(c)
 	// First, before anything that can fail: the monitor puts the child
 	// in the container's cgroups by its pid.
 	if c.wait >= 0 {
