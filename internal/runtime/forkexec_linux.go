@@ -151,8 +151,6 @@ type execChild struct {
 	oomPath        *byte // nil: keep
 	oomValue       []byte
 	mkdirs         []mkdirStep // the working directory and its parents, made if missing
-	slash          *byte       // "/", the root the steps resolve in
-	mkdirHow       unix.OpenHow
 	cwd            *byte
 	cwdBuf         []byte          // for getcwd
 	filter         *unix.SockFprog // nil: none
@@ -267,12 +265,6 @@ func newExecChild(s *execSetup) (*execChild, error) {
 		}
 		c.mkdirs = append([]mkdirStep{{parent, base}}, c.mkdirs...)
 	}
-	c.slash = &[]byte("/\x00")[0]
-	// Each parent resolves inside the root and never through a magic link
-	// of /proc: /proc/<pid>/root of a process in a pid namespace the
-	// container shares (the host's, another container's) would have the
-	// directories made in that process's tree.
-	c.mkdirHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	if c.cwd, err = unix.BytePtrFromString(cwd); err != nil {
 		return nil, err
 	}
@@ -959,6 +951,16 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 // mkdirStep makes base in parent.
 type mkdirStep struct{ parent, base *byte }
 
+var (
+	// rootPath is "/", the root a working directory's parents resolve in.
+	rootPath = [...]byte{'/', 0}
+	// mkdirHow opens each parent inside the root and never through a
+	// magic link of /proc: /proc/<pid>/root of a process in a pid
+	// namespace the container shares (the host's, another container's)
+	// would have the directories made in that process's tree.
+	mkdirHow = unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+)
+
 // childMkdirs makes the working directory and its missing parents, each in
 // a parent opened with openat2 inside the root, without magic links.
 //
@@ -969,13 +971,13 @@ func childMkdirs(c *execChild) syscall.Errno {
 	if len(c.mkdirs) == 0 {
 		return 0
 	}
-	root, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(c.slash)), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
+	root, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(&rootPath[0])), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
 	if e != 0 {
 		return e
 	}
 	for i := 0; i < len(c.mkdirs); i++ {
 		dir, _, e := syscall.RawSyscall6(unix.SYS_OPENAT2, root, uintptr(unsafe.Pointer(c.mkdirs[i].parent)),
-			uintptr(unsafe.Pointer(&c.mkdirHow)), unsafe.Sizeof(c.mkdirHow), 0, 0)
+			uintptr(unsafe.Pointer(&mkdirHow)), unsafe.Sizeof(mkdirHow), 0, 0)
 		if e == 0 {
 			_, _, e = syscall.RawSyscall(unix.SYS_MKDIRAT, dir, uintptr(unsafe.Pointer(c.mkdirs[i].base)), 0o755)
 			syscall.RawSyscall(unix.SYS_CLOSE, dir, 0, 0)

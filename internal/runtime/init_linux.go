@@ -210,14 +210,14 @@ func mkdirInRoot(dir string) error {
 		return err
 	}
 	defer unix.Close(root)
-	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	var steps []string
 	for d := path.Clean(dir); d != "/" && d != "."; d = path.Dir(d) {
 		steps = append(steps, d)
 	}
 	for i := len(steps) - 1; i >= 0; i-- {
 		d := steps[i]
-		parent, err := unix.Openat2(root, path.Dir(d), how)
+		how := mkdirHow
+		parent, err := unix.Openat2(root, path.Dir(d), &how)
 		if err != nil {
 			return &os.PathError{Op: "open", Path: path.Dir(d), Err: err}
 		}

@@ -29,22 +29,9 @@ func TestStandby(t *testing.T) {
 	checkLeaks(t)
 
 	used := func(t *testing.T) {
-		spec := testSpec(t, echoArgs...)
-		sb, err := NewStandby(spec.StateDir)
-		if err != nil {
-			t.Fatal(err)
+		if st, pid := runOnStandby(t, testSpec(t, echoArgs...)); st.MonitorPid != pid {
+			t.Errorf("state %+v; want the standby's pid %d as the monitor's", st, pid)
 		}
-		defer sb.Close()
-		e := newEcho()
-		h, err := startWith(t, sb.Start, spec, e.stdio)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := ReadState(spec.StateDir)
-		if err != nil || st.MonitorPid != sb.proc.Pid {
-			t.Errorf("state %+v, %v; want the standby's pid %d as the monitor's", st, err, sb.proc.Pid)
-		}
-		e.check(t, h)
 	}
 	t.Run("used", used)
 	// A monitor whose runtime opens no cgroup file has its own poller's
@@ -322,7 +309,7 @@ func TestPrestart(t *testing.T) {
 	t.Run("taken late", func(t *testing.T) {
 		pid, spec := prestarted(t)
 		time.Sleep(standby.IdleMillis*time.Millisecond + 500*time.Millisecond)
-		if st := runOnStandby(t, spec); st.MonitorPid != pid {
+		if st, _ := runOnStandby(t, spec); st.MonitorPid != pid {
 			t.Errorf("monitor %d, want the one started ahead, %d", st.MonitorPid, pid)
 		}
 	})
@@ -330,7 +317,7 @@ func TestPrestart(t *testing.T) {
 	t.Run("other container", func(t *testing.T) {
 		pid, _ := prestarted(t)
 		spec := testSpec(t, echoArgs...)
-		if st := runOnStandby(t, spec); st.MonitorPid == pid {
+		if st, _ := runOnStandby(t, spec); st.MonitorPid == pid {
 			t.Fatalf("%s ran on the monitor started for another container", spec.ID)
 		}
 		for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(5 * time.Millisecond) {
@@ -342,8 +329,8 @@ func TestPrestart(t *testing.T) {
 }
 
 // runOnStandby runs spec, an echo, on a standby from NewStandby, checks its
-// output and returns its state while it ran.
-func runOnStandby(t *testing.T, spec *Spec) State {
+// output and returns its state while it ran and the standby's pid.
+func runOnStandby(t *testing.T, spec *Spec) (State, int) {
 	t.Helper()
 	sb, err := NewStandby(spec.StateDir)
 	if err != nil {
@@ -357,7 +344,7 @@ func runOnStandby(t *testing.T, spec *Spec) State {
 	}
 	st := h.State()
 	e.check(t, h)
-	return st
+	return st, sb.proc.Pid
 }
 
 // monitorOf returns the pid of the monitor whose state directory is
