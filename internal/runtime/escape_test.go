@@ -6,18 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/testutil"
 )
 
 // TestEscapes tries, from inside a default container (root, Docker's
@@ -363,57 +364,80 @@ func TestWorkdirThroughProc(t *testing.T) {
 	})
 }
 
-// TestInitDescriptors looks at a cloned init held up before it joins its
-// cgroup v1 groups (frozen here; one in a shared pid namespace is in its
-// peers' sight all the same): it must hold none of the monitor's
-// descriptors by then, only its stdio and the pipes to the monitor.
-func TestInitDescriptors(t *testing.T) {
-	checkLeaks(t)
-	spec := testSpec(t, "true")
-	useInit(t, spec, false)
-	if spec.Cgroup.V2() {
-		t.Skip("on cgroup v2 the init is cloned into its frozen group and stops before its first step")
-	}
-	if err := spec.Cgroup.Freeze(); err != nil {
-		t.Skipf("no freezer: %v", err)
-	}
-	t.Cleanup(func() { spec.Cgroup.Thaw() })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := Start(ctx, spec, &Stdio{Stdout: io.Discard})
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		<-done
-		if h, err := Load(spec.StateDir); err == nil {
-			h.Delete(true)
-		}
-		os.RemoveAll(spec.StateDir)
-	}()
-	var pids []int
-	for deadline := time.Now().Add(30 * time.Second); len(pids) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("no process in the container's group after 30 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-		pids, _ = spec.Cgroup.Procs()
-	}
-	dir := fmt.Sprintf("/proc/%d/fd", pids[0])
-	ents, err := os.ReadDir(dir)
+// TestChildKeepsOnly clones a child from this process as the monitor
+// clones an init, with a file and a socket of its own open, and looks at
+// the child while it waits to be put in its cgroups (the join hook): by
+// then it holds none of them, only its stdio and its pipes to the parent.
+// One that shares a pid namespace with others is in their sight from its
+// start, and one held up there would keep them open.
+func TestChildKeepsOnly(t *testing.T) {
+	testutil.RequireRoot(t)
+	file, err := os.CreateTemp(t.TempDir(), "monitor-file")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range ents {
-		fd, _ := strconv.Atoi(e.Name())
-		target, err := os.Readlink(path.Join(dir, e.Name()))
-		if err != nil {
-			continue
+	defer file.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pair[0])
+	defer unix.Close(pair[1])
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+
+	proc := Process{Args: []string{"/bin/true"}, Cwd: "/", Env: []string{"PATH=/bin"}, Caps: testDefaultCaps, NoNewPrivs: true}
+	s := &execSetup{proc: &proc, stdio: []*os.File{null, null, null}, cgroupFD: -1}
+	c, err := newExecChild(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.init = true
+	// What the child holds once it has closed what it does not use, or
+	// after 10 s if it never does; it goes on once the hook returns.
+	var held []string
+	unused := func(targets []string) bool {
+		for _, target := range targets {
+			if target == file.Name() || strings.HasPrefix(target, "socket:") {
+				return false
+			}
 		}
-		if fd > 2 && !strings.HasPrefix(target, "pipe:") && target != "/dev/null" {
-			t.Errorf("the init holds %d: %s", fd, target)
-		}
+		return true
+	}
+	var pid int
+	hooks := execHooks{
+		mu:       &sync.Mutex{},
+		forked:   func(p int) { pid = p },
+		register: func(int) error { return nil },
+		kill:     func(p int) { unix.Kill(p, unix.SIGKILL) },
+		join: func(p int) error {
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				held = held[:0]
+				dir := fmt.Sprintf("/proc/%d/fd", p)
+				ents, _ := os.ReadDir(dir)
+				for _, e := range ents {
+					if target, err := os.Readlink(path.Join(dir, e.Name())); err == nil {
+						held = append(held, target)
+					}
+				}
+				if unused(held) || time.Now().After(deadline) {
+					return nil
+				}
+			}
+		},
+	}
+	_, err = c.start(s, hooks)
+	if pid > 0 {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !unused(held) {
+		t.Errorf("the child, about to join its cgroups, holds %q", held)
 	}
 }
