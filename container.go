@@ -612,7 +612,7 @@ func (l *Logs) Read(p []byte) (int, error) {
 		}
 		l.buf = e.Data
 		if l.timestamps {
-			l.buf = append([]byte(e.Time.Format(time.RFC3339Nano)+" "), e.Data...)
+			l.buf = append([]byte(e.Time.Format(runtime.TimestampFormat)+" "), e.Data...)
 		}
 	}
 	n := copy(p, l.buf)

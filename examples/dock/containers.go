@@ -533,16 +533,11 @@ func (c *cli) containerCmds() []*cobra.Command {
 				lo = append(lo, dock.Tail(n))
 			}
 			if since != "" {
-				d, err := time.ParseDuration(since)
+				t, err := parseWhen(since)
 				if err != nil {
-					t, terr := time.Parse(time.RFC3339Nano, since)
-					if terr != nil {
-						return fmt.Errorf("--since %q: want a duration or RFC 3339 time: %w", since, dock.ErrInvalidArgument)
-					}
-					lo = append(lo, dock.Since(t))
-				} else {
-					lo = append(lo, dock.Since(time.Now().Add(-d)))
+					return fmt.Errorf("--since: %w", err)
 				}
+				lo = append(lo, dock.Since(t))
 			}
 			l, err := ctr.Logs(cmd.Context(), lo...)
 			if err != nil {

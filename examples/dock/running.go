@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -310,14 +311,38 @@ func (c *cli) eventsCmd() *cobra.Command {
 	return cmd
 }
 
+// parseWhen reads a time as docker's --since and --until do: a duration
+// ago (10m), Unix seconds (1700000000, with a fraction if wanted), or an
+// RFC 3339 time or date, in local time when it names no zone.
 func parseWhen(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+	if sec, frac, _ := strings.Cut(s, "."); sec != "" && !strings.Contains(s, "-") {
+		secs, err1 := strconv.ParseInt(sec, 10, 64)
+		var nsec int64
+		var err2 error
+		if frac != "" {
+			if len(frac) > 9 {
+				frac = frac[:9]
+			}
+			nsec, err2 = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+		}
+		if err1 == nil && err2 == nil {
+			return time.Unix(secs, nsec), nil
+		}
 	}
-	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or a duration: %w", s, dock.ErrInvalidArgument)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00", "2006-01-02Z07:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02T15", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want a duration (10m), Unix seconds, or an RFC 3339 time or date: %w", s, dock.ErrInvalidArgument)
 }
 
 func sortedKeys(m map[string]string) []string {

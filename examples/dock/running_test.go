@@ -2,12 +2,14 @@ package main
 
 import (
 	"archive/tar"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 )
 
@@ -145,4 +147,38 @@ func TestAttachEvents(t *testing.T) {
 	}
 	e.fails(125, "--filter", "events", "--filter", "bogus=1")
 	e.ok("rm", "late")
+}
+
+// TestParseWhen checks the times --since and --until take, as docker
+// reads them.
+func TestParseWhen(t *testing.T) {
+	local := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time {
+		return time.Date(y, mo, d, h, mi, s, ns, time.Local)
+	}
+	tests := []struct {
+		in   string
+		want time.Time
+	}{
+		{"1700000000", time.Unix(1700000000, 0)},
+		{"1700000000.5", time.Unix(1700000000, 500000000)},
+		{"2026-01-02T03:04:05Z", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{"2026-01-02T03:04:05.25+01:00", time.Date(2026, 1, 2, 2, 4, 5, 250000000, time.UTC)},
+		{"2026-01-02T03:04:05", local(2026, 1, 2, 3, 4, 5, 0)},
+		{"2026-01-02T03:04", local(2026, 1, 2, 3, 4, 0, 0)},
+		{"2026-01-02", local(2026, 1, 2, 0, 0, 0, 0)},
+	}
+	for _, tc := range tests {
+		got, err := parseWhen(tc.in)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	if got, err := parseWhen("10m"); err != nil || time.Since(got) < 10*time.Minute || time.Since(got) > 11*time.Minute {
+		t.Errorf("parseWhen(10m) = %v, %v", got, err)
+	}
+	for _, bad := range []string{"yesterday", "2026-13-01", "12abc", ""} {
+		if _, err := parseWhen(bad); !errors.Is(err, dock.ErrInvalidArgument) {
+			t.Errorf("parseWhen(%q): %v, want ErrInvalidArgument", bad, err)
+		}
+	}
 }

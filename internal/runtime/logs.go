@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +45,7 @@ type logWriter struct {
 	f        *os.File
 	size     int64
 	buf      []byte
+	failing  bool        // the last write or rotation failed, and said so
 	subs     subscribers // attached clients, fed the raw output
 }
 
@@ -72,13 +75,35 @@ func (w *logWriter) write(stream string, t time.Time, data []byte) error {
 	b = append(b, "}\n"...)
 	w.buf = b
 	if w.maxSize > 0 && w.size > 0 && w.size+int64(len(b)) > w.maxSize {
-		if err := w.rotate(); err != nil {
-			return err
-		}
+		// Past the size, the log goes on in the file it has rather than
+		// lose the line.
+		w.report(w.rotate())
 	}
 	n, err := w.f.Write(b)
+	if err != nil {
+		// A record cut short (a full disk) would run into the next one
+		// and spoil both: take it back.
+		if n > 0 {
+			w.f.Truncate(w.size)
+		}
+		w.report(err)
+		return err
+	}
 	w.size += int64(n)
-	return err
+	w.report(nil)
+	return nil
+}
+
+// report writes to the monitor's log when the container's log starts or
+// stops failing, once each.
+func (w *logWriter) report(err error) {
+	switch {
+	case err != nil && !w.failing:
+		fmt.Fprintf(os.Stderr, "container log: %v\n", err)
+	case err == nil && w.failing:
+		fmt.Fprintf(os.Stderr, "container log: written again\n")
+	}
+	w.failing = err != nil
 }
 
 // appendJSONString appends s to b as a JSON string, exactly as
@@ -140,27 +165,37 @@ func appendJSONString(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// rotate shifts path.N-1 to path.N ... path to path.1 and starts a new file.
+// rotate starts a new file under the log's name. The new file is made
+// first and takes the name by rename, so a failure leaves the log as it
+// was and the name never goes missing. Before that the older files shift
+// by one (path.1 to path.2 ...) and the current one gets path.1 as a
+// second name; with one file kept, the current one just goes. A reader
+// holding the old file reads it to its end, then goes on with the new one.
 func (w *logWriter) rotate() error {
-	keep := w.maxFiles
-	if keep < 1 {
-		keep = 1
-	}
-	if keep == 1 {
-		if err := w.f.Truncate(0); err != nil {
-			return err
-		}
-		w.size = 0
-		return nil
-	}
-	for i := keep - 1; i > 1; i-- {
-		os.Rename(w.path+"."+strconv.Itoa(i-1), w.path+"."+strconv.Itoa(i))
-	}
-	if err := os.Rename(w.path, w.path+".1"); err != nil {
+	tmp := w.path + ".new"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
+	if w.maxFiles > 1 {
+		for i := w.maxFiles - 1; i > 1; i-- {
+			os.Rename(w.path+"."+strconv.Itoa(i-1), w.path+"."+strconv.Itoa(i))
+		}
+		os.Remove(w.path + ".1")
+		if err := os.Link(w.path, w.path+".1"); err != nil {
+			// No hard links here: the name is missing until the rename
+			// below, which readers wait out.
+			err = os.Rename(w.path, w.path+".1")
+			if err != nil {
+				f.Close()
+				os.Remove(tmp)
+				return err
+			}
+		}
+	}
+	if err := os.Rename(tmp, w.path); err != nil {
+		f.Close()
+		os.Remove(tmp)
 		return err
 	}
 	w.f.Close()
@@ -225,6 +260,11 @@ func (w *logWriter) copyStream(stream string, r io.Reader, tee io.Writer) {
 	}
 }
 
+// TimestampFormat is the time before each line of `logs --timestamps`:
+// RFC 3339 with all nine digits of the nanoseconds, as Docker prints it, so
+// that the lines align and sort as text.
+const TimestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
 // LogOptions select what Logs returns.
 type LogOptions struct {
 	Follow     bool      // keep returning new entries until the container stops
@@ -235,41 +275,41 @@ type LogOptions struct {
 
 // LogReader returns a container's log entries in order.
 type LogReader struct {
+	mu       sync.Mutex // held by Next and Close
 	ctx      context.Context
 	cancel   context.CancelFunc
 	stateDir string
 	path     string
+	maxFiles int
 	opts     LogOptions
 	backlog  []LogEntry // entries read ahead (for Tail)
-	files    []string   // rotated files still to read, oldest first
-	cur      *os.File
+	files    []*os.File // open, still to read, oldest first: files[0] is being read
 	rd       *bufio.Reader
 	partial  []byte
-	draining bool
+	draining bool // the last file was rotated: read it to its end, then go on
 }
 
 // Logs opens the log of the container in stateDir. It works from any
 // process, while the container runs and after it stopped. With Follow, Next
-// blocks for new entries until the container has stopped and its last
-// entries are read, ctx ends, or Close is called.
+// blocks for new entries until the container has stopped (or was removed)
+// and its last entries are read, ctx ends, or Close is called.
+//
+// The files of the log are opened at once, so a rotation while they are
+// read loses none of them.
 func Logs(ctx context.Context, stateDir string, opts LogOptions) (*LogReader, error) {
 	spec, err := readSpec(stateDir)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &LogReader{ctx: ctx, cancel: cancel, stateDir: stateDir, path: spec.logPath(), opts: opts}
-	max := spec.Log.MaxFiles
-	for i := max - 1; i >= 1; i-- {
-		p := r.path + "." + strconv.Itoa(i)
-		if _, err := os.Stat(p); err == nil {
-			r.files = append(r.files, p)
-		}
+	r := &LogReader{ctx: ctx, cancel: cancel, stateDir: stateDir, path: spec.logPath(), maxFiles: spec.Log.MaxFiles, opts: opts}
+	if r.files, err = r.openAfter(nil); err != nil {
+		cancel()
+		return nil, err
 	}
-	r.files = append(r.files, r.path)
 	if opts.Tail > 0 {
 		// Read everything written so far, keep the last Tail entries, and
-		// go on from the current file's end.
+		// go on from the newest file's end.
 		var ring []LogEntry
 		for {
 			e, err := r.next(false)
@@ -292,6 +332,8 @@ func Logs(ctx context.Context, stateDir string, opts LogOptions) (*LogReader, er
 
 // Next returns the next entry, or io.EOF at the end of the log.
 func (r *LogReader) Next() (LogEntry, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if len(r.backlog) > 0 {
 		e := r.backlog[0]
 		r.backlog = r.backlog[1:]
@@ -305,28 +347,23 @@ func (r *LogReader) next(follow bool) (LogEntry, error) {
 		if err := r.ctx.Err(); err != nil {
 			return LogEntry{}, err
 		}
-		if r.cur == nil {
-			if len(r.files) == 0 {
+		if len(r.files) == 0 {
+			// No log yet: the container has not started.
+			if !follow || r.ended() {
 				return LogEntry{}, io.EOF
 			}
-			f, err := os.Open(r.files[0])
-			if err != nil {
-				if os.IsNotExist(err) && len(r.files) > 1 {
-					r.files = r.files[1:]
-					continue
-				}
-				if os.IsNotExist(err) && !follow {
-					return LogEntry{}, io.EOF
-				}
-				if !os.IsNotExist(err) {
-					return LogEntry{}, err
-				}
-				if err := r.pause(); err != nil {
-					return LogEntry{}, err
-				}
-				continue
+			if err := r.pause(); err != nil {
+				return LogEntry{}, err
 			}
-			r.cur, r.rd = f, bufio.NewReaderSize(f, 64<<10)
+			files, err := r.openAfter(nil)
+			if err != nil {
+				return LogEntry{}, err
+			}
+			r.files = files
+			continue
+		}
+		if r.rd == nil {
+			r.rd = bufio.NewReaderSize(r.files[0], 64<<10)
 		}
 		line, err := r.rd.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -350,30 +387,51 @@ func (r *LogReader) next(follow bool) (LogEntry, error) {
 		r.partial = append(r.partial, line...)
 		if len(r.files) > 1 {
 			// A rotated file is complete; go on with the next one.
-			r.closeCur()
-			r.files = r.files[1:]
+			r.advance()
 			continue
 		}
+		// At the end of the newest file known.
 		if !follow {
 			return LogEntry{}, io.EOF
 		}
 		if r.draining {
-			// The old file was read to its end after it was rotated.
+			// The rotated file was read to its end: go on with the files
+			// made since.
+			fi, err := r.files[0].Stat()
+			if err != nil {
+				return LogEntry{}, err
+			}
+			files, err := r.openAfter(fi)
+			if err != nil {
+				return LogEntry{}, err
+			}
+			if len(files) == 0 {
+				// The new file has no name yet.
+				if err := r.pause(); err != nil {
+					return LogEntry{}, err
+				}
+				continue
+			}
+			r.files = append(r.files, files...)
 			r.draining = false
-			r.closeCur()
+			r.advance()
 			continue
 		}
 		if r.rotated() {
 			r.draining = true
 			continue
 		}
-		if st, _ := readState(r.stateDir); st.Status != Running && st.Status != Created {
-			// Stopped: the monitor wrote its last entry before recording
-			// the exit. Read what is left, then end.
-			if n, _ := r.rd.Peek(1); len(n) == 0 && !r.rotated() {
-				return LogEntry{}, io.EOF
+		if r.ended() {
+			// The monitor wrote its last entry before it recorded the
+			// exit: read what is left, in this file or in one after it.
+			if n, _ := r.rd.Peek(1); len(n) > 0 {
+				continue
 			}
-			continue
+			if r.rotated() {
+				r.draining = true
+				continue
+			}
+			return LogEntry{}, io.EOF
 		}
 		if err := r.pause(); err != nil {
 			return LogEntry{}, err
@@ -381,11 +439,97 @@ func (r *LogReader) next(follow bool) (LogEntry, error) {
 	}
 }
 
-// rotated tells whether the path now names another file than the one open.
+// openAfter opens the log's files newer than last (all of them when last
+// is nil), oldest first. A rotation shifts names towards the older while
+// they are opened; one that ends meanwhile changes the file the log's own
+// name holds, and then they are opened again.
+func (r *LogReader) openAfter(last os.FileInfo) ([]*os.File, error) {
+	for tries := 0; ; tries++ {
+		before, _ := os.Stat(r.path)
+		files, err := r.scan(last)
+		if err != nil {
+			return nil, err
+		}
+		after, _ := os.Stat(r.path)
+		stable := before == nil && after == nil || before != nil && after != nil && os.SameFile(before, after)
+		if stable || tries == 10 {
+			return files, nil
+		}
+		closeFiles(files)
+	}
+}
+
+// scan opens the log's files from the newest, up to last, skipping a
+// file met twice, and returns them oldest first.
+func (r *LogReader) scan(last os.FileInfo) ([]*os.File, error) {
+	var files []*os.File
+	var infos []os.FileInfo
+	for i := range max(r.maxFiles, 1) {
+		name := r.path
+		if i > 0 {
+			name += "." + strconv.Itoa(i)
+		}
+		f, err := os.Open(name)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			closeFiles(files)
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			closeFiles(files)
+			return nil, err
+		}
+		if last != nil && os.SameFile(fi, last) {
+			f.Close()
+			break
+		}
+		if slices.ContainsFunc(infos, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
+			f.Close()
+			continue
+		}
+		files, infos = append(files, f), append(infos, fi)
+	}
+	slices.Reverse(files)
+	return files, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// advance closes the file read to its end and goes on with the next.
+func (r *LogReader) advance() {
+	r.files[0].Close()
+	r.files = r.files[1:]
+	r.rd = nil
+	r.partial = r.partial[:0]
+}
+
+// rotated tells whether the log's name now holds another file than the
+// newest one open, or none.
 func (r *LogReader) rotated() bool {
-	a, err1 := r.cur.Stat()
-	b, err2 := os.Stat(r.path)
-	return err1 == nil && err2 == nil && !os.SameFile(a, b)
+	a, err := r.files[len(r.files)-1].Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(r.path)
+	return err == nil && !os.SameFile(a, b) || os.IsNotExist(err)
+}
+
+// ended tells whether the container will write no more: it stopped, its
+// monitor died without recording that, or it was removed.
+func (r *LogReader) ended() bool {
+	if _, err := os.Stat(path.Join(r.stateDir, configFile)); os.IsNotExist(err) {
+		return true
+	}
+	st, err := ReadState(r.stateDir)
+	return err == nil && st.Status != Running && st.Status != Created
 }
 
 func (r *LogReader) pause() error {
@@ -399,18 +543,13 @@ func (r *LogReader) pause() error {
 	}
 }
 
-func (r *LogReader) closeCur() {
-	if r.cur != nil {
-		r.cur.Close()
-		r.cur, r.rd = nil, nil
-		r.partial = r.partial[:0]
-	}
-}
-
-// Close ends the reader; a blocked Next returns.
+// Close ends the reader; a Next blocked in another goroutine returns.
 func (r *LogReader) Close() error {
 	r.cancel()
-	r.closeCur()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	closeFiles(r.files)
+	r.files, r.rd = nil, nil
 	return nil
 }
 
@@ -433,7 +572,7 @@ func (r *LogReader) Copy(stdout, stderr io.Writer) error {
 			continue
 		}
 		if r.opts.Timestamps {
-			if _, err := fmt.Fprintf(w, "%s ", e.Time.Format(time.RFC3339Nano)); err != nil {
+			if _, err := fmt.Fprintf(w, "%s ", e.Time.Format(TimestampFormat)); err != nil {
 				return err
 			}
 		}

@@ -3,9 +3,11 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +91,7 @@ func TestLogOptions(t *testing.T) {
 		if err := r.Copy(&out, &errs); err != nil {
 			t.Fatal(err)
 		}
-		if out.String() != "2026-01-02T03:04:09Z e\n" || errs.String() != "2026-01-02T03:04:08Z d\n" {
+		if out.String() != "2026-01-02T03:04:09.000000000Z e\n" || errs.String() != "2026-01-02T03:04:08.000000000Z d\n" {
 			t.Fatalf("stdout %q stderr %q", out.String(), errs.String())
 		}
 	})
@@ -169,4 +171,262 @@ func TestLogWriteAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { w.write("stdout", now, line) }); n != 0 {
 		t.Errorf("%v allocations per line", n)
 	}
+}
+
+// rotatingLog is a state directory whose log rotates every few lines, with
+// a writer the test drives line by line.
+type rotatingLog struct {
+	t   *testing.T
+	dir string
+	w   *logWriter
+	n   int // lines written
+}
+
+func newRotatingLog(t *testing.T, cfg LogConfig) *rotatingLog {
+	t.Helper()
+	dir := t.TempDir()
+	spec := Spec{ID: "x", StateDir: dir, Log: cfg}
+	b, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(dir, configFile), b, 0o600)
+	l := &rotatingLog{t: t, dir: dir}
+	l.setState(`{"status":"running"}`)
+	w, err := openLogWriter(cfg, spec.logPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.w = w
+	t.Cleanup(func() { w.Close() })
+	return l
+}
+
+func (l *rotatingLog) setState(st string) {
+	if err := writeFileAtomic(filepath.Join(l.dir, stateFile), []byte(st), false); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// write writes n more lines, numbered from where the last call ended.
+func (l *rotatingLog) write(n int) {
+	for range n {
+		if err := l.w.write("stdout", time.Now(), fmt.Appendf(nil, "%02d %s\n", l.n, strings.Repeat("x", 80))); err != nil {
+			l.t.Fatal(err)
+		}
+		l.n++
+	}
+}
+
+// numbers returns the line numbers of entries, in the order read.
+func numbers(t *testing.T, r *LogReader, first []int) []int {
+	t.Helper()
+	got := first
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		fmt.Sscanf(string(e.Data), "%d", &n)
+		got = append(got, n)
+	}
+}
+
+func next(t *testing.T, r *LogReader) int {
+	t.Helper()
+	e, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	fmt.Sscanf(string(e.Data), "%d", &n)
+	return n
+}
+
+func wantRange(t *testing.T, got []int, from, to int) {
+	t.Helper()
+	var want []int
+	for i := from; i < to; i++ {
+		want = append(want, i)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read lines %v, want %d to %d", got, from, to-1)
+	}
+}
+
+// TestLogFollowRotations follows a log that rotates several times between
+// two reads: the files in between are read too.
+func TestLogFollowRotations(t *testing.T) {
+	l := newRotatingLog(t, LogConfig{MaxSize: 520, MaxFiles: 5})
+	l.write(3)
+	r, err := Logs(context.Background(), l.dir, LogOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first := next(t, r)
+	l.write(9) // three lines a file: three rotations
+	l.setState(`{"status":"stopped"}`)
+	wantRange(t, numbers(t, r, []int{first}), 0, 12)
+}
+
+// TestLogReadDuringRotation reads a log without following while it
+// rotates: what was written when it was opened comes whole.
+func TestLogReadDuringRotation(t *testing.T) {
+	l := newRotatingLog(t, LogConfig{MaxSize: 520, MaxFiles: 3})
+	l.write(12)
+	r, err := Logs(context.Background(), l.dir, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	first := next(t, r)
+	l.write(4)
+	wantRange(t, numbers(t, r, []int{first}), first, 12)
+	if first != 3 {
+		t.Errorf("the oldest line kept is %d, want 3 (three files of three lines)", first)
+	}
+}
+
+// TestLogFollowOneFile follows a log kept in one file, which each
+// rotation replaces: the follower goes on with each new file.
+func TestLogFollowOneFile(t *testing.T) {
+	l := newRotatingLog(t, LogConfig{MaxSize: 520, MaxFiles: 1})
+	r, err := Logs(context.Background(), l.dir, LogOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lines := make(chan int)
+	go func() {
+		for {
+			e, err := r.Next()
+			if err != nil {
+				close(lines)
+				return
+			}
+			var n int
+			fmt.Sscanf(string(e.Data), "%d", &n)
+			lines <- n
+		}
+	}()
+	for file := range 5 {
+		l.write(3) // a file's worth: the first line of the next rotates
+		for i := range 3 {
+			select {
+			case n, ok := <-lines:
+				if want := 3*file + i; !ok || n != want {
+					t.Fatalf("read line %d (%v), want %d", n, ok, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("line %d not read", 3*file+i)
+			}
+		}
+	}
+	l.setState(`{"status":"stopped"}`)
+	if n, ok := <-lines; ok {
+		t.Fatalf("read line %d after the last", n)
+	}
+}
+
+// TestLogFollowEnds checks that following ends when no more can come:
+// after the monitor died without recording the exit, after the container
+// was removed, and after a start that failed before there was a log.
+func TestLogFollowEnds(t *testing.T) {
+	follow := func(t *testing.T, dir string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := Logs(ctx, dir, LogOptions{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for {
+			_, err := r.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatalf("Next: %v, want io.EOF", err)
+			}
+		}
+	}
+	t.Run("monitor-gone", func(t *testing.T) {
+		l := newRotatingLog(t, LogConfig{})
+		l.write(2)
+		// A running state whose monitor is this test: not a monitor.
+		l.setState(fmt.Sprintf(`{"status":"running","pid":%d,"monitorPid":%d}`, os.Getpid(), os.Getpid()))
+		follow(t, l.dir)
+	})
+	t.Run("removed", func(t *testing.T) {
+		l := newRotatingLog(t, LogConfig{})
+		l.write(2)
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			os.Remove(filepath.Join(l.dir, configFile))
+			os.Remove(filepath.Join(l.dir, stateFile))
+		}()
+		follow(t, l.dir)
+	})
+	t.Run("no-log", func(t *testing.T) {
+		dir := t.TempDir()
+		b, _ := json.Marshal(Spec{ID: "x", StateDir: dir})
+		os.WriteFile(filepath.Join(dir, configFile), b, 0o600)
+		os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"status":"stopped","exitCode":127}`), 0o600)
+		follow(t, dir)
+	})
+}
+
+// TestLogCloseWhileFollowing closes a reader from another goroutine while
+// its Next waits for more.
+func TestLogCloseWhileFollowing(t *testing.T) {
+	l := newRotatingLog(t, LogConfig{})
+	l.write(1)
+	r, err := Logs(context.Background(), l.dir, LogOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, r)
+	done := make(chan error)
+	go func() {
+		_, err := r.Next()
+		done <- err
+	}()
+	time.Sleep(60 * time.Millisecond)
+	r.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Next returned an entry after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next still waits after Close")
+	}
+	if len(r.files) != 0 {
+		t.Errorf("%d files still open after Close", len(r.files))
+	}
+}
+
+// TestLogRotationFails makes the new file impossible: the log goes on in
+// the current file, and no older file is lost.
+func TestLogRotationFails(t *testing.T) {
+	l := newRotatingLog(t, LogConfig{MaxSize: 520, MaxFiles: 3})
+	l.write(4) // one rotation: lines 0-2 in .1
+	logPath := filepath.Join(l.dir, logFile)
+	if err := os.Mkdir(logPath+".new", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l.write(8) // rotations due, all failing
+	if _, err := os.Stat(logPath + ".2"); err == nil {
+		t.Error("a failed rotation shifted the older files")
+	}
+	l.setState(`{"status":"stopped"}`)
+	r, err := Logs(context.Background(), l.dir, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wantRange(t, numbers(t, r, nil), 0, 12)
 }
