@@ -520,3 +520,38 @@ func TestContainerNamespaceOptions(t *testing.T) {
 		}
 	})
 }
+
+// TestRootThroughSymlink opens a root through a symlink while a container
+// runs in it: the container is seen running, stays so, and is not removed
+// without force.
+func TestRootThroughSymlink(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"))
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink(h.Root(), link); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := Open(ctx, WithRoot(link))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if h2.Root() != h.Root() {
+		t.Errorf("opened through a symlink, the root is %s, want %s", h2.Root(), h.Root())
+	}
+	c2, err := h2.Container(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := c2.State(); st.Status != StatusRunning {
+		t.Fatalf("through the symlink the container is %s (%s)", st.Status, st.Error)
+	}
+	if err := c2.Remove(ctx, false); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("remove of a running container through the symlink: %v, want ErrWrongState", err)
+	}
+	if st := c.State(); st.Status != StatusRunning {
+		t.Fatalf("after the other Open the container is %s (%s)", st.Status, st.Error)
+	}
+}

@@ -149,6 +149,11 @@ func Open(ctx context.Context, opts ...OpenOption) (*Host, error) {
 			return nil, fmt.Errorf("root %s: %w", root, err)
 		}
 	}
+	// One spelling of the root for every program that opens it: paths
+	// under it are recorded, and compared.
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return nil, fmt.Errorf("root %s: %w", c.root, err)
+	}
 	st, err := store.Open(filepath.Join(root, "images"))
 	if err != nil {
 		return nil, fmt.Errorf("root %s: %w", root, err)

@@ -395,14 +395,25 @@ func ReadState(stateDir string) (State, error) {
 	return st, nil
 }
 
-// monitorAlive tells whether pid is still the monitor of stateDir.
+// monitorAlive tells whether pid is still the monitor of stateDir. The
+// monitor names its state directory as the program that started it spelt
+// it, which another program may reach by another path (a symlink, a bind
+// mount): the same directory counts.
 func monitorAlive(pid int, stateDir string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		return false
 	}
 	args := strings.Split(string(b), "\x00")
-	return len(args) >= 2 && args[0] == monitorArg0 && args[1] == stateDir
+	if len(args) < 2 || args[0] != monitorArg0 {
+		return false
+	}
+	if args[1] == stateDir {
+		return true
+	}
+	a, err1 := os.Stat(args[1])
+	d, err2 := os.Stat(stateDir)
+	return err1 == nil && err2 == nil && os.SameFile(a, d)
 }
 
 // ID returns the container's ID.
