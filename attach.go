@@ -39,7 +39,9 @@ func (c *Container) Attach(ctx context.Context, opts ...AttachOption) (*Attachme
 	return &Attachment{a: a}, nil
 }
 
-// Wait blocks until the container's output ends, when it stops.
+// Wait blocks until the container's output ends, when it stops. It fails
+// if the container's monitor dropped this attachment for falling too far
+// behind the output: a slow reader does not hold the container up.
 func (a *Attachment) Wait(ctx context.Context) error { return a.a.Wait(ctx) }
 
 // Close detaches; the container goes on.

@@ -6,9 +6,12 @@ import (
 )
 
 // An attached client gets the container's output on its connection as
-// frames: one byte for the stream (1 stdout, 2 stderr), four bytes of
-// length (big endian), the bytes. What the client writes goes to the
-// container's stdin; its half-close ends its input only.
+// frames: one byte for the stream (1 stdout, 2 stderr, 3 an error that ends
+// the attachment), four bytes of length (big endian), the bytes. What the
+// client writes goes to the container's stdin. The end of the connection
+// is the client's going: at the end of its input a client just stops
+// writing, since the monitor cannot tell a half-close from a close until
+// it next writes, which a silent container may never do.
 
 // subscribers are the attached clients of one container.
 type subscribers struct {
@@ -18,9 +21,19 @@ type subscribers struct {
 }
 
 type subscriber struct {
-	ch   chan []byte // frames
-	done chan struct{}
-	once sync.Once
+	ch      chan []byte // frames
+	dropped bool        // set before ch is closed: the client fell behind
+	done    chan struct{}
+	once    sync.Once
+}
+
+// frame returns data framed for stream (1, 2 or 3).
+func frame(stream byte, data []byte) []byte {
+	f := make([]byte, 5+len(data))
+	f[0] = stream
+	binary.BigEndian.PutUint32(f[1:], uint32(len(data)))
+	copy(f[5:], data)
+	return f
 }
 
 func (s *subscriber) stop() { s.once.Do(func() { close(s.done) }) }
@@ -50,25 +63,25 @@ func (ss *subscribers) remove(sub *subscriber) {
 }
 
 // send gives each client a frame of data; a client that falls 256 frames
-// behind is dropped rather than allowed to hold the container up.
+// behind is dropped rather than allowed to hold the container up, and told
+// so after the frames it still has.
 func (ss *subscribers) send(stream string, data []byte) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if len(ss.set) == 0 {
 		return
 	}
-	f := make([]byte, 5+len(data))
-	f[0] = 1
+	var n byte = 1
 	if stream == "stderr" {
-		f[0] = 2
+		n = 2
 	}
-	binary.BigEndian.PutUint32(f[1:], uint32(len(data)))
-	copy(f[5:], data)
+	f := frame(n, data)
 	for sub := range ss.set {
 		select {
 		case sub.ch <- f:
 		default:
 			delete(ss.set, sub)
+			sub.dropped = true
 			close(sub.ch)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -12,6 +13,10 @@ import (
 	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/dockkit/dock/internal/unixsock"
 )
+
+// errFellBehind is why the monitor ends an attachment whose client did not
+// keep up with the container's output.
+const errFellBehind = "output dropped: the client fell behind"
 
 // closeStdin closes the container's input.
 func (m *monitor) closeStdin() {
@@ -37,6 +42,7 @@ func (m *monitor) serveAttach(c *unixsock.Conn, req *monitorReq) {
 	}
 	c.SetReadDeadline(time.Time{})
 	c.SetWriteDeadline(time.Time{})
+	// The client has gone once its side ends (see attach.go).
 	go func() {
 		defer sub.stop()
 		buf := make([]byte, 32<<10)
@@ -59,14 +65,16 @@ func (m *monitor) serveAttach(c *unixsock.Conn, req *monitorReq) {
 		select {
 		case f, ok := <-sub.ch:
 			if !ok {
+				if sub.dropped {
+					c.Write(frame(3, []byte(errFellBehind)))
+				}
 				return
 			}
 			if _, err := c.Write(f); err != nil {
 				return
 			}
 		case <-sub.done:
-			// The client closed its side: it may still read, so go on.
-			sub.done = nil
+			return
 		}
 	}
 }
@@ -114,10 +122,8 @@ func (h *Handle) Attach(ctx context.Context, stdio *Stdio) (*Attachment, error) 
 	}
 	a := &Attachment{conn: c, done: make(chan struct{})}
 	if stdio.Stdin != nil {
-		go func() {
-			io.Copy(c, stdio.Stdin)
-			c.CloseWrite()
-		}()
+		// No half-close at the end: the monitor would take it for a close.
+		go io.Copy(c, stdio.Stdin)
 	}
 	go func() {
 		defer close(a.done)
@@ -130,6 +136,14 @@ func (h *Handle) Attach(ctx context.Context, stdio *Stdio) (*Attachment, error) 
 				return
 			}
 			n := int64(binary.BigEndian.Uint32(hdr[1:]))
+			if hdr[0] == 3 {
+				msg, err := io.ReadAll(io.LimitReader(rd, n))
+				if err == nil {
+					err = errors.New(string(msg))
+				}
+				a.err = fmt.Errorf("container %s: attach: %w", h.spec.ID, err)
+				return
+			}
 			var dst io.Writer = io.Discard
 			if hdr[0] == 1 && stdio.Stdout != nil {
 				dst = stdio.Stdout
@@ -146,7 +160,8 @@ func (h *Handle) Attach(ctx context.Context, stdio *Stdio) (*Attachment, error) 
 }
 
 // Wait blocks until the container's output ends (it stopped) or the
-// attachment is closed.
+// attachment is closed. It fails if the monitor dropped the client for
+// falling behind the output.
 func (a *Attachment) Wait(ctx context.Context) error {
 	select {
 	case <-a.done:

@@ -88,13 +88,17 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 		if stdio.Stdin != nil {
 			go io.Copy(master, stdio.Stdin)
 		}
-		if stdio.Stdout != nil {
-			p.copies.Add(1)
-			go func() {
-				defer p.copies.Done()
-				io.Copy(stdio.Stdout, master) // ends with EIO once the process is gone
-			}()
+		// Read even when nobody asked for the output, as Docker does: a
+		// full terminal would stop the process.
+		out := stdio.Stdout
+		if out == nil {
+			out = io.Discard
 		}
+		p.copies.Add(1)
+		go func() {
+			defer p.copies.Done()
+			io.Copy(out, master) // ends with EIO once the process is gone
+		}()
 	} else {
 		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 		if err != nil {
@@ -161,6 +165,9 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 	if resp.Pid == 0 {
 		c.Close()
 		p.copies.Wait()
+		if p.master != nil {
+			p.master.Close()
+		}
 		if resp.Code != 0 {
 			return nil, &StartError{ExitCode: resp.Code, Msg: resp.Error}
 		}

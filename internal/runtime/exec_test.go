@@ -396,3 +396,64 @@ func TestExecWorkdirMode(t *testing.T) {
 		t.Errorf("working directory made with mode %s, want 755", got)
 	}
 }
+
+// openFDs returns how many descriptors process pid ("self" for this one)
+// has open.
+func openFDs(t *testing.T, pid string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + pid + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// A terminal exec that fails to start leaves no descriptor behind in the
+// caller.
+func TestExecTerminalFailureClosesPTY(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sleep", "100")
+	h := running(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	exec := func() {
+		t.Helper()
+		p := spec.Process
+		p.Args = []string{"nosuch"}
+		p.Terminal = true
+		var out syncBuffer
+		_, err := h.Exec(ctx, &p, &Stdio{Stdin: strings.NewReader("x\n"), Stdout: &out})
+		var se *StartError
+		if !errors.As(err, &se) || se.ExitCode != 127 {
+			t.Fatalf("got %v", err)
+		}
+	}
+	exec() // whatever the first exec opens for good
+	before := openFDs(t, "self")
+	for i := 0; i < 20; i++ {
+		exec()
+	}
+	if after := openFDs(t, "self"); after > before+2 {
+		t.Errorf("20 failed terminal execs took this process from %d to %d descriptors", before, after)
+	}
+}
+
+// A terminal exec whose output nobody asked for is not stopped by a full
+// terminal.
+func TestExecTerminalWithoutOutput(t *testing.T) {
+	checkLeaks(t)
+	spec := testSpec(t, "sleep", "100")
+	h := running(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := spec.Process
+	p.Args = []string{"sh", "-c", "seq 1 50000; exit 3"}
+	p.Terminal = true
+	ep, err := h.Exec(ctx, &p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 3 {
+		t.Fatalf("%+v %v", es, err)
+	}
+}
