@@ -111,18 +111,23 @@ func (h *Host) Container(ctx context.Context, nameOrID string) (*Container, erro
 	if nameOrID == "" {
 		return nil, fmt.Errorf("container %q: %w", nameOrID, ErrInvalidArgument)
 	}
+	if len(nameOrID) == 64 && isHexID(nameOrID) {
+		c, err := h.loadContainer(nameOrID)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %q: %w", nameOrID, err)
+		}
+		// Not an ID: a name may look like one.
+	}
 	id := ""
-	switch {
-	case len(nameOrID) == 64 && isHexID(nameOrID):
-		id = nameOrID
-	case validName(nameOrID):
-		if target, err := os.Readlink(filepath.Join(h.namesDir(), nameOrID)); err == nil {
-			id = target
-			break
-		}
-		if !isHexID(nameOrID) {
-			break
-		}
+	if !validName(nameOrID) {
+		return nil, fmt.Errorf("container %q: %w", nameOrID, ErrNotFound)
+	}
+	if target, err := os.Readlink(filepath.Join(h.namesDir(), nameOrID)); err == nil {
+		id = target
+	} else if isHexID(nameOrID) {
 		ents, err := os.ReadDir(h.containersDir())
 		if err != nil {
 			return nil, err
@@ -310,12 +315,22 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 		}
 	}
 	unlock, err := c.lock(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("start %s: removed: %w", c.Name, ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	defer unlock()
-	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
+	if c.removed() {
+		return fmt.Errorf("start %s: removed: %w", c.Name, ErrNotFound)
+	}
+	switch st := c.State(); {
+	case st.Status == StatusRunning || st.Status == StatusPaused:
 		return fmt.Errorf("start %s: container is %s: %w", c.Name, st.Status, ErrWrongState)
+	case st.Restarting:
+		// As Docker counts it: running, between two runs.
+		return fmt.Errorf("start %s: container is restarting: %w", c.Name, ErrWrongState)
 	}
 	spec := c.rec.Spec
 	if c.rec.AutoRemove {
@@ -392,7 +407,10 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 // Kill sends sig to the container's first process.
 func (c *Container) Kill(sig syscall.Signal) error {
 	hd, err := c.handle()
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrNotFound) {
+		if c.removed() {
+			return fmt.Errorf("kill %s: removed: %w", c.Name, ErrNotFound)
+		}
 		return fmt.Errorf("kill %s: not running: %w", c.Name, ErrWrongState)
 	}
 	if err != nil {
@@ -414,7 +432,10 @@ func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
 	}
 	hd, err := c.handle()
 	if err != nil {
-		return nil
+		if c.removed() {
+			return fmt.Errorf("stop %s: removed: %w", c.Name, ErrNotFound)
+		}
+		return nil // never started
 	}
 	if err := hd.Stop(ctx, timeout); err != nil {
 		return fmt.Errorf("stop %s: %w", c.Name, err)
@@ -435,11 +456,12 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 	}
 	defer unlock()
 	c.h.dropMonitor(c.ID)
-	if _, err := os.Stat(filepath.Join(c.stateDir(), "dock.json")); os.IsNotExist(err) {
+	if c.removed() {
 		return nil // removed meanwhile
 	}
 	hd, herr := c.handle()
-	if st := c.State(); st.Status == StatusRunning || st.Status == StatusPaused {
+	switch st := c.State(); {
+	case st.Status == StatusRunning || st.Status == StatusPaused:
 		if !force {
 			return fmt.Errorf("remove %s: container is %s; stop it or force: %w", c.Name, st.Status, ErrWrongState)
 		}
@@ -448,6 +470,15 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			hd.Wait(wctx)
 			cancel()
+		}
+	case st.Restarting:
+		if !force {
+			return fmt.Errorf("remove %s: container is restarting; stop it or force: %w", c.Name, ErrWrongState)
+		}
+		// Its monitor waits for this lock to start it again, and will
+		// find it stopped by a caller.
+		if herr == nil {
+			hd.Kill(syscall.SIGKILL)
 		}
 	}
 	// The record goes first, so that other programs stop seeing the
@@ -463,7 +494,7 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 			return fmt.Errorf("remove %s: %w", c.Name, err)
 		}
 	}
-	if err := os.RemoveAll(c.stateDir()); err != nil {
+	if err := removeDir(c.stateDir()); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	if target, err := os.Readlink(filepath.Join(c.h.namesDir(), c.Name)); err == nil && target == c.ID {
@@ -474,12 +505,36 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 	return nil
 }
 
-// lock serializes Start and Remove of this container across programs.
-func (c *Container) lock(ctx context.Context) (func(), error) {
-	return lockPath(ctx, filepath.Join(c.stateDir(), "lock"), true)
+// removed tells whether the container's record is gone.
+func (c *Container) removed() bool {
+	_, err := os.Stat(filepath.Join(c.stateDir(), "dock.json"))
+	return os.IsNotExist(err)
 }
 
-func (c *Container) ownerLock() string { return filepath.Join(c.stateDir(), "owner.lock") }
+// removeDir removes dir and what it holds. A program that knew the
+// container may still write a file in it as it goes (a Kill's mark): the
+// removal then tries again.
+func removeDir(dir string) error {
+	var err error
+	for range 3 {
+		if err = os.RemoveAll(dir); !errors.Is(err, syscall.ENOTEMPTY) {
+			break
+		}
+	}
+	return err
+}
+
+// lock serializes Start and Remove of this container across programs, and
+// the restarts its monitor makes. It fails with an error matching
+// os.ErrNotExist once the container was removed.
+func (c *Container) lock(ctx context.Context) (func(), error) {
+	return lockExisting(ctx, filepath.Join(c.stateDir(), runtime.LockFile), true)
+}
+
+// ownerLockFile is the lock an auto-remove container's owner holds.
+const ownerLockFile = "owner.lock"
+
+func (c *Container) ownerLock() string { return filepath.Join(c.stateDir(), ownerLockFile) }
 
 // takeOwner marks this program as the one that removes an auto-remove
 // container once it exits; while it lives, other programs leave the
@@ -490,7 +545,7 @@ func (c *Container) takeOwner(ctx context.Context) {
 	if c.owner != nil {
 		return
 	}
-	if release, err := lockPath(ctx, c.ownerLock(), false); err == nil {
+	if release, err := lockExisting(ctx, c.ownerLock(), false); err == nil {
 		c.owner = release
 	}
 }
@@ -502,7 +557,7 @@ func (c *Container) tryOwner() bool {
 	if c.owner != nil {
 		return true
 	}
-	release, err := lockPath(context.Background(), c.ownerLock(), false)
+	release, err := lockExisting(context.Background(), c.ownerLock(), false)
 	if err != nil {
 		return false
 	}

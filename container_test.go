@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -553,5 +554,115 @@ func TestRootThroughSymlink(t *testing.T) {
 	}
 	if st := c.State(); st.Status != StatusRunning {
 		t.Fatalf("after the other Open the container is %s (%s)", st.Status, st.Error)
+	}
+}
+
+// TestRemoveWhileOthersReach removes a container while another program's
+// removes and kills reach it: one remove does it all, the others find it
+// gone, and nothing of it is left.
+func TestRemoveWhileOthersReach(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	h2, err := Open(ctx, WithRoot(h.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	for i := range 10 {
+		c, err := h.Create(ctx, img, WithName(fmt.Sprintf("c%d", i)), WithCmd("true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := h2.Container(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		dir := filepath.Join(h.Root(), "containers", c.ID)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					if err := c2.Remove(ctx, false); err != nil {
+						errs <- err
+						return
+					}
+					if err := c2.Kill(syscall.SIGKILL); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrWrongState) {
+						errs <- fmt.Errorf("kill: %v", err)
+						return
+					}
+					if _, err := os.Stat(dir); os.IsNotExist(err) {
+						return
+					}
+				}
+			}()
+		}
+		if err := c.Remove(ctx, false); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d, other program: %v", i, err)
+		}
+		if _, err := os.Stat(filepath.Join(h.Root(), "containers", c.ID)); !os.IsNotExist(err) {
+			t.Fatalf("round %d: the state directory is left (%v)", i, err)
+		}
+		if _, err := h.Container(ctx, c.Name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("round %d: the name still finds %v", i, err)
+		}
+	}
+}
+
+// TestContainerCallsErrors checks the errors of calls on a container that
+// never started and on one removed.
+func TestContainerCallsErrors(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, err := h.Create(ctx, img, WithCmd("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(syscall.SIGTERM); !errors.Is(err, ErrWrongState) {
+		t.Errorf("Kill of a created container: %v, want ErrWrongState", err)
+	}
+	if err := c.Stop(ctx, time.Second); err != nil {
+		t.Errorf("Stop of a created container: %v", err)
+	}
+	if err := c.Remove(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Start of a removed container: %v, want ErrNotFound", err)
+	}
+	if err := c.Stop(ctx, time.Second); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Stop of a removed container: %v, want ErrNotFound", err)
+	}
+	if err := c.Kill(syscall.SIGTERM); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Kill of a removed container: %v, want ErrNotFound", err)
+	}
+	if _, err := h.Create(ctx, img, WithAutoRemove(), WithRestartPolicy("always")); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("auto-remove with a restart policy: %v, want ErrInvalidArgument", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(h.Root(), "tmp")); len(ents) != 0 {
+		t.Errorf("a failed create left %d files in tmp", len(ents))
+	}
+
+	// A name of 64 hex digits names its container.
+	name := strings.Repeat("ab", 32)
+	c2, err := h.Create(ctx, img, WithName(name), WithCmd("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Remove(ctx, true)
+	if got, err := h.Container(ctx, name); err != nil || got.ID != c2.ID {
+		t.Errorf("lookup by a hex name: %v, %v", got, err)
+	}
+	if got, err := h.Container(ctx, c2.ID); err != nil || got.ID != c2.ID {
+		t.Errorf("lookup by ID: %v, %v", got, err)
 	}
 }

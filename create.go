@@ -376,6 +376,10 @@ func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*C
 	if img == nil {
 		return nil, fmt.Errorf("create: no image: %w", ErrInvalidArgument)
 	}
+	if p := c.run.restart.Name; c.autoRemove && p != "" && p != "no" {
+		// Its removal would come in the back-off, before the restart.
+		return nil, fmt.Errorf("create: WithAutoRemove with restart policy %q: %w", p, ErrInvalidArgument)
+	}
 	ctr, err := h.create(ctx, img, &c)
 	if err != nil {
 		return nil, fmt.Errorf("create: %w", err)
@@ -435,6 +439,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 			h.snap.Remove(context.WithoutCancel(ctx), key)
 			os.RemoveAll(dir)
 			os.Remove(nameLink)
+			os.Remove(filepath.Join(h.root, "tmp", "create-"+id+".lock"))
 		}
 	}()
 	// The container's monitor starts now, on standby, with its init when
@@ -446,6 +451,17 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 	if err := os.Mkdir(dir, 0o710); err != nil {
 		return nil, err
+	}
+	// The container's lock files are made now and never again (see
+	// lockExisting).
+	locks := []string{runtime.LockFile}
+	if c.autoRemove {
+		locks = append(locks, ownerLockFile)
+	}
+	for _, l := range locks {
+		if err := os.WriteFile(filepath.Join(dir, l), nil, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	parent := ""
 	if n := len(img.Layers); n > 0 {

@@ -207,8 +207,19 @@ func flockCtx(ctx context.Context, f *os.File, how int) error {
 // wait false it fails with errLocked at once when another holds it. Lock
 // files are never unlinked by their holder; reconcile sweeps them.
 func lockPath(ctx context.Context, path string, wait bool) (func(), error) {
+	return lockFile(ctx, path, os.O_CREATE, wait)
+}
+
+// lockExisting is lockPath for a lock file made with what it guards (a
+// container's): it fails with an error matching os.ErrNotExist when the
+// file is gone, rather than make it again in a directory being removed.
+func lockExisting(ctx context.Context, path string, wait bool) (func(), error) {
+	return lockFile(ctx, path, 0, wait)
+}
+
+func lockFile(ctx context.Context, path string, flags int, wait bool) (func(), error) {
 	for {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		f, err := os.OpenFile(path, flags|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,8 @@ func syncDir(string) error { return errNeedsLinux }
 
 func lockPath(context.Context, string, bool) (func(), error) { return nil, errNeedsLinux }
 
+func lockExisting(context.Context, string, bool) (func(), error) { return nil, errNeedsLinux }
+
 func (h *Host) lockRoot(context.Context, bool) (func(), error) { return nil, errNeedsLinux }
 
 func unmountScratch(string) {}

@@ -209,8 +209,10 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 			// Docker's one difference between the two: a container
 			// stopped by hand is started again when the engine starts
 			// (here: the root's first Open after the host booted) only
-			// with always.
-			booted && policy == "always" && !c.rec.AutoRemove && st.Status == StatusExited:
+			// with always. One not stopped by hand was waiting for its
+			// restart when its monitor went with the host.
+			booted && !c.rec.AutoRemove && st.Status == StatusExited &&
+				(policy == "always" || policy == "unless-stopped" && !runtime.StoppedByCaller(c.stateDir())):
 			restart = append(restart, c)
 			continue
 		}

@@ -92,6 +92,12 @@ func TestRestartAfterBoot(t *testing.T) {
 	ctx := context.Background()
 	always, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("always"))
 	unless, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("unless-stopped"))
+	// One that fails six times, then runs, caught in a back-off when its
+	// monitor goes (with the host, as far as it knows).
+	crashy, _, _ := runContainer(t, h, img, WithRestartPolicy("unless-stopped"), WithCmd("sh", "-c",
+		`n=$(cat /n 2>/dev/null || echo 0); echo $((n+1)) >/n; [ "$n" -ge 6 ] && exec sleep 1000; exit 1`))
+	waitFor(t, func() bool { return crashy.RestartCount() >= 4 && crashy.State().Restarting }, "a long back-off")
+	killMonitor(t, crashy)
 	for _, c := range []*Container{always, unless} {
 		if err := c.Stop(ctx, time.Second); err != nil {
 			t.Fatal(err)
@@ -125,6 +131,26 @@ func TestRestartAfterBoot(t *testing.T) {
 	if st := unless.State(); st.Status != StatusExited {
 		t.Errorf("unless-stopped, stopped by hand, after a boot: %+v, want exited", st)
 	}
+	waitFor(t, func() bool { return crashy.State().Status == StatusRunning }, "unless-stopped, caught in a back-off, running after a boot")
+}
+
+// killMonitor kills the monitor of c with SIGKILL.
+func killMonitor(t *testing.T, c *Container) {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		args := strings.Split(string(b), "\x00")
+		if err != nil || len(args) < 2 || args[0] != "dock-monitor" || args[1] != c.stateDir() {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no monitor of %s", c.Name)
 }
 
 // Open leaves alone the name a create under way has linked before making

@@ -757,3 +757,68 @@ func TestOOMEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartStopRaces stops a container with a restart policy just as it
+// ended of itself, again and again: each Stop that returns leaves it
+// stopped, with no restart to come.
+func TestRestartStopRaces(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, 2*time.Minute)
+	for i := range 8 {
+		c, _, _ := runContainer(t, h, img, WithCmd("sh", "-c", "sleep 0.3"), WithRestartPolicy("always"))
+		for c.State().Status != StatusExited {
+			time.Sleep(time.Millisecond)
+		}
+		if err := c.Stop(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if st := c.State(); st.Status != StatusExited || st.Restarting {
+			t.Fatalf("round %d: after Stop the container is %s, restarting %v", i, st.Status, st.Restarting)
+		}
+	}
+}
+
+// TestRestartingContainer starts and removes a container that waits for
+// its restart: Start and Remove without force are refused, and a forced
+// Remove leaves nothing, however it meets the restart.
+func TestRestartingContainer(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, 2*time.Minute)
+	c, _, _ := runContainer(t, h, img, WithCmd("false"), WithRestartPolicy("always"))
+	waitFor(t, func() bool { return c.RestartCount() >= 3 && c.State().Restarting }, "a restart back-off")
+	if err := c.Start(ctx); !errors.Is(err, ErrWrongState) {
+		t.Errorf("Start of a restarting container: %v, want ErrWrongState", err)
+	}
+	if err := c.Remove(ctx, false); !errors.Is(err, ErrWrongState) {
+		t.Errorf("Remove of a restarting container: %v, want ErrWrongState", err)
+	}
+	if err := c.Remove(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		c, err := h.Create(ctx, img, WithCmd("sh", "-c", "sleep 0.05"), WithRestartPolicy("always"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i*90) * time.Millisecond)
+		if err := c.Remove(ctx, true); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	time.Sleep(time.Second) // for a restart that would come after all
+	ents, err := os.ReadDir(filepath.Join(h.Root(), "containers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") { // .names
+			t.Errorf("container %s left", e.Name())
+		}
+	}
+}

@@ -26,6 +26,26 @@ type restartRecord struct {
 	Delay time.Duration `json:"delay"`
 }
 
+// lockContainer takes the lock of LockFile, waiting for it; it fails when
+// the container was removed.
+func lockContainer(stateDir string) (func(), error) {
+	f, err := os.OpenFile(path.Join(stateDir, LockFile), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
 // restartingSelf is set in a monitor that starts its container again: its
 // own binary is already the sealed copy, and the restart count carries.
 var restartingSelf bool
@@ -45,6 +65,10 @@ func monitorExe(stateDir string) (string, error) {
 		return ownSealedCopy(path.Join(rootOf(stateDir), exeDirName))
 	}
 	os.Remove(path.Join(stateDir, restartFile))
+	os.Remove(path.Join(stateDir, stopFile))
+	if f, err := os.OpenFile(path.Join(stateDir, LockFile), os.O_RDONLY|os.O_CREATE|unix.O_CLOEXEC, 0o600); err == nil {
+		f.Close()
+	}
 	return sealedExe(path.Join(rootOf(stateDir), exeDirName))
 }
 
@@ -207,15 +231,31 @@ func (m *monitor) afterExit(es ExitStatus) {
 	if err != nil || st.Status != Stopped {
 		return
 	}
-	st.Restarting, st.RestartCount = true, rec.Count
+	// With this monitor's pid: a back-off whose monitor died reads as
+	// over (ReadState).
+	st.Restarting, st.RestartCount, st.MonitorPid = true, rec.Count, os.Getpid()
 	writeState(m.stateDir, &st)
 	m.spec.event(EventRestarted, map[string]string{"restartCount": strconv.Itoa(rec.Count), "delay": rec.Delay.String()})
 	time.Sleep(rec.Delay)
-	// A caller may have started, stopped or removed it meanwhile.
+	// A caller may have started, stopped or removed the container
+	// meanwhile, or be doing so now: the restart takes the lock a caller's
+	// start and removal take, and looks again under it.
+	unlock, err := lockContainer(m.stateDir)
+	if err != nil {
+		return // removed
+	}
+	defer unlock()
 	if st, err := readState(m.stateDir); err != nil || st.Status != Stopped || !st.Restarting {
 		return
 	}
 	if _, err := os.Stat(path.Join(m.stateDir, configFile)); err != nil {
+		return
+	}
+	if StoppedByCaller(m.stateDir) {
+		// Stopped by a caller that found no monitor to tell.
+		st.Restarting = false
+		writeState(m.stateDir, &st)
+		m.dropGroup()
 		return
 	}
 	restartingSelf = true
@@ -231,7 +271,7 @@ func (m *monitor) restarts(es ExitStatus) bool {
 	m.mu.Lock()
 	manual := m.manual
 	m.mu.Unlock()
-	return !manual && es.Error == "" && restartWanted(m.spec.Restart, es.ExitCode, readRestart(m.stateDir).Count)
+	return !manual && !StoppedByCaller(m.stateDir) && es.Error == "" && restartWanted(m.spec.Restart, es.ExitCode, readRestart(m.stateDir).Count)
 }
 
 // dropGroup removes the group kept for a restart that could not happen,

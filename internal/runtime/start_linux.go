@@ -392,6 +392,10 @@ func ReadState(stateDir string) (State, error) {
 		st.ExitCode = 255
 		st.Error = "monitor exited without recording the container's end"
 	}
+	if st.Status == Stopped && st.Restarting && st.MonitorPid > 0 && !monitorAlive(st.MonitorPid, stateDir) {
+		// The monitor that was to start it again is gone.
+		st.Restarting = false
+	}
 	return st, nil
 }
 
@@ -504,6 +508,11 @@ func (h *Handle) monitorStarting() bool {
 // way is not restarted by its restart policy; one waiting for its restart
 // stays stopped.
 func (h *Handle) Kill(sig syscall.Signal) error {
+	// Before the signal: a container that ends of itself meanwhile is not
+	// restarted either.
+	if f, err := os.OpenFile(path.Join(h.stateDir, stopFile), os.O_WRONLY|os.O_CREATE|unix.O_CLOEXEC, 0o600); err == nil {
+		f.Close()
+	}
 	var resp monitorResp
 	if err := h.call(context.Background(), monitorReq{Op: "kill", Signal: int(sig), Manual: true}, &resp); err != nil {
 		if h.cancelRestart() {

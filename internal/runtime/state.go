@@ -64,3 +64,24 @@ func readState(stateDir string) (State, error) {
 func (st State) exitStatus() ExitStatus {
 	return ExitStatus{ExitCode: st.ExitCode, Signal: st.Signal, OOMKilled: st.OOMKilled, FinishedAt: st.FinishedAt, Error: st.Error}
 }
+
+// LockFile is the file in a container's state directory whose lock a
+// caller holds to start or remove the container, and a monitor to start it
+// again: one at a time. It is made with the container (and by a caller's
+// start) and never again, so that a removal under way cannot see it come
+// back.
+const LockFile = "lock"
+
+// stopFile marks a container stopped or killed by a caller: its restart
+// policy leaves it stopped until a caller starts it again. It is written
+// before the signal is sent, so that an exit of the container's own at the
+// same moment does not restart it either.
+const stopFile = "stopped-by-caller"
+
+// StoppedByCaller tells whether the container in stateDir was last stopped
+// or killed by a caller, not by itself: unless-stopped does not start it
+// again when the host boots.
+func StoppedByCaller(stateDir string) bool {
+	_, err := os.Stat(path.Join(stateDir, stopFile))
+	return err == nil
+}
