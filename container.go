@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -380,6 +381,11 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 		hd, err := c.handle()
 		if err == nil {
 			es, err := hd.Wait(ctx)
+			if err != nil && ctx.Err() == nil && c.removed() {
+				if st, ok := c.lastExit(); ok {
+					return st, nil
+				}
+			}
 			if err != nil {
 				return ExitStatus{}, fmt.Errorf("wait %s: %w", c.Name, err)
 			}
@@ -399,7 +405,46 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if _, err := os.Stat(c.stateDir()); err != nil {
+			if st, ok := c.lastExit(); ok {
+				return st, nil
+			}
 			return ExitStatus{}, fmt.Errorf("wait %s: removed: %w", c.Name, ErrNotFound)
+		}
+	}
+}
+
+// lastExit finds how the container last ended in the root's events log:
+// all that is left of one removed as it ended, as an auto-remove container
+// is by its owner, often before another program's Wait hears of the end.
+func (c *Container) lastExit() (ExitStatus, bool) {
+	r, err := runtime.ReadEvents(c.h.root, c.Created)
+	if err != nil {
+		return ExitStatus{}, false
+	}
+	defer r.Close()
+	var st ExitStatus
+	found, oom := false, false
+	for {
+		ev, err := r.Next(context.Background(), false)
+		if err != nil {
+			return st, found
+		}
+		if ev.ID != c.ID {
+			continue
+		}
+		switch ev.Type {
+		case runtime.EventStarted:
+			oom = false
+		case runtime.EventOOM:
+			oom = true
+		case runtime.EventDied:
+			code, err := strconv.Atoi(ev.Attributes["exitCode"])
+			if err != nil {
+				continue
+			}
+			sig, _ := strconv.Atoi(ev.Attributes["signal"])
+			st = ExitStatus{ExitCode: code, Signal: syscall.Signal(sig), OOMKilled: oom, FinishedAt: ev.Time}
+			found = true
 		}
 	}
 }

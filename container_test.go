@@ -666,3 +666,53 @@ func TestContainerCallsErrors(t *testing.T) {
 		t.Errorf("lookup by ID: %v, %v", got, err)
 	}
 }
+
+// TestAutoRemoveWaitElsewhere waits for an auto-remove container from a
+// second program while its owner waits and removes it: both get how it
+// ended, also once it is gone.
+func TestAutoRemoveWaitElsewhere(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, time.Minute)
+	h2, err := Open(ctx, WithRoot(h.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	for i := range 6 {
+		c, err := h.Create(ctx, img, WithCmd("sh", "-c", "sleep 0.2; exit 5"), WithAutoRemove())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := h2.Container(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			c.Kill(syscall.SIGKILL)
+		}
+		other := make(chan ExitStatus, 1)
+		go func() {
+			st, err := c2.Wait(ctx)
+			if err != nil {
+				t.Errorf("round %d, the other program's Wait: %v", i, err)
+			}
+			other <- st
+		}()
+		st := wait(t, c)
+		got := <-other
+		if got.ExitCode != st.ExitCode || got.Signal != st.Signal {
+			t.Errorf("round %d: the other program got %+v, the owner %+v", i, got, st)
+		}
+		if i == 5 && st.Signal != syscall.SIGKILL || i < 5 && st.ExitCode != 5 {
+			t.Errorf("round %d: the owner got %+v", i, st)
+		}
+		// Once it is gone too.
+		if st, err := c2.Wait(ctx); err != nil || st.ExitCode != got.ExitCode {
+			t.Errorf("round %d: Wait after the removal: %+v, %v", i, st, err)
+		}
+	}
+}

@@ -13,7 +13,7 @@ import (
 const (
 	EventCreated    = "created"
 	EventStarted    = runtime.EventStarted
-	EventDied       = runtime.EventDied // Attributes["exitCode"]
+	EventDied       = runtime.EventDied // Attributes["exitCode"], and ["signal"] when a signal ended it
 	EventOOM        = runtime.EventOOM
 	EventPaused     = runtime.EventPaused
 	EventUnpaused   = runtime.EventUnpaused

@@ -202,7 +202,11 @@ func (m *monitor) exitEvents(es ExitStatus) {
 	if es.OOMKilled {
 		m.spec.event(EventOOM, nil)
 	}
-	m.spec.event(EventDied, map[string]string{"exitCode": strconv.Itoa(es.ExitCode)})
+	attrs := map[string]string{"exitCode": strconv.Itoa(es.ExitCode)}
+	if es.Signal != 0 {
+		attrs["signal"] = strconv.Itoa(es.Signal)
+	}
+	m.spec.event(EventDied, attrs)
 }
 
 // afterExit starts the container again after a back-off, through a new
