@@ -308,7 +308,15 @@ func Logs(ctx context.Context, stateDir string, opts LogOptions) (*LogReader, er
 		return nil, err
 	}
 	if opts.Tail > 0 {
-		// Read everything written so far, keep the last Tail entries, and
+		// Start at the last Tail lines, found from the end; with Since,
+		// the lines to count are only those since, which reading finds.
+		if opts.Since.IsZero() {
+			if err := r.seekTail(opts.Tail); err != nil {
+				r.Close()
+				return nil, err
+			}
+		}
+		// Read what is written so far, keep the last Tail entries, and
 		// go on from the newest file's end.
 		var ring []LogEntry
 		for {
@@ -328,6 +336,58 @@ func Logs(ctx context.Context, stateDir string, opts LogOptions) (*LogReader, er
 		r.backlog = ring
 	}
 	return r, nil
+}
+
+// seekTail moves the reader to the start of the last n complete lines of
+// the files it has open, reading them backwards from their ends, and
+// closes the files before. A line not yet complete at the end of the
+// newest file does not count.
+func (r *LogReader) seekTail(n int) error {
+	buf := make([]byte, 64<<10)
+	for i := len(r.files) - 1; i >= 0; i-- {
+		f := r.files[i]
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		// Each complete line ends with a newline: the start of the n-th
+		// line from the end follows the (n+1)-th newline from the end,
+		// or is the file's start.
+		seen := 0
+		start := int64(-1)
+		for end := fi.Size(); end > 0 && start < 0; {
+			off := max(end-int64(len(buf)), 0)
+			b := buf[:end-off]
+			if _, err := f.ReadAt(b, off); err != nil {
+				return err
+			}
+			for j := len(b) - 1; j >= 0; j-- {
+				if b[j] != '\n' {
+					continue
+				}
+				if seen == n {
+					start = off + int64(j) + 1
+					break
+				}
+				seen++
+			}
+			end = off
+		}
+		if start < 0 && seen < n {
+			n -= seen // all of this file, and more from the one before
+			continue
+		}
+		if start < 0 {
+			start = 0
+		}
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			return err
+		}
+		closeFiles(r.files[:i])
+		r.files = r.files[i:]
+		return nil
+	}
+	return nil // fewer lines than n in all
 }
 
 // Next returns the next entry, or io.EOF at the end of the log.

@@ -430,3 +430,69 @@ func TestLogRotationFails(t *testing.T) {
 	defer r.Close()
 	wantRange(t, numbers(t, r, nil), 0, 12)
 }
+
+// TestLogTail takes the last lines across rotated files, and leaves out a
+// line still being written.
+func TestLogTail(t *testing.T) {
+	l := newRotatingLog(t, LogConfig{MaxSize: 520, MaxFiles: 3})
+	l.write(12) // lines 3-5, 6-8 and 9-11 kept
+	f, err := os.OpenFile(filepath.Join(l.dir, logFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"stream":"stdout","time":"2026-01-02T03:04:05Z","log":"half a li`)
+	f.Close()
+	l.setState(`{"status":"stopped"}`)
+	for _, tc := range []struct{ tail, from int }{{1, 11}, {2, 10}, {3, 9}, {4, 8}, {7, 5}, {9, 3}, {100, 3}} {
+		r, err := Logs(context.Background(), l.dir, LogOptions{Tail: tc.tail})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := numbers(t, r, nil)
+		r.Close()
+		var want []int
+		for i := tc.from; i < 12; i++ {
+			want = append(want, i)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("tail %d: %v, want %v", tc.tail, got, want)
+		}
+	}
+}
+
+// BenchmarkLogTail takes the last 10 lines of a log of 64 MiB.
+func BenchmarkLogTail(b *testing.B) {
+	dir := b.TempDir()
+	spec := Spec{ID: "x", StateDir: dir}
+	js, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(dir, configFile), js, 0o600)
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"status":"stopped"}`), 0o600)
+	w, err := openLogWriter(LogConfig{}, spec.logPath())
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 100) + "\n")
+	now := time.Now()
+	for range (64 << 20) / 160 {
+		w.write("stdout", now, line)
+	}
+	w.Close()
+	b.ResetTimer()
+	for range b.N {
+		r, err := Logs(context.Background(), dir, LogOptions{Tail: 10})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		r.Close()
+		if n != 10 {
+			b.Fatalf("%d lines", n)
+		}
+	}
+}
