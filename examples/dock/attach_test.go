@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,4 +241,37 @@ func TestRunRestartAndHealthFlags(t *testing.T) {
 		t.Errorf("ps status %q", row[4])
 	}
 	e.ok("rm", "-f", "flaky", "hc")
+}
+
+// TestAttachSignals checks that a signal sent to `dock attach` without a
+// terminal reaches the container, as docker's --sig-proxy does, and that
+// attach then exits with the container's status.
+func TestAttachSignals(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "-d", "--name", "trap", runImage, "sh", "-c", "trap 'exit 9' TERM; while :; do echo tick; sleep 0.1; done")
+	cmd := exec.Command(dockBin, "--root", e.root, "attach", "--no-stdin", "trap")
+	cmd.Env = e.environ()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "tick\n" {
+		t.Fatalf("first line %q, want tick", line)
+	}
+	go io.Copy(io.Discard, out)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 9 {
+		t.Errorf("dock attach after SIGTERM exits %d, want 9", code)
+	}
 }

@@ -52,7 +52,7 @@ func (c *cli) runningCmds() []*cobra.Command {
 }
 
 func (c *cli) attachCmd() *cobra.Command {
-	var noStdin bool
+	var noStdin, sigProxy bool
 	cmd := &cobra.Command{
 		Use: "attach NAME", Short: "Attach to a running container's output and input (detach with Ctrl-P Ctrl-Q)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -74,6 +74,16 @@ func (c *cli) attachCmd() *cobra.Command {
 				}
 				opts = append(opts, dock.WithInput(newDetachReader(os.Stdin, func() { close(detached) })))
 			}
+			wctx := ctx
+			if sigProxy && !ctr.Config().TTY {
+				// As docker: without a terminal, Ctrl-C and the signals
+				// dock gets are the container's, and dock waits for the
+				// end they cause.
+				p := newSignalProxy(ctr.Kill)
+				p.forward()
+				defer p.stop()
+				wctx = context.WithoutCancel(ctx)
+			}
 			a, err := ctr.Attach(ctx, opts...)
 			if err != nil {
 				return err
@@ -81,7 +91,7 @@ func (c *cli) attachCmd() *cobra.Command {
 			stopResize := trackWindowSize(ctr.Resize)
 			defer stopResize()
 			done := make(chan error, 1)
-			go func() { done <- a.Wait(ctx) }()
+			go func() { done <- a.Wait(wctx) }()
 			select {
 			case <-detached:
 				a.Close()
@@ -110,6 +120,7 @@ func (c *cli) attachCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach stdin")
+	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "send the signals dock gets to the container (without a terminal)")
 	return cmd
 }
 
@@ -431,14 +442,20 @@ func (k *keepFlags) options(rm bool) ([]dock.CreateOption, error) {
 		}
 		opts = append(opts, dock.WithRestartPolicy(k.restart))
 	}
+	// As docker: settings without --health-cmd change the image's check.
+	hc := dock.Healthcheck{Interval: k.healthInterval, Timeout: k.healthTimeout,
+		StartPeriod: k.healthStartPeriod, Retries: k.healthRetries}
+	set := k.healthCmd != "" || hc.Interval != 0 || hc.Timeout != 0 || hc.StartPeriod != 0 || hc.Retries != 0
+	if k.healthCmd != "" {
+		hc.Test = []string{"CMD-SHELL", k.healthCmd}
+	}
 	switch {
-	case k.noHealthcheck && k.healthCmd != "":
-		return nil, fmt.Errorf("--no-healthcheck conflicts with --health-cmd: %w", dock.ErrInvalidArgument)
+	case k.noHealthcheck && set:
+		return nil, fmt.Errorf("--no-healthcheck conflicts with --health-* options: %w", dock.ErrInvalidArgument)
 	case k.noHealthcheck:
 		opts = append(opts, dock.WithHealthcheck(dock.Healthcheck{Test: []string{"NONE"}}))
-	case k.healthCmd != "":
-		opts = append(opts, dock.WithHealthcheck(dock.Healthcheck{Test: []string{"CMD-SHELL", k.healthCmd},
-			Interval: k.healthInterval, Timeout: k.healthTimeout, StartPeriod: k.healthStartPeriod, Retries: k.healthRetries}))
+	case set:
+		opts = append(opts, dock.WithHealthcheck(hc))
 	}
 	return opts, nil
 }
