@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/creack/pty"
@@ -273,5 +274,30 @@ func TestAttachSignals(t *testing.T) {
 	}
 	if code := waitExit(t, cmd); code != 9 {
 		t.Errorf("dock attach after SIGTERM exits %d, want 9", code)
+	}
+}
+
+// TestDetachReader checks docker's detach keys: Ctrl-P Ctrl-Q detaches, a
+// Ctrl-P followed by anything else (or by the end of the input) is passed
+// on.
+func TestDetachReader(t *testing.T) {
+	tests := []struct {
+		in, want string
+		detached bool
+	}{
+		{"abc", "abc", false},
+		{"ab\x10\x11cd", "ab", true},
+		{"a\x10b", "a\x10b", false},
+		{"a\x10\x10\x11", "a\x10", true},
+		{"ab\x10", "ab\x10", false},
+	}
+	for _, tc := range tests {
+		detached := false
+		// One byte a read: a sequence split across reads.
+		r := newDetachReader(iotest.OneByteReader(strings.NewReader(tc.in)), func() { detached = true })
+		got, err := io.ReadAll(r)
+		if err != nil || string(got) != tc.want || detached != tc.detached {
+			t.Errorf("%q: read %q, %v, detached %v; want %q, detached %v", tc.in, got, err, detached, tc.want, tc.detached)
+		}
 	}
 }

@@ -167,6 +167,10 @@ func (d *detachReader) Read(p []byte) (int, error) {
 				d.out = append(d.out, b)
 			}
 		}
+		if err != nil && d.held {
+			// The input ended: a Ctrl-P held for a Ctrl-Q is the user's.
+			d.out, d.held = append(d.out, 0x10), false
+		}
 		if err != nil && len(d.out) == 0 {
 			return 0, err
 		}
