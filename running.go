@@ -2,6 +2,7 @@ package dock
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,9 +17,8 @@ import (
 // runOpts are the create options about how a running container is kept:
 // its terminal, restart policy and health check.
 type runOpts struct {
-	restart     runtime.RestartPolicy
-	health      *Healthcheck
-	healthIsSet bool
+	restart runtime.RestartPolicy
+	health  *Healthcheck
 }
 
 // WithTTY gives the container a pseudo-terminal, held by its monitor: the
@@ -45,8 +45,8 @@ func WithRestartPolicy(policy string) CreateOption {
 }
 
 // Healthcheck is Docker's HEALTHCHECK: Test is ["CMD", args...],
-// ["CMD-SHELL", "command"] or ["NONE"]; zero durations take Docker's
-// defaults (30s interval and timeout, 3 retries).
+// ["CMD-SHELL", "command"] or ["NONE"]; zero fields take the image's
+// values, then Docker's defaults (30s interval and timeout, 3 retries).
 type Healthcheck struct {
 	Test        []string
 	Interval    time.Duration
@@ -55,19 +55,21 @@ type Healthcheck struct {
 	Retries     int
 }
 
-// WithHealthcheck sets the container's health check, replacing the image's
-// HEALTHCHECK; Test ["NONE"] turns the image's off. The monitor runs it by
-// exec while the container runs and records the status in State.Health.
+// WithHealthcheck sets the container's health check, merged into the
+// image's HEALTHCHECK as Docker does: an empty Test keeps the image's
+// test, so that only the non-zero fields change it; Test ["NONE"] turns
+// the image's off. The monitor runs the check by exec while the container
+// runs and records the status in State.Health.
 func WithHealthcheck(hc Healthcheck) CreateOption {
 	return func(c *createConfig) error {
-		if len(hc.Test) == 0 || (hc.Test[0] != "CMD" && hc.Test[0] != "CMD-SHELL" && hc.Test[0] != "NONE") ||
-			(hc.Test[0] != "NONE" && len(hc.Test) < 2) {
+		if len(hc.Test) > 0 && (hc.Test[0] != "CMD" && hc.Test[0] != "CMD-SHELL" && hc.Test[0] != "NONE" ||
+			hc.Test[0] != "NONE" && len(hc.Test) < 2) {
 			return fmt.Errorf("WithHealthcheck(%q): want CMD args..., CMD-SHELL command or NONE: %w", hc.Test, ErrInvalidArgument)
 		}
 		if hc.Interval < 0 || hc.Timeout < 0 || hc.StartPeriod < 0 || hc.Retries < 0 {
 			return fmt.Errorf("WithHealthcheck: negative duration or retries: %w", ErrInvalidArgument)
 		}
-		c.run.health, c.run.healthIsSet = &hc, true
+		c.run.health = &hc
 		return nil
 	}
 }
@@ -104,9 +106,19 @@ func (h *Host) imageHealthcheck(img *Image) *Healthcheck {
 func (h *Host) applyRun(c *createConfig, img *Image, spec *runtime.Spec) {
 	spec.Restart = c.run.restart
 	spec.Process.OpenStdin = c.stdin
-	hc := c.run.health
-	if !c.run.healthIsSet {
-		hc = h.imageHealthcheck(img)
+	hc := h.imageHealthcheck(img)
+	switch o := c.run.health; {
+	case o == nil:
+	case hc == nil:
+		hc = o
+	default:
+		if len(o.Test) > 0 {
+			hc.Test = o.Test
+		}
+		hc.Interval = cmp.Or(o.Interval, hc.Interval)
+		hc.Timeout = cmp.Or(o.Timeout, hc.Timeout)
+		hc.StartPeriod = cmp.Or(o.StartPeriod, hc.StartPeriod)
+		hc.Retries = cmp.Or(o.Retries, hc.Retries)
 	}
 	if hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
 		spec.Healthcheck = &runtime.Healthcheck{Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout,

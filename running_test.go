@@ -718,6 +718,114 @@ func TestHealthcheckFromImage(t *testing.T) {
 	}
 }
 
+// healthImage loads a busybox image whose config has a HEALTHCHECK.
+func healthImage(t *testing.T, h *Host, name string, test []string, interval time.Duration) *Image {
+	t.Helper()
+	imagetest.RequireBusybox(t)
+	dir := t.TempDir()
+	bi := imagetest.Busybox(t, dir, imagetest.Name(name))
+	withImageHealthcheck(t, dir, bi, test, interval)
+	imgs, err := h.Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imgs[0]
+}
+
+// TestHealthcheckMergesImage checks that WithHealthcheck changes only the
+// fields it sets of the image's HEALTHCHECK, as docker run's --health-*.
+func TestHealthcheckMergesImage(t *testing.T) {
+	h := newHost(t)
+	slow := healthImage(t, h, "test.local/slowcheck:1", []string{"CMD", "true"}, time.Hour)
+	fast := healthImage(t, h, "test.local/fastcheck:1", []string{"CMD", "true"}, 100*time.Millisecond)
+	for _, tc := range []struct {
+		name string
+		img  *Image
+		hc   Healthcheck
+		want string // the status within two seconds; "" for no check
+	}{
+		{"interval only", slow, Healthcheck{Interval: 100 * time.Millisecond}, "healthy"},
+		{"test only", fast, Healthcheck{Test: []string{"CMD", "false"}}, "unhealthy"},
+		{"no check in the image", busyboxImage(t, h), Healthcheck{Interval: 100 * time.Millisecond}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, _ := runContainer(t, h, tc.img, WithCmd("sleep", "1000"), WithHealthcheck(tc.hc))
+			var hl *Health
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if hl = c.Health(); hl != nil && hl.Status == tc.want {
+					return
+				}
+			}
+			if tc.want != "" || hl != nil {
+				t.Errorf("health %+v, want %q", hl, tc.want)
+			}
+		})
+	}
+}
+
+// TestHealthcheckTimeoutKillsChildren checks that a check that times out
+// is killed with its children, which would otherwise pile up.
+func TestHealthcheckTimeoutKillsChildren(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"),
+		WithHealthcheck(Healthcheck{Test: []string{"CMD-SHELL", "sleep 32; true"}, Interval: 200 * time.Millisecond, Timeout: 200 * time.Millisecond}))
+	waitFor(t, func() bool { hl := c.Health(); return hl != nil && len(hl.Log) >= 3 }, "three checks")
+	// The check running now may have its sleep.
+	if n := countProcs(t, c.State().Pid, "sleep\x0032\x00"); n > 1 {
+		t.Errorf("%d sleeps of timed-out checks left in the container", n)
+	}
+	if l := c.Health().Log[0]; l.ExitCode != -1 || !strings.Contains(l.Output, "timeout") {
+		t.Errorf("first check %+v, want a timeout", l)
+	}
+}
+
+// countProcs counts the live processes with the command line cmdline in
+// the pid namespace of pid.
+func countProcs(t *testing.T, pid int, cmdline string) int {
+	t.Helper()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		dir := filepath.Join("/proc", e.Name())
+		if l, _ := os.Readlink(filepath.Join(dir, "ns/pid")); l != ns {
+			continue
+		}
+		// A zombie has no command line.
+		if b, _ := os.ReadFile(filepath.Join(dir, "cmdline")); string(b) == cmdline {
+			n++
+		}
+	}
+	return n
+}
+
+// TestHealthcheckStartPeriod checks that the start period is judged by when
+// a check starts: a failure of a check started in it does not count, even
+// when the check ends after it.
+func TestHealthcheckStartPeriod(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	const period = time.Second
+	c, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"),
+		WithHealthcheck(Healthcheck{Test: []string{"CMD-SHELL", "sleep 5"}, Interval: 100 * time.Millisecond,
+			Timeout: 1500 * time.Millisecond, StartPeriod: period, Retries: 1}))
+	waitFor(t, func() bool { hl := c.Health(); return hl != nil && len(hl.Log) > 0 }, "a check")
+	hl, started := c.Health(), c.State().StartedAt
+	if l := hl.Log[0]; l.Start.Sub(started) >= period || l.End.Sub(started) < period {
+		t.Fatalf("check from %v to %v after the start, want across the start period", l.Start.Sub(started), l.End.Sub(started))
+	}
+	if hl.Status != "starting" || hl.FailingStreak != 0 {
+		t.Errorf("health %s, failing streak %d after a failure in the start period", hl.Status, hl.FailingStreak)
+	}
+}
+
 func TestContainerStdinStreams(t *testing.T) {
 	h := newHost(t)
 	img := busyboxImage(t, h)

@@ -377,9 +377,9 @@ func (m *monitor) healthLoop(hc *Healthcheck) {
 			continue
 		}
 		res := m.healthRun(args, filter, timeout)
-		// As Docker: failures in the start period do not count, until a
-		// first success ends it.
-		inStart := !passed && time.Since(m.started) < hc.StartPeriod
+		// As Docker: failures of checks started in the start period do
+		// not count, until a first success ends it.
+		inStart := !passed && res.Start.Sub(m.started) < hc.StartPeriod
 		passed = passed || res.ExitCode == 0
 		m.setHealth(func(h *Health) {
 			h.Log = append(h.Log, res)
@@ -461,7 +461,16 @@ func (m *monitor) healthRun(args []string, filter string, timeout time.Duration)
 	case ws = <-exited:
 		res.ExitCode, _ = exitCodeOf(ws)
 	case <-t.C:
-		unix.Kill(pid, syscall.SIGKILL)
+		// The check leads a process group of its own (childSession):
+		// killing the group reaches the children that would outlive it.
+		// Its id is the check's pid, nobody else's while the check is
+		// registered: the reaper drops it just as it reaps it, and a pid
+		// is not handed out again that soon.
+		m.mu.Lock()
+		if _, ok := m.execs[pid]; ok {
+			unix.Kill(-pid, syscall.SIGKILL)
+		}
+		m.mu.Unlock()
 		<-exited
 		res.ExitCode = -1
 	}
@@ -469,7 +478,9 @@ func (m *monitor) healthRun(args []string, filter string, timeout time.Duration)
 	case b := <-out:
 		res.Output = string(b)
 	case <-time.After(time.Second):
-		// A child of the check still holds the output open.
+		// A child of the check still holds the output open; the reader
+		// must not wait for it.
+		r.Close()
 	}
 	if res.ExitCode == -1 {
 		res.Output = fmt.Sprintf("health check exceeded its timeout (%v)", timeout)
