@@ -182,3 +182,22 @@ func TestParseWhen(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepFlagsHealth checks how --health-* flags become options: settings
+// without --health-cmd still make one (changing the image's check), and
+// --no-healthcheck refuses them.
+func TestKeepFlagsHealth(t *testing.T) {
+	k := keepFlags{healthInterval: time.Second}
+	opts, err := k.options(false)
+	if err != nil || len(opts) != 1 {
+		t.Errorf("--health-interval alone: %d options, %v; want 1", len(opts), err)
+	}
+	k = keepFlags{noHealthcheck: true, healthRetries: 2}
+	if _, err := k.options(false); !errors.Is(err, dock.ErrInvalidArgument) {
+		t.Errorf("--no-healthcheck with --health-retries: %v, want ErrInvalidArgument", err)
+	}
+	k = keepFlags{}
+	if opts, err := k.options(false); err != nil || len(opts) != 0 {
+		t.Errorf("no flags: %d options, %v", len(opts), err)
+	}
+}
