@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -714,5 +715,35 @@ func TestAutoRemoveWaitElsewhere(t *testing.T) {
 		if st, err := c2.Wait(ctx); err != nil || st.ExitCode != got.ExitCode {
 			t.Errorf("round %d: Wait after the removal: %+v, %v", i, st, err)
 		}
+	}
+}
+
+// TestVolumeClosedToHostUsers makes a set-user-ID copy of a shell in a
+// volume from inside a container: no host user but root reaches it.
+func TestVolumeClosedToHostUsers(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, _, stderr := runContainer(t, h, img, WithMount(Volume("v", "/data")),
+		WithCmd("sh", "-c", "cp /bin/busybox /data/sh && chmod 4755 /data/sh"))
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", st.ExitCode, stderr)
+	}
+	file := filepath.Join(h.Root(), "volumes", "v", "_data", "sh")
+	if fi, err := os.Stat(file); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("the set-user-ID file: %v %v", fi, err)
+	}
+	// The root is under the test's temp dir, which others may not search
+	// either: open the way to the root, as an installed /var/lib/dock has.
+	for d := h.Root(); d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cmd := exec.Command("/bin/busybox", "stat", file)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "ermission denied") {
+		t.Fatalf("a host user reached the volume's files: %v\n%s", err, out)
 	}
 }

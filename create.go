@@ -551,13 +551,15 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	for _, m := range nss.GIDMap {
 		spec.Namespaces.GIDMap = append(spec.Namespaces.GIDMap, runtime.IDMap(m))
 	}
+	rootGID := -1 // the host's gid of the container's root, in a user namespace
 	if slices.Contains(nss.New, UserNamespace) {
 		// The container's root reaches its state directory (the rootfs
 		// mount point, the /etc files) through the group, as with
 		// docker's userns-remap; the directory stays closed to others.
 		for _, m := range nss.GIDMap {
 			if m.ContainerID == 0 {
-				if err := os.Chown(dir, 0, int(m.HostID)); err != nil {
+				rootGID = int(m.HostID)
+				if err := os.Chown(dir, 0, rootGID); err != nil {
 					return nil, err
 				}
 			}
@@ -573,6 +575,12 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 			return nil, err
 		}
 		spec.Mounts = append(spec.Mounts, ms)
+		if m.Type == "volume" && rootGID >= 0 {
+			// Its root reaches the volume as it does its state directory.
+			if err := os.Chown(filepath.Dir(ms.Source), 0, rootGID); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	if err := h.cgroupSpec(id, &c.res, &spec); err != nil {
@@ -750,13 +758,18 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (run
 // first filled with what the container's image holds at target, as Docker
 // does; the copy is made aside and renamed into place, under the volume's
 // lock, so that a volume is never seen half filled.
+//
+// A volume's directory is closed to others (0710): what containers wrote in
+// it, set-user-ID files and device nodes included, must not be reachable by
+// host users. A container's root in a user namespace reaches it through the
+// group, as its state directory.
 func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, target string) (string, error) {
 	base := filepath.Join(h.root, "volumes", name)
 	data := filepath.Join(base, "_data")
 	if _, err := os.Stat(data); err == nil {
-		return data, nil
+		return data, os.Chmod(base, 0o710) // one made open before
 	}
-	if err := os.MkdirAll(base, 0o711); err != nil {
+	if err := os.MkdirAll(base, 0o710); err != nil {
 		return "", err
 	}
 	unlock, err := lockPath(ctx, filepath.Join(base, "lock"), true)

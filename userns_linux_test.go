@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -230,5 +231,39 @@ func TestRemappedNamespacesRefused(t *testing.T) {
 		if _, err := RemappedNamespaces(tc[0], tc[1], tc[2]); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("RemappedNamespaces%v: %v, want ErrInvalidArgument", tc, err)
 		}
+	}
+}
+
+// TestUserNamespaceVolume gives a volume to a container whose root is a
+// remapped user: it reaches the volume (through its group), host users do
+// not. (The volume's files stay the host root's: the container reads them.)
+func TestUserNamespaceVolume(t *testing.T) {
+	h := remapped(t)
+	img := busyboxImage(t, h)
+	for _, d := range []string{h.Root(), filepath.Dir(h.Root())} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	c, err := h.Create(ctx, img, WithMount(Volume("v", "/data")), WithCmd("cat", "/data/f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(ctx, true)
+	if err := os.WriteFile(filepath.Join(h.Root(), "volumes", "v", "_data", "f"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	if err := c.Start(ctx, WithOutput(&stdout, &stderr)); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "hi\n" {
+		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout.String(), stderr.String())
+	}
+	cmd := exec.Command("/bin/busybox", "cat", filepath.Join(h.Root(), "volumes", "v", "_data", "f"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("a host user read the volume: %s", out)
 	}
 }
