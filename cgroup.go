@@ -23,7 +23,7 @@ type CgroupStats struct {
 	CPUUserNanos   uint64
 	CPUSystemNanos uint64
 	CPUThrottled   uint64 // periods in which the group was throttled
-	MemoryUsage    uint64 // bytes in use now
+	MemoryUsage    uint64 // bytes in use now, less the inactive file cache (as docker stats)
 	MemoryMax      uint64 // bytes; 0 when unlimited
 	MemoryPeak     uint64 // bytes; highest usage seen where the kernel reports it
 	OOMKills       uint64 // processes the kernel's OOM killer killed in this group

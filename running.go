@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,14 +219,14 @@ type Stats struct {
 	CPUUsageNanos  uint64 // CPU time consumed since start
 	CPUUserNanos   uint64
 	CPUSystemNanos uint64
-	MemoryUsage    uint64 // bytes now
+	MemoryUsage    uint64 // bytes now, less the inactive file cache (as docker stats)
 	MemoryMax      uint64 // bytes; 0 when unlimited
 	MemoryPeak     uint64
 	Pids           uint64
 	PidsMax        uint64
 	IOReadBytes    uint64
 	IOWriteBytes   uint64
-	NetRxBytes     uint64 // every interface of the container but lo
+	NetRxBytes     uint64 // every interface of the container but lo; 0 on the host's network
 	NetTxBytes     uint64
 	NetRxPackets   uint64
 	NetTxPackets   uint64
@@ -251,7 +252,9 @@ func (c *Container) Stats(ctx context.Context) (Stats, error) {
 		s.MemoryUsage, s.MemoryMax, s.MemoryPeak = cs.MemoryUsage, cs.MemoryMax, cs.MemoryPeak
 		s.Pids, s.PidsMax, s.IOReadBytes, s.IOWriteBytes = cs.Pids, cs.PidsMax, cs.IOReadBytes, cs.IOWriteBytes
 	}
-	if st.Pid > 0 {
+	if ns := c.rec.Spec.Namespaces; st.Pid > 0 && (slices.Contains(ns.New, "net") || ns.Join["net"] != "") {
+		// On the host's network the counters are the host's, not the
+		// container's: Docker shows none.
 		readNetDev(fmt.Sprintf("/proc/%d/net/dev", st.Pid), &s)
 	}
 	return s, nil

@@ -930,3 +930,30 @@ func TestRestartingContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsAsDockerShows checks two figures against docker stats: memory
+// leaves out the file cache a write left behind, and a container on the
+// host's network shows no network traffic of its own.
+func TestStatsAsDockerShows(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, time.Minute)
+	c, _, _ := runContainer(t, h, img, WithNetwork("host"), WithCmd("sleep", "1000"))
+	p, err := c.Exec(ctx, []string{"sh", "-c", "dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null && sync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(ctx); err != nil || st.ExitCode != 0 {
+		t.Fatalf("dd: %+v %v", st, err)
+	}
+	s, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MemoryUsage > 16<<20 {
+		t.Errorf("memory usage %d MiB after writing a 64 MiB file: the file cache counts", s.MemoryUsage>>20)
+	}
+	if s.NetRxBytes != 0 || s.NetTxBytes != 0 {
+		t.Errorf("on the host's network: %d bytes in, %d out, want none", s.NetRxBytes, s.NetTxBytes)
+	}
+}

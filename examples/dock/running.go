@@ -217,12 +217,13 @@ func (c *cli) statsCmd() *cobra.Command {
 					}
 					cpu := 0.0
 					if p, ok := prev[ctr.ID]; ok && s.Time.After(p.Time) {
-						cpu = float64(s.CPUUsageNanos-p.CPUUsageNanos) / float64(s.Time.Sub(p.Time).Nanoseconds()) * 100
-					} else if !noStream {
-						// First sample: measure over a short interval.
+						cpu = cpuPercent(p, s)
+					} else {
+						// First sample (the only one with --no-stream):
+						// measure over a short interval.
 						time.Sleep(100 * time.Millisecond)
 						if s2, err := ctr.Stats(ctx); err == nil {
-							cpu = float64(s2.CPUUsageNanos-s.CPUUsageNanos) / float64(s2.Time.Sub(s.Time).Nanoseconds()) * 100
+							cpu = cpuPercent(s, s2)
 							s = s2
 						}
 					}
@@ -326,13 +327,21 @@ func (c *cli) eventsCmd() *cobra.Command {
 	return cmd
 }
 
+// cpuPercent is the CPU use between two samples, in percent of one CPU.
+// The counter starts again when the container does (a restart): that
+// interval shows none.
+func cpuPercent(a, b dock.Stats) float64 {
+	if b.CPUUsageNanos < a.CPUUsageNanos || !b.Time.After(a.Time) {
+		return 0
+	}
+	return float64(b.CPUUsageNanos-a.CPUUsageNanos) / float64(b.Time.Sub(a.Time).Nanoseconds()) * 100
+}
+
 // parseWhen reads a time as docker's --since and --until do: a duration
 // ago (10m), Unix seconds (1700000000, with a fraction if wanted), or an
 // RFC 3339 time or date, in local time when it names no zone.
 func parseWhen(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
+	// Unix seconds first: "0" is the epoch, not no time ago.
 	if sec, frac, _ := strings.Cut(s, "."); sec != "" && !strings.Contains(s, "-") {
 		secs, err1 := strconv.ParseInt(sec, 10, 64)
 		var nsec int64
@@ -346,6 +355,9 @@ func parseWhen(s string) (time.Time, error) {
 		if err1 == nil && err2 == nil {
 			return time.Unix(secs, nsec), nil
 		}
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00", "2006-01-02Z07:00"} {
 		if t, err := time.Parse(layout, s); err == nil {

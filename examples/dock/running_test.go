@@ -159,6 +159,7 @@ func TestParseWhen(t *testing.T) {
 		in   string
 		want time.Time
 	}{
+		{"0", time.Unix(0, 0)},
 		{"1700000000", time.Unix(1700000000, 0)},
 		{"1700000000.5", time.Unix(1700000000, 500000000)},
 		{"2026-01-02T03:04:05Z", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
@@ -199,5 +200,19 @@ func TestKeepFlagsHealth(t *testing.T) {
 	k = keepFlags{}
 	if opts, err := k.options(false); err != nil || len(opts) != 0 {
 		t.Errorf("no flags: %d options, %v", len(opts), err)
+	}
+}
+
+// TestCPUPercent checks the CPU figure of dock stats, also across a
+// restart, which starts the counter again.
+func TestCPUPercent(t *testing.T) {
+	t0 := time.Now()
+	a := dock.Stats{Time: t0, CPUUsageNanos: 1e9}
+	b := dock.Stats{Time: t0.Add(time.Second), CPUUsageNanos: 1.5e9}
+	if got := cpuPercent(a, b); got != 50 {
+		t.Errorf("half a CPU second in a second: %v%%", got)
+	}
+	if got := cpuPercent(b, dock.Stats{Time: t0.Add(2 * time.Second), CPUUsageNanos: 1e7}); got != 0 {
+		t.Errorf("after a restart: %v%%", got)
 	}
 }

@@ -37,7 +37,7 @@ type Stats struct {
 	CPUUserNanos   uint64
 	CPUSystemNanos uint64
 	CPUThrottled   uint64 // periods in which the group was throttled
-	MemoryUsage    uint64 // bytes in use now
+	MemoryUsage    uint64 // bytes in use now, less the inactive file cache (as docker stats)
 	MemoryMax      uint64 // bytes; 0 when unlimited
 	MemoryPeak     uint64 // bytes; highest usage seen where the kernel reports it
 	OOMKills       uint64 // processes the kernel's OOM killer killed in this group

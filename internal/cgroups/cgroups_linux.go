@@ -346,6 +346,16 @@ func (g *Group) writeOne(w write) error {
 	return nil
 }
 
+// withoutInactiveFile is memory usage as docker stats shows it: less the
+// file cache the kernel would reclaim first, which a container that wrote a
+// file and went idle still has charged.
+func withoutInactiveFile(usage, inactive uint64) uint64 {
+	if inactive > usage {
+		return 0
+	}
+	return usage - inactive
+}
+
 // Stats reads the group's counters.
 func (g *Group) Stats() (*Stats, error) {
 	var s Stats
@@ -361,7 +371,7 @@ func (g *Group) Stats() (*Stats, error) {
 			s.CPUThrottled = c.NrThrottled
 		}
 		if mem := m.GetMemory(); mem != nil {
-			s.MemoryUsage = mem.Usage
+			s.MemoryUsage = withoutInactiveFile(mem.Usage, mem.InactiveFile)
 			s.MemoryMax = bounded(mem.UsageLimit)
 			s.MemoryPeak = mem.MaxUsage
 		}
@@ -389,7 +399,7 @@ func (g *Group) Stats() (*Stats, error) {
 		s.CPUThrottled = c.GetThrottling().GetThrottledPeriods()
 	}
 	if u := m.GetMemory().GetUsage(); u != nil {
-		s.MemoryUsage = u.Usage
+		s.MemoryUsage = withoutInactiveFile(u.Usage, m.GetMemory().GetTotalInactiveFile())
 		s.MemoryMax = bounded(u.Limit)
 		s.MemoryPeak = u.Max
 	}
