@@ -747,3 +747,25 @@ func TestVolumeClosedToHostUsers(t *testing.T) {
 		t.Fatalf("a host user reached the volume's files: %v\n%s", err, out)
 	}
 }
+
+// TestNestedMounts gives a mount inside another before it: both show, as
+// with Docker, which mounts the shallower first; a destination given twice
+// is refused.
+func TestNestedMounts(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, stdout, stderr := runContainer(t, h, img,
+		WithMount(Bind(host, "/mnt/x", ReadOnly)), WithMount(Volume("nest", "/mnt")),
+		WithCmd("cat", "/mnt/x/in.txt"))
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "from host\n" {
+		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout, stderr)
+	}
+	_, err := h.Create(context.Background(), img, WithMount(Bind(host, "/x")), WithMount(Tmpfs("/x/")), WithCmd("true"))
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("a destination given twice: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -569,6 +569,19 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		}
 	}
 
+	// Shallower destinations first, as Docker mounts them: a mount at
+	// /mnt/x given before one at /mnt stays visible.
+	seen := map[string]bool{}
+	for _, m := range c.mounts {
+		d := path.Clean(m.Target)
+		if seen[d] {
+			return nil, fmt.Errorf("duplicate mount point %s: %w", d, ErrInvalidArgument)
+		}
+		seen[d] = true
+	}
+	slices.SortStableFunc(c.mounts, func(a, b MountPoint) int {
+		return strings.Count(path.Clean(a.Target), "/") - strings.Count(path.Clean(b.Target), "/")
+	})
 	for _, m := range c.mounts {
 		ms, err := h.mountSpec(ctx, m, mounts)
 		if err != nil {
