@@ -489,7 +489,7 @@ func TestContainerNamespaceOptions(t *testing.T) {
 	img := busyboxImage(t, h)
 	ns := func(t *testing.T, opts ...CreateOption) string {
 		c, stdout, stderr := runContainer(t, h, img, append(opts, WithCmd("sh", "-c",
-			`readlink /proc/self/ns/net; readlink /proc/self/ns/pid`))...)
+			`readlink /proc/self/ns/net; readlink /proc/self/ns/pid; hostname`))...)
 		if st := wait(t, c); st.ExitCode != 0 {
 			t.Fatalf("exit %d: %s", st.ExitCode, stderr)
 		}
@@ -508,6 +508,10 @@ func TestContainerNamespaceOptions(t *testing.T) {
 		out := ns(t, WithHostNamespace(PIDNamespace), WithNetwork("host"))
 		if !strings.Contains(out, hostNet) || !strings.Contains(out, hostPid) {
 			t.Errorf("does not share the host's pid and net namespaces:\n%s", out)
+		}
+		// As Docker: on the host's network, the host's name.
+		if name, _ := os.Hostname(); !strings.HasSuffix(out, "\n"+name+"\n") {
+			t.Errorf("hostname on the host's network, want %s:\n%s", name, out)
 		}
 	})
 	t.Run("join", func(t *testing.T) {

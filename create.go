@@ -503,6 +503,10 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 
 	spec.Hostname = c.hostname
+	if spec.Hostname == "" && c.network == "host" {
+		// On the host's network, the host's name, as Docker gives.
+		spec.Hostname, _ = os.Hostname()
+	}
 	if spec.Hostname == "" {
 		spec.Hostname = id[:12]
 	}
