@@ -957,3 +957,26 @@ func TestStatsAsDockerShows(t *testing.T) {
 		t.Errorf("on the host's network: %d bytes in, %d out, want none", s.NetRxBytes, s.NetTxBytes)
 	}
 }
+
+// TestStopPaused stops a paused container that handles the stop signal:
+// it is thawed to take it, as with Docker, and ends by it, not by SIGKILL
+// at the end of the timeout.
+func TestStopPaused(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := ctxT(t, time.Minute)
+	c, _, _ := runContainer(t, h, img, WithCmd("sh", "-c", "trap 'exit 3' TERM; touch /ready; while :; do sleep 0.1; done"))
+	waitFor(t, func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d/root/ready", c.State().Pid))
+		return err == nil
+	}, "the trap")
+	if err := c.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c); st.ExitCode != 3 {
+		t.Errorf("paused container stopped with %+v, want exit code 3", st)
+	}
+}

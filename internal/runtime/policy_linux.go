@@ -140,12 +140,10 @@ func (m *monitor) onStarted() {
 	}
 }
 
-// afterKill lets a frozen container take a SIGKILL: on cgroup v1 a frozen
-// task does not die until thawed.
-func (m *monitor) afterKill(sig syscall.Signal) {
-	if sig != syscall.SIGKILL {
-		return
-	}
+// afterKill thaws a paused container a caller sent a signal, as Docker
+// does: a frozen task acts on no signal (on cgroup v1 it does not even die
+// of SIGKILL) until thawed, and a stop would wait out its whole timeout.
+func (m *monitor) afterKill(syscall.Signal) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.paused && m.group != nil {
