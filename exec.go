@@ -12,8 +12,8 @@ import (
 	"github.com/dockkit/dock/internal/runtime"
 )
 
-// ExecOption configures Container.Exec. [WithOutput] and [WithInput] serve
-// Exec as well as Start.
+// ExecOption configures Container.Exec. [WithOutput], [WithInput] and
+// [WithConsoleSize] serve Exec as well as Start.
 type ExecOption interface{ applyExec(*execConfig) error }
 
 type execConfig struct {
@@ -75,6 +75,35 @@ func WithExecTerminal() ExecOption {
 	return execOptionFunc(func(c *execConfig) error { c.terminal = true; return nil })
 }
 
+// ConsoleSizeOption sets the window size a terminal starts with; it serves
+// Start and Exec.
+type ConsoleSizeOption struct {
+	size runtime.ConsoleSize
+	err  error
+}
+
+func (o ConsoleSizeOption) applyStart(c *startConfig) error {
+	c.stdio.ConsoleSize = o.size
+	return o.err
+}
+
+func (o ConsoleSizeOption) applyExec(c *execConfig) error {
+	c.stdio.ConsoleSize = o.size
+	return o.err
+}
+
+// WithConsoleSize gives the terminal of the container (WithTTY) or of the
+// exec'd process (WithExecTerminal) rows and cols, the caller's own
+// terminal's size typically, before the command runs: a Resize after Start
+// or Exec comes too late for a command that reads the size as it starts.
+// Without a terminal it does nothing.
+func WithConsoleSize(rows, cols uint16) ConsoleSizeOption {
+	if rows == 0 || cols == 0 {
+		return ConsoleSizeOption{err: fmt.Errorf("WithConsoleSize(%d, %d): %w", rows, cols, ErrInvalidArgument)}
+	}
+	return ConsoleSizeOption{size: runtime.ConsoleSize{Rows: rows, Cols: cols}}
+}
+
 // Process is a further process running in a container, started by
 // [Container.Exec]. It dies with the container.
 type Process struct {
@@ -87,9 +116,10 @@ type Process struct {
 // Exec runs args in the running container: in all its namespaces, its
 // cgroup and root filesystem, with its capabilities, seccomp profile,
 // no_new_privs, user, environment and working directory unless options
-// override them. It returns once the command runs; a command that cannot
-// start fails with a *StartError (ErrNotFound when the executable does not
-// exist). Without WithOutput the process's output is discarded; it never
+// override them. It returns once the command runs, or with ctx's error and
+// the process killed if ctx ends first; a command that cannot start fails
+// with a *StartError (ErrNotFound when the executable does not exist).
+// Without WithOutput the process's output is discarded; it never
 // goes to the container's log.
 func (c *Container) Exec(ctx context.Context, args []string, opts ...ExecOption) (*Process, error) {
 	var ec execConfig

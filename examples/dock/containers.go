@@ -323,6 +323,11 @@ func (c *cli) containerCmds() []*cobra.Command {
 					sopts = append(sopts, dock.WithInput(in))
 				}
 			}
+			if rf.tty {
+				if sz, ok := consoleSize(); ok {
+					sopts = append(sopts, sz)
+				}
+			}
 			// Signals sent to dock go to the container, as docker's
 			// --sig-proxy does, and dock waits for the exit they cause.
 			// Those arriving while the container starts are held until
@@ -586,6 +591,9 @@ func (c *cli) execCmd() *cobra.Command {
 			}
 			if tty {
 				opts = append(opts, dock.WithExecTerminal())
+				if sz, ok := consoleSize(); ok {
+					opts = append(opts, sz)
+				}
 			}
 			if user != "" {
 				opts = append(opts, dock.WithExecUser(user))
@@ -696,6 +704,17 @@ func rawTerminal() (func(), error) {
 		return func() {}, nil
 	}
 	return makeRaw()
+}
+
+// consoleSize is the size of dock's terminal, when stdin is one, for the
+// container's terminal to start with: the resizes that follow come after
+// the command has started.
+func consoleSize() (dock.ConsoleSizeOption, bool) {
+	w, h, err := term.GetSize(int(os.Stdin.Fd()))
+	if err != nil || w <= 0 || h <= 0 {
+		return dock.ConsoleSizeOption{}, false
+	}
+	return dock.WithConsoleSize(uint16(h), uint16(w)), true
 }
 
 // removeQuietly removes a container that failed to start; dock is already

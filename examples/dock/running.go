@@ -409,9 +409,11 @@ func trackWindowSize(resize func(rows, cols uint16) error) func() {
 			_ = resize(uint16(h), uint16(w))
 		}
 	}
-	apply()
+	// Listen first: a change between the first size and the listening
+	// would be lost.
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGWINCH)
+	apply()
 	done := make(chan struct{})
 	go func() {
 		for {

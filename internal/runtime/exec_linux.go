@@ -39,7 +39,8 @@ type ExecProcess struct {
 // profile. It returns once proc's command has been executed, or with a
 // *StartError carrying Docker's exit code. The process is a child of the
 // container's monitor, which reports its exit; its output goes to stdio,
-// not to the container's log.
+// not to the container's log. ctx bounds the start: the monitor kills a
+// process whose caller gave up before it learned the pid.
 func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecProcess, error) {
 	if len(proc.Args) == 0 {
 		return nil, fmt.Errorf("exec: no command: %w", errdefs.ErrInvalidArgument)
@@ -65,16 +66,18 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 
 	p := &ExecProcess{h: h}
 	var child [3]*os.File // what the process gets as 0, 1, 2
-	var parent []*os.File // our ends, closed when the copies end
+	var parent []*os.File // our ends of the copies
 	fail := func(err error) (*ExecProcess, error) {
 		for _, f := range child {
 			if f != nil {
 				f.Close()
 			}
 		}
+		// Nothing reaches the caller's writers once Exec has failed.
 		for _, f := range parent {
 			f.Close()
 		}
+		p.copies.Wait()
 		return nil, err
 	}
 	if proc.Terminal {
@@ -85,6 +88,15 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 		p.master = master
 		child = [3]*os.File{slave, slave, slave}
 		parent = append(parent, master)
+		size := proc.ConsoleSize
+		if stdio.ConsoleSize != (ConsoleSize{}) {
+			size = stdio.ConsoleSize
+		}
+		if size != (ConsoleSize{}) {
+			if err := setWinsize(master, size.Rows, size.Cols); err != nil {
+				return fail(err)
+			}
+		}
 		if stdio.Stdin != nil {
 			go io.Copy(master, stdio.Stdin)
 		}
@@ -111,6 +123,7 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 				return fail(err)
 			}
 			child[0] = r
+			parent = append(parent, w)
 			go func() {
 				io.Copy(w, stdio.Stdin)
 				w.Close()
@@ -125,6 +138,7 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 				return fail(err)
 			}
 			child[1+i] = w
+			parent = append(parent, r)
 			p.copies.Add(1)
 			go func() {
 				defer p.copies.Done()
@@ -157,7 +171,9 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	var resp monitorResp
 	err = p.read(&resp)
-	stop()
+	if !stop() {
+		err = ctx.Err()
+	}
 	if err != nil {
 		c.Close()
 		return fail(fmt.Errorf("container %s: exec: %w", h.spec.ID, err))
@@ -173,6 +189,10 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 		}
 		return nil, fmt.Errorf("container %s: exec: %s", h.spec.ID, resp.Error)
 	}
+	// Without this acknowledgement, as when ctx has closed the connection,
+	// the monitor kills the process: no caller could. The write fails only
+	// once the monitor has reported the exit, or is gone; Wait tells which.
+	c.Write([]byte{'\n'})
 	p.Pid = resp.Pid
 	return p, nil
 }
@@ -247,6 +267,10 @@ func (h *Handle) exeDir() string {
 	return path.Join(path.Dir(path.Dir(h.stateDir)), exeDirName)
 }
 
+// execStarted, when set (by tests, in the monitor), runs between an exec'd
+// process's start and the report of its pid.
+var execStarted func()
+
 // serveExec answers an "exec" request: it starts the process and reports
 // its pid, then its exit. It returns false for a malformed request.
 func (m *monitor) serveExec(c *unixsock.Conn, req *monitorReq, fds []int) bool {
@@ -274,11 +298,45 @@ func (m *monitor) serveExec(c *unixsock.Conn, req *monitorReq, fds []int) bool {
 		writeResp(c, &resp)
 		return true
 	}
+	if execStarted != nil {
+		execStarted()
+	}
+	// The process is the caller's once it acknowledges the pid; a caller
+	// gone before (its ctx ended during the start) has returned an error
+	// and can neither wait for it nor kill it. An exit ends the wait for a
+	// caller that never acknowledges.
 	writeResp(c, &monitorResp{Pid: pid})
-	ws := <-exited
+	c.SetReadDeadline(time.Time{})
+	acked := make(chan bool, 1)
+	go func() {
+		var b [1]byte
+		n, _ := c.Read(b[:])
+		acked <- n == 1
+	}()
+	var ws syscall.WaitStatus
+	select {
+	case ws = <-exited:
+	case ok := <-acked:
+		if !ok {
+			m.killExec(pid)
+			<-exited
+			return true
+		}
+		ws = <-exited
+	}
 	code, sig := exitCodeOf(ws)
 	writeResp(c, &monitorResp{Status: &ExitStatus{ExitCode: code, Signal: sig}})
 	return true
+}
+
+// killExec kills the exec'd process pid unless the reaper has taken it
+// already, and with it the pid, which another process may have by now.
+func (m *monitor) killExec(pid int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.execs[pid]; ok {
+		unix.Kill(pid, unix.SIGKILL)
+	}
 }
 
 // execFilter returns the seccomp filter in the file at path, read once:
@@ -424,13 +482,7 @@ func (m *monitor) startExec(req *monitorReq, stdio []*os.File) (int, chan syscal
 			m.execs[pid] = exited
 			return nil
 		},
-		kill: func(pid int) {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if _, ok := m.execs[pid]; ok {
-				unix.Kill(pid, unix.SIGKILL)
-			}
-		},
+		kill: m.killExec,
 	}
 	pid, err := child.start(s, hooks)
 	if err != nil {

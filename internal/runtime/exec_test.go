@@ -7,12 +7,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
 // execOutput runs p in h and returns its standard output, failing the
@@ -455,5 +458,120 @@ func TestExecTerminalWithoutOutput(t *testing.T) {
 	}
 	if es, err := ep.Wait(ctx); err != nil || es.ExitCode != 3 {
 		t.Fatalf("%+v %v", es, err)
+	}
+}
+
+// A terminal has its first size before the command runs, from the
+// process or, over it, from the caller's Stdio.
+func TestConsoleSize(t *testing.T) {
+	checkLeaks(t)
+	want := ConsoleSize{Rows: 40, Cols: 120}
+	ctr := testSpec(t, "sleep", "100")
+	h := running(t, ctr)
+	for _, tt := range []struct {
+		name        string
+		exec        bool
+		proc, stdio ConsoleSize
+	}{
+		{"container", false, want, ConsoleSize{}},
+		{"container-stdio", false, ConsoleSize{Rows: 1, Cols: 1}, want},
+		{"exec", true, want, ConsoleSize{}},
+		{"exec-stdio", true, ConsoleSize{Rows: 1, Cols: 1}, want},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var out syncBuffer
+			stdio := &Stdio{Stdout: &out, ConsoleSize: tt.stdio}
+			var es ExitStatus
+			var err error
+			if tt.exec {
+				p := ctr.Process
+				p.Args, p.Terminal, p.ConsoleSize = []string{"stty", "size"}, true, tt.proc
+				var ep *ExecProcess
+				if ep, err = h.Exec(ctx, &p, stdio); err != nil {
+					t.Fatal(err)
+				}
+				es, err = ep.Wait(ctx)
+			} else {
+				spec := testSpec(t, "stty", "size")
+				spec.Process.Terminal, spec.Process.ConsoleSize = true, tt.proc
+				var ch *Handle
+				if ch, err = start(t, spec, stdio); err != nil {
+					t.Fatal(err)
+				}
+				es, err = ch.Wait(ctx)
+			}
+			if err != nil || es.ExitCode != 0 || strings.TrimSpace(out.String()) != "40 120" {
+				t.Errorf("%+v %v: stty size printed %q, want \"40 120\"", es, err, out.String())
+			}
+		})
+	}
+}
+
+// A monitor with DOCK_TEST_EXEC_PAUSE in its environment pauses that long
+// before it reports an exec'd process's pid. Variables are set before the
+// package's init, which runs the monitor.
+var _ = func() bool {
+	if d, err := time.ParseDuration(os.Getenv("DOCK_TEST_EXEC_PAUSE")); err == nil {
+		execStarted = func() { time.Sleep(d) }
+	}
+	return true
+}()
+
+// An exec whose ctx ends while its process starts leaves no process behind,
+// and nothing reaches the caller's writers once Exec has failed.
+func TestExecCancelledDuringStart(t *testing.T) {
+	checkLeaks(t)
+	old := standby.MonitorEnv
+	standby.MonitorEnv = append(slices.Clip(old), "DOCK_TEST_EXEC_PAUSE=2s")
+	spec := testSpec(t, "sleep", "100")
+	h := running(t, spec)
+	standby.MonitorEnv = old
+	g := spec.Cgroup
+	before, err := g.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := spec.Process
+	// Ignoring SIGPIPE, it outlives the caller's ends of its pipes.
+	p.Args = []string{"sh", "-c", "trap '' PIPE; while :; do echo out; echo err >&2; sleep 0.1; done"}
+	var out, errb syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Exec(ctx, &p, &Stdio{Stdout: &out, Stderr: &errb})
+		done <- err
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if procs, _ := g.Procs(); len(procs) > len(before) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no exec'd process in the container's group")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Exec returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exec did not return once cancelled")
+	}
+	time.Sleep(500 * time.Millisecond) // the process writes every 100ms
+	if out.String() != "" || errb.String() != "" {
+		t.Errorf("output after Exec failed: %q, %q", out.String(), errb.String())
+	}
+	var procs []int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if procs, _ = g.Procs(); len(procs) == len(before) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(procs) != len(before) {
+		t.Errorf("processes %v in the container's group, want only %v", procs, before)
 	}
 }

@@ -315,6 +315,11 @@ func (m *monitor) start() error {
 		if err != nil {
 			return fmt.Errorf("terminal: %w", err)
 		}
+		if sz := spec.Process.ConsoleSize; sz != (ConsoleSize{}) {
+			if err := setWinsize(master, sz.Rows, sz.Cols); err != nil {
+				return fmt.Errorf("terminal: %w", err)
+			}
+		}
 		m.master = master
 		if spec.Process.OpenStdin {
 			m.stdinW = master

@@ -24,6 +24,10 @@ func PrestartedID(string) string { return "" }
 type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ConsoleSize, when not zero, is the size of the caller's own
+	// terminal: the process's terminal starts with it, over its
+	// Process.ConsoleSize.
+	ConsoleSize ConsoleSize
 }
 
 // Handle is one container.

@@ -166,6 +166,9 @@ type Process struct {
 	Cwd      string // inside the container; created when missing; "/" when empty
 	User     User
 	Terminal bool
+	// ConsoleSize is the terminal's window size as the process starts;
+	// zero leaves it 0x0 until a resize.
+	ConsoleSize ConsoleSize `json:",omitzero"`
 	// OpenStdin gives the container a stdin pipe held by its monitor, fed
 	// by the caller of Start (whose EOF closes it) and by attached clients.
 	OpenStdin bool `json:",omitempty"`
@@ -180,6 +183,11 @@ type Process struct {
 	Seccomp     bool
 	Privileged  bool
 	OOMScoreAdj *int
+}
+
+// ConsoleSize is a terminal's window size in characters.
+type ConsoleSize struct {
+	Rows, Cols uint16
 }
 
 // User holds numeric ids; names are resolved by the caller against the

@@ -38,6 +38,10 @@ var nsFlags = map[string]uintptr{
 type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ConsoleSize, when not zero, is the size of the caller's own
+	// terminal: the process's terminal starts with it, over its
+	// Process.ConsoleSize.
+	ConsoleSize ConsoleSize
 }
 
 // Handle is one container, seen from any process.
@@ -183,6 +187,9 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 	}
 	if err := os.MkdirAll(path.Join(spec.StateDir, rootfsDir), 0o711); err != nil {
 		return nil, err
+	}
+	if stdio != nil && stdio.ConsoleSize != (ConsoleSize{}) {
+		spec.Process.ConsoleSize = stdio.ConsoleSize
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
