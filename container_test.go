@@ -773,3 +773,14 @@ func TestNestedMounts(t *testing.T) {
 		t.Errorf("a destination given twice: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// TestReadOnlyRootfsWorkdir runs in a working directory the image lacks
+// with a read-only root: it is made first, as Docker does.
+func TestReadOnlyRootfsWorkdir(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	c, stdout, stderr := runContainer(t, h, img, WithReadOnlyRootfs(), WithWorkdir("/new/dir"), WithCmd("pwd"))
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "/new/dir\n" {
+		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout, stderr)
+	}
+}

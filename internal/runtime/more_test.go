@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -287,5 +288,24 @@ func TestEnvironment(t *testing.T) {
 	p.Env = []string{"PATH=/bin", "B=2"}
 	if got, want := sorted(execOutput(t, h, &p)), "B=2 PATH=/bin"; got != want {
 		t.Errorf("exec'd process's environment %q, want %q", got, want)
+	}
+}
+
+// TestReadonlyRootfsWorkdir runs in a working directory the rootfs lacks,
+// the rootfs read-only: it is made before the rootfs turns read-only.
+func TestReadonlyRootfsWorkdir(t *testing.T) {
+	for _, kind := range initKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			checkLeaks(t)
+			spec := testSpec(t, "pwd")
+			spec.ReadonlyRootfs = true
+			spec.Process.Cwd = "/wd-" + kind.name + "/dir"
+			t.Cleanup(func() { os.RemoveAll(filepath.Join(baseRootfs, "wd-"+kind.name)) })
+			useInit(t, spec, kind.reexec)
+			es, stdout, stderr := run(t, spec)
+			if es.ExitCode != 0 || stdout != spec.Process.Cwd+"\n" {
+				t.Fatalf("exit %d: %s%s", es.ExitCode, stdout, stderr)
+			}
+		})
 	}
 }

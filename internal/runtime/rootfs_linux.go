@@ -425,6 +425,13 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 	}
 	rs.late = append(rs.late, procMasks...)
 	if spec.ReadonlyRootfs {
+		// The working directory is made while the root can still take it,
+		// as Docker makes it before it starts the container.
+		if cwd := spec.Process.Cwd; cwd != "" {
+			if err := mkdirInRoot(cwd); err != nil {
+				return fmt.Errorf("working directory %s: %w", cwd, err)
+			}
+		}
 		if err := setAttr(unix.AT_FDCWD, "/", unix.MOUNT_ATTR_RDONLY, false); err != nil {
 			return fmt.Errorf("read-only rootfs: %w", err)
 		}
