@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -439,5 +440,73 @@ func TestChildKeepsOnly(t *testing.T) {
 	}
 	if !unused(held) {
 		t.Errorf("the child, about to join its cgroups, holds %q", held)
+	}
+}
+
+// copyRootfs returns a copy of the shared rootfs with the symlinks given
+// (link name in the rootfs, target).
+func copyRootfs(t *testing.T, links ...[2]string) string {
+	t.Helper()
+	rootfs := t.TempDir()
+	if out, err := exec.Command("cp", "-a", baseRootfs+"/.", rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v\n%s", err, out)
+	}
+	for _, l := range links {
+		os.Remove(path.Join(rootfs, l[0]))
+		if err := os.Symlink(l[1], path.Join(rootfs, l[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rootfs
+}
+
+// TestMountPointThroughProc gives a container that shares the host's pid
+// namespace a mount under a symlink to /proc/<pid>/root, another process's
+// root: the mount point is made inside the container, nothing on the host.
+func TestMountPointThroughProc(t *testing.T) {
+	checkLeaks(t)
+	host := t.TempDir()
+	for _, kind := range initKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			hostDir := path.Join(host, kind.name)
+			rootfs := copyRootfs(t, [2]string{"escape", fmt.Sprintf("/proc/%d/root%s", os.Getpid(), host)})
+			spec := testSpec(t, "true")
+			spec.Rootfs[0].Source = rootfs
+			spec.Namespaces.New = slices.DeleteFunc(slices.Clone(spec.Namespaces.New), func(ns string) bool { return ns == "pid" })
+			spec.Mounts = append(spec.Mounts, MountSpec{Destination: "/escape/" + kind.name + "/sub", Type: "tmpfs", Source: "tmpfs"})
+			useInit(t, spec, kind.reexec)
+			if h, err := start(t, spec, nil); err == nil {
+				h.Wait(ctxT(t, 30*time.Second))
+			}
+			if _, err := os.Lstat(hostDir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a mount point under /escape made %s on the host (%v)", hostDir, err)
+			}
+		})
+	}
+}
+
+// TestMountPointSymlinks mounts on destinations the rootfs has as
+// symlinks: on what they name, inside the rootfs, as Docker does, also
+// when that does not exist yet.
+func TestMountPointSymlinks(t *testing.T) {
+	checkLeaks(t)
+	rootfs := copyRootfs(t, [2]string{"data", "/realdata"}, [2]string{"etc/resolv.conf", "../run/missing/resolv.conf"})
+	conf := path.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 192.0.2.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range initKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			spec := testSpec(t, "sh", "-c", "grep -q ' /realdata ' /proc/mounts && cat /etc/resolv.conf")
+			spec.Rootfs[0].Source = rootfs
+			spec.Mounts = append(spec.Mounts,
+				MountSpec{Destination: "/data", Type: "tmpfs", Source: "tmpfs"},
+				MountSpec{Destination: "/etc/resolv.conf", Type: "bind", Source: conf, Options: []string{"bind", "ro"}})
+			useInit(t, spec, kind.reexec)
+			es, stdout, stderr := run(t, spec)
+			if es.ExitCode != 0 || stdout != "nameserver 192.0.2.1\n" {
+				t.Fatalf("exit %d: %s%s", es.ExitCode, stdout, stderr)
+			}
+		})
 	}
 }

@@ -83,10 +83,11 @@ func cloneHost(src, dest string, recursive bool, attr uint64) (hostMount, error)
 }
 
 func (h *hostMount) attach() error {
-	if err := mountpoint(h.dest, h.isDir); err != nil {
+	dest, err := mountpoint(h.dest, h.isDir)
+	if err != nil {
 		return err
 	}
-	err := unix.MoveMount(h.fd, "", unix.AT_FDCWD, h.dest, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	err = unix.MoveMount(h.fd, "", unix.AT_FDCWD, dest, unix.MOVE_MOUNT_F_EMPTY_PATH)
 	unix.Close(h.fd)
 	h.fd = -1
 	if err != nil {
@@ -95,30 +96,76 @@ func (h *hostMount) attach() error {
 	return nil
 }
 
-// mountpoint makes dest exist as a directory or a file. It runs after
-// pivot_root, so symlinks resolve inside the container.
-func mountpoint(dest string, isDir bool) error {
+// mountpoint makes dest exist as a directory or a file, and returns where
+// to mount: dest with the symlinks on its way resolved inside the root, as
+// Docker mounts on what a symlink in the image names. It runs after
+// pivot_root; the resolution is by name, never through a link, so that a
+// magic link of /proc (another process's root, with the host's pid
+// namespace) leads nowhere outside.
+func mountpoint(dest string, isDir bool) (string, error) {
+	dest, err := resolveInRoot(dest)
+	if err != nil {
+		return "", fmt.Errorf("mount point: %w", err)
+	}
 	if isDir {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
-			return fmt.Errorf("mount point %s: %w", dest, err)
+			return "", fmt.Errorf("mount point %s: %w", dest, err)
 		}
-		return nil
+		return dest, nil
 	}
 	if err := os.MkdirAll(path.Dir(dest), 0o755); err != nil {
-		return fmt.Errorf("mount point %s: %w", dest, err)
+		return "", fmt.Errorf("mount point %s: %w", dest, err)
 	}
 	// What the image has there is mounted over as it is, never opened: a
 	// FIFO in place of /etc/hosts would hold the start for good. A file
 	// made now is opened non-blocking all the same, should a FIFO take
 	// its place first.
-	if _, err := os.Stat(dest); err == nil {
-		return nil
+	if _, err := os.Lstat(dest); err == nil {
+		return dest, nil
 	}
-	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_CREAT|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return fmt.Errorf("mount point %s: %w", dest, err)
+		return "", fmt.Errorf("mount point %s: %w", dest, err)
 	}
-	return unix.Close(fd)
+	return dest, unix.Close(fd)
+}
+
+// resolveInRoot returns p, absolute, with every symlink on its way
+// replaced by what it names, read as a path inside "/"; the components
+// that do not exist yet are kept as they are.
+func resolveInRoot(p string) (string, error) {
+	todo := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	done := "/"
+	for hops := 0; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." {
+			done = path.Dir(done)
+			continue
+		}
+		next := path.Join(done, c)
+		fi, err := os.Lstat(next)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			// Missing (made later, as a directory) or not a link.
+			done = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			done = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return done, nil
 }
 
 // noSymlink refuses a path any of whose components is a symlink, for the
@@ -383,7 +430,8 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 			hi++
 		case "tmpfs":
 			flags, data := parseOptions(m.Options)
-			if err := mountpoint(dest, true); err != nil {
+			dest, err := mountpoint(dest, true)
+			if err != nil {
 				return err
 			}
 			if err := unix.Mount("tmpfs", dest, "tmpfs", flags|unix.MS_NODEV, data); err != nil {
@@ -391,7 +439,8 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 			}
 		default:
 			flags, data := parseOptions(m.Options)
-			if err := mountpoint(dest, true); err != nil {
+			dest, err := mountpoint(dest, true)
+			if err != nil {
 				return err
 			}
 			if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
