@@ -765,6 +765,9 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (run
 		}
 		ms.Type, ms.Source, ms.Options = "bind", dir, []string{"rbind", rw}
 	case "tmpfs":
+		if err := checkTmpfs(m.Options); err != nil {
+			return ms, fmt.Errorf("tmpfs on %s: %w: %w", m.Target, err, ErrInvalidArgument)
+		}
 		ms.Type, ms.Source = "tmpfs", "tmpfs"
 		ms.Options = append([]string{"nosuid", "nodev", "noexec", rw}, m.Options...)
 	}

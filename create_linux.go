@@ -7,6 +7,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/dockkit/dock/internal/caps"
+	"github.com/dockkit/dock/internal/mountopt"
 	"github.com/dockkit/dock/internal/runtime"
 	"github.com/dockkit/dock/internal/snapshots"
 	"golang.org/x/sys/unix"
@@ -74,3 +75,5 @@ func (h *Host) fillVolume(ctx context.Context, dir string, rootfs []Mount, targe
 	}
 	return snapshots.CopyTree(ctx, dir, src)
 }
+
+func checkTmpfs(options []string) error { return mountopt.CheckTmpfs(options) }

@@ -44,3 +44,5 @@ func makeCgroup(*runtime.Spec, *Resources) error { return errNeedsLinux }
 func dropCgroup(*runtime.Spec) {}
 
 func (h *Host) fillVolume(context.Context, string, []Mount, string) error { return errNeedsLinux }
+
+func checkTmpfs([]string) error { return nil }

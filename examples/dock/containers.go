@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -189,8 +190,21 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 				mo = append(mo, dock.ReadOnly)
 			case "rw":
 			default:
+				if strings.HasPrefix(parts[2], "/") {
+					// C:\dir:/x is a path with a colon, not a mode.
+					return nil, fmt.Errorf("-v %q: want SRC:DST[:ro], with no colon in SRC: %w", v, dock.ErrInvalidArgument)
+				}
 				return nil, fmt.Errorf("-v %q: mode %q: want ro or rw: %w", v, parts[2], dock.ErrInvalidArgument)
 			}
+		}
+		// As docker's: a source starting with / or . is a host path
+		// (relative to dock's working directory), anything else a volume.
+		if strings.HasPrefix(parts[0], ".") {
+			abs, err := filepath.Abs(parts[0])
+			if err != nil {
+				return nil, fmt.Errorf("-v %q: %w", v, err)
+			}
+			parts[0] = abs
 		}
 		if strings.HasPrefix(parts[0], "/") {
 			opts = append(opts, dock.WithMount(dock.Bind(parts[0], parts[1], mo...)))

@@ -30,6 +30,11 @@ func newRunEnv(t *testing.T) *cliEnv {
 func TestRun(t *testing.T) {
 	e := newRunEnv(t)
 	host := t.TempDir()
+	wd, _ := os.Getwd()
+	relHost, err := filepath.Rel(wd, host) // ../../.., as -v takes it relative to dock's directory
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(host, "greeting"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +80,8 @@ func TestRun(t *testing.T) {
 		{"bind ro", []string{"-v", host + ":/mnt:ro"}, []string{"sh", "-c", "cat /mnt/greeting; touch /mnt/x"}, "", 1, "", ""},
 		{"bind", []string{"-v", host + ":/mnt"}, []string{"cat", "/mnt/greeting"}, "", 0, "from the host\n", ""},
 		{"bad volume", []string{"-v", "nocolon"}, []string{"true"}, "", 125, "", "-v"},
+		{"bind relative", []string{"-v", relHost + ":/mnt"}, []string{"cat", "/mnt/greeting"}, "", 0, "from the host\n", ""},
+		{"bad tmpfs option", []string{"--tmpfs", "/t:size=1m,foo"}, []string{"true"}, "", 125, "", `tmpfs option "foo"`},
 		{"cap-drop", []string{"--cap-drop", "CHOWN"}, []string{"chown", "1000", "/tmp"}, "", 1, "", ""},
 		{"cap kept", nil, []string{"chown", "1000", "/tmp"}, "", 0, "", ""},
 		{"cap-add", []string{"--cap-add", "SYS_ADMIN"}, []string{"sh", "-c", "grep CapEff /proc/self/status"}, "", 0, "CapEff:\t00000000a82425fb\n", ""},

@@ -2,7 +2,12 @@
 // "rprivate", "lowerdir=...") into what mount(2) takes.
 package mountopt
 
-import "golang.org/x/sys/unix"
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
 
 // flags are the mount(8) options that are flags of mount(2); every
 // other option goes to the filesystem as data.
@@ -72,4 +77,20 @@ func Parse(options []string) Parsed {
 		p.Data = append(p.Data, o)
 	}
 	return p
+}
+
+// tmpfsData are tmpfs's own options that a container's tmpfs may take, as
+// Docker allows them.
+var tmpfsData = map[string]bool{"size": true, "mode": true, "uid": true, "gid": true, "nr_inodes": true, "nr_blocks": true, "mpol": true}
+
+// CheckTmpfs returns an error naming the first of options that is neither
+// a mount flag nor an option of tmpfs: mount(2) would only say "invalid
+// argument", and only when the container starts.
+func CheckTmpfs(options []string) error {
+	for _, d := range Parse(options).Data {
+		if k, _, _ := strings.Cut(d, "="); !tmpfsData[k] {
+			return fmt.Errorf("tmpfs option %q: want a mount flag (ro, noexec, ...) or size, mode, uid, gid, nr_inodes, nr_blocks, mpol", d)
+		}
+	}
+	return nil
 }
