@@ -31,3 +31,16 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckTmpfs(t *testing.T) {
+	for _, ok := range [][]string{nil, {"size=64m", "mode=1777", "noexec", "ro", "uid=1000", "nr_inodes=10k"}} {
+		if err := CheckTmpfs(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range [][]string{{"foo"}, {"size=1m", "lowerdir=/x"}, {"nosuchflag=1"}} {
+		if err := CheckTmpfs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
