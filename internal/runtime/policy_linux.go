@@ -173,6 +173,11 @@ func (m *monitor) serveOp(req *monitorReq, resp *monitorResp) bool {
 			var err error
 			if pause {
 				err = m.group.Freeze()
+				if err != nil {
+					// Half frozen (a freeze that timed out) is neither
+					// paused nor running: back to running, as runc does.
+					m.group.Thaw()
+				}
 			} else {
 				err = m.group.Thaw()
 			}
