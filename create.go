@@ -786,13 +786,12 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (run
 func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, target string) (string, error) {
 	base := filepath.Join(h.root, "volumes", name)
 	data := filepath.Join(base, "_data")
+	// Create holds the root lease, which RemoveVolume takes exclusively: a
+	// volume seen here stays until the container's record names it.
 	if _, err := os.Stat(data); err == nil {
 		return data, os.Chmod(base, 0o710) // one made open before
 	}
-	if err := os.MkdirAll(base, 0o710); err != nil {
-		return "", err
-	}
-	unlock, err := lockPath(ctx, filepath.Join(base, "lock"), true)
+	unlock, err := h.lockVolume(ctx, name)
 	if err != nil {
 		return "", err
 	}

@@ -120,7 +120,7 @@ func (c *cli) command() *cobra.Command {
 
 	root.AddCommand(
 		c.pullCmd(), c.pushCmd(), c.imagesCmd(), c.inspectCmd(), c.tagCmd(), c.rmiCmd(),
-		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(), c.importCmd(), c.layerCmd(),
+		c.loadCmd(), c.saveCmd(), c.loginCmd(), c.commitCmd(), c.imageCmd(), c.importCmd(), c.layerCmd(), c.volumeCmd(),
 	)
 	root.AddCommand(c.containerCmds()...)
 	root.AddCommand(c.runningCmds()...)

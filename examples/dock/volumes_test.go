@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// volumeRows returns the rows of `dock volume ls` after its header.
+func (e *cliEnv) volumeRows() [][]string {
+	e.t.Helper()
+	lines := strings.Split(strings.TrimRight(e.ok("volume", "ls").stdout, "\n"), "\n")
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "DRIVER VOLUME NAME" {
+		e.t.Fatalf("volume ls header %q", lines[0])
+	}
+	var rows [][]string
+	for _, l := range lines[1:] {
+		rows = append(rows, strings.Fields(l))
+	}
+	return rows
+}
+
+func TestVolumeCommands(t *testing.T) {
+	e := newRunEnv(t)
+	if rows := e.volumeRows(); len(rows) != 0 {
+		t.Fatalf("a new root lists volumes %q", rows)
+	}
+	if r := e.ok("volume", "create", "data"); r.stdout != "data\n" {
+		t.Errorf("volume create printed %q", r.stdout)
+	}
+	if rows := e.volumeRows(); !slices.EqualFunc(rows, [][]string{{"local", "data"}}, slices.Equal) {
+		t.Errorf("volume ls rows %q, want local data", rows)
+	}
+	var info []map[string]any
+	if err := json.Unmarshal([]byte(e.ok("volume", "inspect", "data").stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	if len(info) != 1 || info[0]["Name"] != "data" || info[0]["Driver"] != "local" ||
+		info[0]["Mountpoint"] != filepath.Join(e.root, "volumes", "data", "_data") {
+		t.Errorf("volume inspect: %v", info)
+	}
+	e.fails(125, "not found", "volume", "inspect", "nosuch")
+
+	// A stopped container still holds its volume.
+	e.ok("run", "--name", "user", "-v", "data:/data", runImage, "sh", "-c", "echo hi > /data/f")
+	e.fails(1, "in use by container user", "volume", "rm", "data")
+	e.ok("volume", "create", "spare")
+	e.ok("volume", "create", "other")
+
+	// Prune asks first; anything but yes keeps every volume.
+	if r := e.exec("n\n", "--root", e.root, "volume", "prune"); r.code != 0 || !strings.Contains(r.stdout, "[y/N]") {
+		t.Errorf("declined prune:\n%s", r)
+	}
+	if rows := e.volumeRows(); len(rows) != 3 {
+		t.Errorf("a declined prune left %q", rows)
+	}
+	want := "Deleted Volumes:\nother\nspare\n\nTotal: 2 volume(s)\n"
+	if r := e.ok("volume", "prune", "-f"); r.stdout != want {
+		t.Errorf("volume prune printed %q, want %q", r.stdout, want)
+	}
+	if rows := e.volumeRows(); !slices.EqualFunc(rows, [][]string{{"local", "data"}}, slices.Equal) {
+		t.Errorf("after prune, volume ls rows %q, want the used one alone", rows)
+	}
+
+	e.ok("rm", "user")
+	if r := e.ok("volume", "rm", "data"); r.stdout != "data\n" {
+		t.Errorf("volume rm printed %q", r.stdout)
+	}
+	if rows := e.volumeRows(); len(rows) != 0 {
+		t.Errorf("after rm, volume ls rows %q", rows)
+	}
+	e.fails(1, "not found", "volume", "rm", "data")
+	e.ok("volume", "rm", "-f", "data")
+}
