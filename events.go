@@ -3,7 +3,6 @@ package dock
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/dockkit/dock/internal/runtime"
@@ -44,14 +43,16 @@ type eventsConfig struct {
 }
 
 // EventsSince replays the recorded events from t on before following new
-// ones; without it only events from the call on are returned. The log
-// keeps the last few megabytes of events.
+// ones; without it (and without EventsUntil) only events from the call on
+// are returned. The log keeps the last few megabytes of events.
 func EventsSince(t time.Time) EventsOption {
 	return func(c *eventsConfig) error { c.since = t; return nil }
 }
 
 // EventsUntil ends the stream (the channel closes) at the first event after t,
-// or when the log has nothing newer and t has passed.
+// or when the log has nothing newer and t has passed. Without EventsSince
+// the stream starts at the oldest event the log keeps, as `docker events
+// --until` does.
 func EventsUntil(t time.Time) EventsOption {
 	return func(c *eventsConfig) error { c.until = t; return nil }
 }
@@ -87,11 +88,14 @@ func EventsOfType(types ...string) EventsOption {
 // without any other program of the caller alive: monitors record deaths,
 // restarts and health changes themselves.
 func (h *Host) Events(ctx context.Context, opts ...EventsOption) (<-chan Event, error) {
-	ec := eventsConfig{since: time.Now()}
+	var ec eventsConfig
 	for _, o := range opts {
 		if err := o(&ec); err != nil {
 			return nil, err
 		}
+	}
+	if ec.since.IsZero() && ec.until.IsZero() {
+		ec.since = time.Now()
 	}
 	r, err := runtime.ReadEvents(h.root, ec.since)
 	if err != nil {
@@ -101,19 +105,22 @@ func (h *Host) Events(ctx context.Context, opts ...EventsOption) (<-chan Event, 
 	go func() {
 		defer close(out)
 		defer r.Close()
-		rctx := ctx
+		rctx, follow := ctx, true
 		if !ec.until.IsZero() {
 			var cancel context.CancelFunc
 			rctx, cancel = context.WithDeadline(ctx, ec.until.Add(50*time.Millisecond))
 			defer cancel()
 		}
 		for {
-			ev, err := r.Next(rctx, true)
+			ev, err := r.Next(rctx, follow)
 			if err != nil {
-				if err != io.EOF {
-					return
+				if follow && rctx.Err() != nil && ctx.Err() == nil {
+					// Until has passed, perhaps while a long log was
+					// replayed: read the rest of it, then stop.
+					rctx, follow = ctx, false
+					continue
 				}
-				continue
+				return
 			}
 			if !ec.until.IsZero() && ev.Time.After(ec.until) {
 				return

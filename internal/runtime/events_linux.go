@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"syscall"
 	"time"
 
@@ -30,16 +31,10 @@ func rootOf(stateDir string) string { return path.Dir(path.Dir(stateDir)) }
 
 // AppendEvent adds ev to the events log of root. Appends from several
 // programs are serialized by a lock on the file, which also guards the
-// rotation; one JSON line is written in a single call.
+// rotation; one JSON line is written in a single call. An event without a
+// time is stamped under the lock, so that the log is in time order.
 func AppendEvent(root string, ev Event) error {
-	if ev.Time.IsZero() {
-		ev.Time = time.Now().UTC()
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
+	stamp := ev.Time.IsZero()
 	p := EventsPath(root)
 	for try := 0; try < 3; try++ {
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
@@ -52,12 +47,21 @@ func AppendEvent(root string, ev Event) error {
 		}
 		// A rotation between the open and the lock left this descriptor on
 		// the old file: open again.
-		var a, b2 unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(p, &b2) != nil || a.Ino != b2.Ino {
+		var a, b unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(p, &b) != nil || a.Ino != b.Ino {
 			f.Close()
 			continue
 		}
-		if a.Size > 0 && a.Size+int64(len(b)) > eventsMax {
+		if stamp {
+			ev.Time = time.Now().UTC()
+		}
+		line, err := json.Marshal(ev)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		line = append(line, '\n')
+		if a.Size > 0 && a.Size+int64(len(line)) > eventsMax {
 			// Rotate, then append to the new file, under its own lock.
 			err := os.Rename(p, p+".1")
 			f.Close()
@@ -72,10 +76,10 @@ func AppendEvent(root string, ev Event) error {
 		var last [1]byte
 		if a.Size > 0 {
 			if _, err := unix.Pread(int(f.Fd()), last[:], a.Size-1); err == nil && last[0] != '\n' {
-				b = append([]byte{'\n'}, b...)
+				line = append([]byte{'\n'}, line...)
 			}
 		}
-		_, err = f.Write(b)
+		_, err = f.Write(line)
 		f.Close()
 		return err
 	}
@@ -94,61 +98,26 @@ func flockRetry(f *os.File, how int) error {
 // EventReader reads a root's events log and follows it, across rotations.
 type EventReader struct {
 	path  string
-	f     *os.File
-	rd    *bufio.Reader
-	ino   uint64
 	since time.Time
-	// partial holds a line whose end is not yet written.
-	partial []byte
-	drained bool // read the old file to its end after seeing a rotation
+	// files are open, still to read, oldest first: files[0] is being read.
+	// A rotation renames a file but leaves it whole, so a reader that
+	// holds it and goes from it to the file after loses nothing.
+	files    []*os.File
+	rd       *bufio.Reader
+	partial  []byte // a line whose end is not yet read
+	draining bool   // the newest file was rotated: read it to its end, then go on
 }
 
-// ReadEvents opens root's events log. Events before since are skipped;
-// with follow set, Next blocks for new events until ctx ends.
+// ReadEvents opens root's events log: the live file and the rotated one,
+// at once, so that rotations while they are read lose no event. Events
+// before since are skipped; Next with follow waits for new ones.
 func ReadEvents(root string, since time.Time) (*EventReader, error) {
 	r := &EventReader{path: EventsPath(root), since: since}
-	if !since.IsZero() {
-		// Older events may still be in the rotated file.
-		if f, err := os.Open(r.path + ".1"); err == nil {
-			r.setFile(f)
-			r.ino = 0 // not the live file: switch once drained
-			return r, nil
-		}
-	}
-	if err := r.openLive(); err != nil && !os.IsNotExist(err) {
+	var err error
+	if r.files, err = r.openAfter(nil); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-func (r *EventReader) setFile(f *os.File) {
-	if r.f != nil {
-		r.f.Close()
-	}
-	r.f, r.rd, r.partial = f, bufio.NewReader(f), nil
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) == nil {
-		r.ino = st.Ino
-	}
-}
-
-func (r *EventReader) openLive() error {
-	f, err := os.Open(r.path)
-	if err != nil {
-		return err
-	}
-	r.setFile(f)
-	return nil
-}
-
-// liveChanged tells whether the live log is now another file than the one
-// being read (rotated, or created since).
-func (r *EventReader) liveChanged() bool {
-	var st unix.Stat_t
-	if unix.Stat(r.path, &st) != nil {
-		return false
-	}
-	return r.f == nil || st.Ino != r.ino
 }
 
 // Next returns the next event; with follow it waits for one until ctx
@@ -156,7 +125,10 @@ func (r *EventReader) liveChanged() bool {
 func (r *EventReader) Next(ctx context.Context, follow bool) (Event, error) {
 	delay := 10 * time.Millisecond
 	for {
-		if r.f != nil {
+		if len(r.files) > 0 {
+			if r.rd == nil {
+				r.rd = bufio.NewReader(r.files[0])
+			}
 			line, err := r.rd.ReadBytes('\n')
 			if len(line) > 0 && line[len(line)-1] == '\n' {
 				line = append(r.partial, line...)
@@ -165,26 +137,49 @@ func (r *EventReader) Next(ctx context.Context, follow bool) (Event, error) {
 				if json.Unmarshal(line, &ev) != nil || ev.Time.Before(r.since) {
 					continue
 				}
-				delay = 10 * time.Millisecond
 				return ev, nil
 			}
 			r.partial = append(r.partial, line...)
 			if err != nil && err != io.EOF {
 				return Event{}, err
 			}
+			if len(r.files) > 1 {
+				// A rotated file is complete: go on with the next.
+				r.advance()
+				continue
+			}
 		}
-		// At the end of this file: move to the live one if it changed.
-		if r.liveChanged() {
-			// Lines may have reached the old file between our last read
-			// and the rotation: read it to its end once more first.
-			if r.f != nil && !r.drained {
-				r.drained = true
+		// At the end of the newest file open.
+		switch {
+		case len(r.files) == 0 || r.draining:
+			// Open what came after it: the log's first file, or those
+			// made since the rotation, now read to its end.
+			var last os.FileInfo
+			if len(r.files) > 0 {
+				fi, err := r.files[0].Stat()
+				if err != nil {
+					return Event{}, err
+				}
+				last = fi
+			}
+			files, err := r.openAfter(last)
+			if err != nil {
+				return Event{}, err
+			}
+			if len(files) > 0 {
+				r.files = append(r.files, files...)
+				r.draining = false
+				if last != nil {
+					r.advance()
+				}
 				continue
 			}
-			r.drained = false
-			if err := r.openLive(); err == nil {
-				continue
-			}
+			// None yet: the live file is made by the next append.
+		case r.rotated():
+			// Lines may have reached the file between our last read and
+			// the rotation: read it to its end once more first.
+			r.draining = true
+			continue
 		}
 		if !follow {
 			return Event{}, io.EOF
@@ -192,17 +187,81 @@ func (r *EventReader) Next(ctx context.Context, follow bool) (Event, error) {
 		if err := sleepCtx(ctx, delay); err != nil {
 			return Event{}, err
 		}
-		if delay < 100*time.Millisecond {
-			delay *= 2
-		}
+		delay = min(2*delay, 100*time.Millisecond)
 	}
+}
+
+// openAfter opens the log's files newer than last (both when last is nil),
+// oldest first. A rotation while they are opened changes the file the live
+// name holds, and then they are opened again.
+func (r *EventReader) openAfter(last os.FileInfo) ([]*os.File, error) {
+	for tries := 0; ; tries++ {
+		before, _ := os.Stat(r.path)
+		files, err := r.scan(last)
+		if err != nil {
+			return nil, err
+		}
+		after, _ := os.Stat(r.path)
+		stable := before == nil && after == nil || before != nil && after != nil && os.SameFile(before, after)
+		if stable || tries == 10 {
+			return files, nil
+		}
+		closeFiles(files)
+	}
+}
+
+// scan opens the live file, then the rotated one unless it is last or the
+// same, and returns them oldest first.
+func (r *EventReader) scan(last os.FileInfo) ([]*os.File, error) {
+	var files []*os.File
+	var infos []os.FileInfo
+	for _, name := range []string{r.path, r.path + ".1"} {
+		f, err := os.Open(name)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			closeFiles(files)
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			closeFiles(files)
+			return nil, err
+		}
+		if last != nil && os.SameFile(fi, last) || slices.ContainsFunc(infos, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
+			f.Close()
+			break
+		}
+		files, infos = append(files, f), append(infos, fi)
+	}
+	slices.Reverse(files)
+	return files, nil
+}
+
+// advance closes the file read to its end and goes on with the next.
+func (r *EventReader) advance() {
+	r.files[0].Close()
+	r.files = r.files[1:]
+	r.rd, r.partial = nil, nil
+}
+
+// rotated tells whether the live name now holds another file than the
+// newest one open, or none.
+func (r *EventReader) rotated() bool {
+	a, err := r.files[len(r.files)-1].Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(r.path)
+	return err == nil && !os.SameFile(a, b) || os.IsNotExist(err)
 }
 
 // Close releases the log.
 func (r *EventReader) Close() error {
-	if r.f != nil {
-		return r.f.Close()
-	}
+	closeFiles(r.files)
+	r.files, r.rd = nil, nil
 	return nil
 }
 
