@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"os/exec"
@@ -250,25 +249,7 @@ func TestRunRestartAndHealthFlags(t *testing.T) {
 func TestAttachSignals(t *testing.T) {
 	e := newRunEnv(t)
 	e.ok("run", "-d", "--name", "trap", runImage, "sh", "-c", "trap 'exit 9' TERM; while :; do echo tick; sleep 0.1; done")
-	cmd := exec.Command(dockBin, "--root", e.root, "attach", "--no-stdin", "trap")
-	cmd.Env = e.environ()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "tick\n" {
-		t.Fatalf("first line %q, want tick", line)
-	}
-	go io.Copy(io.Discard, out)
+	cmd := startDock(t, e, "tick", "attach", "--no-stdin", "trap")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

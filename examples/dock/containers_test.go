@@ -371,7 +371,14 @@ func TestContainerLifecycle(t *testing.T) {
 // the container to print its first line, "ready".
 func startRun(t *testing.T, e *cliEnv, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(dockBin, append([]string{"--root", e.root, "run", "--rm", "--name", name, runImage}, args...)...)
+	return startDock(t, e, "ready", append([]string{"run", "--rm", "--name", name, runImage}, args...)...)
+}
+
+// startDock starts dock with args, waits for the first line of its
+// output, which must be first, and leaves the rest unread.
+func startDock(t *testing.T, e *cliEnv, first string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(dockBin, append([]string{"--root", e.root}, args...)...)
 	cmd.Env = e.environ()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -387,8 +394,8 @@ func startRun(t *testing.T, e *cliEnv, name string, args ...string) *exec.Cmd {
 		}
 	})
 	line, _ := bufio.NewReader(out).ReadString('\n')
-	if line != "ready\n" {
-		t.Fatalf("first line %q, want ready", line)
+	if line != first+"\n" {
+		t.Fatalf("first line %q, want %s", line, first)
 	}
 	return cmd
 }

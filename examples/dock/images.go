@@ -152,36 +152,50 @@ func (c *cli) inspectCmd() *cobra.Command {
 		Short: "Print what dock knows of containers or images, as JSON",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var tmpl *template.Template
-			if format != "" {
-				var err error
-				tmpl, err = template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
-				if err != nil {
-					return fmt.Errorf("--format: %v: %w", err, dock.ErrInvalidArgument)
-				}
+			tmpl, err := inspectFormat(format)
+			if err != nil {
+				return err
 			}
 			h, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var out []any
-			for _, a := range args {
-				v, err := c.inspectOne(cmd, h, a)
-				if err != nil {
-					return err
-				}
-				out = append(out, v)
-			}
-			if tmpl != nil {
-				return printTemplate(tmpl, out)
-			}
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "    ")
-			return enc.Encode(out)
+			return printInspected(tmpl, args, func(a string) (any, error) { return c.inspectOne(cmd, h, a) })
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "print each object through a Go template, as docker inspect -f")
 	return cmd
+}
+
+// inspectFormat reads an inspect command's --format: nil for none.
+func inspectFormat(format string) (*template.Template, error) {
+	if format == "" {
+		return nil, nil
+	}
+	tmpl, err := template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %v: %w", err, dock.ErrInvalidArgument)
+	}
+	return tmpl, nil
+}
+
+// printInspected prints what one returns for each of names, as JSON, or
+// through tmpl when there is one, as docker's inspect commands do.
+func printInspected(tmpl *template.Template, names []string, one func(string) (any, error)) error {
+	var out []any
+	for _, n := range names {
+		v, err := one(n)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	if tmpl != nil {
+		return printTemplate(tmpl, out)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "    ")
+	return enc.Encode(out)
 }
 
 // printTemplate prints each object through tmpl, one a line. The template

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/dockkit/dock"
@@ -180,33 +178,22 @@ func (c *cli) volumeInspectCmd() *cobra.Command {
 		Short: "Print what dock knows of volumes, as JSON",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var tmpl *template.Template
-			if format != "" {
-				var err error
-				tmpl, err = template.New("format").Funcs(template.FuncMap{"json": toJSON}).Parse(format)
-				if err != nil {
-					return fmt.Errorf("--format: %v: %w", err, dock.ErrInvalidArgument)
-				}
+			tmpl, err := inspectFormat(format)
+			if err != nil {
+				return err
 			}
 			h, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var out []any
-			for _, name := range args {
+			return printInspected(tmpl, args, func(name string) (any, error) {
 				v, err := h.Volume(cmd.Context(), name)
 				if err != nil {
-					return err
+					return nil, err
 				}
-				out = append(out, volumeJSON{CreatedAt: v.Created.Truncate(time.Second), Driver: "local",
-					Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local"})
-			}
-			if tmpl != nil {
-				return printTemplate(tmpl, out)
-			}
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "    ")
-			return enc.Encode(out)
+				return volumeJSON{CreatedAt: v.Created.Truncate(time.Second), Driver: "local",
+					Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local"}, nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "print each volume through a Go template, as docker volume inspect -f")

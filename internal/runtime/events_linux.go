@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"slices"
 	"syscall"
 	"time"
 
@@ -192,52 +191,9 @@ func (r *EventReader) Next(ctx context.Context, follow bool) (Event, error) {
 }
 
 // openAfter opens the log's files newer than last (both when last is nil),
-// oldest first. A rotation while they are opened changes the file the live
-// name holds, and then they are opened again.
+// oldest first.
 func (r *EventReader) openAfter(last os.FileInfo) ([]*os.File, error) {
-	for tries := 0; ; tries++ {
-		before, _ := os.Stat(r.path)
-		files, err := r.scan(last)
-		if err != nil {
-			return nil, err
-		}
-		after, _ := os.Stat(r.path)
-		stable := before == nil && after == nil || before != nil && after != nil && os.SameFile(before, after)
-		if stable || tries == 10 {
-			return files, nil
-		}
-		closeFiles(files)
-	}
-}
-
-// scan opens the live file, then the rotated one unless it is last or the
-// same, and returns them oldest first.
-func (r *EventReader) scan(last os.FileInfo) ([]*os.File, error) {
-	var files []*os.File
-	var infos []os.FileInfo
-	for _, name := range []string{r.path, r.path + ".1"} {
-		f, err := os.Open(name)
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			closeFiles(files)
-			return nil, err
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			closeFiles(files)
-			return nil, err
-		}
-		if last != nil && os.SameFile(fi, last) || slices.ContainsFunc(infos, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
-			f.Close()
-			break
-		}
-		files, infos = append(files, f), append(infos, fi)
-	}
-	slices.Reverse(files)
-	return files, nil
+	return openRotated([]string{r.path, r.path + ".1"}, last)
 }
 
 // advance closes the file read to its end and goes on with the next.
@@ -249,14 +205,7 @@ func (r *EventReader) advance() {
 
 // rotated tells whether the live name now holds another file than the
 // newest one open, or none.
-func (r *EventReader) rotated() bool {
-	a, err := r.files[len(r.files)-1].Stat()
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(r.path)
-	return err == nil && !os.SameFile(a, b) || os.IsNotExist(err)
-}
+func (r *EventReader) rotated() bool { return movedOn(r.files[len(r.files)-1], r.path) }
 
 // Close releases the log.
 func (r *EventReader) Close() error {

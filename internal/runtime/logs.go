@@ -500,17 +500,29 @@ func (r *LogReader) next(follow bool) (LogEntry, error) {
 }
 
 // openAfter opens the log's files newer than last (all of them when last
-// is nil), oldest first. A rotation shifts names towards the older while
-// they are opened; one that ends meanwhile changes the file the log's own
-// name holds, and then they are opened again.
+// is nil), oldest first.
 func (r *LogReader) openAfter(last os.FileInfo) ([]*os.File, error) {
+	names := []string{r.path}
+	for i := 1; i < r.maxFiles; i++ {
+		names = append(names, r.path+"."+strconv.Itoa(i))
+	}
+	return openRotated(names, last)
+}
+
+// openRotated opens the files of a log rotated by name, given newest first
+// (its live name, then name.1 ...), up to last (all of them when last is
+// nil), skipping a file met twice, and returns them oldest first. A
+// rotation shifts the names towards the older while they are opened; one
+// that ends meanwhile changes the file the live name holds, and then they
+// are opened again.
+func openRotated(names []string, last os.FileInfo) ([]*os.File, error) {
 	for tries := 0; ; tries++ {
-		before, _ := os.Stat(r.path)
-		files, err := r.scan(last)
+		before, _ := os.Stat(names[0])
+		files, err := scanRotated(names, last)
 		if err != nil {
 			return nil, err
 		}
-		after, _ := os.Stat(r.path)
+		after, _ := os.Stat(names[0])
 		stable := before == nil && after == nil || before != nil && after != nil && os.SameFile(before, after)
 		if stable || tries == 10 {
 			return files, nil
@@ -519,16 +531,10 @@ func (r *LogReader) openAfter(last os.FileInfo) ([]*os.File, error) {
 	}
 }
 
-// scan opens the log's files from the newest, up to last, skipping a
-// file met twice, and returns them oldest first.
-func (r *LogReader) scan(last os.FileInfo) ([]*os.File, error) {
+func scanRotated(names []string, last os.FileInfo) ([]*os.File, error) {
 	var files []*os.File
 	var infos []os.FileInfo
-	for i := range max(r.maxFiles, 1) {
-		name := r.path
-		if i > 0 {
-			name += "." + strconv.Itoa(i)
-		}
+	for _, name := range names {
 		f, err := os.Open(name)
 		if os.IsNotExist(err) {
 			continue
@@ -573,12 +579,16 @@ func (r *LogReader) advance() {
 
 // rotated tells whether the log's name now holds another file than the
 // newest one open, or none.
-func (r *LogReader) rotated() bool {
-	a, err := r.files[len(r.files)-1].Stat()
+func (r *LogReader) rotated() bool { return movedOn(r.files[len(r.files)-1], r.path) }
+
+// movedOn tells whether the live name of a log now holds another file than
+// f, or none: f was rotated away.
+func movedOn(f *os.File, live string) bool {
+	a, err := f.Stat()
 	if err != nil {
 		return false
 	}
-	b, err := os.Stat(r.path)
+	b, err := os.Stat(live)
 	return err == nil && !os.SameFile(a, b) || os.IsNotExist(err)
 }
 
