@@ -404,11 +404,7 @@ func TestContainerOutlivesStarter(t *testing.T) {
 	cmd.Wait()
 
 	ctx := context.Background()
-	h2, err := Open(ctx, WithRoot(h.Root()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := otherHost(t, h)
 	c, err := h2.Container(ctx, strings.TrimSpace(line))
 	if err != nil {
 		t.Fatal(err)
@@ -569,11 +565,7 @@ func TestRemoveWhileOthersReach(t *testing.T) {
 	h := newHost(t)
 	img := busyboxImage(t, h)
 	ctx := context.Background()
-	h2, err := Open(ctx, WithRoot(h.Root()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := otherHost(t, h)
 	for i := range 10 {
 		c, err := h.Create(ctx, img, WithName(fmt.Sprintf("c%d", i)), WithCmd("true"))
 		if err != nil {
@@ -679,11 +671,7 @@ func TestAutoRemoveWaitElsewhere(t *testing.T) {
 	h := newHost(t)
 	img := busyboxImage(t, h)
 	ctx := ctxT(t, time.Minute)
-	h2, err := Open(ctx, WithRoot(h.Root()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := otherHost(t, h)
 	for i := range 6 {
 		c, err := h.Create(ctx, img, WithCmd("sh", "-c", "sleep 0.2; exit 5"), WithAutoRemove())
 		if err != nil {

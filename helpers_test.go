@@ -103,6 +103,18 @@ func newHost(t *testing.T, opts ...OpenOption) *Host {
 	return h
 }
 
+// otherHost opens h's root again, as another program would, closing it
+// when the test ends.
+func otherHost(t *testing.T, h *Host) *Host {
+	t.Helper()
+	h2, err := Open(context.Background(), WithRoot(h.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h2.Close() })
+	return h2
+}
+
 // benchHost opens a host on a fresh root for a benchmark.
 func benchHost(b *testing.B) *Host {
 	b.Helper()

@@ -375,11 +375,7 @@ func TestEvents(t *testing.T) {
 	img := busyboxImage(t, h)
 	ctx := ctxT(t, time.Minute)
 	// Another program's view of the same root.
-	h2, err := Open(ctx, WithRoot(h.Root()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := otherHost(t, h)
 	evs, err := h2.Events(ctx)
 	if err != nil {
 		t.Fatal(err)
