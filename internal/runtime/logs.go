@@ -45,7 +45,7 @@ type logWriter struct {
 	f        *os.File
 	size     int64
 	buf      []byte
-	failing  bool        // the last write or rotation failed, and said so
+	failing  [2]bool     // by what (writing, rotating): the last one failed, and said so
 	subs     subscribers // attached clients, fed the raw output
 }
 
@@ -77,7 +77,7 @@ func (w *logWriter) write(stream string, t time.Time, data []byte) error {
 	if w.maxSize > 0 && w.size > 0 && w.size+int64(len(b)) > w.maxSize {
 		// Past the size, the log goes on in the file it has rather than
 		// lose the line.
-		w.report(w.rotate())
+		w.report(rotating, w.rotate())
 	}
 	n, err := w.f.Write(b)
 	if err != nil {
@@ -86,24 +86,31 @@ func (w *logWriter) write(stream string, t time.Time, data []byte) error {
 		if n > 0 {
 			w.f.Truncate(w.size)
 		}
-		w.report(err)
+		w.report(writing, err)
 		return err
 	}
 	w.size += int64(n)
-	w.report(nil)
+	w.report(writing, nil)
 	return nil
 }
 
-// report writes to the monitor's log when the container's log starts or
-// stops failing, once each.
-func (w *logWriter) report(err error) {
+// What a logWriter reports failing.
+const (
+	writing = iota
+	rotating
+)
+
+// report writes to the monitor's log when writing or rotating the
+// container's log starts or stops failing, once each.
+func (w *logWriter) report(what int, err error) {
+	name := [...]string{writing: "written", rotating: "rotated"}[what]
 	switch {
-	case err != nil && !w.failing:
+	case err != nil && !w.failing[what]:
 		fmt.Fprintf(os.Stderr, "container log: %v\n", err)
-	case err == nil && w.failing:
-		fmt.Fprintf(os.Stderr, "container log: written again\n")
+	case err == nil && w.failing[what]:
+		fmt.Fprintf(os.Stderr, "container log: %s again\n", name)
 	}
-	w.failing = err != nil
+	w.failing[what] = err != nil
 }
 
 // appendJSONString appends s to b as a JSON string, exactly as
