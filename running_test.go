@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -946,7 +948,14 @@ func TestStatsAsDockerShows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MemoryUsage > 16<<20 {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(h.Root(), &fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC {
+		// The file is in memory, not cached from a disk: it counts.
+		t.Logf("the root is in memory: the memory figure is not checked")
+	} else if s.MemoryUsage > 16<<20 {
 		t.Errorf("memory usage %d MiB after writing a 64 MiB file: the file cache counts", s.MemoryUsage>>20)
 	}
 	if s.NetRxBytes != 0 || s.NetTxBytes != 0 {
