@@ -857,34 +857,80 @@ func sendConfig(w io.Writer, spec, filter []byte) error {
 // from this process's page tables: a page it needs again comes back from
 // the page cache.
 func releaseStartMemory() {
-	b, err := os.ReadFile("/proc/self/maps")
+	// Read and parsed in place, allocating next to nothing: the start-up
+	// leaves the heap close to the collector's first goal, and a
+	// collection costs the monitor more memory than it frees.
+	var exeBuf [unix.PathMax]byte
+	n, err := unix.Readlink("/proc/self/exe", exeBuf[:])
 	if err != nil {
 		return
 	}
-	exe, err := os.Readlink("/proc/self/exe")
+	exe := exeBuf[:n]
+	fd, err := unix.Open("/proc/self/maps", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		// Read-only or executable, private, never written: the file's
-		// own pages.
-		if len(f) < 6 || f[5] != exe || (f[1] != "r--p" && f[1] != "r-xp") {
-			continue
+	defer unix.Close(fd)
+	var buf [4 << 10]byte
+	have := 0
+	for {
+		n, err := unix.Read(fd, buf[have:])
+		if err != nil || n <= 0 {
+			return
 		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			continue
+		have += n
+		lines := buf[:have]
+		for {
+			i := bytes.IndexByte(lines, '\n')
+			if i < 0 {
+				break
+			}
+			releaseMapping(lines[:i], exe)
+			lines = lines[i+1:]
 		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
+		// A line longer than the buffer is not one of the binary's.
+		have = copy(buf[:], lines)
+		if have == len(buf) {
+			have = 0
 		}
-		// Small pages from now on: the sealed binary sits in huge pages in
-		// the page cache (see copyInHugeChunks), which starts it faster,
-		// but a page this monitor needs again would bring back 2 MiB.
-		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_NOHUGEPAGE)
-		unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
 	}
+}
+
+// releaseMapping drops the pages of one line of /proc/self/maps when it
+// maps exe read-only or executable, privately: the file's own pages.
+func releaseMapping(line, exe []byte) {
+	// "start-end perms offset dev inode   path"
+	var f [6][]byte
+	for i := range f {
+		for len(line) > 0 && line[0] == ' ' {
+			line = line[1:]
+		}
+		if i == 5 {
+			f[i] = line
+			break
+		}
+		j := bytes.IndexByte(line, ' ')
+		if j < 0 {
+			return
+		}
+		f[i], line = line[:j], line[j:]
+	}
+	perms := string(f[1])
+	if !bytes.Equal(f[5], exe) || perms != "r--p" && perms != "r-xp" {
+		return
+	}
+	lo, hi, ok := bytes.Cut(f[0], []byte{'-'})
+	if !ok {
+		return
+	}
+	start, err1 := strconv.ParseUint(string(lo), 16, 64)
+	end, err2 := strconv.ParseUint(string(hi), 16, 64)
+	if err1 != nil || err2 != nil || end <= start {
+		return
+	}
+	// Small pages from now on: the sealed binary sits in huge pages in the
+	// page cache (see copyInHugeChunks), which starts it faster, but a page
+	// this monitor needs again would bring back 2 MiB.
+	unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_NOHUGEPAGE)
+	unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
 }
