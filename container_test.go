@@ -314,13 +314,20 @@ func TestContainerAutoRemoveOwnerDied(t *testing.T) {
 	}
 }
 
+// hostDir returns a directory of the host holding in.txt, "from host\n".
+func hostDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func TestContainerMounts(t *testing.T) {
 	h := newHost(t)
 	img := busyboxImage(t, h)
-	host := t.TempDir()
-	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	host := hostDir(t)
 	c, stdout, stderr := runContainer(t, h, img,
 		WithMount(Bind(host, "/hostdir", ReadOnly)),
 		WithMount(Volume("vol1", "/etc")),
@@ -746,10 +753,7 @@ func TestVolumeClosedToHostUsers(t *testing.T) {
 func TestNestedMounts(t *testing.T) {
 	h := newHost(t)
 	img := busyboxImage(t, h)
-	host := t.TempDir()
-	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from host\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	host := hostDir(t)
 	c, stdout, stderr := runContainer(t, h, img,
 		WithMount(Bind(host, "/mnt/x", ReadOnly)), WithMount(Volume("nest", "/mnt")),
 		WithCmd("cat", "/mnt/x/in.txt"))
