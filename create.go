@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -586,8 +587,17 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	slices.SortStableFunc(c.mounts, func(a, b MountPoint) int {
 		return strings.Count(path.Clean(a.Target), "/") - strings.Count(path.Clean(b.Target), "/")
 	})
+	// A new volume of a container in a user namespace is its root's, as
+	// with docker's userns-remap: its files are shifted into the ids the
+	// container's ids map to.
+	var shift func(uid, gid int) (int, int)
+	if rootGID >= 0 {
+		shift = func(uid, gid int) (int, int) {
+			return mapID(nss.UIDMap, uid), mapID(nss.GIDMap, gid)
+		}
+	}
 	for _, m := range c.mounts {
-		ms, err := h.mountSpec(ctx, m, mounts)
+		ms, err := h.mountSpec(ctx, m, mounts, shift)
 		if err != nil {
 			return nil, err
 		}
@@ -746,7 +756,7 @@ func openImageFile(mounts []Mount, rel string) (*os.File, error) {
 }
 
 // mountSpec turns a MountPoint into what the runtime mounts.
-func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (runtime.MountSpec, error) {
+func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount, shift func(uid, gid int) (int, int)) (runtime.MountSpec, error) {
 	ms := runtime.MountSpec{Destination: path.Clean(m.Target)}
 	rw := "rw"
 	if m.ReadOnly {
@@ -759,7 +769,7 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (run
 		}
 		ms.Type, ms.Source, ms.Options = "bind", m.Source, []string{"rbind", rw}
 	case "volume":
-		dir, err := h.volumeDir(ctx, m.Source, rootfs, ms.Destination)
+		dir, err := h.volumeDir(ctx, m.Source, rootfs, ms.Destination, shift)
 		if err != nil {
 			return ms, err
 		}
@@ -783,7 +793,9 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount) (run
 // it, set-user-ID files and device nodes included, must not be reachable by
 // host users. A container's root in a user namespace reaches it through the
 // group, as its state directory.
-func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, target string) (string, error) {
+//
+// A new volume's files are given to the ids shift returns, when not nil.
+func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, target string, shift func(uid, gid int) (int, int)) (string, error) {
 	base := filepath.Join(h.root, "volumes", name)
 	data := filepath.Join(base, "_data")
 	// Create holds the root lease, which RemoveVolume takes exclusively: a
@@ -804,6 +816,12 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 	if err := h.fillVolume(ctx, fill, rootfs, target); err != nil {
 		os.RemoveAll(fill)
 		return "", fmt.Errorf("volume %s: %w", name, err)
+	}
+	if shift != nil {
+		if err := shiftOwners(fill, shift); err != nil {
+			os.RemoveAll(fill)
+			return "", fmt.Errorf("volume %s: %w", name, err)
+		}
 	}
 	if err := os.Rename(fill, data); err != nil {
 		return "", err
@@ -887,4 +905,42 @@ func unsearchable(dir string) string {
 			return ""
 		}
 	}
+}
+
+// mapID returns the host's id for a container's id, by maps; an id no map
+// covers stays as it is.
+func mapID(maps []IDMap, id int) int {
+	for _, m := range maps {
+		if id >= int(m.ContainerID) && id < int(m.ContainerID)+int(m.Size) {
+			return int(m.HostID) + id - int(m.ContainerID)
+		}
+	}
+	return id
+}
+
+// shiftOwners gives every file under dir, dir included, the owner shift
+// returns for its own; symlinks themselves, not what they name.
+func shiftOwners(dir string, shift func(uid, gid int) (int, int)) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		uid, gid := shift(int(st.Uid), int(st.Gid))
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+		// chown clears the set-id bits of what it changes: give them back.
+		if m := fi.Mode(); m&(fs.ModeSetuid|fs.ModeSetgid) != 0 && m&fs.ModeSymlink == 0 {
+			return os.Chmod(p, m)
+		}
+		return nil
+	})
 }

@@ -100,6 +100,12 @@ func TestUserNamespaceOverlay(t *testing.T) {
 // namespace, and skips the test where the kernel cannot idmap the root.
 func startRemapped(t *testing.T, h *Host, img *Image, script string) (c *Container, stdout, stderr *strings.Builder) {
 	t.Helper()
+	return startRemappedWith(t, h, img, nil, script)
+}
+
+// startRemappedWith is startRemapped with more options for the container.
+func startRemappedWith(t *testing.T, h *Host, img *Image, opts []CreateOption, script string) (c *Container, stdout, stderr *strings.Builder) {
+	t.Helper()
 	// t.TempDir's directories are closed to others.
 	for _, d := range []string{h.Root(), filepath.Dir(h.Root())} {
 		if err := os.Chmod(d, 0o711); err != nil {
@@ -107,7 +113,7 @@ func startRemapped(t *testing.T, h *Host, img *Image, script string) (c *Contain
 		}
 	}
 	ctx := context.Background()
-	c, err := h.Create(ctx, img, WithCmd("sh", "-c", script))
+	c, err := h.Create(ctx, img, append(opts, WithCmd("sh", "-c", script))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +242,7 @@ func TestRemappedNamespacesRefused(t *testing.T) {
 
 // TestUserNamespaceVolume gives a volume to a container whose root is a
 // remapped user: it reaches the volume (through its group), host users do
-// not. (The volume's files stay the host root's: the container reads them.)
+// not, and a new volume is its root's, filled or empty.
 func TestUserNamespaceVolume(t *testing.T) {
 	h := remapped(t)
 	img := busyboxImage(t, h)
@@ -268,5 +274,31 @@ func TestUserNamespaceVolume(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("a host user read the volume: %s", out)
+	}
+}
+
+// TestUserNamespaceNewVolume fills a new volume from the image for a
+// container whose root is a remapped user: the files are its root's, as
+// the image has them, and it can write there; on the host they belong to
+// the mapped ids.
+func TestUserNamespaceNewVolume(t *testing.T) {
+	h := remapped(t)
+	img := busyboxImage(t, h)
+	c, stdout, stderr := startRemappedWith(t, h, img, []CreateOption{WithMount(Volume("etcvol", "/etc")), WithMount(Volume("empty", "/data"))},
+		"stat -c '%u:%g' /etc/passwd /data && echo hi > /data/f && echo hi > /etc/new && echo ok")
+	if st := wait(t, c); st.ExitCode != 0 {
+		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout.String(), stderr.String())
+	}
+	if got := stdout.String(); got != "0:0\n0:0\nok\n" {
+		t.Errorf("output %q, want the files root's and writable", got)
+	}
+	for _, p := range []string{"etcvol/_data/passwd", "etcvol/_data/new", "empty/_data", "empty/_data/f"} {
+		fi, err := os.Lstat(filepath.Join(h.Root(), "volumes", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 100000 || st.Gid != 100000 {
+			t.Errorf("%s owned by %d:%d on the host, want 100000:100000", p, st.Uid, st.Gid)
+		}
 	}
 }
