@@ -511,10 +511,17 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 			return fmt.Errorf("remove %s: container is %s; stop it or force: %w", c.Name, st.Status, ErrWrongState)
 		}
 		if herr == nil {
-			hd.Kill(syscall.SIGKILL)
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			hd.Wait(wctx)
+			if err := hd.Kill(syscall.SIGKILL); err != nil && !errors.Is(err, ErrWrongState) {
+				return fmt.Errorf("remove %s: %w", c.Name, err)
+			}
+			// The record stays while the container may still run (a task
+			// stuck in the kernel): without it, nothing could reach it.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeKillWait)
+			_, err := hd.Wait(wctx)
 			cancel()
+			if err != nil {
+				return fmt.Errorf("remove %s: still running %v after SIGKILL: %w", c.Name, removeKillWait, err)
+			}
 		}
 	case st.Restarting:
 		if !force {
@@ -549,6 +556,10 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 	c.h.event(EventRemoved, c.ID, c.Name, nil)
 	return nil
 }
+
+// removeKillWait is how long a forced Remove waits for the container to
+// die of its SIGKILL.
+var removeKillWait = 30 * time.Second
 
 // removed tells whether the container's record is gone.
 func (c *Container) removed() bool {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock/internal/cgroups"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -774,5 +775,41 @@ func TestReadOnlyRootfsWorkdir(t *testing.T) {
 	c, stdout, stderr := runContainer(t, h, img, WithReadOnlyRootfs(), WithWorkdir("/new/dir"), WithCmd("pwd"))
 	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "/new/dir\n" {
 		t.Fatalf("exit %d: %s%s", st.ExitCode, stdout, stderr)
+	}
+}
+
+// TestRemoveForceKeepsUnkilled removes with force a container whose
+// processes cannot die yet (frozen behind its monitor's back, which on
+// cgroup v1 holds off even SIGKILL): the removal fails and the record
+// stays, and once thawed the container is removed.
+func TestRemoveForceKeepsUnkilled(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"))
+	g, err := h.cgroups.Load(c.rec.Spec.Cgroup.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Thaw()
+	old := removeKillWait
+	removeKillWait = time.Second
+	defer func() { removeKillWait = old }()
+	err = c.Remove(ctx, true)
+	if err == nil {
+		if cgroups.Mode() == "v2" {
+			t.Skip("cgroup v2: a frozen task dies of SIGKILL")
+		}
+		t.Fatal("forced Remove of a container that did not die succeeded")
+	}
+	if c.removed() {
+		t.Fatalf("the record went with the failed removal: %v", err)
+	}
+	g.Thaw()
+	if err := c.Remove(ctx, true); err != nil {
+		t.Fatal(err)
 	}
 }
