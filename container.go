@@ -511,15 +511,18 @@ func (c *Container) Remove(ctx context.Context, force bool) error {
 			return fmt.Errorf("remove %s: container is %s; stop it or force: %w", c.Name, st.Status, ErrWrongState)
 		}
 		if herr == nil {
-			if err := hd.Kill(syscall.SIGKILL); err != nil && !errors.Is(err, ErrWrongState) {
-				return fmt.Errorf("remove %s: %w", c.Name, err)
-			}
+			// A kill that meets the monitor as it ends fails; the wait
+			// tells whether the container ended all the same.
+			killErr := hd.Kill(syscall.SIGKILL)
 			// The record stays while the container may still run (a task
 			// stuck in the kernel): without it, nothing could reach it.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeKillWait)
 			_, err := hd.Wait(wctx)
 			cancel()
 			if err != nil {
+				if killErr != nil && !errors.Is(killErr, ErrWrongState) {
+					return fmt.Errorf("remove %s: %w", c.Name, killErr)
+				}
 				return fmt.Errorf("remove %s: still running %v after SIGKILL: %w", c.Name, removeKillWait, err)
 			}
 		}
