@@ -33,13 +33,7 @@ func lockContainer(stateDir string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flockRetry(f, unix.LOCK_EX); err != nil {
 		f.Close()
 		return nil, err
 	}
