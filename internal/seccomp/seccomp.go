@@ -355,10 +355,6 @@ const (
 	offArgs = 16
 )
 
-// chunk bounds how many jumps share one return, keeping every conditional
-// jump within classic BPF's 255-instruction reach.
-const chunk = 200
-
 func (r *resolved) compile() ([]unix.SockFilter, error) {
 	def, err := encodeAction(r.defaultAction, r.defaultErrno)
 	if err != nil {
@@ -426,63 +422,178 @@ func (r *resolved) compile() ([]unix.SockFilter, error) {
 
 // emitCalls emits the rules of one architecture, expecting the system call
 // number in A and ending in returns only.
+//
+// The numbers are cut into runs that share an outcome (docker's profile
+// allows most calls, in long runs), and the program finds the run of A by
+// binary search. With docker's profile, x86_64's 67 runs take at most 13
+// instructions, at every system call the container makes, where a jump
+// per call took up to 315; and the program, less than half as long, loads
+// faster.
 func (r *resolved) emitCalls(asm *assembler, info archInfo, def uint32) error {
 	calls, err := r.rulesFor(info)
 	if err != nil {
 		return err
 	}
-	// Unconditional rules, grouped by action, in chunks sharing a return.
-	var actions []uint32
-	byAction := map[uint32][]uint32{}
-	for _, c := range calls {
-		if c.unconditional == nil || *c.unconditional == def {
-			continue
+	emitRuns(asm, r.runs(calls, info, def), def)
+	return nil
+}
+
+// callRun is a range of system call numbers with one outcome: an action, or
+// the conditional rules of a single call.
+type callRun struct {
+	lo, hi uint32 // inclusive
+	action uint32
+	call   *callRules // when its rules decide
+	size   int        // of its outcome's code
+}
+
+// runs cuts every number an architecture's section can see into runs,
+// from calls sorted by number.
+func (r *resolved) runs(calls []*callRules, info archInfo, def uint32) []callRun {
+	var out []callRun
+	add := func(lo, hi, action uint32, call *callRules) {
+		if n := len(out); n > 0 && call == nil && out[n-1].call == nil && out[n-1].action == action && out[n-1].hi+1 == lo {
+			out[n-1].hi = hi
+			return
 		}
-		if _, ok := byAction[*c.unconditional]; !ok {
-			actions = append(actions, *c.unconditional)
-		}
-		byAction[*c.unconditional] = append(byAction[*c.unconditional], c.nr)
+		out = append(out, callRun{lo: lo, hi: hi, action: action, call: call})
 	}
-	for _, act := range actions {
-		nrs := byAction[act]
-		for len(nrs) > 0 {
-			n := min(len(nrs), chunk)
-			ret, over := asm.newLabel(), asm.newLabel()
-			for _, nr := range nrs[:n] {
-				asm.jeq(nr, ret, "")
-			}
-			asm.ja(over)
-			asm.label(ret)
-			asm.ret(act)
-			asm.label(over)
-			nrs = nrs[n:]
-		}
+	next := uint32(0)
+	if info.x32 {
+		next = x32Bit // the section sees x32 numbers only
 	}
-	// Conditional rules: one block per call, skipped unless it matches.
 	for _, c := range calls {
-		if c.unconditional != nil || len(c.conditional) == 0 {
-			continue
+		if c.nr > next {
+			add(next, c.nr-1, def, nil)
 		}
-		skip := asm.newLabel()
-		asm.jeq(c.nr, "+1", "")
-		asm.ja(skip)
-		for _, ru := range c.conditional {
-			fail := asm.newLabel()
-			for _, cond := range ru.conds {
-				emitCond(asm, cond, fail)
-			}
-			asm.ret(ru.action)
-			asm.label(fail)
+		switch {
+		case c.unconditional != nil:
+			add(c.nr, c.nr, *c.unconditional, nil)
+		case len(c.conditional) > 0:
+			add(c.nr, c.nr, 0, c)
+		default:
+			add(c.nr, c.nr, def, nil)
 		}
-		asm.ret(def)
-		asm.label(skip)
+		next = c.nr + 1
 	}
 	if r.defaultAction != specs.ActAllow && !info.x32 {
-		asm.jgt(maxNr(info.table), "", "+1")
-		asm.ret(retErrno | uint32(unix.ENOSYS))
+		if top := maxNr(info.table); next <= top {
+			add(next, top, def, nil)
+			next = top + 1
+		}
+		add(next, ^uint32(0), retErrno|uint32(unix.ENOSYS), nil)
+		return sized(out, def)
+	}
+	add(next, ^uint32(0), def, nil)
+	return sized(out, def)
+}
+
+// sized sets the size of each run's outcome.
+func sized(runs []callRun, def uint32) []callRun {
+	for i := range runs {
+		var asm assembler
+		emitOutcome(&asm, runs[i], def)
+		runs[i].size = len(asm.insns)
+	}
+	return runs
+}
+
+// maxJump is the furthest a conditional jump of classic BPF reaches.
+const maxJump = 255
+
+// emitRuns emits a search of runs, which cover every number A can hold
+// here, each run above the one before.
+func emitRuns(asm *assembler, runs []callRun, def uint32) {
+	if len(runs) == 1 {
+		emitOutcome(asm, runs[0], def)
+		return
+	}
+	mid, upper := len(runs)/2, asm.newLabel()
+	if runsSize(runs[:mid]) <= maxJump {
+		asm.jge(runs[mid].lo, upper, "")
+	} else {
+		asm.jge(runs[mid].lo, "", "+1")
+		asm.ja(upper)
+	}
+	emitRuns(asm, runs[:mid], def)
+	asm.label(upper)
+	emitRuns(asm, runs[mid:], def)
+}
+
+// runsSize is the length of what emitRuns emits for runs.
+func runsSize(runs []callRun) int {
+	if len(runs) == 1 {
+		return runs[0].size
+	}
+	mid := len(runs) / 2
+	lower := runsSize(runs[:mid])
+	node := 1
+	if lower > maxJump {
+		node = 2
+	}
+	return node + lower + runsSize(runs[mid:])
+}
+
+// emitOutcome emits the outcome of one run, once A is known to be in it.
+func emitOutcome(asm *assembler, ru callRun, def uint32) {
+	if ru.call == nil {
+		asm.ret(ru.action)
+		return
+	}
+	rules := ru.call.conditional
+	for len(rules) > 0 {
+		if n := equalities(rules); n > 1 {
+			emitEqualities(asm, rules[:n])
+			rules = rules[n:]
+			continue
+		}
+		fail := asm.newLabel()
+		for _, cond := range rules[0].conds {
+			emitCond(asm, cond, fail)
+		}
+		asm.ret(rules[0].action)
+		asm.label(fail)
+		rules = rules[1:]
 	}
 	asm.ret(def)
-	return nil
+}
+
+// equalities counts the rules at the head of rules that each compare the
+// same argument for equality, with one action and the same upper half:
+// docker's profile allows socket for some thirty address families so.
+func equalities(rules []rule) int {
+	single := func(r rule) bool { return len(r.conds) == 1 && r.conds[0].Op == specs.OpEqualTo }
+	if !single(rules[0]) {
+		return 0
+	}
+	first := rules[0].conds[0]
+	n := 1
+	for n < len(rules) && n < maxJump-2 && single(rules[n]) && rules[n].action == rules[0].action {
+		c := rules[n].conds[0]
+		if c.Index != first.Index || c.Value>>32 != first.Value>>32 {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// emitEqualities emits rules that equalities grouped, as one test of the
+// argument against each value in turn.
+func emitEqualities(asm *assembler, rules []rule) {
+	first := rules[0].conds[0]
+	lo := offArgs + 8*uint32(first.Index)
+	match, fail := asm.newLabel(), asm.newLabel()
+	asm.ld(lo + 4)
+	asm.jeq(uint32(first.Value>>32), "", fail)
+	asm.ld(lo)
+	for _, r := range rules {
+		asm.jeq(uint32(r.conds[0].Value), match, "")
+	}
+	asm.ja(fail)
+	asm.label(match)
+	asm.ret(rules[0].action)
+	asm.label(fail)
 }
 
 // emitCond emits a 64-bit comparison of one argument, falling through

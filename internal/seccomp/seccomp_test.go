@@ -45,9 +45,17 @@ func (d seccompData) bytes() []byte {
 // kernel's seccomp checker accepts and the compiler emits.
 func run(t *testing.T, prog []unix.SockFilter, d seccompData) uint32 {
 	t.Helper()
+	ret, _ := execute(t, prog, d)
+	return ret
+}
+
+// execute is run, also counting the instructions executed.
+func execute(t *testing.T, prog []unix.SockFilter, d seccompData) (ret uint32, steps int) {
+	t.Helper()
 	data := d.bytes()
 	var a uint32
 	for pc := 0; pc < len(prog); pc++ {
+		steps++
 		in := prog[pc]
 		switch in.Code {
 		case unix.BPF_LD | unix.BPF_W | unix.BPF_ABS:
@@ -66,13 +74,13 @@ func run(t *testing.T, prog []unix.SockFilter, d seccompData) uint32 {
 		case unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K:
 			pc += int(cond(a >= in.K, in.Jt, in.Jf))
 		case unix.BPF_RET | unix.BPF_K:
-			return in.K
+			return in.K, steps
 		default:
 			t.Fatalf("pc %d: unexpected opcode %#x", pc, in.Code)
 		}
 	}
 	t.Fatalf("program fell off its end")
-	return 0
+	return 0, steps
 }
 
 func cond(b bool, jt, jf uint8) uint8 {
@@ -304,9 +312,10 @@ func TestProgramMatchesModel(t *testing.T) {
 			checked := 0
 			for _, a := range r.arches {
 				info := specArches[a]
+				// Every number up to past the table's last, the gaps
+				// between calls included.
 				var nrs []uint32
-				for _, s := range sysnumTable(info.table) {
-					n := s.nr
+				for n := range maxNr(info.table) + 8 {
 					if info.x32 {
 						n |= x32Bit
 					}
@@ -328,6 +337,33 @@ func TestProgramMatchesModel(t *testing.T) {
 			}
 			t.Logf("%d inputs agree", checked)
 		})
+	}
+}
+
+// TestShortPaths checks that a system call is decided in a few steps
+// rather than by walking a list of every call: the filter runs at every
+// system call a container makes, and its length is what loading it costs.
+func TestShortPaths(t *testing.T) {
+	r, prog := compileFor(t, DefaultProfile(), dockerCaps, "amd64")
+	if len(prog) > 800 {
+		t.Errorf("docker's profile compiles to %d instructions, want at most 800", len(prog))
+	}
+	info := specArches[specs.ArchX86_64]
+	calls, err := r.rulesFor(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	longest, sum := 0, 0
+	for _, c := range calls {
+		if c.unconditional == nil {
+			continue
+		}
+		_, steps := execute(t, prog, seccompData{nr: c.nr, arch: info.audit})
+		longest, sum = max(longest, steps), sum+steps
+	}
+	t.Logf("%d instructions; x86_64 calls decided in %.1f steps on average, %d at most", len(prog), float64(sum)/float64(len(calls)), longest)
+	if longest > 24 {
+		t.Errorf("an x86_64 call takes %d steps to decide, want at most 24", longest)
 	}
 }
 
