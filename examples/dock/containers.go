@@ -800,11 +800,13 @@ func (c *cli) inspectOne(cmd *cobra.Command, h *dock.Host, name string) (any, er
 	if ctr, err := h.Container(cmd.Context(), name); err == nil {
 		return containerInfo(ctr), nil
 	}
-	img, err := h.Image(cmd.Context(), name)
-	if err != nil {
-		return nil, fmt.Errorf("no container or image %s: %w", name, dock.ErrNotFound)
+	if img, err := h.Image(cmd.Context(), name); err == nil {
+		return imageInfo(cmd, h, img), nil
 	}
-	return imageInfo(cmd, h, img), nil
+	if v, err := h.Volume(cmd.Context(), name); err == nil {
+		return volumeInfo(v), nil
+	}
+	return nil, fmt.Errorf("no container, image or volume %s: %w", name, dock.ErrNotFound)
 }
 
 func containerInfo(ctr *dock.Container) any {

@@ -149,7 +149,7 @@ func (c *cli) inspectCmd() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "inspect [-f TEMPLATE] NAME|REF...",
-		Short: "Print what dock knows of containers or images, as JSON",
+		Short: "Print what dock knows of containers, images or volumes, as JSON",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tmpl, err := inspectFormat(format)

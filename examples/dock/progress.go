@@ -8,8 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dockkit/dock"
+	"github.com/docker/go-units"
 	"golang.org/x/term"
+
+	"github.com/dockkit/dock"
 )
 
 // progressPrinter draws one bar per blob on a terminal, redrawn in place,
@@ -86,18 +88,9 @@ func (p *progressPrinter) finish() {
 	}
 }
 
-func humanSize(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.3g%cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+// humanSize spells n bytes as docker does sizes: decimal units, three
+// significant digits ("4.26MB").
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }
 
 // ago says how long ago t was, as docker does: "5 minutes ago".
 func ago(t time.Time) string {

@@ -15,8 +15,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/dockkit/dock"
@@ -207,6 +209,11 @@ func (c *cli) statsCmd() *cobra.Command {
 				ctrs = append(ctrs, ctr)
 			}
 			prev := map[string]dock.Stats{}
+			var hostMem float64
+			var si unix.Sysinfo_t
+			if unix.Sysinfo(&si) == nil {
+				hostMem = float64(si.Totalram) * float64(si.Unit)
+			}
 			for {
 				w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS")
@@ -228,15 +235,20 @@ func (c *cli) statsCmd() *cobra.Command {
 						}
 					}
 					prev[ctr.ID] = s
-					limit, memPct := "unlimited", ""
-					if s.MemoryMax > 0 {
-						limit = humanBytes(int64(s.MemoryMax))
-						memPct = fmt.Sprintf("%.2f%%", float64(s.MemoryUsage)/float64(s.MemoryMax)*100)
+					// As docker's: a limit above the host's memory, or
+					// none, is the host's memory.
+					limit := float64(s.MemoryMax)
+					if limit == 0 || (hostMem > 0 && limit > hostMem) {
+						limit = hostMem
+					}
+					memPct := "--"
+					if limit > 0 {
+						memPct = fmt.Sprintf("%.2f%%", float64(s.MemoryUsage)/limit*100)
 					}
 					fmt.Fprintf(w, "%s\t%s\t%.2f%%\t%s / %s\t%s\t%s / %s\t%s / %s\t%d\n", ctr.ID[:12], ctr.Name, cpu,
-						humanBytes(int64(s.MemoryUsage)), limit, memPct,
-						humanBytes(int64(s.NetRxBytes)), humanBytes(int64(s.NetTxBytes)),
-						humanBytes(int64(s.IOReadBytes)), humanBytes(int64(s.IOWriteBytes)), s.Pids)
+						units.BytesSize(float64(s.MemoryUsage)), units.BytesSize(limit), memPct,
+						humanSize(int64(s.NetRxBytes)), humanSize(int64(s.NetTxBytes)),
+						humanSize(int64(s.IOReadBytes)), humanSize(int64(s.IOWriteBytes)), s.Pids)
 				}
 				w.Flush()
 				if noStream {
@@ -252,20 +264,6 @@ func (c *cli) statsCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&noStream, "no-stream", false, "print one sample and exit")
 	return cmd
-}
-
-func humanBytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	return fmt.Sprintf("%.2f%s", f, units[i])
 }
 
 func (c *cli) eventsCmd() *cobra.Command {

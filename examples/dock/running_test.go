@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,10 @@ func TestPauseRestart(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "CONTAINER ID") || !strings.Contains(lines[1], "busy") {
 		t.Errorf("stats --no-stream:\n%s", r)
+	}
+	// No memory limit: as docker, the host's memory is the limit.
+	if !regexp.MustCompile(`  [0-9.]+(B|[KMG]iB) / [0-9.]+[MGT]iB +[0-9.]+%  `).MatchString(r.stdout) {
+		t.Errorf("stats --no-stream: memory not as docker shows it:\n%s", r)
 	}
 
 	for _, cmd := range []string{"pause", "unpause", "restart"} {

@@ -171,6 +171,11 @@ type volumeJSON struct {
 	Scope      string
 }
 
+func volumeInfo(v dock.VolumeInfo) volumeJSON {
+	return volumeJSON{CreatedAt: v.Created.Truncate(time.Second), Driver: "local",
+		Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local"}
+}
+
 func (c *cli) volumeInspectCmd() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -191,8 +196,7 @@ func (c *cli) volumeInspectCmd() *cobra.Command {
 				if err != nil {
 					return nil, err
 				}
-				return volumeJSON{CreatedAt: v.Created.Truncate(time.Second), Driver: "local",
-					Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local"}, nil
+				return volumeInfo(v), nil
 			})
 		},
 	}

@@ -42,6 +42,10 @@ func TestVolumeCommands(t *testing.T) {
 		t.Errorf("volume inspect: %v", info)
 	}
 	e.fails(125, "not found", "volume", "inspect", "nosuch")
+	// docker inspect finds volumes too.
+	if r := e.ok("inspect", "-f", "{{.Name}} {{.Driver}}", "data"); r.stdout != "data local\n" {
+		t.Errorf("inspect of a volume printed %q", r.stdout)
+	}
 
 	// A stopped container still holds its volume.
 	e.ok("run", "--name", "user", "-v", "data:/data", runImage, "sh", "-c", "echo hi > /data/f")
