@@ -355,6 +355,33 @@ echo added > /etc/added`))
 	}
 }
 
+// An empty volume is filled from the image of each container that mounts
+// it, as in Docker: made by CreateVolume, and again once emptied.
+func TestEmptyVolumeFilled(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h, imagetest.WithFile("seed/a", []byte("from image\n"), 0o644))
+	if _, err := h.CreateVolume(context.Background(), "seeded"); err != nil {
+		t.Fatal(err)
+	}
+	vol := WithMount(Volume("seeded", "/seed"))
+	c, stdout, stderr := runContainer(t, h, img, vol, WithCmd("sh", "-c", "cat /seed/a && rm /seed/a"))
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "from image\n" {
+		t.Fatalf("first container: exit %d, out %q, err %q", st.ExitCode, stdout, stderr)
+	}
+	c, stdout, stderr = runContainer(t, h, img, vol, WithCmd("sh", "-c", "cat /seed/a && echo kept > /seed/b"))
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "from image\n" {
+		t.Fatalf("container after the volume was emptied: exit %d, out %q, err %q", st.ExitCode, stdout, stderr)
+	}
+	// Not empty: left as it is.
+	c, stdout, _ = runContainer(t, h, img, vol, WithCmd("sh", "-c", "rm /seed/a; ls /seed"))
+	wait(t, c)
+	c, stdout2, _ := runContainer(t, h, img, vol, WithCmd("ls", "/seed"))
+	wait(t, c)
+	if stdout.String() != "b\n" || stdout2.String() != "b\n" {
+		t.Errorf("a volume holding b listed %q, then %q; want b alone", stdout, stdout2)
+	}
+}
+
 // A layer that writes into a directory without naming it must not change
 // the directory's owner or mode as the layers below have them.
 func TestUnpackImplicitParentKeepsLowerMode(t *testing.T) {

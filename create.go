@@ -787,7 +787,8 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount, shif
 // volumeDir returns the directory of the named volume. A new volume is
 // first filled with what the container's image holds at target, as Docker
 // does; the copy is made aside and renamed into place, under the volume's
-// lock, so that a volume is never seen half filled.
+// lock, so that a volume is never seen half filled. A volume that is empty
+// is filled so again, as in Docker, each entry moved in whole.
 //
 // A volume's directory is closed to others (0710): what containers wrote in
 // it, set-user-ID files and device nodes included, must not be reachable by
@@ -801,32 +802,53 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 	// Create holds the root lease, which RemoveVolume takes exclusively: a
 	// volume seen here stays until the container's record names it.
 	if _, err := os.Stat(data); err == nil {
-		return data, os.Chmod(base, 0o710) // one made open before
+		if err := os.Chmod(base, 0o710); err != nil { // one made open before
+			return "", err
+		}
+		if !emptyDir(data) {
+			return data, nil
+		}
 	}
 	unlock, err := h.lockVolume(ctx, name)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if _, err := os.Stat(data); err == nil {
+	_, err = os.Stat(data)
+	exists := err == nil
+	if exists && !emptyDir(data) {
 		return data, nil
 	}
 	fill := filepath.Join(base, "_fill")
 	os.RemoveAll(fill)
-	if err := h.fillVolume(ctx, fill, rootfs, target); err != nil {
-		os.RemoveAll(fill)
+	defer os.RemoveAll(fill)
+	found, err := h.fillVolume(ctx, fill, rootfs, target)
+	if err == nil && shift != nil {
+		err = shiftOwners(fill, shift)
+	}
+	if err != nil {
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
-	if shift != nil {
-		if err := shiftOwners(fill, shift); err != nil {
-			os.RemoveAll(fill)
+	if !exists {
+		return data, os.Rename(fill, data)
+	}
+	if found {
+		if err := moveEntries(fill, data); err != nil {
 			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
 	}
-	if err := os.Rename(fill, data); err != nil {
-		return "", err
-	}
 	return data, nil
+}
+
+// emptyDir reports whether dir is a directory with nothing in it.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && err == io.EOF
 }
 
 // writeEtcFiles writes the hosts, hostname and resolv.conf files the

@@ -2,8 +2,10 @@ package dock
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/dockkit/dock/internal/caps"
@@ -58,22 +60,53 @@ func hasOpaqueAncestor(root *os.Root, dir, rel string) bool {
 }
 
 // fillVolume makes dir a copy of the tree at target in the container's
-// root filesystem, or an empty directory when the image has nothing there.
-func (h *Host) fillVolume(ctx context.Context, dir string, rootfs []Mount, target string) error {
+// root filesystem, or an empty directory when the image has no directory
+// there, which it reports.
+func (h *Host) fillVolume(ctx context.Context, dir string, rootfs []Mount, target string) (found bool, err error) {
 	mnt, done, err := h.mountTemp(rootfs)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer done()
 	// The image's own symlinks resolve inside its tree.
 	src, err := securejoin.SecureJoin(mnt, target)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
-		return os.Mkdir(dir, 0o755)
+		return false, os.Mkdir(dir, 0o755)
 	}
-	return snapshots.CopyTree(ctx, dir, src)
+	return true, snapshots.CopyTree(ctx, dir, src)
+}
+
+// moveEntries moves what from holds into to, an existing directory, and
+// gives to the owner and mode of from, as Docker does when it fills an
+// empty volume. A name to has meanwhile is kept: what a running container
+// wrote there wins.
+func moveEntries(from, to string) error {
+	f, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(from, n), unix.AT_FDCWD, filepath.Join(to, n), unix.RENAME_NOREPLACE)
+		if err != nil && err != unix.EEXIST {
+			return fmt.Errorf("fill %s: %w", n, &os.PathError{Op: "rename", Path: filepath.Join(to, n), Err: err})
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(from, &st); err != nil {
+		return err
+	}
+	if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return unix.Chmod(to, st.Mode&07777)
 }
 
 func checkTmpfs(options []string) error { return mountopt.CheckTmpfs(options) }

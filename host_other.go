@@ -43,6 +43,10 @@ func makeCgroup(*runtime.Spec, *Resources) error { return errNeedsLinux }
 
 func dropCgroup(*runtime.Spec) {}
 
-func (h *Host) fillVolume(context.Context, string, []Mount, string) error { return errNeedsLinux }
+func (h *Host) fillVolume(context.Context, string, []Mount, string) (bool, error) {
+	return false, errNeedsLinux
+}
 
 func checkTmpfs([]string) error { return nil }
+
+func moveEntries(string, string) error { return errNeedsLinux }

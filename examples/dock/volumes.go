@@ -64,7 +64,7 @@ func (c *cli) volumeLsCmd() *cobra.Command {
 func (c *cli) volumeCreateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "create [NAME]",
-		Short: "Create a volume, filled from the image of the first container that mounts it",
+		Short: "Create a volume, filled from the image of a container that mounts it while it is empty",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return fmt.Errorf("%q takes at most 1 argument, got %d; usage: %s: %w", cmd.CommandPath(), len(args), usage(cmd), dock.ErrInvalidArgument)
