@@ -1,16 +1,12 @@
 package shortlived
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/runtime"
 )
@@ -124,143 +120,6 @@ func TestReexecLeftAlone(t *testing.T) {
 		}
 		if advised != tc.advised {
 			t.Errorf("%s: heap advised: %v, want %v", tc.arg0, advised, tc.advised)
-		}
-	}
-}
-
-// TestPopulateBinary drops the binary's read-only mappings from this
-// process and has populateBinary map them again.
-func TestPopulateBinary(t *testing.T) {
-	if _, err := os.ReadFile(os.Args[0]); err != nil { // all of it cached
-		t.Fatal(err)
-	}
-	if err := forEachBinaryMapping(func(start, end uintptr) error {
-		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED); e != 0 {
-			return e
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cached, before, err := binaryPages()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before > cached*9/10 {
-		t.Fatalf("%d of %d cached pages of the binary mapped after dropping them", before, cached)
-	}
-	populateBinary()
-	cached, after, err := binaryPages()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d of %d cached pages mapped before, %d after", before, cached, after)
-	if after < cached*95/100 {
-		if page, err := unix.Mmap(-1, 0, pageSize, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANON); err == nil {
-			err = unix.Madvise(page, madvPopulateRead)
-			unix.Munmap(page)
-			if err == unix.EINVAL {
-				t.Skip("the kernel has no MADV_POPULATE_READ")
-			}
-		}
-		t.Errorf("%d of %d cached pages of the binary mapped after populateBinary", after, cached)
-	}
-}
-
-// forEachBinaryMapping calls f with each of this binary's read-only
-// mappings.
-func forEachBinaryMapping(f func(start, end uintptr) error) error {
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return err
-	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		fl := strings.Fields(line)
-		if len(fl) < 6 || fl[5] != exe || (fl[1] != "r-xp" && fl[1] != "r--p") {
-			continue
-		}
-		var start, end uintptr
-		if _, err := fmt.Sscanf(fl[0], "%x-%x", &start, &end); err != nil {
-			return err
-		}
-		if err := f(start, end); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// binaryPages counts the pages of this binary's read-only mappings that
-// the page cache holds, and those of them mapped in this process.
-func binaryPages() (cached, mapped int, err error) {
-	pagemap, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer pagemap.Close()
-	err = forEachBinaryMapping(func(start, end uintptr) error {
-		n := (end - start) / pageSize
-		vec := make([]byte, n)
-		if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, start, end-start, uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-			return e
-		}
-		entries := make([]byte, 8*n)
-		if _, err := pagemap.ReadAt(entries, int64(start/pageSize*8)); err != nil {
-			return err
-		}
-		for i := range n {
-			if vec[i]&1 == 0 {
-				continue
-			}
-			cached++
-			if binary.LittleEndian.Uint64(entries[8*i:])&(1<<63) != 0 {
-				mapped++
-			}
-		}
-		return nil
-	})
-	return cached, mapped, err
-}
-
-func TestParseFileMapping(t *testing.T) {
-	for _, tc := range []struct {
-		line string
-		want fileMapping
-		ok   bool
-	}{
-		{"00400000-00aea000 r-xp 00000000 fe:00 1234    /usr/bin/dock", fileMapping{0x400000, 0xaea000, true, 0xfe, 0, 1234}, true},
-		{"00aea000-0124f000 r--p 006ea000 103:02 98765   /usr/bin/dock", fileMapping{0xaea000, 0x124f000, true, 0x103, 2, 98765}, true},
-		{"0124f000-012c3000 rw-p 00e4f000 fe:00 1234    /usr/bin/dock", fileMapping{0x124f000, 0x12c3000, false, 0xfe, 0, 1234}, true},
-		{"7f1e2a000000-7f1e2a021000 rw-p 00000000 00:00 0", fileMapping{0x7f1e2a000000, 0x7f1e2a021000, false, 0, 0, 0}, true},
-		{"00400000-00aea000 r-xp 00000000 fe:00", fileMapping{}, false},
-		{"00400000-00aea000 r-xp 00000000 fe:00 12x4 /a", fileMapping{}, false},
-		{"00400000 r-xp 00000000 fe:00 1234 /a", fileMapping{}, false},
-		{"garbage", fileMapping{}, false},
-		{"", fileMapping{}, false},
-	} {
-		m, ok := parseFileMapping([]byte(tc.line))
-		if ok != tc.ok || (ok && m != tc.want) {
-			t.Errorf("%q: %+v %v, want %+v %v", tc.line, m, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestDevNumbers(t *testing.T) {
-	var st syscall.Stat_t
-	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
-		t.Fatal(err)
-	}
-	want := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
-	if got := fmt.Sprintf("%02x:%02x", devMajor(st.Dev), devMinor(st.Dev)); got != want {
-		t.Errorf("device %#x: %s, want %s", st.Dev, got, want)
-	}
-	for _, dev := range []uint64{unix.Mkdev(259, 3), unix.Mkdev(0xfe, 0), unix.Mkdev(8, 300), unix.Mkdev(4095, 1<<19)} {
-		if devMajor(dev) != uint64(unix.Major(dev)) || devMinor(dev) != uint64(unix.Minor(dev)) {
-			t.Errorf("device %#x: %d:%d, want %d:%d", dev, devMajor(dev), devMinor(dev), unix.Major(dev), unix.Minor(dev))
 		}
 	}
 }

@@ -6,5 +6,3 @@ package shortlived
 func Advise() {}
 
 func isReexec() bool { return false }
-
-func populateBinary() {}
