@@ -762,6 +762,7 @@ type ContainerConfig struct {
 	Namespaces     []string
 	Resources      Resources
 	AutoRemove     bool
+	StopSignal     syscall.Signal // what Stop sends first
 	StopTimeout    time.Duration
 	TTY            bool // the command runs on a pseudo-terminal (WithTTY)
 	OpenStdin      bool // the container has a stdin to attach to (WithStdin)
@@ -775,7 +776,10 @@ func (c *Container) Config() ContainerConfig {
 		UID: s.Process.User.UID, GID: s.Process.User.GID, Hostname: s.Hostname,
 		Capabilities: slices.Clone(s.Process.Caps), Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
 		Namespaces: slices.Clone(s.Namespaces.New), AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
-		TTY: s.Process.Terminal, OpenStdin: s.Process.OpenStdin,
+		TTY: s.Process.Terminal, OpenStdin: s.Process.OpenStdin, StopSignal: syscall.SIGTERM,
+	}
+	if s.StopSignal != 0 {
+		cfg.StopSignal = syscall.Signal(s.StopSignal)
 	}
 	if c.rec.Resources != nil {
 		cfg.Resources = *c.rec.Resources

@@ -44,6 +44,16 @@ type runFlags struct {
 	platform                     string
 	labels                       []string
 	keep                         keepFlags // --restart and --health-*: running.go
+
+	envFiles                  []string
+	memorySwap, memoryReserve string
+	cpuShares, cpuQuota       int64
+	cpuPeriod                 uint64
+	cpusetCPUs, cpusetMems    string
+	blkioWeight               uint16
+	pidNS, ipcNS, utsNS       string
+	stopSignal, stopTimeout   string
+	logOpts                   []string
 }
 
 func (f *runFlags) register(cmd *cobra.Command, run bool) {
@@ -74,6 +84,21 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.BoolVar(&f.privileged, "privileged", false, "give the container every capability, no seccomp")
 	fl.StringVar(&f.platform, "platform", "", "platform to pull if the image is missing")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file of KEY=VALUE lines")
+	fl.StringVar(&f.memorySwap, "memory-swap", "", "memory plus swap limit: bytes or 64m, 1g; -1 for unlimited swap")
+	fl.StringVar(&f.memoryReserve, "memory-reservation", "", "memory soft limit: bytes or 64m, 1g")
+	fl.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fl.Int64Var(&f.cpuQuota, "cpu-quota", 0, "CPU time per period, in microseconds")
+	fl.Uint64Var(&f.cpuPeriod, "cpu-period", 0, "CPU period, in microseconds")
+	fl.StringVar(&f.cpusetCPUs, "cpuset-cpus", "", "CPUs the container may use (0-3, 0,1)")
+	fl.StringVar(&f.cpusetMems, "cpuset-mems", "", "memory nodes the container may use (0-3, 0,1)")
+	fl.Uint16Var(&f.blkioWeight, "blkio-weight", 0, "block IO weight, 10 to 1000")
+	fl.StringVar(&f.pidNS, "pid", "", "pid namespace: host, or container:NAME to share another's")
+	fl.StringVar(&f.ipcNS, "ipc", "", "IPC namespace: host, or container:NAME to share another's")
+	fl.StringVar(&f.utsNS, "uts", "", "UTS namespace: host")
+	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default the image's, or SIGTERM)")
+	fl.StringVar(&f.stopTimeout, "stop-timeout", "", "seconds stop waits before it kills (default 10)")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log option: max-size=SIZE or max-file=N")
 	f.keep.register(fl)
 }
 
@@ -119,6 +144,113 @@ func passEnv(flags []string) []string {
 	return env
 }
 
+// readEnvFile reads a file of docker's --env-file: a KEY=VALUE a line,
+// blank lines and lines starting with # skipped, a KEY alone passing dock's
+// own value as -e does.
+func readEnvFile(name string) ([]string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimLeft(strings.TrimSuffix(line, "\r"), " \t")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, _, _ := strings.Cut(line, "="); k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("%s:%d: variable %q has white space or no name: %w", name, i+1, k, dock.ErrInvalidArgument)
+		}
+		env = append(env, line)
+	}
+	return passEnv(env), nil
+}
+
+// resources reads the cgroup flags beyond -m, --cpus and --pids-limit.
+func (f *runFlags) resources() (dock.Resources, error) {
+	var r dock.Resources
+	for _, b := range []struct {
+		flag, v string
+		dst     *int64
+	}{{"--memory-swap", f.memorySwap, &r.MemorySwapMax}, {"--memory-reservation", f.memoryReserve, &r.MemoryReservation}} {
+		switch b.v {
+		case "":
+		case "-1":
+			*b.dst = -1
+		default:
+			n, err := parseBytes(b.v)
+			if err != nil {
+				return r, fmt.Errorf("%s: %w", b.flag, err)
+			}
+			*b.dst = n
+		}
+	}
+	if r.MemorySwapMax == -1 && f.memory == "" {
+		r.MemorySwapMax = 0 // unlimited swap with no memory limit: the default
+	}
+	if f.cpuShares < 0 {
+		return r, fmt.Errorf("--cpu-shares %d: %w", f.cpuShares, dock.ErrInvalidArgument)
+	}
+	if f.cpuQuota < -1 {
+		return r, fmt.Errorf("--cpu-quota %d: %w", f.cpuQuota, dock.ErrInvalidArgument)
+	}
+	if f.cpus != 0 && (f.cpuQuota != 0 || f.cpuPeriod != 0) {
+		return r, fmt.Errorf("--cpus and --cpu-quota or --cpu-period: set one or the other: %w", dock.ErrInvalidArgument)
+	}
+	r.CPUShares, r.CPUQuota, r.CPUPeriod = uint64(f.cpuShares), f.cpuQuota, f.cpuPeriod
+	r.CPUSetCPUs, r.CPUSetMems, r.IOWeight = f.cpusetCPUs, f.cpusetMems, f.blkioWeight
+	return r, nil
+}
+
+// joins returns the options of --network, --pid and --ipc container:NAME.
+func (f *runFlags) joins(ctx context.Context, h *dock.Host) ([]dock.CreateOption, error) {
+	var opts []dock.CreateOption
+	for _, ns := range []struct {
+		flag, v string
+		kind    dock.Namespace
+	}{{"--network", f.network, dock.NetNamespace}, {"--pid", f.pidNS, dock.PIDNamespace}, {"--ipc", f.ipcNS, dock.IPCNamespace}} {
+		name, ok := strings.CutPrefix(ns.v, "container:")
+		if !ok {
+			continue
+		}
+		other, err := h.Container(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", ns.flag, ns.v, err)
+		}
+		opts = append(opts, dock.WithJoinNamespace(ns.kind, other))
+	}
+	return opts, nil
+}
+
+// logRotation reads --log-opt max-size and max-file, docker's json-file
+// options.
+func logRotation(opts []string) (dock.CreateOption, error) {
+	size, files := int64(0), 1
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "max-size":
+			n, err := parseBytes(v)
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("--log-opt %s: want a size such as 10m: %w", o, dock.ErrInvalidArgument)
+			}
+			size = n
+		case "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("--log-opt %s: want a count of at least 1: %w", o, dock.ErrInvalidArgument)
+			}
+			files = n
+		default:
+			return nil, fmt.Errorf("--log-opt %s: want max-size or max-file: %w", o, dock.ErrInvalidArgument)
+		}
+	}
+	if size == 0 {
+		return nil, fmt.Errorf("--log-opt: max-file needs max-size: %w", dock.ErrInvalidArgument)
+	}
+	return dock.WithLogRotation(size, files), nil
+}
+
 // checkUser checks the spelling of -u: a name or uid, then optionally ":"
 // and a group name or gid. The image's /etc/passwd and /etc/group resolve
 // the names when the container is created.
@@ -138,8 +270,18 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	if f.name != "" {
 		opts = append(opts, dock.WithName(f.name))
 	}
-	if len(f.env) > 0 {
-		opts = append(opts, dock.WithEnv(passEnv(f.env)...))
+	var env []string
+	for _, file := range f.envFiles {
+		kv, err := readEnvFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+		env = append(env, kv...)
+	}
+	// -e comes after --env-file, and wins, as in docker.
+	env = append(env, passEnv(f.env)...)
+	if len(env) > 0 {
+		opts = append(opts, dock.WithEnv(env...))
 	}
 	if f.workdir != "" {
 		opts = append(opts, dock.WithWorkdir(f.workdir))
@@ -152,6 +294,14 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	}
 	if f.entrypoint != "" {
 		opts = append(opts, dock.WithEntrypoint(f.entrypoint))
+	}
+	res, err := f.resources()
+	if err != nil {
+		return nil, err
+	}
+	if res != (dock.Resources{}) {
+		// First: the options below set their own limits on top.
+		opts = append([]dock.CreateOption{dock.WithResources(res)}, opts...)
 	}
 	if f.memory != "" {
 		n, err := parseBytes(f.memory)
@@ -172,8 +322,42 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	if f.pidsLimit != 0 {
 		opts = append(opts, dock.WithPidsLimit(f.pidsLimit))
 	}
-	if f.network != "" && f.network != "none" {
+	if f.network != "" && f.network != "none" && !strings.HasPrefix(f.network, "container:") {
 		opts = append(opts, dock.WithNetwork(f.network))
+	}
+	for _, ns := range []struct {
+		flag, v string
+		kind    dock.Namespace
+	}{{"--pid", f.pidNS, dock.PIDNamespace}, {"--ipc", f.ipcNS, dock.IPCNamespace}, {"--uts", f.utsNS, dock.UTSNamespace}} {
+		switch {
+		case ns.v == "" || ns.v == "private" || strings.HasPrefix(ns.v, "container:") && ns.kind != dock.UTSNamespace:
+			// container: is joined once the host is open (joins).
+		case ns.v == "host":
+			opts = append(opts, dock.WithHostNamespace(ns.kind))
+		default:
+			return nil, fmt.Errorf("%s %q: want host or container:NAME: %w", ns.flag, ns.v, dock.ErrInvalidArgument)
+		}
+	}
+	if f.stopSignal != "" {
+		sig, err := dock.ParseSignal(f.stopSignal)
+		if err != nil {
+			return nil, fmt.Errorf("--stop-signal: %w", err)
+		}
+		opts = append(opts, dock.WithStopSignal(sig))
+	}
+	if f.stopTimeout != "" {
+		n, err := strconv.Atoi(f.stopTimeout)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--stop-timeout %q: want whole seconds: %w", f.stopTimeout, dock.ErrInvalidArgument)
+		}
+		opts = append(opts, dock.WithStopTimeout(time.Duration(n)*time.Second))
+	}
+	if len(f.logOpts) > 0 {
+		o, err := logRotation(f.logOpts)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
 	}
 	if len(f.publish) > 0 {
 		return nil, fmt.Errorf("-p: publishing ports needs bridge networking: %w", dock.ErrNotSupported)
@@ -301,6 +485,11 @@ func (c *cli) create(cmd *cobra.Command, f *runFlags, args []string) (*dock.Host
 	if err != nil {
 		return nil, nil, err
 	}
+	joins, err := f.joins(cmd.Context(), h)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, joins...)
 	img, err := c.image(cmd.Context(), h, args[0], f.platform)
 	if err != nil {
 		return nil, nil, err
@@ -571,7 +760,20 @@ func (c *cli) containerCmds() []*cobra.Command {
 	logs.Flags().StringVarP(&tail, "tail", "n", "all", "only the last N lines")
 	logs.Flags().StringVar(&since, "since", "", "only output since a time or a duration ago")
 
-	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs, c.execCmd()}
+	wait := &cobra.Command{
+		Use:   "wait NAME...",
+		Short: "Wait for containers to stop, then print their exit codes",
+		Args:  minArgs(1),
+		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+			st, err := ctr.Wait(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Println(st.ExitCode)
+			return nil
+		}),
+	}
+	return []*cobra.Command{run, create, start, stop, kill, rm, ps, logs, wait, c.execCmd()}
 }
 
 func (c *cli) execCmd() *cobra.Command {

@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock"
 	"github.com/dockkit/dock/internal/testutil/imagetest"
 )
 
@@ -562,4 +564,73 @@ func TestRunUsernsRemap(t *testing.T) {
 	for _, bad := range []string{"100000", "0:0", "a:b", "1:2:3:4"} {
 		checkFailure(t, e.exec("", "--root", e.root, "--userns-remap", bad, "run", "--rm", runImage, "true"), 125, "")
 	}
+}
+
+// TestRunMoreFlags checks docker's run flags beyond the contract's: they
+// reach the container's configuration, and a container made with them runs.
+func TestRunMoreFlags(t *testing.T) {
+	e := newRunEnv(t)
+	envFile := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(envFile, []byte("A=1\n# a comment\n\nB=two words\nDOCK_CLI_TEST_UNSET\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.ok("run", "--rm", "--env-file", envFile, "-e", "A=3", runImage, "sh", "-c", "echo $A,$B,${DOCK_CLI_TEST_UNSET-unset}")
+	if r.stdout != "3,two words,unset\n" {
+		t.Errorf("--env-file then -e: %q", r.stdout)
+	}
+
+	e.ok("create", "--name", "limits", "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m",
+		"--cpu-shares", "512", "--cpu-quota", "50000", "--cpu-period", "100000", "--cpuset-cpus", "0",
+		"--stop-signal", "SIGUSR1", "--stop-timeout", "3", "--log-opt", "max-size=1m", "--log-opt", "max-file=2",
+		"--pid", "host", "--uts", "host", runImage, "true")
+	var cfg struct {
+		Resources   dock.Resources
+		StopSignal  int
+		StopTimeout time.Duration
+		Namespaces  []string
+	}
+	if err := json.Unmarshal([]byte(e.ok("inspect", "-f", "{{json .Config}}", "limits").stdout), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := dock.Resources{MemoryMax: 64 << 20, MemorySwapMax: 128 << 20, MemoryReservation: 32 << 20,
+		CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, CPUSetCPUs: "0"}
+	if cfg.Resources != want {
+		t.Errorf("resources %+v, want %+v", cfg.Resources, want)
+	}
+	if cfg.StopSignal != int(syscall.SIGUSR1) || cfg.StopTimeout != 3*time.Second {
+		t.Errorf("stop signal %d, timeout %v; want SIGUSR1, 3s", cfg.StopSignal, cfg.StopTimeout)
+	}
+	if slices.Contains(cfg.Namespaces, "pid") || slices.Contains(cfg.Namespaces, "uts") || !slices.Contains(cfg.Namespaces, "net") {
+		t.Errorf("--pid host --uts host: new namespaces %v", cfg.Namespaces)
+	}
+	e.ok("start", "limits")
+	if r := e.ok("wait", "limits"); r.stdout != "0\n" {
+		t.Errorf("a container with every limit set: dock wait printed %q, want its exit code 0", r.stdout)
+	}
+
+	// Joining another container's namespaces.
+	e.ok("run", "-d", "--name", "first", runImage, "sleep", "60")
+	ns := func(args ...string) string {
+		r := e.ok(append(append([]string{"run", "--rm"}, args...), runImage, "sh", "-c", "ls -l /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/pid | sed 's/.*-> //'")...)
+		return r.stdout
+	}
+	first := e.ok("exec", "first", "sh", "-c", "ls -l /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/pid | sed 's/.*-> //'").stdout
+	if got := ns("--network", "container:first", "--ipc", "container:first", "--pid", "container:first"); got != first {
+		t.Errorf("joined namespaces:\n%s\nwant the first container's:\n%s", got, first)
+	}
+	if got := ns(); got == first {
+		t.Errorf("a container without --network/--ipc/--pid shares the first's namespaces:\n%s", got)
+	}
+
+	for _, bad := range [][]string{
+		{"--pid", "nosuch"}, {"--uts", "container:first"}, {"--log-opt", "max-file=2"}, {"--log-opt", "color=1"},
+		{"--stop-signal", "SIGNOPE"}, {"--stop-timeout", "soon"}, {"--cpus", "1", "--cpu-quota", "50000"}, {"--env-file", "/nonexistent"},
+	} {
+		r := e.dock(append(append([]string{"run", "--rm"}, bad...), runImage, "true")...)
+		if r.code != 125 || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("run %v: exit %d, stderr %q; want 125 naming %s", bad, r.code, r.stderr, bad[0])
+		}
+	}
+	checkFailure(t, e.dock("run", "--rm", "--pid", "container:nosuch", runImage, "true"), 125, "nosuch")
+	e.ok("rm", "-f", "first", "limits")
 }

@@ -66,6 +66,10 @@ var (
 		"--hostname": true, "--cap-add": true, "--cap-drop": true, "--platform": true, "-l": true,
 		"--label": true, "--restart": true, "--health-cmd": true, "--health-interval": true,
 		"--health-timeout": true, "--health-start-period": true, "--health-retries": true,
+		"--env-file": true, "--memory-swap": true, "--memory-reservation": true, "-c": true,
+		"--cpu-shares": true, "--cpu-quota": true, "--cpu-period": true, "--cpuset-cpus": true,
+		"--cpuset-mems": true, "--blkio-weight": true, "--pid": true, "--ipc": true, "--uts": true,
+		"--stop-signal": true, "--stop-timeout": true, "--log-opt": true,
 	}
 )
 
