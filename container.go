@@ -334,6 +334,12 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 		return fmt.Errorf("start %s: container is restarting: %w", c.Name, ErrWrongState)
 	}
 	spec := c.rec.Spec
+	// The monitor looks again as it enters them.
+	for kind, dir := range spec.Namespaces.JoinContainer {
+		if st, err := runtime.ReadState(dir); err != nil || st.Status != runtime.Running {
+			return fmt.Errorf("start %s: join the %s namespace of container %s: not running: %w", c.Name, kind, filepath.Base(dir), ErrWrongState)
+		}
+	}
 	if c.rec.AutoRemove {
 		c.takeOwner(ctx)
 	}

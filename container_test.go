@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -554,6 +555,42 @@ func TestContainerNamespaceOptions(t *testing.T) {
 		out := ns(t, WithJoinNamespace(NetNamespace, pod))
 		if !strings.Contains(out, podNet) {
 			t.Errorf("not in %s:\n%s", podNet, out)
+		}
+	})
+	// A container joins the namespace the other's init has at its own
+	// start, not the pid the other had when it was created.
+	t.Run("join after restart", func(t *testing.T) {
+		ctx := context.Background()
+		pod, _, _ := runContainer(t, h, img, WithCmd("sleep", "100"))
+		c, err := h.Create(ctx, img, WithJoinNamespace(NetNamespace, pod), WithJoinNamespace(PIDNamespace, pod),
+			WithCmd("sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Remove(context.Background(), true) })
+		if err := pod.Stop(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx); !errors.Is(err, ErrWrongState) {
+			t.Errorf("start joining a stopped container: %v, want ErrWrongState", err)
+		}
+		if err := pod.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var want string
+		for _, kind := range []string{"net", "pid"} {
+			l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pod.State().Pid, kind))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want += l + "\n"
+		}
+		var stdout bytes.Buffer
+		if err := c.Start(ctx, WithOutput(&stdout, io.Discard)); err != nil {
+			t.Fatal(err)
+		}
+		if st := wait(t, c); st.ExitCode != 0 || stdout.String() != want {
+			t.Errorf("joined after the other's restart: exit %d, %q; want %q", st.ExitCode, stdout.String(), want)
 		}
 	})
 }

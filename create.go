@@ -54,7 +54,7 @@ type createConfig struct {
 	logFiles    int
 	run         runOpts // terminal, restart policy, health check: running.go
 	hostNS      []Namespace
-	join        map[Namespace]string
+	join        map[Namespace]string // kind to the state directory of the container whose namespace is entered
 }
 
 // WithName names the container; names are unique on a host.
@@ -548,6 +548,12 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		spec.Namespaces.Join = map[string]string{}
 		for k, v := range nss.Join {
 			spec.Namespaces.Join[string(k)] = v
+		}
+	}
+	if len(c.join) > 0 {
+		spec.Namespaces.JoinContainer = map[string]string{}
+		for k, dir := range c.join {
+			spec.Namespaces.JoinContainer[string(k)] = dir
 		}
 	}
 	for _, m := range nss.UIDMap {

@@ -97,7 +97,9 @@ func WithHostNamespace(kinds ...Namespace) CreateOption {
 
 // WithJoinNamespace puts the container into the namespace of the given
 // kind of the running container other, as docker's --network container:NAME
-// (pod-style sharing). Mount and user namespaces cannot be joined.
+// (pod-style sharing). Each start of the container enters the namespace
+// other's init has then, and fails unless other runs. Mount and user
+// namespaces cannot be joined.
 func WithJoinNamespace(kind Namespace, other *Container) CreateOption {
 	return func(c *createConfig) error {
 		if !knownNamespace(kind) || other == nil {
@@ -110,7 +112,9 @@ func WithJoinNamespace(kind Namespace, other *Container) CreateOption {
 		if c.join == nil {
 			c.join = map[Namespace]string{}
 		}
-		c.join[kind] = fmt.Sprintf("/proc/%d/ns/%s", st.Pid, kind)
+		// The other container's init is looked up at each start: it
+		// may have started again since, under another pid.
+		c.join[kind] = other.stateDir()
 		return nil
 	}
 }
@@ -133,12 +137,9 @@ func (c *createConfig) applyNamespaceOptions(set NamespaceSet) NamespaceSet {
 	if c.network == "host" {
 		drop[NetNamespace] = true
 	}
-	for k, p := range c.join {
+	for k := range c.join {
 		drop[k] = true
-		if set.Join == nil {
-			set.Join = map[Namespace]string{}
-		}
-		set.Join[k] = p
+		delete(set.Join, k)
 	}
 	var kept []Namespace
 	for _, k := range set.New {

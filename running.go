@@ -252,7 +252,7 @@ func (c *Container) Stats(ctx context.Context) (Stats, error) {
 		s.MemoryUsage, s.MemoryMax, s.MemoryPeak = cs.MemoryUsage, cs.MemoryMax, cs.MemoryPeak
 		s.Pids, s.PidsMax, s.IOReadBytes, s.IOWriteBytes = cs.Pids, cs.PidsMax, cs.IOReadBytes, cs.IOWriteBytes
 	}
-	if ns := c.rec.Spec.Namespaces; st.Pid > 0 && (slices.Contains(ns.New, "net") || ns.Join["net"] != "") {
+	if ns := c.rec.Spec.Namespaces; st.Pid > 0 && (slices.Contains(ns.New, "net") || ns.Join["net"] != "" || ns.JoinContainer["net"] != "") {
 		// On the host's network the counters are the host's, not the
 		// container's: Docker shows none.
 		readNetDev(fmt.Sprintf("/proc/%d/net/dev", st.Pid), &s)

@@ -61,6 +61,7 @@ type monitor struct {
 	unclaimedOrder []int
 	nofile         *unix.Rlimit                 // the container's open-file limit as it started, for exec'd processes
 	filters        map[string][]unix.SockFilter // exec'd processes' seccomp filters, by file
+	joined         []*os.File                   // other containers' namespaces the container enters
 
 	mu      sync.Mutex
 	ending  bool // finish began: no more state changes but its own
@@ -256,6 +257,9 @@ func (m *monitor) start() error {
 		return fmt.Errorf("config: %w", err)
 	}
 	m.spec = spec
+	if m.joined, err = resolveJoins(spec); err != nil {
+		return err
+	}
 	if spec.Cgroup != nil {
 		if !spec.Cgroup.Made() {
 			return fmt.Errorf("cgroup %s: not made: %w", spec.Cgroup.Name, errdefs.ErrInvalidArgument)
@@ -933,4 +937,58 @@ func releaseMapping(line, exe []byte) {
 	// this monitor needs again would bring back 2 MiB.
 	unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_NOHUGEPAGE)
 	unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+}
+
+// resolveJoins sets, in spec's Join, each namespace of another container
+// that the container enters: a descriptor of the other container's init's
+// namespace, opened now rather than at create, since that init may have
+// ended and its pid gone to another process. The monitor holds the files
+// it returns open.
+func resolveJoins(spec *Spec) ([]*os.File, error) {
+	var files []*os.File
+	for ns, dir := range spec.Namespaces.JoinContainer {
+		f, err := openJoined(ns, dir)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, err
+		}
+		files = append(files, f)
+		if spec.Namespaces.Join == nil {
+			spec.Namespaces.Join = map[string]string{}
+		}
+		spec.Namespaces.Join[ns] = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	}
+	return files, nil
+}
+
+// openJoined opens the namespace of kind ns of the init of the container
+// whose state directory is dir, which must be running.
+func openJoined(ns, dir string) (*os.File, error) {
+	notRunning := fmt.Errorf("join %s namespace of container %s: not running: %w", ns, path.Base(dir), errdefs.ErrWrongState)
+	st, err := ReadState(dir)
+	if err != nil {
+		return nil, fmt.Errorf("join %s namespace of container %s: %w", ns, path.Base(dir), err)
+	}
+	if st.Status != Running || st.Pid <= 0 {
+		return nil, notRunning
+	}
+	pidfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return nil, notRunning
+	}
+	defer unix.Close(pidfd)
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, ns))
+	if err != nil {
+		return nil, notRunning
+	}
+	// The pid named the container's init when the pidfd was opened, and
+	// that process lives on after the open: the namespace is its.
+	again, err := ReadState(dir)
+	if err != nil || again.Status != Running || again.Pid != st.Pid || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+		f.Close()
+		return nil, notRunning
+	}
+	return f, nil
 }

@@ -207,14 +207,17 @@ type Rlimit struct {
 
 // Namespaces says which namespaces the container gets. New ones are
 // created ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user"); Join maps a
-// kind to a path to enter (another container's /proc/PID/ns/net). Kinds in
-// neither are shared with the host. UIDMap and GIDMap apply to a new user
-// namespace.
+// kind to a path to enter (a named network namespace). JoinContainer maps a
+// kind to the state directory of another container whose namespace is
+// entered: its init is looked up at each start, as it may have started
+// again since. Kinds in none are shared with the host. UIDMap and GIDMap
+// apply to a new user namespace.
 type Namespaces struct {
-	New    []string
-	Join   map[string]string
-	UIDMap []IDMap
-	GIDMap []IDMap
+	New           []string
+	Join          map[string]string
+	JoinContainer map[string]string `json:",omitempty"`
+	UIDMap        []IDMap
+	GIDMap        []IDMap
 }
 
 // IDMap maps Size ids from ContainerID inside a user namespace to HostID.

@@ -135,15 +135,17 @@ func (s *Spec) validate() error {
 			return fmt.Errorf("spec: namespace %q: %w", ns, errdefs.ErrInvalidArgument)
 		}
 	}
-	for ns := range s.Namespaces.Join {
-		if _, ok := nsFlags[ns]; !ok {
-			return fmt.Errorf("spec: join namespace %q: %w", ns, errdefs.ErrInvalidArgument)
-		}
-		if ns == "user" || ns == "mnt" {
-			return fmt.Errorf("spec: joining a %s namespace: %w", ns, errdefs.ErrNotSupported)
-		}
-		if s.hasNew(ns) {
-			return fmt.Errorf("spec: namespace %q both new and joined: %w", ns, errdefs.ErrInvalidArgument)
+	for _, join := range []map[string]string{s.Namespaces.Join, s.Namespaces.JoinContainer} {
+		for ns := range join {
+			if _, ok := nsFlags[ns]; !ok {
+				return fmt.Errorf("spec: join namespace %q: %w", ns, errdefs.ErrInvalidArgument)
+			}
+			if ns == "user" || ns == "mnt" {
+				return fmt.Errorf("spec: joining a %s namespace: %w", ns, errdefs.ErrNotSupported)
+			}
+			if s.hasNew(ns) {
+				return fmt.Errorf("spec: namespace %q both new and joined: %w", ns, errdefs.ErrInvalidArgument)
+			}
 		}
 	}
 	return nil
