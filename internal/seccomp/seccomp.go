@@ -568,7 +568,9 @@ func equalities(rules []rule) int {
 	}
 	first := rules[0].conds[0]
 	n := 1
-	for n < len(rules) && n < maxJump-2 && single(rules[n]) && rules[n].action == rules[0].action {
+	// The test of the upper half skips the loads, a jump per value and
+	// the two instructions after them: n+3 must be a jump's reach.
+	for n < len(rules) && n+3 < maxJump && single(rules[n]) && rules[n].action == rules[0].action {
 		c := rules[n].conds[0]
 		if c.Index != first.Index || c.Value>>32 != first.Value>>32 {
 			break

@@ -353,17 +353,39 @@ func TestShortPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	longest, sum := 0, 0
+	longest, sum, n := 0, 0, 0
 	for _, c := range calls {
 		if c.unconditional == nil {
 			continue
 		}
 		_, steps := execute(t, prog, seccompData{nr: c.nr, arch: info.audit})
-		longest, sum = max(longest, steps), sum+steps
+		longest, sum, n = max(longest, steps), sum+steps, n+1
 	}
-	t.Logf("%d instructions; x86_64 calls decided in %.1f steps on average, %d at most", len(prog), float64(sum)/float64(len(calls)), longest)
+	t.Logf("%d instructions; x86_64 calls decided in %.1f steps on average, %d at most", len(prog), float64(sum)/float64(n), longest)
 	if longest > 24 {
 		t.Errorf("an x86_64 call takes %d steps to decide, want at most 24", longest)
+	}
+}
+
+// TestManyEqualities compiles a call allowed for hundreds of values of
+// one argument, more than one group of equality tests reaches, and checks
+// every value and its neighbours against the model.
+func TestManyEqualities(t *testing.T) {
+	p := &Profile{}
+	p.DefaultAction = specs.ActErrno
+	for v := range uint64(600) {
+		p.Syscalls = append(p.Syscalls, &seccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{
+			Names: []string{"personality"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: v * 3, Op: specs.OpEqualTo}},
+		}})
+	}
+	r, prog := compileFor(t, p, nil, "amd64")
+	d := seccompData{nr: nr(t, "amd64", "personality"), arch: unix.AUDIT_ARCH_X86_64}
+	for v := range uint64(1802) {
+		d.args[0] = v
+		if got, want := run(t, prog, d), model(r, d); got != want {
+			t.Fatalf("personality(%d): program %#x, model %#x", v, got, want)
+		}
 	}
 }
 
