@@ -383,6 +383,33 @@ func TestEmptyVolumeFilled(t *testing.T) {
 	}
 }
 
+// TestVolumeRefillResumed has a create find a refill cut short while its
+// entries were moved in: it finishes it.
+func TestVolumeRefillResumed(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	v, err := h.CreateVolume(context.Background(), "resumed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	move := filepath.Join(filepath.Dir(v.Mountpoint), "_move")
+	for _, f := range []struct{ dir, name string }{{v.Mountpoint, "first"}, {move, "rest"}} {
+		if err := os.MkdirAll(f.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(f.dir, f.name), []byte(f.name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, stdout, stderr := runContainer(t, h, img, WithMount(Volume("resumed", "/v")), WithCmd("cat", "/v/first", "/v/rest"))
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "first\nrest\n" {
+		t.Errorf("exit %d, out %q, err %q; want first and rest", st.ExitCode, stdout, stderr)
+	}
+	if _, err := os.Lstat(move); !os.IsNotExist(err) {
+		t.Errorf("%s left: %v", move, err)
+	}
+}
+
 // A layer that writes into a directory without naming it must not change
 // the directory's owner or mode as the layers below have them.
 func TestUnpackImplicitParentKeepsLowerMode(t *testing.T) {

@@ -794,7 +794,8 @@ func (h *Host) mountSpec(ctx context.Context, m MountPoint, rootfs []Mount, shif
 // first filled with what the container's image holds at target, as Docker
 // does; the copy is made aside and renamed into place, under the volume's
 // lock, so that a volume is never seen half filled. A volume that is empty
-// is filled so again, as in Docker, each entry moved in whole.
+// is filled so again, as in Docker, each entry moved in whole; a create
+// meanwhile waits for the whole.
 //
 // A volume's directory is closed to others (0710): what containers wrote in
 // it, set-user-ID files and device nodes included, must not be reachable by
@@ -807,11 +808,16 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 	data := filepath.Join(base, "_data")
 	// Create holds the root lease, which RemoveVolume takes exclusively: a
 	// volume seen here stays until the container's record names it.
+	// A fill is copied into _fill; refilling an empty volume renames the
+	// whole copy to _move, moves its entries in one by one and removes
+	// _move only once all are: until then, a create waits for it under
+	// the lock, and one after a crash finishes it.
+	fill, move := filepath.Join(base, "_fill"), filepath.Join(base, "_move")
 	if _, err := os.Stat(data); err == nil {
 		if err := os.Chmod(base, 0o710); err != nil { // one made open before
 			return "", err
 		}
-		if !emptyDir(data) {
+		if !emptyDir(data) && !exists(move) {
 			return data, nil
 		}
 	}
@@ -821,12 +827,19 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 	}
 	defer unlock()
 	_, err = os.Stat(data)
-	exists := err == nil
-	if exists && !emptyDir(data) {
+	present := err == nil
+	if present && !emptyDir(data) {
+		if exists(move) {
+			err := moveEntries(move, data)
+			os.RemoveAll(move)
+			if err != nil {
+				return "", fmt.Errorf("volume %s: %w", name, err)
+			}
+		}
 		return data, nil
 	}
-	fill := filepath.Join(base, "_fill")
 	os.RemoveAll(fill)
+	os.RemoveAll(move)
 	defer os.RemoveAll(fill)
 	found, err := h.fillVolume(ctx, fill, rootfs, target)
 	if err == nil && shift != nil {
@@ -835,15 +848,27 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 	if err != nil {
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
-	if !exists {
+	if !present {
 		return data, os.Rename(fill, data)
 	}
-	if found {
-		if err := moveEntries(fill, data); err != nil {
-			return "", fmt.Errorf("volume %s: %w", name, err)
-		}
+	if !found {
+		return data, nil
+	}
+	if err := os.Rename(fill, move); err != nil {
+		return "", fmt.Errorf("volume %s: %w", name, err)
+	}
+	err = moveEntries(move, data)
+	os.RemoveAll(move)
+	if err != nil {
+		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
 	return data, nil
+}
+
+// exists reports whether p names anything.
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // emptyDir reports whether dir is a directory with nothing in it.

@@ -2,7 +2,6 @@ package dock
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -82,8 +81,8 @@ func (h *Host) fillVolume(ctx context.Context, dir string, rootfs []Mount, targe
 // moveEntries moves what from holds into to, an existing directory, and
 // gives to the owner and mode of from, as Docker does when it fills an
 // empty volume. A name to has meanwhile is kept: what a running container
-// wrote there wins.
-func moveEntries(from, to string) error {
+// wrote there wins. When a move fails, what was moved in is removed again.
+func moveEntries(from, to string) (err error) {
 	f, err := os.Open(from)
 	if err != nil {
 		return err
@@ -93,10 +92,31 @@ func moveEntries(from, to string) error {
 	if err != nil {
 		return err
 	}
+	var moved []string
+	defer func() {
+		if err != nil {
+			for _, n := range moved {
+				os.RemoveAll(filepath.Join(to, n))
+			}
+		}
+	}()
 	for _, n := range names {
-		err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(from, n), unix.AT_FDCWD, filepath.Join(to, n), unix.RENAME_NOREPLACE)
-		if err != nil && err != unix.EEXIST {
-			return fmt.Errorf("fill %s: %w", n, &os.PathError{Op: "rename", Path: filepath.Join(to, n), Err: err})
+		src, dst := filepath.Join(from, n), filepath.Join(to, n)
+		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		if err == unix.EINVAL {
+			// A file system without RENAME_NOREPLACE.
+			if _, lerr := os.Lstat(dst); lerr == nil {
+				err = unix.EEXIST
+			} else {
+				err = unix.Rename(src, dst)
+			}
+		}
+		switch {
+		case err == unix.EEXIST:
+		case err != nil:
+			return &os.PathError{Op: "rename", Path: dst, Err: err}
+		default:
+			moved = append(moved, n)
 		}
 	}
 	var st unix.Stat_t
