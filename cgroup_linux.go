@@ -49,6 +49,9 @@ func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) error {
 	return nil
 }
 
+// checkResources refuses limits no cgroup takes.
+func checkResources(res *Resources) error { return resourcesTo(res).Validate() }
+
 // makeCgroup makes the container's cgroup with its limits, or takes over
 // the one an earlier run left empty, and puts its directories in spec. The
 // caller makes it rather than the monitor, which works on it through plain

@@ -381,6 +381,10 @@ func (h *Host) Create(ctx context.Context, img *Image, opts ...CreateOption) (*C
 		// Its removal would come in the back-off, before the restart.
 		return nil, fmt.Errorf("create: WithAutoRemove with restart policy %q: %w", p, ErrInvalidArgument)
 	}
+	// Now, rather than at the start that makes the cgroup.
+	if err := checkResources(&c.res); err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
 	ctr, err := h.create(ctx, img, &c)
 	if err != nil {
 		return nil, fmt.Errorf("create: %w", err)

@@ -50,3 +50,5 @@ func (h *Host) fillVolume(context.Context, string, []Mount, string) (bool, error
 func checkTmpfs([]string) error { return nil }
 
 func moveEntries(string, string) error { return errNeedsLinux }
+
+func checkResources(*Resources) error { return nil }

@@ -632,5 +632,19 @@ func TestRunMoreFlags(t *testing.T) {
 		}
 	}
 	checkFailure(t, e.dock("run", "--rm", "--pid", "container:nosuch", runImage, "true"), 125, "nosuch")
+	// Limits no cgroup takes are refused at create, leaving no container.
+	for _, bad := range [][]string{
+		{"--memory-swap", "1g"}, {"-m", "64m", "--memory-swap", "32m"}, {"--cpu-period", "500"},
+		{"--blkio-weight", "5"}, {"--cpu-shares", "1"},
+	} {
+		r := e.dock(append(append([]string{"run", "--name", "badlimits"}, bad...), runImage, "true")...)
+		if r.code != 125 || !strings.Contains(r.stderr, "resources") {
+			t.Errorf("run %v: exit %d, stderr %q; want 125 and the resources named", bad, r.code, r.stderr)
+		}
+		if r := e.ok("ps", "-a"); strings.Contains(r.stdout, "badlimits") {
+			t.Errorf("run %v left a container:\n%s", bad, r.stdout)
+			e.dock("rm", "-f", "badlimits")
+		}
+	}
 	e.ok("rm", "-f", "first", "limits")
 }

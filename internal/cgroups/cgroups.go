@@ -69,8 +69,8 @@ func validName(name string) error {
 	return nil
 }
 
-// validate checks r for combinations that docker rejects too.
-func (r *Resources) validate() error {
+// Validate checks r for values and combinations that docker rejects too.
+func (r *Resources) Validate() error {
 	switch {
 	case r.MemoryMax < -1 || r.MemorySwapMax < -1 || r.MemoryReservation < 0 || r.PidsMax < -1 || r.CPUQuota < -1:
 		return fmt.Errorf("resources: negative limit: %w", errdefs.ErrInvalidArgument)

@@ -97,7 +97,7 @@ func New(name string, res *Resources) (*Group, error) {
 	if res == nil {
 		res = &Resources{}
 	}
-	if err := res.validate(); err != nil {
+	if err := res.Validate(); err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", name, err)
 	}
 	// Parents are shared by every group below them and removed by the
@@ -282,7 +282,7 @@ func (g *Group) Update(res *Resources) error {
 	if res == nil {
 		return nil
 	}
-	if err := res.validate(); err != nil {
+	if err := res.Validate(); err != nil {
 		return fmt.Errorf("cgroup %s: %w", g.fs.Name, err)
 	}
 	if g.v2 != nil {

@@ -60,9 +60,9 @@ func TestValidate(t *testing.T) {
 		{"pids unlimited", Resources{PidsMax: -1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.res.validate()
+			err := tc.res.Validate()
 			if (err == nil) != tc.ok {
-				t.Fatalf("validate() = %v, want ok=%v", err, tc.ok)
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
 			}
 			if err != nil && !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
