@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
+	"github.com/docker/go-units"
 	"github.com/dockkit/dock"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -152,8 +155,12 @@ func readEnvFile(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a byte order mark
 	var env []string
 	for i, line := range strings.Split(string(b), "\n") {
+		if !utf8.ValidString(line) {
+			return nil, fmt.Errorf("%s:%d: not UTF-8: %w", name, i+1, dock.ErrInvalidArgument)
+		}
 		line = strings.TrimLeft(strings.TrimSuffix(line, "\r"), " \t")
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -230,7 +237,8 @@ func logRotation(opts []string) (dock.CreateOption, error) {
 		k, v, _ := strings.Cut(o, "=")
 		switch k {
 		case "max-size":
-			n, err := parseBytes(v)
+			// Decimal units, as docker's json-file reads them.
+			n, err := units.FromHumanSize(v)
 			if err != nil || n <= 0 {
 				return nil, fmt.Errorf("--log-opt %s: want a size such as 10m: %w", o, dock.ErrInvalidArgument)
 			}
@@ -246,7 +254,7 @@ func logRotation(opts []string) (dock.CreateOption, error) {
 		}
 	}
 	if size == 0 {
-		return nil, fmt.Errorf("--log-opt: max-file needs max-size: %w", dock.ErrInvalidArgument)
+		return nil, nil // max-file alone does nothing, as in docker
 	}
 	return dock.WithLogRotation(size, files), nil
 }
@@ -330,10 +338,13 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		kind    dock.Namespace
 	}{{"--pid", f.pidNS, dock.PIDNamespace}, {"--ipc", f.ipcNS, dock.IPCNamespace}, {"--uts", f.utsNS, dock.UTSNamespace}} {
 		switch {
-		case ns.v == "" || ns.v == "private" || strings.HasPrefix(ns.v, "container:") && ns.kind != dock.UTSNamespace:
-			// container: is joined once the host is open (joins).
+		case ns.v == "" || ns.kind == dock.IPCNamespace && (ns.v == "private" || ns.v == "shareable"):
+		case strings.HasPrefix(ns.v, "container:") && ns.kind != dock.UTSNamespace:
+			// Joined once the host is open (joins).
 		case ns.v == "host":
 			opts = append(opts, dock.WithHostNamespace(ns.kind))
+		case ns.kind == dock.UTSNamespace:
+			return nil, fmt.Errorf("%s %q: want host: %w", ns.flag, ns.v, dock.ErrInvalidArgument)
 		default:
 			return nil, fmt.Errorf("%s %q: want host or container:NAME: %w", ns.flag, ns.v, dock.ErrInvalidArgument)
 		}
@@ -347,17 +358,23 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	}
 	if f.stopTimeout != "" {
 		n, err := strconv.Atoi(f.stopTimeout)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("--stop-timeout %q: want whole seconds: %w", f.stopTimeout, dock.ErrInvalidArgument)
+		if err != nil || n < -1 {
+			return nil, fmt.Errorf("--stop-timeout %q: want whole seconds, or -1 to wait for good: %w", f.stopTimeout, dock.ErrInvalidArgument)
 		}
-		opts = append(opts, dock.WithStopTimeout(time.Duration(n)*time.Second))
+		d := time.Duration(n) * time.Second
+		if n == -1 {
+			d = math.MaxInt64
+		}
+		opts = append(opts, dock.WithStopTimeout(d))
 	}
 	if len(f.logOpts) > 0 {
 		o, err := logRotation(f.logOpts)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, o)
+		if o != nil {
+			opts = append(opts, o)
+		}
 	}
 	if len(f.publish) > 0 {
 		return nil, fmt.Errorf("-p: publishing ports needs bridge networking: %w", dock.ErrNotSupported)
@@ -408,6 +425,9 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		opts = append(opts, dock.WithReadOnlyRootfs())
 	}
 	if f.hostname != "" {
+		if strings.HasPrefix(f.network, "container:") || f.network == "host" {
+			return nil, fmt.Errorf("--hostname with --network %s: the hostname is the network's: %w", f.network, dock.ErrInvalidArgument)
+		}
 		opts = append(opts, dock.WithHostname(f.hostname))
 	}
 	if len(f.capAdd) > 0 {
@@ -765,6 +785,11 @@ func (c *cli) containerCmds() []*cobra.Command {
 		Short: "Wait for containers to stop, then print their exit codes",
 		Args:  minArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
+			// As docker's: a container never started is not running.
+			if st := ctr.State(); st.Status == dock.StatusCreated {
+				fmt.Println(st.ExitCode)
+				return nil
+			}
 			st, err := ctr.Wait(ctx)
 			if err != nil {
 				return err

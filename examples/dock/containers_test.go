@@ -571,7 +571,7 @@ func TestRunUsernsRemap(t *testing.T) {
 func TestRunMoreFlags(t *testing.T) {
 	e := newRunEnv(t)
 	envFile := filepath.Join(t.TempDir(), "env")
-	if err := os.WriteFile(envFile, []byte("A=1\n# a comment\n\nB=two words\nDOCK_CLI_TEST_UNSET\n"), 0o644); err != nil {
+	if err := os.WriteFile(envFile, []byte("\xef\xbb\xbfA=1\n# a comment\n\nB=two words\nDOCK_CLI_TEST_UNSET\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := e.ok("run", "--rm", "--env-file", envFile, "-e", "A=3", runImage, "sh", "-c", "echo $A,$B,${DOCK_CLI_TEST_UNSET-unset}")
@@ -581,7 +581,7 @@ func TestRunMoreFlags(t *testing.T) {
 
 	e.ok("create", "--name", "limits", "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m",
 		"--cpu-shares", "512", "--cpu-quota", "50000", "--cpu-period", "100000", "--cpuset-cpus", "0",
-		"--stop-signal", "SIGUSR1", "--stop-timeout", "3", "--log-opt", "max-size=1m", "--log-opt", "max-file=2",
+		"--stop-signal", "SIGUSR1", "--stop-timeout", "3", "--log-opt", "max-size=1m", "--log-opt", "max-file=2", "--ipc", "shareable",
 		"--pid", "host", "--uts", "host", runImage, "true")
 	var cfg struct {
 		Resources   dock.Resources
@@ -603,6 +603,10 @@ func TestRunMoreFlags(t *testing.T) {
 	if slices.Contains(cfg.Namespaces, "pid") || slices.Contains(cfg.Namespaces, "uts") || !slices.Contains(cfg.Namespaces, "net") {
 		t.Errorf("--pid host --uts host: new namespaces %v", cfg.Namespaces)
 	}
+	// As docker's: a container never started is not running, code 0.
+	if r := e.ok("wait", "limits"); r.stdout != "0\n" {
+		t.Errorf("dock wait of a created container printed %q, want 0", r.stdout)
+	}
 	e.ok("start", "limits")
 	if r := e.ok("wait", "limits"); r.stdout != "0\n" {
 		t.Errorf("a container with every limit set: dock wait printed %q, want its exit code 0", r.stdout)
@@ -623,7 +627,8 @@ func TestRunMoreFlags(t *testing.T) {
 	}
 
 	for _, bad := range [][]string{
-		{"--pid", "nosuch"}, {"--uts", "container:first"}, {"--log-opt", "max-file=2"}, {"--log-opt", "color=1"},
+		{"--pid", "nosuch"}, {"--pid", "private"}, {"--uts", "container:first"}, {"--log-opt", "color=1"},
+		{"--hostname", "h", "--network", "container:first"}, {"--stop-timeout", "-2"},
 		{"--stop-signal", "SIGNOPE"}, {"--stop-timeout", "soon"}, {"--cpus", "1", "--cpu-quota", "50000"}, {"--env-file", "/nonexistent"},
 	} {
 		r := e.dock(append(append([]string{"run", "--rm"}, bad...), runImage, "true")...)
@@ -632,6 +637,8 @@ func TestRunMoreFlags(t *testing.T) {
 		}
 	}
 	checkFailure(t, e.dock("run", "--rm", "--pid", "container:nosuch", runImage, "true"), 125, "nosuch")
+	// max-file alone does nothing, as in docker; -1 waits for good.
+	e.ok("run", "--rm", "--log-opt", "max-file=2", "--stop-timeout", "-1", runImage, "true")
 	// Limits no cgroup takes are refused at create, leaving no container.
 	for _, bad := range [][]string{
 		{"--memory-swap", "1g"}, {"-m", "64m", "--memory-swap", "32m"}, {"--cpu-period", "500"},
