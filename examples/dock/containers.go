@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -697,42 +698,60 @@ func (c *cli) containerCmds() []*cobra.Command {
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
 
-	var all, quiet bool
+	var pf psFlags
 	ps := &cobra.Command{
-		Use:   "ps [-a] [-q]",
-		Short: "List containers",
+		Use:   "ps [-a] [-q] [--filter K=V] [--format TEMPLATE]",
+		Short: "List containers, the newest first",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := pf.matcher()
+			if err != nil {
+				return err
+			}
+			tmpl, err := psTemplate(pf.format)
+			if err != nil {
+				return err
+			}
 			h, err := c.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			cs, err := h.Containers(cmd.Context(), !all)
+			// -n and -l look at every container, as docker's do.
+			cs, err := h.Containers(cmd.Context(), !pf.all && pf.last < 0 && !pf.latest)
 			if err != nil {
 				return err
 			}
-			if quiet {
-				for _, ctr := range cs {
-					fmt.Println(ctr.ID[:12])
+			slices.Reverse(cs)
+			switch {
+			case pf.latest:
+				cs = cs[:min(len(cs), 1)]
+			case pf.last >= 0:
+				cs = cs[:min(len(cs), pf.last)]
+			}
+			rows := make([]psRow, 0, len(cs))
+			for _, ctr := range cs {
+				if r := newPSRow(ctr, !pf.noTrunc); match(r) {
+					rows = append(rows, r)
+				}
+			}
+			switch {
+			case pf.quiet:
+				for _, r := range rows {
+					fmt.Println(r.ID)
 				}
 				return nil
+			case tmpl != nil:
+				return tmpl.print(rows)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
-			for _, ctr := range cs {
-				st := ctr.State()
-				img := ctr.Image
-				if r, err := dock.ParseReference(img); err == nil {
-					img = r.Familiar()
-				}
-				fmt.Fprintf(w, "%s\t%s\t%q\t%s\t%s\t%s\n", ctr.ID[:12], img, truncate(strings.Join(ctr.Command(), " "), 20),
-					ago(ctr.Created), statusText(st), ctr.Name)
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.RunningFor, r.Status, r.Names)
 			}
 			return w.Flush()
 		},
 	}
-	ps.Flags().BoolVarP(&all, "all", "a", false, "show stopped containers too")
-	ps.Flags().BoolVarP(&quiet, "quiet", "q", false, "print IDs only")
+	pf.register(ps)
 
 	var follow, timestamps bool
 	var tail string

@@ -655,3 +655,59 @@ func TestRunMoreFlags(t *testing.T) {
 	}
 	e.ok("rm", "-f", "first", "limits")
 }
+
+// TestPSFiltersAndFormat checks dock ps's filters, formats and order
+// against docker's spelling of them.
+func TestPSFiltersAndFormat(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "-d", "--name", "up", "-l", "tier=web", runImage, "sleep", "60")
+	if r := e.dock("run", "--name", "three", runImage, "sh", "-c", "exit 3"); r.code != 3 {
+		t.Fatalf("run exit 3:\n%s", r)
+	}
+	e.ok("create", "--name", "made", "-l", "tier=db", runImage, "true")
+	names := func(args ...string) string {
+		return strings.TrimSpace(e.ok(append(append([]string{"ps"}, args...), "--format", "{{.Names}}")...).stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "up"},
+		{[]string{"-a"}, "made\nthree\nup"}, // the newest first
+		{[]string{"-n", "2"}, "made\nthree"},
+		{[]string{"-l"}, "made"},
+		{[]string{"-a", "--filter", "status=exited"}, "three"},
+		{[]string{"-a", "--filter", "status=created", "--filter", "status=running"}, "made\nup"},
+		{[]string{"-a", "--filter", "exited=3"}, "three"},
+		{[]string{"-a", "--filter", "exited=0"}, ""},
+		{[]string{"-a", "--filter", "label=tier"}, "made\nup"},
+		{[]string{"-a", "--filter", "label=tier=db"}, "made"},
+		{[]string{"-a", "--filter", "name=e", "--filter", "label=tier"}, "made"},
+		{[]string{"-a", "--filter", "ancestor=" + runImage}, "made\nthree\nup"},
+	} {
+		if got := names(tc.args...); got != tc.want {
+			t.Errorf("ps %v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	id := strings.TrimSpace(e.ok("inspect", "-f", "{{.ID}}", "made").stdout)
+	if got := names("-a", "--filter", "id="+id[:5]); got != "made" {
+		t.Errorf("ps --filter id=%s: %q", id[:5], got)
+	}
+	if r := e.ok("ps", "-l", "--no-trunc", "-q"); r.stdout != id+"\n" {
+		t.Errorf("ps -lq --no-trunc: %q, want %s", r.stdout, id)
+	}
+	r := e.ok("ps", "-a", "--filter", "label=tier=web", "--format", `{{.ID}}\t{{.State}} {{.Labels}} {{.Label "tier"}} {{.Command}}`)
+	if want := fmt.Sprintf("%s\trunning tier=web web %q\n", r.stdout[:12], "sleep 60"); r.stdout != want {
+		t.Errorf("ps --format: %q, want %q", r.stdout, want)
+	}
+	r = e.ok("ps", "-a", "--filter", "status=exited", "--format", "table {{.Names}}\t{{.Status}}")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "NAMES") ||
+		!strings.HasPrefix(lines[1], "three") || !strings.Contains(lines[1], "Exited (3)") {
+		t.Errorf("ps --format table:\n%s", r.stdout)
+	}
+	for _, bad := range []string{"status=gone", "exited=x", "color=red", "name"} {
+		checkFailure(t, e.dock("ps", "--filter", bad), 125, "--filter")
+	}
+	checkFailure(t, e.dock("ps", "--format", "{{.Nope"), 125, "--format")
+	e.ok("rm", "-f", "up", "three", "made")
+}

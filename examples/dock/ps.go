@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dockkit/dock"
+)
+
+// psFlags are dock ps's flags beyond -a.
+type psFlags struct {
+	all, quiet, noTrunc, latest bool
+	last                        int
+	filters                     []string
+	format                      string
+}
+
+func (f *psFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.all, "all", "a", false, "show stopped containers too")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
+	fl.BoolVar(&f.noTrunc, "no-trunc", false, "print whole IDs and commands")
+	fl.BoolVarP(&f.latest, "latest", "l", false, "show the latest created container, in any state")
+	fl.IntVarP(&f.last, "last", "n", -1, "show the N last created containers, in any state")
+	fl.StringArrayVarP(&f.filters, "filter", "f", nil, "show only containers matching KEY=VALUE: id, name, label, status, exited, ancestor")
+	fl.StringVar(&f.format, "format", "", "print each container through a Go template, as docker ps --format")
+}
+
+// psRow is what dock ps prints of a container, with the names docker's
+// --format templates use.
+type psRow struct {
+	ID, Image, Command, CreatedAt, RunningFor, Status, State, Names, Ports, Mounts string
+	LabelMap                                                                       map[string]string
+	exitCode                                                                       int
+	fullID, ref                                                                    string
+}
+
+// Labels is the container's labels as docker prints them: k=v,k2=v2.
+func (r psRow) Labels() string {
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(r.LabelMap)) {
+		kv = append(kv, k+"="+r.LabelMap[k])
+	}
+	return strings.Join(kv, ",")
+}
+
+// Label is the value of one label.
+func (r psRow) Label(k string) string { return r.LabelMap[k] }
+
+func newPSRow(ctr *dock.Container, trunc bool) psRow {
+	st := ctr.State()
+	img := ctr.Image
+	if ref, err := dock.ParseReference(img); err == nil {
+		img = ref.Familiar()
+	}
+	id, cmd := ctr.ID, strings.Join(ctr.Command(), " ")
+	if trunc {
+		id, cmd = id[:12], truncate(cmd, 20)
+	}
+	state := string(st.Status)
+	if st.Restarting {
+		state = "restarting"
+	}
+	return psRow{
+		ID: id, Image: img, Command: strconv.Quote(cmd), Status: statusText(st), State: state, Names: ctr.Name,
+		CreatedAt:  ctr.Created.Format("2006-01-02 15:04:05 -0700 MST"),
+		RunningFor: humanDuration(time.Since(ctr.Created)) + " ago",
+		LabelMap:   ctr.Labels, exitCode: st.ExitCode, fullID: ctr.ID, ref: ctr.Image,
+	}
+}
+
+// matcher reads --filter as docker's ps does: values of one key match
+// when any does, and every key must match.
+func (f *psFlags) matcher() (func(psRow) bool, error) {
+	by := map[string][]string{}
+	for _, kv := range f.filters {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("--filter %q: want KEY=VALUE: %w", kv, dock.ErrInvalidArgument)
+		case k == "status" && !slices.Contains([]string{"created", "restarting", "running", "paused", "exited"}, v):
+			return nil, fmt.Errorf("--filter %q: status is created, restarting, running, paused or exited: %w", kv, dock.ErrInvalidArgument)
+		case k == "exited":
+			if _, err := strconv.Atoi(v); err != nil {
+				return nil, fmt.Errorf("--filter %q: want an exit code: %w", kv, dock.ErrInvalidArgument)
+			}
+		case k != "id" && k != "name" && k != "label" && k != "status" && k != "ancestor":
+			return nil, fmt.Errorf("--filter %q: unknown key %s: %w", kv, k, dock.ErrInvalidArgument)
+		}
+		by[k] = append(by[k], v)
+	}
+	one := func(r psRow, k, v string) bool {
+		switch k {
+		case "id":
+			return strings.HasPrefix(r.fullID, v)
+		case "name":
+			return strings.Contains(r.Names, v)
+		case "label":
+			lk, lv, hasValue := strings.Cut(v, "=")
+			got, ok := r.LabelMap[lk]
+			return ok && (!hasValue || got == lv)
+		case "status":
+			return r.State == v
+		case "exited":
+			n, _ := strconv.Atoi(v)
+			return r.State == "exited" && r.exitCode == n
+		case "ancestor":
+			return r.Image == v || r.ref == v || strings.TrimSuffix(r.Image, ":latest") == v
+		}
+		return false
+	}
+	return func(r psRow) bool {
+		for k, vs := range by {
+			if !slices.ContainsFunc(vs, func(v string) bool { return one(r, k, v) }) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// psFormat is a parsed --format. A table prints a header of the fields'
+// names first, and aligns the columns, as docker's does.
+type psFormat struct {
+	tmpl   *template.Template
+	table  bool
+	header string
+}
+
+// psTemplate parses --format: nil for none.
+func psTemplate(format string) (*psFormat, error) {
+	if format == "" || format == "table" {
+		return nil, nil
+	}
+	rest, table := strings.CutPrefix(format, "table ")
+	rest = strings.ReplaceAll(rest, `\t`, "\t")
+	tmpl, err := inspectFormat(rest + "\n")
+	if err != nil {
+		return nil, err
+	}
+	header := strings.NewReplacer("{{.ID}}", "CONTAINER ID", "{{.Image}}", "IMAGE", "{{.Command}}", "COMMAND",
+		"{{.CreatedAt}}", "CREATED AT", "{{.RunningFor}}", "CREATED", "{{.Status}}", "STATUS", "{{.State}}", "STATE",
+		"{{.Names}}", "NAMES", "{{.Ports}}", "PORTS", "{{.Labels}}", "LABELS", "{{.Mounts}}", "MOUNTS").Replace(rest)
+	return &psFormat{tmpl: tmpl, table: table, header: header}, nil
+}
+
+// print prints rows through the format.
+func (f *psFormat) print(rows []psRow) error {
+	if !f.table {
+		for _, r := range rows {
+			if err := f.tmpl.Execute(os.Stdout, r); err != nil {
+				return fmt.Errorf("--format: %w", err)
+			}
+		}
+		return nil
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(w, f.header)
+	for _, r := range rows {
+		if err := f.tmpl.Execute(w, r); err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+	}
+	return w.Flush()
+}
