@@ -51,9 +51,12 @@ type containerRecord struct {
 	SnapshotKey string            `json:"snapshotKey"`
 	StopTimeout time.Duration     `json:"stopTimeout"`
 	AutoRemove  bool              `json:"autoRemove,omitempty"`
-	Resources   *Resources        `json:"resources,omitempty"`
-	Spec        runtime.Spec      `json:"spec"`
-	BootID      string            `json:"bootId,omitempty"` // the host's boot it was created in
+	// AnonymousVolumes are the volumes Create made for the image's VOLUMEs:
+	// removed with an auto-remove container, or with WithVolumes.
+	AnonymousVolumes []string     `json:"anonymousVolumes,omitempty"`
+	Resources        *Resources   `json:"resources,omitempty"`
+	Spec             runtime.Spec `json:"spec"`
+	BootID           string       `json:"bootId,omitempty"` // the host's boot it was created in
 }
 
 // Status is where a container is in its life.
@@ -494,10 +497,41 @@ func (c *Container) Stop(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// Remove deletes the container: its state, log, writable layer and name. A
-// running container is refused with ErrWrongState unless force is set, which
-// kills it first.
-func (c *Container) Remove(ctx context.Context, force bool) error {
+// Remove deletes the container: its state, log, writable layer and name,
+// and, for an auto-remove container or with WithVolumes, the anonymous
+// volumes made for its image's VOLUMEs. A running container is refused
+// with ErrWrongState unless force is set, which kills it first.
+func (c *Container) Remove(ctx context.Context, force bool, opts ...RemoveOption) error {
+	var rc removeConfig
+	for _, o := range opts {
+		o(&rc)
+	}
+	if err := c.remove(ctx, force); err != nil {
+		return err
+	}
+	if !rc.volumes && !c.rec.AutoRemove {
+		return nil
+	}
+	// As docker's rm -v: a volume another container holds stays.
+	for _, v := range c.rec.AnonymousVolumes {
+		if err := c.h.RemoveVolume(ctx, v, true); err != nil && !errors.Is(err, ErrWrongState) {
+			return fmt.Errorf("remove %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// RemoveOption changes what Remove removes.
+type RemoveOption func(*removeConfig)
+
+type removeConfig struct{ volumes bool }
+
+// WithVolumes also removes the anonymous volumes Create made for the
+// image's VOLUMEs, as docker rm -v does; an auto-remove container's go
+// with it anyway. Named volumes stay.
+func WithVolumes() RemoveOption { return func(c *removeConfig) { c.volumes = true } }
+
+func (c *Container) remove(ctx context.Context, force bool) error {
 	unlock, err := c.lock(ctx)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // removed meanwhile, by its auto-remove

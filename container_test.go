@@ -383,6 +383,77 @@ func TestEmptyVolumeFilled(t *testing.T) {
 	}
 }
 
+// TestImageVolumes checks that an image's VOLUMEs get anonymous volumes,
+// filled from the image, as in Docker: left by Remove, removed by Remove
+// with WithVolumes and with an auto-remove container; a mount at the path
+// takes the place of one.
+func TestImageVolumes(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	img := busyboxImage(t, h, imagetest.Volumes("/data", "cache/"),
+		imagetest.WithFile("data/seed", []byte("seed\n"), 0o644))
+	volumes := func() []string {
+		vs, err := h.Volumes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, v := range vs {
+			names = append(names, v.Name)
+		}
+		return names
+	}
+	run := func(opts ...CreateOption) *Container {
+		t.Helper()
+		c, err := h.Create(ctx, img, append(opts, WithCmd("sh", "-c", "cat /data/seed && touch /data/x /cache/y && grep -c ' /data \\| /cache ' /proc/mounts"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if err := c.Start(ctx, WithOutput(&stdout, &stderr)); err != nil {
+			t.Fatal(err)
+		}
+		if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "seed\n2\n" {
+			t.Fatalf("exit %d, out %q, err %q; want the seed and two mounts", st.ExitCode, stdout.String(), stderr.String())
+		}
+		return c
+	}
+
+	c := run()
+	if got := volumes(); len(got) != 2 || len(got[0]) != 64 || len(got[1]) != 64 {
+		t.Fatalf("volumes %q, want two anonymous ones", got)
+	}
+	if err := c.Remove(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	kept := volumes()
+	if len(kept) != 2 {
+		t.Errorf("Remove without WithVolumes left %q, want the two volumes", kept)
+	}
+	c = run()
+	if err := c.Remove(ctx, false, WithVolumes()); err != nil {
+		t.Fatal(err)
+	}
+	if got := volumes(); !slices.Equal(got, kept) {
+		t.Errorf("Remove WithVolumes left %q, want %q", got, kept)
+	}
+	c = run(WithAutoRemove())
+	if _, err := h.Container(ctx, c.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("auto-remove container left: %v", err)
+	}
+	if got := volumes(); !slices.Equal(got, kept) {
+		t.Errorf("auto-remove left %q, want %q", got, kept)
+	}
+	// A named volume at a VOLUME path replaces its anonymous one.
+	c = run(WithMount(Volume("named", "/data")))
+	if err := c.Remove(ctx, false, WithVolumes()); err != nil {
+		t.Fatal(err)
+	}
+	if got := volumes(); len(got) != 3 || !slices.Contains(got, "named") {
+		t.Errorf("volumes %q, want the two kept and named", got)
+	}
+}
+
 // TestVolumeRefillResumed has a create find a refill cut short while its
 // entries were moved in: it finishes it.
 func TestVolumeRefillResumed(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -39,6 +40,7 @@ type createConfig struct {
 	labels      map[string]string
 	res         Resources
 	mounts      []MountPoint
+	anonymous   []string // volumes made for the image's VOLUMEs
 	readOnly    bool
 	capAdd      []string
 	capDrop     []string
@@ -584,6 +586,25 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		}
 	}
 
+	// Each of the image's VOLUMEs that no mount covers gets a volume of
+	// its own, as in Docker: anonymous, named by a random ID, filled from
+	// the image.
+	for _, v := range slices.Sorted(maps.Keys(cfg.Volumes)) {
+		d := path.Clean("/" + v)
+		if slices.ContainsFunc(c.mounts, func(m MountPoint) bool { return path.Clean(m.Target) == d }) {
+			continue
+		}
+		name := newID()
+		c.anonymous = append(c.anonymous, name)
+		c.mounts = append(c.mounts, MountPoint{Type: "volume", Source: name, Target: d})
+	}
+	defer func() {
+		if err != nil {
+			for _, v := range c.anonymous {
+				os.RemoveAll(filepath.Join(h.volumesDir(), v))
+			}
+		}
+	}()
 	// Shallower destinations first, as Docker mounts them: a mount at
 	// /mnt/x given before one at /mnt stays visible.
 	seen := map[string]bool{}
@@ -640,7 +661,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	rec := containerRecord{
 		ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: time.Now().UTC(),
 		Labels: c.labels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
-		Resources: &c.res, Spec: spec, BootID: bootID(),
+		Resources: &c.res, Spec: spec, BootID: bootID(), AnonymousVolumes: c.anonymous,
 	}
 	b, err := json.MarshalIndent(rec, "", "\t")
 	if err != nil {

@@ -683,13 +683,17 @@ func (c *cli) containerCmds() []*cobra.Command {
 	}
 	kill.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send")
 
-	var force bool
+	var force, volumes bool
 	rm := &cobra.Command{
-		Use:   "rm [-f] NAME...",
+		Use:   "rm [-f] [-v] NAME...",
 		Short: "Remove containers",
 		Args:  minArgs(1),
 		RunE: c.eachContainer(func(ctx context.Context, ctr *dock.Container) error {
-			if err := ctr.Remove(ctx, force); err != nil {
+			var ro []dock.RemoveOption
+			if volumes {
+				ro = append(ro, dock.WithVolumes())
+			}
+			if err := ctr.Remove(ctx, force, ro...); err != nil {
 				return err
 			}
 			fmt.Println(ctr.Name)
@@ -697,6 +701,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 		}),
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	rm.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove the anonymous volumes made for the image's VOLUMEs too")
 
 	var pf psFlags
 	ps := &cobra.Command{

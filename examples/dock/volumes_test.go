@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dockkit/dock/internal/testutil/imagetest"
 )
 
 // volumeRows returns the rows of `dock volume ls` after its header.
@@ -77,4 +79,22 @@ func TestVolumeCommands(t *testing.T) {
 	}
 	e.fails(1, "not found", "volume", "rm", "data")
 	e.ok("volume", "rm", "-f", "data")
+}
+
+// TestRemoveVolumesFlag checks dock rm -v and run --rm against an image's
+// VOLUMEs: their anonymous volumes go with the container, as in docker.
+func TestRemoveVolumesFlag(t *testing.T) {
+	e := newCLIEnv(t)
+	e.loadImage("cli/vol:1", imagetest.Volumes("/data"))
+	e.ok("run", "--name", "kept", "cli/vol:1", "touch", "/data/x")
+	e.ok("rm", "kept")
+	if rows := e.volumeRows(); len(rows) != 1 {
+		t.Fatalf("dock rm without -v left %q, want the anonymous volume", rows)
+	}
+	e.ok("run", "--name", "gone", "cli/vol:1", "touch", "/data/x")
+	e.ok("rm", "-v", "gone")
+	e.ok("run", "--rm", "cli/vol:1", "touch", "/data/x")
+	if rows := e.volumeRows(); len(rows) != 1 {
+		t.Errorf("dock rm -v and run --rm left %q, want the first volume alone", rows)
+	}
 }

@@ -92,6 +92,7 @@ type config struct {
 	files       []File
 	name        string
 	docker      bool
+	volumes     []string
 }
 
 // Option changes what Busybox builds.
@@ -123,6 +124,11 @@ func WithFile(p string, content []byte, mode fs.FileMode) Option {
 // Name records ref as the org.opencontainers.image.ref.name annotation of
 // the image's entry in index.json, replacing an entry of the same name.
 func Name(ref string) Option { return func(c *config) { c.name = ref } }
+
+// Volumes declares paths as the image's volumes, as a Dockerfile's VOLUME.
+func Volumes(paths ...string) Option {
+	return func(c *config) { c.volumes = append(c.volumes, paths...) }
+}
 
 // DockerMediaTypes writes Docker schema 2 media types instead of OCI ones.
 func DockerMediaTypes() Option { return func(c *config) { c.docker = true } }
@@ -318,6 +324,12 @@ func build(dir string, cfg config) (Image, error) {
 			WorkingDir: "/",
 		},
 		RootFS: ocispec.RootFS{Type: "layers"},
+	}
+	for _, v := range cfg.volumes {
+		if ociCfg.Config.Volumes == nil {
+			ociCfg.Config.Volumes = map[string]struct{}{}
+		}
+		ociCfg.Config.Volumes[v] = struct{}{}
 	}
 	var layerDescs []ocispec.Descriptor
 	for i, l := range layers {
