@@ -31,7 +31,7 @@ type Container struct {
 	Image   string            // the reference it was created from
 	ImageID digest.Digest     // the image manifest's digest
 	Created time.Time         // when Create made it
-	Labels  map[string]string // as given to Create
+	Labels  map[string]string // the image's, under those given to Create
 
 	h   *Host
 	rec *containerRecord

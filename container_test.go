@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -380,6 +381,26 @@ func TestEmptyVolumeFilled(t *testing.T) {
 	wait(t, c)
 	if stdout.String() != "b\n" || stdout2.String() != "b\n" {
 		t.Errorf("a volume holding b listed %q, then %q; want b alone", stdout, stdout2)
+	}
+}
+
+// TestImageLabels checks that a container carries its image's labels,
+// under those given to Create, as in Docker.
+func TestImageLabels(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h, imagetest.Label("a", "1"), imagetest.Label("b", "2"))
+	c, err := h.Create(context.Background(), img, WithLabels(map[string]string{"b": "3", "c": "4"}), WithCmd("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(context.Background(), true)
+	want := map[string]string{"a": "1", "b": "3", "c": "4"}
+	if !maps.Equal(c.Labels, want) {
+		t.Errorf("labels %v, want %v", c.Labels, want)
+	}
+	again, err := h.Container(context.Background(), c.ID)
+	if err != nil || !maps.Equal(again.Labels, want) {
+		t.Errorf("labels read back %v (%v), want %v", again.Labels, err, want)
 	}
 }
 

@@ -658,9 +658,15 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	if err := writeEtcFiles(dir, spec.Hostname, c.network == "host"); err != nil {
 		return nil, err
 	}
+	// The image's labels, under the create's, as Docker merges them.
+	ctrLabels := maps.Clone(cfg.Labels)
+	if len(c.labels) > 0 && ctrLabels == nil {
+		ctrLabels = map[string]string{}
+	}
+	maps.Copy(ctrLabels, c.labels)
 	rec := containerRecord{
 		ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: time.Now().UTC(),
-		Labels: c.labels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
+		Labels: ctrLabels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
 		Resources: &c.res, Spec: spec, BootID: bootID(), AnonymousVolumes: c.anonymous,
 	}
 	b, err := json.MarshalIndent(rec, "", "\t")
@@ -673,7 +679,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	os.Remove(filepath.Join(h.root, "tmp", "create-"+id+".lock"))
 	h.event(EventCreated, id, name, map[string]string{"image": img.Name})
 	return &Container{ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: rec.Created,
-		Labels: c.labels, h: h, rec: &rec}, nil
+		Labels: ctrLabels, h: h, rec: &rec}, nil
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -93,6 +93,7 @@ type config struct {
 	name        string
 	docker      bool
 	volumes     []string
+	labels      map[string]string
 }
 
 // Option changes what Busybox builds.
@@ -128,6 +129,16 @@ func Name(ref string) Option { return func(c *config) { c.name = ref } }
 // Volumes declares paths as the image's volumes, as a Dockerfile's VOLUME.
 func Volumes(paths ...string) Option {
 	return func(c *config) { c.volumes = append(c.volumes, paths...) }
+}
+
+// Label sets a label of the image's config, as a Dockerfile's LABEL.
+func Label(k, v string) Option {
+	return func(c *config) {
+		if c.labels == nil {
+			c.labels = map[string]string{}
+		}
+		c.labels[k] = v
+	}
 }
 
 // DockerMediaTypes writes Docker schema 2 media types instead of OCI ones.
@@ -325,6 +336,7 @@ func build(dir string, cfg config) (Image, error) {
 		},
 		RootFS: ocispec.RootFS{Type: "layers"},
 	}
+	ociCfg.Config.Labels = cfg.labels
 	for _, v := range cfg.volumes {
 		if ociCfg.Config.Volumes == nil {
 			ociCfg.Config.Volumes = map[string]struct{}{}
