@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -381,6 +382,32 @@ func TestEmptyVolumeFilled(t *testing.T) {
 	wait(t, c)
 	if stdout.String() != "b\n" || stdout2.String() != "b\n" {
 		t.Errorf("a volume holding b listed %q, then %q; want b alone", stdout, stdout2)
+	}
+}
+
+// TestUlimits checks WithUlimit in the container's command and in an exec'd
+// process, as docker's --ulimit, and its refusals.
+func TestUlimits(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, _, _ := runContainer(t, h, img, WithUlimit("nofile", 100, 200), WithUlimit("RLIMIT_CORE", 0, 0), WithCmd("sleep", "30"))
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.State().Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{`Max open files +100 +200 `, `Max core file size +0 +0 `} {
+		if !regexp.MustCompile(re).Match(limits) {
+			t.Errorf("the command's limits lack %q:\n%s", re, limits)
+		}
+	}
+	if out, _ := execOut(t, c, []string{"sh", "-c", "ulimit -n; ulimit -Hn"}); out != "100\n200\n" {
+		t.Errorf("exec'd process's limits %q, want 100 and 200", out)
+	}
+	for _, o := range []CreateOption{WithUlimit("files", 1, 1), WithUlimit("nofile", 20, 10), WithUlimit("nofile", -1, 10), WithUlimit("nofile", -2, -2)} {
+		if _, err := h.Create(ctx, img, o); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("Create with a bad ulimit: %v, want ErrInvalidArgument", err)
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ type createConfig struct {
 	anonymous   []string // volumes made for the image's VOLUMEs
 	readOnly    bool
 	capAdd      []string
+	ulimits     []runtime.Rlimit
 	capDrop     []string
 	privileged  bool
 	network     string
@@ -280,6 +281,36 @@ func WithCapAdd(names ...string) CreateOption {
 // WithCapDrop removes capabilities from Docker's default set.
 func WithCapDrop(names ...string) CreateOption {
 	return func(c *createConfig) error { c.capDrop = append(c.capDrop, names...); return nil }
+}
+
+// ulimitNames are the resource limits WithUlimit takes, by docker's
+// names for them.
+var ulimitNames = []string{"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+	"nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
+
+// WithUlimit sets a resource limit of the container's processes, as
+// docker's --ulimit NAME=SOFT:HARD: name is setrlimit(2)'s without
+// RLIMIT_ ("nofile", "nproc", "core", ...), and -1 is no limit. A limit
+// not set is the one the container's monitor was started with.
+func WithUlimit(name string, soft, hard int64) CreateOption {
+	return func(c *createConfig) error {
+		lim := func(v int64) uint64 {
+			if v == -1 {
+				return ^uint64(0) // RLIM_INFINITY
+			}
+			return uint64(v)
+		}
+		switch n := strings.ToLower(strings.TrimPrefix(strings.ToUpper(name), "RLIMIT_")); {
+		case !slices.Contains(ulimitNames, n):
+			return fmt.Errorf("WithUlimit(%q): want one of %s: %w", name, strings.Join(ulimitNames, ", "), ErrInvalidArgument)
+		case soft < -1 || hard < -1 || lim(soft) > lim(hard):
+			return fmt.Errorf("WithUlimit(%q, %d, %d): a soft limit above the hard one, or below -1: %w", name, soft, hard, ErrInvalidArgument)
+		default:
+			c.ulimits = slices.DeleteFunc(c.ulimits, func(r runtime.Rlimit) bool { return r.Type == "RLIMIT_"+strings.ToUpper(n) })
+			c.ulimits = append(c.ulimits, runtime.Rlimit{Type: "RLIMIT_" + strings.ToUpper(n), Soft: lim(soft), Hard: lim(hard)})
+		}
+		return nil
+	}
 }
 
 // WithPrivileged gives the container every capability and turns off
@@ -653,6 +684,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		}
 	}
 	spec.AutoRemove = c.autoRemove
+	spec.Process.Rlimits = c.ulimits
 	h.applyRun(c, img, &spec)
 
 	if err := writeEtcFiles(dir, spec.Hostname, c.network == "host"); err != nil {

@@ -58,6 +58,7 @@ type runFlags struct {
 	pidNS, ipcNS, utsNS       string
 	stopSignal, stopTimeout   string
 	logOpts                   []string
+	ulimits                   []string
 }
 
 func (f *runFlags) register(cmd *cobra.Command, run bool) {
@@ -103,6 +104,7 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default the image's, or SIGTERM)")
 	fl.StringVar(&f.stopTimeout, "stop-timeout", "", "seconds stop waits before it kills (default 10)")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log option: max-size=SIZE or max-file=N")
+	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], as nofile=1024:2048; -1 for none")
 	f.keep.register(fl)
 }
 
@@ -367,6 +369,22 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 			d = math.MaxInt64
 		}
 		opts = append(opts, dock.WithStopTimeout(d))
+	}
+	for _, u := range f.ulimits {
+		name, v, _ := strings.Cut(u, "=")
+		soft, hard, hasHard := strings.Cut(v, ":")
+		if !hasHard {
+			hard = soft
+		}
+		s, err1 := strconv.ParseInt(soft, 10, 64)
+		h, err2 := strconv.ParseInt(hard, 10, 64)
+		if name == "" || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("--ulimit %q: want NAME=SOFT[:HARD]: %w", u, dock.ErrInvalidArgument)
+		}
+		if s > h && h != -1 || s == -1 && h != -1 {
+			return nil, fmt.Errorf("--ulimit %q: the soft limit is above the hard one: %w", u, dock.ErrInvalidArgument)
+		}
+		opts = append(opts, dock.WithUlimit(name, s, h))
 	}
 	if len(f.logOpts) > 0 {
 		o, err := logRotation(f.logOpts)

@@ -574,6 +574,9 @@ func TestRunMoreFlags(t *testing.T) {
 	if err := os.WriteFile(envFile, []byte("\xef\xbb\xbfA=1\n# a comment\n\nB=two words\nDOCK_CLI_TEST_UNSET\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if r := e.ok("run", "--rm", "--ulimit", "nofile=100:200", "--ulimit", "core=0", runImage, "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"); r.stdout != "100\n200\n0\n" {
+		t.Errorf("--ulimit: %q", r.stdout)
+	}
 	r := e.ok("run", "--rm", "--env-file", envFile, "-e", "A=3", runImage, "sh", "-c", "echo $A,$B,${DOCK_CLI_TEST_UNSET-unset}")
 	if r.stdout != "3,two words,unset\n" {
 		t.Errorf("--env-file then -e: %q", r.stdout)
@@ -629,6 +632,7 @@ func TestRunMoreFlags(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--pid", "nosuch"}, {"--pid", "private"}, {"--uts", "container:first"}, {"--log-opt", "color=1"},
 		{"--hostname", "h", "--network", "container:first"}, {"--stop-timeout", "-2"},
+		{"--ulimit", "nofile"}, {"--ulimit", "nofile=20:10"},
 		{"--stop-signal", "SIGNOPE"}, {"--stop-timeout", "soon"}, {"--cpus", "1", "--cpu-quota", "50000"}, {"--env-file", "/nonexistent"},
 	} {
 		r := e.dock(append(append([]string{"run", "--rm"}, bad...), runImage, "true")...)
@@ -637,6 +641,7 @@ func TestRunMoreFlags(t *testing.T) {
 		}
 	}
 	checkFailure(t, e.dock("run", "--rm", "--pid", "container:nosuch", runImage, "true"), 125, "nosuch")
+	checkFailure(t, e.dock("run", "--rm", "--ulimit", "files=1", runImage, "true"), 125, "files")
 	// max-file alone does nothing, as in docker; -1 waits for good.
 	e.ok("run", "--rm", "--log-opt", "max-file=2", "--stop-timeout", "-1", runImage, "true")
 	// Limits no cgroup takes are refused at create, leaving no container.

@@ -69,7 +69,7 @@ var (
 		"--env-file": true, "--memory-swap": true, "--memory-reservation": true, "-c": true,
 		"--cpu-shares": true, "--cpu-quota": true, "--cpu-period": true, "--cpuset-cpus": true,
 		"--cpuset-mems": true, "--blkio-weight": true, "--pid": true, "--ipc": true, "--uts": true,
-		"--stop-signal": true, "--stop-timeout": true, "--log-opt": true,
+		"--stop-signal": true, "--stop-timeout": true, "--log-opt": true, "--ulimit": true,
 	}
 )
 
