@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -737,6 +738,32 @@ func TestContainerNamespaceOptions(t *testing.T) {
 		}
 		if st := wait(t, c); st.ExitCode != 0 || stdout.String() != want {
 			t.Errorf("joined after the other's restart: exit %d, %q; want %q", st.ExitCode, stdout.String(), want)
+		}
+		// A state whose pid has gone to another process, as between an
+		// init's end and its monitor's record of it, is not joined.
+		stateFile := filepath.Join(h.Root(), "containers", pod.ID, "state.json")
+		b, err := os.ReadFile(stateFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(b, &st); err != nil || st["pidStart"] == nil {
+			t.Fatalf("state %s: %v, want a pidStart", b, err)
+		}
+		st["pidStart"] = st["pidStart"].(float64) - 1
+		if b, err = json.Marshal(st); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(stateFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c2, err := h.Create(ctx, img, WithJoinNamespace(NetNamespace, pod), WithCmd("true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c2.Remove(context.Background(), true) })
+		if err := c2.Start(ctx); err == nil || !strings.Contains(err.Error(), "not running") {
+			t.Errorf("start joining a pid whose start differs: %v, want not running", err)
 		}
 	})
 }

@@ -103,7 +103,7 @@ func monitorMain() {
 		m.nofile = &nofile
 		m.mu.Unlock()
 	}
-	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: m.started}
+	st := State{Status: Running, Pid: m.pid, MonitorPid: os.Getpid(), StartedAt: m.started, PidStart: procStart(m.pid)}
 	if err := writeState(m.stateDir, &st); err != nil {
 		m.proc.Kill()
 		ws := <-m.exited
@@ -260,6 +260,13 @@ func (m *monitor) start() error {
 	if m.joined, err = resolveJoins(spec); err != nil {
 		return err
 	}
+	// Entered by the time the init runs.
+	defer func() {
+		for _, f := range m.joined {
+			f.Close()
+		}
+		m.joined = nil
+	}()
 	if spec.Cgroup != nil {
 		if !spec.Cgroup.Made() {
 			return fmt.Errorf("cgroup %s: not made: %w", spec.Cgroup.Name, errdefs.ErrInvalidArgument)
@@ -983,12 +990,36 @@ func openJoined(ns, dir string) (*os.File, error) {
 	if err != nil {
 		return nil, notRunning
 	}
-	// The pid named the container's init when the pidfd was opened, and
-	// that process lives on after the open: the namespace is its.
+	// The pid named the container's init when the pidfd was opened (its
+	// start is the init's: the pid went to no other process since the
+	// state was written), and that process lives on after the open: the
+	// namespace is its.
 	again, err := ReadState(dir)
-	if err != nil || again.Status != Running || again.Pid != st.Pid || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+	if err != nil || again.Status != Running || again.Pid != st.Pid || st.PidStart == 0 || procStart(st.Pid) != st.PidStart ||
+		unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
 		f.Close()
 		return nil, notRunning
 	}
 	return f, nil
+}
+
+// procStart returns when process pid started, in clock ticks after boot
+// (/proc/PID/stat's 22nd field), or 0 when it cannot tell.
+func procStart(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, second, may hold spaces and parentheses: the
+	// fields are counted after its last ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
 }

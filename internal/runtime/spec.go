@@ -282,6 +282,7 @@ type State struct {
 	Status     Status    `json:"status"`
 	Pid        int       `json:"pid,omitempty"`        // the container's init, in the host's pid namespace
 	MonitorPid int       `json:"monitorPid,omitempty"` // the monitor
+	PidStart   uint64    `json:"pidStart,omitempty"`   // the init's start, in clock ticks after boot: with Pid, the process
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	ExitCode   int       `json:"exitCode"`
