@@ -514,7 +514,7 @@ func (c *Container) Remove(ctx context.Context, force bool, opts ...RemoveOption
 	}
 	// As docker's rm -v: a volume another container holds stays.
 	for _, v := range c.rec.AnonymousVolumes {
-		if err := c.h.RemoveVolume(ctx, v, true); err != nil && !errors.Is(err, ErrWrongState) {
+		if err := c.h.removeAnonymous(ctx, v); err != nil && !errors.Is(err, ErrWrongState) {
 			return fmt.Errorf("remove %s: %w", c.Name, err)
 		}
 	}

@@ -472,6 +472,11 @@ func TestImageVolumes(t *testing.T) {
 	if got := volumes(); len(got) != 2 || len(got[0]) != 64 || len(got[1]) != 64 {
 		t.Fatalf("volumes %q, want two anonymous ones", got)
 	}
+	for _, name := range volumes() {
+		if v, err := h.Volume(ctx, name); err != nil || !v.Anonymous {
+			t.Errorf("volume %s: %+v, %v; want it anonymous", name, v, err)
+		}
+	}
 	if err := c.Remove(ctx, false); err != nil {
 		t.Fatal(err)
 	}
@@ -500,6 +505,13 @@ func TestImageVolumes(t *testing.T) {
 	}
 	if got := volumes(); len(got) != 3 || !slices.Contains(got, "named") {
 		t.Errorf("volumes %q, want the two kept and named", got)
+	}
+	if v, err := h.Volume(ctx, "named"); err != nil || v.Anonymous {
+		t.Errorf("volume named: %+v, %v; want it named", v, err)
+	}
+	pruned, err := h.PruneVolumes(ctx, AnonymousOnly())
+	if err != nil || !slices.Equal(pruned, kept) || !slices.Equal(volumes(), []string{"named"}) {
+		t.Errorf("PruneVolumes(AnonymousOnly()) = %q, %v; left %q; want %q gone and named left", pruned, err, volumes(), kept)
 	}
 }
 

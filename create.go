@@ -285,7 +285,7 @@ func WithCapDrop(names ...string) CreateOption {
 
 // ulimitNames are the resource limits WithUlimit takes, by docker's
 // names for them.
-var ulimitNames = []string{"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+var ulimitNames = []string{"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
 	"nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
 
 // WithUlimit sets a resource limit of the container's processes, as
@@ -663,6 +663,11 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		if err != nil {
 			return nil, err
 		}
+		if m.Type == "volume" && slices.Contains(c.anonymous, m.Source) {
+			if err := os.WriteFile(filepath.Join(h.volumesDir(), m.Source, anonymousMark), []byte(id), 0o600); err != nil {
+				return nil, err
+			}
+		}
 		spec.Mounts = append(spec.Mounts, ms)
 		if m.Type == "volume" && rootGID >= 0 {
 			// Its root reaches the volume as it does its state directory.
@@ -893,11 +898,11 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 	present := err == nil
 	if present && !emptyDir(data) {
 		if exists(move) {
-			err := moveEntries(move, data)
-			os.RemoveAll(move)
-			if err != nil {
+			// Kept when the move fails again: the next create tries.
+			if err := moveEntries(move, data); err != nil {
 				return "", fmt.Errorf("volume %s: %w", name, err)
 			}
+			os.RemoveAll(move)
 		}
 		return data, nil
 	}

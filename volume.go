@@ -19,7 +19,13 @@ type VolumeInfo struct {
 	// container's image, as Docker does with an empty volume.
 	Mountpoint string
 	Created    time.Time
+	// Anonymous is set on a volume Create made for an image's VOLUME.
+	Anonymous bool
 }
+
+// anonymousMark, in a volume's directory, marks it as made for an image's
+// VOLUME; it holds the ID of the container it was made for.
+const anonymousMark = "anonymous"
 
 func (h *Host) volumesDir() string { return filepath.Join(h.root, "volumes") }
 
@@ -69,7 +75,8 @@ func (h *Host) volumeInfo(name string) (VolumeInfo, error) {
 	if li, err := os.Stat(filepath.Join(base, "lock")); err == nil {
 		created = li.ModTime()
 	}
-	return VolumeInfo{Name: name, Mountpoint: filepath.Join(base, "_data"), Created: created}, nil
+	_, err = os.Lstat(filepath.Join(base, anonymousMark))
+	return VolumeInfo{Name: name, Mountpoint: filepath.Join(base, "_data"), Created: created, Anonymous: err == nil}, nil
 }
 
 // CreateVolume makes an empty named volume, as docker volume create; an
@@ -150,9 +157,24 @@ func (h *Host) removeVolume(ctx context.Context, name string) error {
 	return err
 }
 
+// PruneVolumesOption limits what PruneVolumes removes.
+type PruneVolumesOption func(*pruneVolumesConfig)
+
+type pruneVolumesConfig struct{ anonymousOnly bool }
+
+// AnonymousOnly has PruneVolumes remove only the volumes made for images'
+// VOLUMEs, as docker volume prune does without --all.
+func AnonymousOnly() PruneVolumesOption {
+	return func(c *pruneVolumesConfig) { c.anonymousOnly = true }
+}
+
 // PruneVolumes removes every volume that no container references and
 // returns their names. It waits as RemoveVolume does.
-func (h *Host) PruneVolumes(ctx context.Context) ([]string, error) {
+func (h *Host) PruneVolumes(ctx context.Context, opts ...PruneVolumesOption) ([]string, error) {
+	var pc pruneVolumesConfig
+	for _, o := range opts {
+		o(&pc)
+	}
 	release, err := h.lockRoot(ctx, true)
 	if err != nil {
 		return nil, fmt.Errorf("prune volumes: %w", err)
@@ -176,7 +198,7 @@ func (h *Host) PruneVolumes(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("prune volumes: %w", err)
 	}
 	for _, v := range vols {
-		if len(users[v.Name]) > 0 {
+		if len(users[v.Name]) > 0 || pc.anonymousOnly && !v.Anonymous {
 			continue
 		}
 		drop, err := h.dropVolume(ctx, v.Name, nil)
@@ -229,6 +251,26 @@ func (h *Host) dropVolume(ctx context.Context, name string, users []string) (fun
 		removeDir(aside) // what stays is reconcile's
 		releaseScratch()
 	}, nil
+}
+
+// removeAnonymous removes a volume Create made for an image's VOLUME, as
+// its container goes. Without the root lease, which waits for pulls and
+// loads: only a create naming the volume's random name could race it. A
+// volume another container names stays (ErrWrongState).
+func (h *Host) removeAnonymous(ctx context.Context, name string) error {
+	users, err := h.volumeUsers()
+	if err != nil {
+		return err
+	}
+	drop, err := h.dropVolume(ctx, name, users[name])
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	drop()
+	return nil
 }
 
 // volumeUsers maps each volume containers reference to their names. A

@@ -121,14 +121,18 @@ func (c *cli) volumeRmCmd() *cobra.Command {
 }
 
 func (c *cli) volumePruneCmd() *cobra.Command {
-	var force bool
+	var force, all bool
 	cmd := &cobra.Command{
-		Use:   "prune [-f]",
-		Short: "Remove every volume no container uses",
+		Use:   "prune [-f] [-a]",
+		Short: "Remove the anonymous volumes no container uses; with -a, every unused volume",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !force {
-				fmt.Print("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ")
+				if all {
+					fmt.Print("WARNING! This will remove all volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ")
+				} else {
+					fmt.Print("WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ")
+				}
 				answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 				if !strings.HasSuffix(answer, "\n") {
 					fmt.Println() // stdin ended: the prompt's line
@@ -141,7 +145,11 @@ func (c *cli) volumePruneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			removed, err := h.PruneVolumes(cmd.Context())
+			var po []dock.PruneVolumesOption
+			if !all {
+				po = append(po, dock.AnonymousOnly())
+			}
+			removed, err := h.PruneVolumes(cmd.Context(), po...)
 			if len(removed) > 0 {
 				fmt.Println("Deleted Volumes:")
 				for _, name := range removed {
@@ -154,9 +162,7 @@ func (c *cli) volumePruneCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")
-	// Docker 23 prunes only anonymous volumes unless given --all; dock's
-	// volumes all have names, so the flag changes nothing.
-	cmd.Flags().BoolP("all", "a", false, "accepted for docker's sake: every volume is a named one")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove named volumes no container uses too")
 	return cmd
 }
 

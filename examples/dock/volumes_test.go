@@ -62,8 +62,12 @@ func TestVolumeCommands(t *testing.T) {
 	if rows := e.volumeRows(); len(rows) != 3 {
 		t.Errorf("a declined prune left %q", rows)
 	}
+	// As docker's since 23: without -a, only anonymous volumes go.
+	if r := e.ok("volume", "prune", "-f"); r.stdout != "Total: 0 volume(s)\n" {
+		t.Errorf("volume prune without -a printed %q", r.stdout)
+	}
 	want := "Deleted Volumes:\nother\nspare\n\nTotal: 2 volume(s)\n"
-	if r := e.ok("volume", "prune", "-f"); r.stdout != want {
+	if r := e.ok("volume", "prune", "-f", "-a"); r.stdout != want {
 		t.Errorf("volume prune printed %q, want %q", r.stdout, want)
 	}
 	if rows := e.volumeRows(); !slices.EqualFunc(rows, [][]string{{"local", "data"}}, slices.Equal) {
@@ -96,5 +100,14 @@ func TestRemoveVolumesFlag(t *testing.T) {
 	e.ok("run", "--rm", "cli/vol:1", "touch", "/data/x")
 	if rows := e.volumeRows(); len(rows) != 1 {
 		t.Errorf("dock rm -v and run --rm left %q, want the first volume alone", rows)
+	}
+	// The volume left behind is anonymous: prune takes it, and leaves
+	// a named one.
+	e.ok("volume", "create", "named")
+	if r := e.ok("volume", "prune", "-f"); !strings.HasSuffix(r.stdout, "Total: 1 volume(s)\n") {
+		t.Errorf("volume prune printed %q, want the anonymous volume", r.stdout)
+	}
+	if rows := e.volumeRows(); len(rows) != 1 || rows[0][1] != "named" {
+		t.Errorf("after prune, volumes %q, want named alone", rows)
 	}
 }
