@@ -25,6 +25,11 @@ func resourcesTo(res *Resources) *cgroups.Resources {
 		CPUQuota: res.CPUQuota, CPUPeriod: res.CPUPeriod, CPUShares: res.CPUShares,
 		CPUSetCPUs: res.CPUSetCPUs, CPUSetMems: res.CPUSetMems, PidsMax: res.PidsMax, IOWeight: res.IOWeight,
 	}
+	// As docker does: shares out of the kernel's range are brought into it.
+	if r.CPUShares == 1 {
+		r.CPUShares = 2
+	}
+	r.CPUShares = min(r.CPUShares, 262144)
 	if res.CPUs > 0 && r.CPUQuota == 0 {
 		if r.CPUPeriod == 0 {
 			r.CPUPeriod = 100000

@@ -739,20 +739,22 @@ func (c *cli) containerCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			// -n and -l look at every container, as docker's do.
-			cs, err := h.Containers(cmd.Context(), !pf.all && pf.last < 0 && !pf.latest)
+			// -n, -l and a status filter look at every container, as
+			// docker's do; -n counts those the filters let through.
+			last := pf.last
+			if last <= 0 && pf.latest {
+				last = 1
+			}
+			cs, err := h.Containers(cmd.Context(), !pf.all && last <= 0 && !pf.byStatus())
 			if err != nil {
 				return err
 			}
 			slices.Reverse(cs)
-			switch {
-			case pf.latest:
-				cs = cs[:min(len(cs), 1)]
-			case pf.last >= 0:
-				cs = cs[:min(len(cs), pf.last)]
-			}
 			rows := make([]psRow, 0, len(cs))
 			for _, ctr := range cs {
+				if last > 0 && len(rows) == last {
+					break
+				}
 				if r := newPSRow(ctr, !pf.noTrunc); match(r) {
 					rows = append(rows, r)
 				}

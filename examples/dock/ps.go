@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ func (f *psFlags) register(cmd *cobra.Command) {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print IDs only")
 	fl.BoolVar(&f.noTrunc, "no-trunc", false, "print whole IDs and commands")
 	fl.BoolVarP(&f.latest, "latest", "l", false, "show the latest created container, in any state")
-	fl.IntVarP(&f.last, "last", "n", -1, "show the N last created containers, in any state")
+	fl.IntVarP(&f.last, "last", "n", -1, "show the N last created containers, in any state (0 for all)")
 	fl.StringArrayVarP(&f.filters, "filter", "f", nil, "show only containers matching KEY=VALUE: id, name, label, status, exited, ancestor")
 	fl.StringVar(&f.format, "format", "", "print each container through a Go template, as docker ps --format")
 }
@@ -78,22 +79,37 @@ func newPSRow(ctr *dock.Container, trunc bool) psRow {
 	}
 }
 
+// byStatus reports whether a filter picks containers by status, which
+// shows stopped ones too, as docker's -a does.
+func (f *psFlags) byStatus() bool {
+	return slices.ContainsFunc(f.filters, func(kv string) bool {
+		return strings.HasPrefix(kv, "status=") || strings.HasPrefix(kv, "exited=")
+	})
+}
+
 // matcher reads --filter as docker's ps does: values of one key match
 // when any does, and every key must match.
 func (f *psFlags) matcher() (func(psRow) bool, error) {
 	by := map[string][]string{}
+	names := map[string]*regexp.Regexp{}
 	for _, kv := range f.filters {
 		k, v, ok := strings.Cut(kv, "=")
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("--filter %q: want KEY=VALUE: %w", kv, dock.ErrInvalidArgument)
-		case k == "status" && !slices.Contains([]string{"created", "restarting", "running", "paused", "exited"}, v):
-			return nil, fmt.Errorf("--filter %q: status is created, restarting, running, paused or exited: %w", kv, dock.ErrInvalidArgument)
+		case k == "status" && !slices.Contains([]string{"created", "restarting", "running", "removing", "paused", "exited", "dead"}, v):
+			return nil, fmt.Errorf("--filter %q: status is created, restarting, running, removing, paused, exited or dead: %w", kv, dock.ErrInvalidArgument)
 		case k == "exited":
 			if _, err := strconv.Atoi(v); err != nil {
 				return nil, fmt.Errorf("--filter %q: want an exit code: %w", kv, dock.ErrInvalidArgument)
 			}
-		case k != "id" && k != "name" && k != "label" && k != "status" && k != "ancestor":
+		case k == "name":
+			re, err := regexp.Compile(v)
+			if err != nil {
+				return nil, fmt.Errorf("--filter %q: %w: %w", kv, err, dock.ErrInvalidArgument)
+			}
+			names[v] = re
+		case k != "id" && k != "label" && k != "status" && k != "ancestor":
 			return nil, fmt.Errorf("--filter %q: unknown key %s: %w", kv, k, dock.ErrInvalidArgument)
 		}
 		by[k] = append(by[k], v)
@@ -103,7 +119,8 @@ func (f *psFlags) matcher() (func(psRow) bool, error) {
 		case "id":
 			return strings.HasPrefix(r.fullID, v)
 		case "name":
-			return strings.Contains(r.Names, v)
+			// A regular expression, as docker's: name=^web$ is web alone.
+			return names[v].MatchString(r.Names)
 		case "label":
 			lk, lv, hasValue := strings.Cut(v, "=")
 			got, ok := r.LabelMap[lk]
@@ -141,8 +158,8 @@ func psTemplate(format string) (*psFormat, error) {
 	if format == "" || format == "table" {
 		return nil, nil
 	}
-	rest, table := strings.CutPrefix(format, "table ")
-	rest = strings.ReplaceAll(rest, `\t`, "\t")
+	rest, table := strings.CutPrefix(format, "table")
+	rest = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(strings.TrimLeft(rest, " "))
 	tmpl, err := inspectFormat(rest + "\n")
 	if err != nil {
 		return nil, err

@@ -79,8 +79,6 @@ func (r *Resources) Validate() error {
 	case r.MemorySwapMax > 0 && r.MemorySwapMax < r.MemoryMax:
 		return fmt.Errorf("resources: memory+swap limit %d is below the memory limit %d: %w",
 			r.MemorySwapMax, r.MemoryMax, errdefs.ErrInvalidArgument)
-	case r.CPUShares == 1 || r.CPUShares > 262144:
-		return fmt.Errorf("resources: cpu shares %d out of 2..262144: %w", r.CPUShares, errdefs.ErrInvalidArgument)
 	case r.IOWeight != 0 && (r.IOWeight < 10 || r.IOWeight > 1000):
 		return fmt.Errorf("resources: io weight %d out of 10..1000: %w", r.IOWeight, errdefs.ErrInvalidArgument)
 	case r.CPUPeriod != 0 && (r.CPUPeriod < 1000 || r.CPUPeriod > 1000000):

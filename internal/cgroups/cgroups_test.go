@@ -50,8 +50,6 @@ func TestValidate(t *testing.T) {
 		{"unlimited swap", Resources{MemoryMax: 64 << 20, MemorySwapMax: -1}, true},
 		{"swap without memory", Resources{MemorySwapMax: 64 << 20}, false},
 		{"swap below memory", Resources{MemoryMax: 64 << 20, MemorySwapMax: 32 << 20}, false},
-		{"shares 1", Resources{CPUShares: 1}, false},
-		{"shares too big", Resources{CPUShares: 262145}, false},
 		{"io weight low", Resources{IOWeight: 5}, false},
 		{"io weight", Resources{IOWeight: 500}, true},
 		{"period low", Resources{CPUQuota: 50000, CPUPeriod: 10}, false},
