@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dockkit/dock/internal/atomicfile"
 	"github.com/dockkit/dock/internal/errdefs"
-	"golang.org/x/sys/unix"
+	"github.com/dockkit/dock/internal/procstat"
 )
 
 // record is one network's file: the network and its endpoints, which are
@@ -135,25 +137,9 @@ func writeFileAtomic(path string, b []byte) error {
 
 func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
-// procStart returns the start time of process pid (field 22 of
-// /proc/<pid>/stat), which tells a live process from a reused pid.
-func procStart(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); the start time is field 22.
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
+// procStart returns the start time of process pid, which tells a live
+// process from a reused pid.
+func procStart(pid int) (uint64, error) { return procstat.Start(pid) }
 
 // pidFromNetNSPath returns pid for "/proc/<pid>/ns/net", or 0.
 func pidFromNetNSPath(p string) int {

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path"
 	goruntime "runtime"
-
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/dockkit/dock/internal/cgroupfs"
 	"github.com/dockkit/dock/internal/errdefs"
+	"github.com/dockkit/dock/internal/procstat"
 	"github.com/dockkit/dock/internal/unixsock"
 )
 
@@ -1003,23 +1003,9 @@ func openJoined(ns, dir string) (*os.File, error) {
 	return f, nil
 }
 
-// procStart returns when process pid started, in clock ticks after boot
-// (/proc/PID/stat's 22nd field), or 0 when it cannot tell.
+// procStart returns when process pid started, in clock ticks after boot,
+// or 0 when it cannot tell.
 func procStart(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name, second, may hold spaces and parentheses: the
-	// fields are counted after its last ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(f[19], 10, 64)
+	n, _ := procstat.Start(pid)
 	return n
 }

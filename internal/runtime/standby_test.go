@@ -3,7 +3,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockkit/dock/internal/procstat"
 	"github.com/dockkit/dock/internal/runtime/standby"
 )
 
@@ -394,17 +394,8 @@ func TestProcessNames(t *testing.T) {
 
 // ppid returns the parent of pid, or 0.
 func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command, which is in parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
+	f, err := procstat.Fields(pid)
+	if err != nil || len(f) < 2 {
 		return 0
 	}
 	p, _ := strconv.Atoi(f[1])
