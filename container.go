@@ -51,6 +51,9 @@ type containerRecord struct {
 	SnapshotKey string            `json:"snapshotKey"`
 	StopTimeout time.Duration     `json:"stopTimeout"`
 	AutoRemove  bool              `json:"autoRemove,omitempty"`
+	// ExposedPorts are the image's, as "80/tcp": what the container is
+	// meant to serve, for a caller to publish.
+	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	// AnonymousVolumes are the volumes Create made for the image's VOLUMEs:
 	// removed with an auto-remove container, or with WithVolumes.
 	AnonymousVolumes []string     `json:"anonymousVolumes,omitempty"`
@@ -803,6 +806,7 @@ type ContainerConfig struct {
 	Resources      Resources
 	AutoRemove     bool
 	StopSignal     syscall.Signal // what Stop sends first
+	ExposedPorts   []string       // the image's EXPOSE, as "80/tcp"
 	StopTimeout    time.Duration
 	TTY            bool // the command runs on a pseudo-terminal (WithTTY)
 	OpenStdin      bool // the container has a stdin to attach to (WithStdin)
@@ -817,6 +821,7 @@ func (c *Container) Config() ContainerConfig {
 		Capabilities: slices.Clone(s.Process.Caps), Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
 		Namespaces: slices.Clone(s.Namespaces.New), AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
 		TTY: s.Process.Terminal, OpenStdin: s.Process.OpenStdin, StopSignal: syscall.SIGTERM,
+		ExposedPorts: slices.Clone(c.rec.ExposedPorts),
 	}
 	if s.StopSignal != 0 {
 		cfg.StopSignal = syscall.Signal(s.StopSignal)

@@ -413,10 +413,10 @@ func TestUlimits(t *testing.T) {
 }
 
 // TestImageLabels checks that a container carries its image's labels,
-// under those given to Create, as in Docker.
+// under those given to Create, and its exposed ports, as in Docker.
 func TestImageLabels(t *testing.T) {
 	h := newHost(t)
-	img := busyboxImage(t, h, imagetest.Label("a", "1"), imagetest.Label("b", "2"))
+	img := busyboxImage(t, h, imagetest.Label("a", "1"), imagetest.Label("b", "2"), imagetest.Expose("8080", "53/udp", "80/tcp"))
 	c, err := h.Create(context.Background(), img, WithLabels(map[string]string{"b": "3", "c": "4"}), WithCmd("true"))
 	if err != nil {
 		t.Fatal(err)
@@ -429,6 +429,10 @@ func TestImageLabels(t *testing.T) {
 	again, err := h.Container(context.Background(), c.ID)
 	if err != nil || !maps.Equal(again.Labels, want) {
 		t.Errorf("labels read back %v (%v), want %v", again.Labels, err, want)
+	}
+	// The image's EXPOSE, as Docker spells it.
+	if got, want := c.Config().ExposedPorts, []string{"53/udp", "80/tcp", "8080/tcp"}; !slices.Equal(got, want) {
+		t.Errorf("exposed ports %q, want %q", got, want)
 	}
 }
 

@@ -705,6 +705,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: time.Now().UTC(),
 		Labels: ctrLabels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
 		Resources: &c.res, Spec: spec, BootID: bootID(), AnonymousVolumes: c.anonymous,
+		ExposedPorts: exposedPorts(cfg.ExposedPorts),
 	}
 	b, err := json.MarshalIndent(rec, "", "\t")
 	if err != nil {
@@ -937,6 +938,20 @@ func (h *Host) volumeDir(ctx context.Context, name string, rootfs []Mount, targe
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// exposedPorts spells an image's EXPOSE as Docker does: "80/tcp", the
+// protocol tcp where the image gives none, sorted.
+func exposedPorts(ports map[string]struct{}) []string {
+	var out []string
+	for p := range ports {
+		if !strings.Contains(p, "/") {
+			p += "/tcp"
+		}
+		out = append(out, strings.ToLower(p))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // emptyDir reports whether dir is a directory with nothing in it.

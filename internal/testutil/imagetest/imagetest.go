@@ -94,6 +94,7 @@ type config struct {
 	docker      bool
 	volumes     []string
 	labels      map[string]string
+	exposed     []string
 }
 
 // Option changes what Busybox builds.
@@ -139,6 +140,12 @@ func Label(k, v string) Option {
 		}
 		c.labels[k] = v
 	}
+}
+
+// Expose declares ports the image serves, as a Dockerfile's EXPOSE:
+// "80/tcp", "53/udp".
+func Expose(ports ...string) Option {
+	return func(c *config) { c.exposed = append(c.exposed, ports...) }
 }
 
 // DockerMediaTypes writes Docker schema 2 media types instead of OCI ones.
@@ -337,6 +344,12 @@ func build(dir string, cfg config) (Image, error) {
 		RootFS: ocispec.RootFS{Type: "layers"},
 	}
 	ociCfg.Config.Labels = cfg.labels
+	for _, p := range cfg.exposed {
+		if ociCfg.Config.ExposedPorts == nil {
+			ociCfg.Config.ExposedPorts = map[string]struct{}{}
+		}
+		ociCfg.Config.ExposedPorts[p] = struct{}{}
+	}
 	for _, v := range cfg.volumes {
 		if ociCfg.Config.Volumes == nil {
 			ociCfg.Config.Volumes = map[string]struct{}{}
