@@ -229,8 +229,35 @@ func (h *Host) reconcileContainers(ctx context.Context, layers []string) error {
 	// As dockerd does when it starts: the containers that were running
 	// when their monitor died (with the host, mostly) and whose policy
 	// says always or unless-stopped run again.
-	for _, c := range restart {
-		c.Start(ctx) // a failure is recorded in its state, as any start's
+	// A container whose namespace another joins starts first.
+	started := map[*Container]bool{}
+	waits := func(c *Container) bool {
+		for _, dir := range c.rec.Spec.Namespaces.JoinContainer {
+			for _, o := range restart {
+				if o != c && !started[o] && o.stateDir() == dir {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for len(started) < len(restart) {
+		n := len(started)
+		for _, c := range restart {
+			if !started[c] && !waits(c) {
+				c.Start(ctx) // a failure is recorded in its state, as any start's
+				started[c] = true
+			}
+		}
+		if len(started) == n {
+			// A cycle of joins: the rest go as they come.
+			for _, c := range restart {
+				if !started[c] {
+					c.Start(ctx)
+					started[c] = true
+				}
+			}
+		}
 	}
 	markBoot()
 	return nil

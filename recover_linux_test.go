@@ -3,6 +3,7 @@ package dock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -132,6 +133,48 @@ func TestRestartAfterBoot(t *testing.T) {
 		t.Errorf("unless-stopped, stopped by hand, after a boot: %+v, want exited", st)
 	}
 	waitFor(t, func() bool { return crashy.State().Status == StatusRunning }, "unless-stopped, caught in a back-off, running after a boot")
+}
+
+// TestRestartAfterBootJoined has containers that join another's network
+// namespace come back after a boot with it: the one they join starts
+// first.
+func TestRestartAfterBootJoined(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	pod, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("always"))
+	var members []*Container
+	for range 3 {
+		m, _, _ := runContainer(t, h, img, WithCmd("sleep", "1000"), WithRestartPolicy("always"), WithJoinNamespace(NetNamespace, pod))
+		members = append(members, m)
+	}
+	for _, c := range append(members, pod) {
+		if err := c.Stop(ctx, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As if the host had booted since.
+	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	podNet, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pod.State().Pid))
+	if err != nil {
+		t.Fatalf("the joined container after a boot: %+v: %v", pod.State(), err)
+	}
+	for _, m := range members {
+		if st := m.State(); st.Status != StatusRunning {
+			t.Errorf("%s after a boot: %+v, want running", m.Name, st)
+			continue
+		}
+		if net, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", m.State().Pid)); net != podNet {
+			t.Errorf("%s in %s after a boot, want %s", m.Name, net, podNet)
+		}
+	}
 }
 
 // killMonitor kills the monitor of c with SIGKILL.
