@@ -731,7 +731,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			tmpl, err := psTemplate(pf.format)
+			tmpl, err := parseRowFormat(pf.format, psHeaders...)
 			if err != nil {
 				return err
 			}
@@ -766,7 +766,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 				}
 				return nil
 			case tmpl != nil:
-				return tmpl.print(rows)
+				return printRows(tmpl, rows)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")

@@ -99,12 +99,22 @@ func (c *cli) pushCmd() *cobra.Command {
 }
 
 func (c *cli) imagesCmd() *cobra.Command {
-	var quiet bool
+	var quiet, noTrunc, digests bool
+	var filters []string
+	var format string
 	cmd := &cobra.Command{
 		Use:   "images [OPTIONS]",
 		Short: "List images",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := imageMatcher(filters)
+			if err != nil {
+				return err
+			}
+			tmpl, err := parseRowFormat(format, imageHeaders...)
+			if err != nil {
+				return err
+			}
 			h, err := c.open(cmd.Context())
 			if err != nil {
 				return err
@@ -113,35 +123,44 @@ func (c *cli) imagesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if quiet {
-				for _, img := range imgs {
-					fmt.Println(img.ID.Encoded()[:12])
+			var rows []imageRow
+			for _, img := range imgs {
+				if r := newImageRow(cmd.Context(), h, img, !noTrunc); match(r) {
+					rows = append(rows, r)
+				}
+			}
+			switch {
+			case quiet:
+				for _, r := range rows {
+					fmt.Println(r.ID)
 				}
 				return nil
+			case tmpl != nil:
+				return printRows(tmpl, rows)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tUNPACKED")
-			for _, img := range imgs {
-				r := img.Reference()
-				name := strings.TrimSuffix(r.Familiar(), ":"+r.Tag)
-				tag := r.Tag
-				if img.Name == "" {
-					name = "<none>" // a dangling image
+			if digests {
+				fmt.Fprintln(w, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE\tUNPACKED")
+			} else {
+				fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tUNPACKED")
+			}
+			for _, r := range rows {
+				if digests {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedSince, r.Size, r.Unpacked)
+				} else {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size, r.Unpacked)
 				}
-				if tag == "" {
-					tag = "<none>"
-				}
-				unpacked := "-"
-				if n := h.UnpackedSize(cmd.Context(), img); n > 0 {
-					unpacked = humanSize(n)
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, tag, img.ID.Encoded()[:12],
-					ago(img.Created), humanSize(img.Size), unpacked)
 			}
 			return w.Flush()
 		},
 	}
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print image IDs only")
+	fl := cmd.Flags()
+	fl.BoolVarP(&quiet, "quiet", "q", false, "print image IDs only")
+	fl.BoolVar(&noTrunc, "no-trunc", false, "print whole image IDs")
+	fl.BoolVar(&digests, "digests", false, "show the manifests' digests")
+	fl.BoolP("all", "a", false, "accepted for docker's sake: dock keeps no intermediate images")
+	fl.StringArrayVarP(&filters, "filter", "f", nil, "show only images matching KEY=VALUE: dangling, reference, label")
+	fl.StringVar(&format, "format", "", "print each image through a Go template, as docker images --format")
 	return cmd
 }
 

@@ -753,3 +753,46 @@ func TestDanglingCLI(t *testing.T) {
 		t.Errorf("rmi by ID left %q", row)
 	}
 }
+
+// TestImagesFiltersAndFormat checks dock images's filters and formats
+// against docker's spelling of them.
+func TestImagesFiltersAndFormat(t *testing.T) {
+	imagetest.RequireBusybox(t)
+	e := newCLIEnv(t)
+	first := e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(2))
+	second := e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(3))
+	e.loadImage("example.com/cli/labelled:2", imagetest.Label("tier", "web"))
+	list := func(args ...string) string {
+		return strings.TrimSpace(e.ok(append(append([]string{"images"}, args...), "--format", "{{.Repository}}:{{.Tag}}")...).stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--filter", "dangling=true"}, "<none>:<none>"},
+		{[]string{"--filter", "label=tier=web"}, "example.com/cli/labelled:2"},
+		{[]string{"--filter", "label=tier"}, "example.com/cli/labelled:2"},
+		{[]string{"--filter", "reference=example.com/cli/mov*"}, "example.com/cli/moving:1"},
+		{[]string{"--filter", "reference=*/*/*:2"}, "example.com/cli/labelled:2"},
+		{[]string{"--filter", "dangling=false", "--filter", "label=tier=db"}, ""},
+	} {
+		if got := list(tc.args...); got != tc.want {
+			t.Errorf("images %v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if r := e.ok("images", "-q", "--no-trunc", "--filter", "dangling=true"); r.stdout != first.ConfigDesc.Digest.String()+"\n" {
+		t.Errorf("images -q --no-trunc -f dangling=true: %q, want %s", r.stdout, first.ConfigDesc.Digest)
+	}
+	r := e.ok("images", "--digests", "--filter", "reference=example.com/cli/moving")
+	if !strings.Contains(r.stdout, "DIGEST") || !strings.Contains(r.stdout, second.Manifest.Digest.String()) {
+		t.Errorf("images --digests:\n%s", r.stdout)
+	}
+	r = e.ok("images", "--filter", "reference=example.com/cli/labelled", "--format", "table {{.Repository}}\t{{.Tag}}")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "REPOSITORY") ||
+		!strings.HasPrefix(lines[1], "example.com/cli/labelled") {
+		t.Errorf("images --format table:\n%s", r.stdout)
+	}
+	for _, bad := range []string{"dangling=maybe", "size=1", "reference=[", "dangling"} {
+		checkFailure(t, e.dock("images", "--filter", bad), 125, "--filter")
+	}
+}

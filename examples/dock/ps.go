@@ -3,13 +3,10 @@ package main
 import (
 	"fmt"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -145,47 +142,7 @@ func (f *psFlags) matcher() (func(psRow) bool, error) {
 	}, nil
 }
 
-// psFormat is a parsed --format. A table prints a header of the fields'
-// names first, and aligns the columns, as docker's does.
-type psFormat struct {
-	tmpl   *template.Template
-	table  bool
-	header string
-}
-
-// psTemplate parses --format: nil for none.
-func psTemplate(format string) (*psFormat, error) {
-	if format == "" || format == "table" {
-		return nil, nil
-	}
-	rest, table := strings.CutPrefix(format, "table")
-	rest = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(strings.TrimLeft(rest, " "))
-	tmpl, err := inspectFormat(rest + "\n")
-	if err != nil {
-		return nil, err
-	}
-	header := strings.NewReplacer("{{.ID}}", "CONTAINER ID", "{{.Image}}", "IMAGE", "{{.Command}}", "COMMAND",
-		"{{.CreatedAt}}", "CREATED AT", "{{.RunningFor}}", "CREATED", "{{.Status}}", "STATUS", "{{.State}}", "STATE",
-		"{{.Names}}", "NAMES", "{{.Ports}}", "PORTS", "{{.Labels}}", "LABELS", "{{.Mounts}}", "MOUNTS").Replace(rest)
-	return &psFormat{tmpl: tmpl, table: table, header: header}, nil
-}
-
-// print prints rows through the format.
-func (f *psFormat) print(rows []psRow) error {
-	if !f.table {
-		for _, r := range rows {
-			if err := f.tmpl.Execute(os.Stdout, r); err != nil {
-				return fmt.Errorf("--format: %w", err)
-			}
-		}
-		return nil
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(w, f.header)
-	for _, r := range rows {
-		if err := f.tmpl.Execute(w, r); err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-	}
-	return w.Flush()
-}
+// psHeaders are the headers of dock ps's columns, by field.
+var psHeaders = []string{"{{.ID}}", "CONTAINER ID", "{{.Image}}", "IMAGE", "{{.Command}}", "COMMAND",
+	"{{.CreatedAt}}", "CREATED AT", "{{.RunningFor}}", "CREATED", "{{.Status}}", "STATUS", "{{.State}}", "STATE",
+	"{{.Names}}", "NAMES", "{{.Ports}}", "PORTS", "{{.Labels}}", "LABELS", "{{.Mounts}}", "MOUNTS"}
