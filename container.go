@@ -690,6 +690,7 @@ type logConfig struct {
 	follow     bool
 	tail       int // -1: all
 	since      time.Time
+	until      time.Time
 	timestamps bool
 }
 
@@ -710,6 +711,10 @@ func Tail(n int) LogOption {
 
 // Since skips output written before t.
 func Since(t time.Time) LogOption { return func(o *logConfig) error { o.since = t; return nil } }
+
+// Until ends the log at the first output written after t; with Follow,
+// following ends at t.
+func Until(t time.Time) LogOption { return func(o *logConfig) error { o.until = t; return nil } }
 
 // Timestamps prefixes each entry read through Read or WriteTo with its time
 // in RFC 3339 form.
@@ -733,7 +738,7 @@ func (c *Container) Logs(ctx context.Context, opts ...LogOption) (*Logs, error) 
 			return nil, err
 		}
 	}
-	lo := runtime.LogOptions{Follow: lc.follow, Since: lc.since, Timestamps: lc.timestamps}
+	lo := runtime.LogOptions{Follow: lc.follow, Since: lc.since, Until: lc.until, Timestamps: lc.timestamps}
 	switch {
 	case lc.tail > 0:
 		lo.Tail = lc.tail

@@ -780,7 +780,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 
 	var follow, timestamps bool
 	var tail string
-	var since string
+	var since, until string
 	logs := &cobra.Command{
 		Use:   "logs [-f] [--tail N] NAME",
 		Short: "Print a container's output",
@@ -811,6 +811,13 @@ func (c *cli) containerCmds() []*cobra.Command {
 				}
 				lo = append(lo, dock.Since(t))
 			}
+			if until != "" {
+				t, err := parseWhen(until)
+				if err != nil {
+					return fmt.Errorf("--until: %w", err)
+				}
+				lo = append(lo, dock.Until(t))
+			}
 			l, err := ctr.Logs(cmd.Context(), lo...)
 			if err != nil {
 				return err
@@ -823,6 +830,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 	logs.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "prefix lines with their time")
 	logs.Flags().StringVarP(&tail, "tail", "n", "all", "only the last N lines")
 	logs.Flags().StringVar(&since, "since", "", "only output since a time or a duration ago")
+	logs.Flags().StringVar(&until, "until", "", "only output before a time or a duration ago")
 
 	wait := &cobra.Command{
 		Use:   "wait NAME...",

@@ -724,3 +724,27 @@ func TestPSFiltersAndFormat(t *testing.T) {
 	checkFailure(t, e.dock("ps", "--format", "{{.Nope"), 125, "--format")
 	e.ok("rm", "-f", "up", "three", "made")
 }
+
+// TestLogsUntil checks dock logs --until, with a time and with a duration
+// ago, as docker's.
+func TestLogsUntil(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "--name", "talk", runImage, "sh", "-c", "echo a; sleep 1.5; echo b")
+	r := e.ok("logs", "-t", "talk")
+	first, _, ok := strings.Cut(r.stdout, " ")
+	at, err := time.Parse(time.RFC3339Nano, first)
+	if !ok || err != nil {
+		t.Fatalf("logs -t: %q: %v", r.stdout, err)
+	}
+	if r := e.ok("logs", "--until", at.Add(500*time.Millisecond).Format(time.RFC3339Nano), "talk"); r.stdout != "a\n" {
+		t.Errorf("logs --until a's time and a half second: %q, want a", r.stdout)
+	}
+	if r := e.ok("logs", "--until", "1h", "talk"); r.stdout != "" {
+		t.Errorf("logs --until 1h: %q, want nothing", r.stdout)
+	}
+	if r := e.ok("logs", "--since", at.Add(500*time.Millisecond).Format(time.RFC3339Nano), "--until", "0s", "talk"); r.stdout != "b\n" {
+		t.Errorf("logs --since --until: %q, want b", r.stdout)
+	}
+	checkFailure(t, e.dock("logs", "--until", "soon", "talk"), 125, "--until")
+	e.ok("rm", "talk")
+}

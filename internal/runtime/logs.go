@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -277,23 +278,25 @@ type LogOptions struct {
 	Follow     bool      // keep returning new entries until the container stops
 	Tail       int       // only the last Tail entries already written; 0 for all
 	Since      time.Time // skip entries written before
+	Until      time.Time // end at the first entry written after; following ends then too
 	Timestamps bool      // Copy prefixes each line with its time
 }
 
 // LogReader returns a container's log entries in order.
 type LogReader struct {
-	mu       sync.Mutex // held by Next and Close
-	ctx      context.Context
-	cancel   context.CancelFunc
-	stateDir string
-	path     string
-	maxFiles int
-	opts     LogOptions
-	backlog  []LogEntry // entries read ahead (for Tail)
-	files    []*os.File // open, still to read, oldest first: files[0] is being read
-	rd       *bufio.Reader
-	partial  []byte
-	draining bool // the last file was rotated: read it to its end, then go on
+	mu          sync.Mutex // held by Next and Close
+	untilPassed bool       // an entry after Until was met
+	ctx         context.Context
+	cancel      context.CancelFunc
+	stateDir    string
+	path        string
+	maxFiles    int
+	opts        LogOptions
+	backlog     []LogEntry // entries read ahead (for Tail)
+	files       []*os.File // open, still to read, oldest first: files[0] is being read
+	rd          *bufio.Reader
+	partial     []byte
+	draining    bool // the last file was rotated: read it to its end, then go on
 }
 
 // Logs opens the log of the container in stateDir. It works from any
@@ -397,17 +400,34 @@ func (r *LogReader) seekTail(n int) error {
 	return nil // fewer lines than n in all
 }
 
-// Next returns the next entry, or io.EOF at the end of the log.
+// Next returns the next entry, or io.EOF at the end of the log, or at
+// Until.
 func (r *LogReader) Next() (LogEntry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.backlog) > 0 {
-		e := r.backlog[0]
-		r.backlog = r.backlog[1:]
-		return e, nil
+	if r.untilPassed {
+		return LogEntry{}, io.EOF
 	}
-	return r.next(r.opts.Follow)
+	var e LogEntry
+	var err error
+	if len(r.backlog) > 0 {
+		e = r.backlog[0]
+		r.backlog = r.backlog[1:]
+	} else {
+		e, err = r.next(r.opts.Follow)
+	}
+	switch {
+	case errors.Is(err, errUntil):
+		err = io.EOF
+	case err == nil && !r.opts.Until.IsZero() && e.Time.After(r.opts.Until):
+		r.untilPassed = true
+		return LogEntry{}, io.EOF
+	}
+	return e, err
 }
+
+// errUntil ends a follow at Until.
+var errUntil = errors.New("until")
 
 func (r *LogReader) next(follow bool) (LogEntry, error) {
 	for {
@@ -610,7 +630,16 @@ func (r *LogReader) ended() bool {
 }
 
 func (r *LogReader) pause() error {
-	t := time.NewTimer(25 * time.Millisecond)
+	wait := 25 * time.Millisecond
+	if until := r.opts.Until; !until.IsZero() {
+		// What is written by Until has been read: a follow ends there.
+		left := time.Until(until)
+		if left <= 0 {
+			return errUntil
+		}
+		wait = min(wait, left)
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-r.ctx.Done():

@@ -73,6 +73,10 @@ func TestLogOptions(t *testing.T) {
 		{"tail-more-than-all", LogOptions{Tail: 10}, "std:a\n std:b\n std:c\n std:d\n std:e\n"},
 		{"since", LogOptions{Since: t0.Add(3 * time.Second)}, "std:d\n std:e\n"},
 		{"follow-stopped", LogOptions{Follow: true}, "std:a\n std:b\n std:c\n std:d\n std:e\n"},
+		{"until", LogOptions{Until: t0.Add(1500 * time.Millisecond)}, "std:a\n std:b\n"},
+		{"since-until", LogOptions{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second)}, "std:b\n std:c\n std:d\n"},
+		{"tail-until", LogOptions{Tail: 3, Until: t0.Add(3 * time.Second)}, "std:c\n std:d\n"},
+		{"follow-until", LogOptions{Follow: true, Until: t0.Add(2 * time.Second)}, "std:a\n std:b\n std:c\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +99,21 @@ func TestLogOptions(t *testing.T) {
 			t.Fatalf("stdout %q stderr %q", out.String(), errs.String())
 		}
 	})
+}
+
+// TestLogFollowUntil follows the log of a running container until a time
+// to come: following ends then, though the container goes on.
+func TestLogFollowUntil(t *testing.T) {
+	dir, _ := writeTestLog(t, LogConfig{}, []string{"a\n"})
+	os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"status":"running"}`), 0o600)
+	start := time.Now()
+	got := readAll(t, dir, LogOptions{Follow: true, Until: start.Add(300 * time.Millisecond)})
+	if strings.Join(got, " ") != "std:a\n" {
+		t.Errorf("got %q, want a", got)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("following ended after %v, before its end", d)
+	}
 }
 
 func TestLogRotationAndLongLines(t *testing.T) {
