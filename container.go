@@ -810,8 +810,8 @@ type ContainerConfig struct {
 	Namespaces     []string
 	Resources      Resources
 	AutoRemove     bool
-	StopSignal     syscall.Signal // what Stop sends first
-	ExposedPorts   []string       // the image's EXPOSE, as "80/tcp"
+	StopSignal     syscall.Signal      // what Stop sends first
+	ExposedPorts   map[string]struct{} // the image's EXPOSE, as "80/tcp", as the image config has them
 	StopTimeout    time.Duration
 	TTY            bool // the command runs on a pseudo-terminal (WithTTY)
 	OpenStdin      bool // the container has a stdin to attach to (WithStdin)
@@ -826,7 +826,12 @@ func (c *Container) Config() ContainerConfig {
 		Capabilities: slices.Clone(s.Process.Caps), Privileged: s.Process.Privileged, ReadOnlyRootfs: s.ReadonlyRootfs,
 		Namespaces: slices.Clone(s.Namespaces.New), AutoRemove: c.rec.AutoRemove, StopTimeout: c.rec.StopTimeout,
 		TTY: s.Process.Terminal, OpenStdin: s.Process.OpenStdin, StopSignal: syscall.SIGTERM,
-		ExposedPorts: slices.Clone(c.rec.ExposedPorts),
+	}
+	for _, p := range c.rec.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		cfg.ExposedPorts[p] = struct{}{}
 	}
 	if s.StopSignal != 0 {
 		cfg.StopSignal = syscall.Signal(s.StopSignal)

@@ -811,7 +811,7 @@ func (c *cli) containerCmds() []*cobra.Command {
 				}
 				lo = append(lo, dock.Since(t))
 			}
-			if until != "" {
+			if until != "" && until != "0" { // 0 is no limit, as docker's
 				t, err := parseWhen(until)
 				if err != nil {
 					return fmt.Errorf("--until: %w", err)

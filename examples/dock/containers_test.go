@@ -745,6 +745,9 @@ func TestLogsUntil(t *testing.T) {
 	if r := e.ok("logs", "--since", at.Add(500*time.Millisecond).Format(time.RFC3339Nano), "--until", "0s", "talk"); r.stdout != "b\n" {
 		t.Errorf("logs --since --until: %q, want b", r.stdout)
 	}
+	if r := e.ok("logs", "--until", "0", "talk"); r.stdout != "a\nb\n" {
+		t.Errorf("logs --until 0: %q, want everything, as docker's", r.stdout)
+	}
 	checkFailure(t, e.dock("logs", "--until", "soon", "talk"), 125, "--until")
 	e.ok("rm", "talk")
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dockkit/dock"
@@ -17,6 +18,7 @@ type imageRow struct {
 	Repository, Tag, ID, Digest, CreatedSince, CreatedAt, Size, Unpacked string
 	labels                                                               map[string]string
 	dangling                                                             bool
+	names                                                                []string // what --filter reference matches
 }
 
 // imageHeaders are the headers of dock images's columns, by field.
@@ -26,11 +28,21 @@ var imageHeaders = []string{"{{.Repository}}", "REPOSITORY", "{{.Tag}}", "TAG", 
 
 func newImageRow(ctx context.Context, h *dock.Host, img *dock.Image, trunc bool) imageRow {
 	ref := img.Reference()
+	name := ref
+	name.Tag, name.Digest = "", ""
 	r := imageRow{
-		Repository: strings.TrimSuffix(ref.Familiar(), ":"+ref.Tag), Tag: ref.Tag, ID: img.ID.String(),
+		Repository: name.Familiar(), Tag: ref.Tag, ID: img.ID.String(),
 		Digest: img.Digest.String(), CreatedSince: ago(img.Created), Size: humanSize(img.Size), Unpacked: "-",
-		CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"),
+		CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		labels:    img.Config.Config.Labels, dangling: img.Name == "",
+	}
+	if !r.dangling {
+		// As docker's: the short and the full name, each with and
+		// without the tag.
+		r.names = []string{name.Familiar(), name.Name()}
+		if ref.Tag != "" {
+			r.names = append(r.names, name.Familiar()+":"+ref.Tag, name.Name()+":"+ref.Tag)
+		}
 	}
 	if trunc {
 		r.ID = img.ID.Encoded()[:12]
@@ -56,8 +68,12 @@ func imageMatcher(filters []string) (func(imageRow) bool, error) {
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("--filter %q: want KEY=VALUE: %w", kv, dock.ErrInvalidArgument)
-		case k == "dangling" && v != "true" && v != "false":
-			return nil, fmt.Errorf("--filter %q: dangling is true or false: %w", kv, dock.ErrInvalidArgument)
+		case k == "dangling":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("--filter %q: dangling is true or false: %w", kv, dock.ErrInvalidArgument)
+			}
+			v = strconv.FormatBool(b)
 		case k == "reference":
 			if _, err := path.Match(v, ""); err != nil {
 				return nil, fmt.Errorf("--filter %q: %w: %w", kv, err, dock.ErrInvalidArgument)
@@ -74,12 +90,10 @@ func imageMatcher(filters []string) (func(imageRow) bool, error) {
 		case "reference":
 			// As docker's: the pattern against the name, with or
 			// without the tag.
-			for _, name := range []string{r.Repository, r.Repository + ":" + r.Tag} {
-				if ok, _ := path.Match(v, name); ok && !r.dangling {
-					return true
-				}
-			}
-			return false
+			return slices.ContainsFunc(r.names, func(name string) bool {
+				ok, _ := path.Match(v, name)
+				return ok
+			})
 		case "label":
 			lk, lv, hasValue := strings.Cut(v, "=")
 			got, ok := r.labels[lk]

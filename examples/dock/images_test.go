@@ -762,6 +762,7 @@ func TestImagesFiltersAndFormat(t *testing.T) {
 	first := e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(2))
 	second := e.loadImage("example.com/cli/moving:1", imagetest.MultiLayer(3))
 	e.loadImage("example.com/cli/labelled:2", imagetest.Label("tier", "web"))
+	e.loadImage("cli-official:3", imagetest.Label("tier", "official"))
 	list := func(args ...string) string {
 		return strings.TrimSpace(e.ok(append(append([]string{"images"}, args...), "--format", "{{.Repository}}:{{.Tag}}")...).stdout)
 	}
@@ -771,10 +772,16 @@ func TestImagesFiltersAndFormat(t *testing.T) {
 	}{
 		{[]string{"--filter", "dangling=true"}, "<none>:<none>"},
 		{[]string{"--filter", "label=tier=web"}, "example.com/cli/labelled:2"},
-		{[]string{"--filter", "label=tier"}, "example.com/cli/labelled:2"},
+		{[]string{"--filter", "label=tier=official"}, "cli-official:3"},
 		{[]string{"--filter", "reference=example.com/cli/mov*"}, "example.com/cli/moving:1"},
 		{[]string{"--filter", "reference=*/*/*:2"}, "example.com/cli/labelled:2"},
 		{[]string{"--filter", "dangling=false", "--filter", "label=tier=db"}, ""},
+		{[]string{"--filter", "dangling=1"}, "<none>:<none>"},
+		// The full name too, with and without its tag, as docker's.
+		{[]string{"--filter", "reference=example.com/*/labelled:*"}, "example.com/cli/labelled:2"},
+		{[]string{"--filter", "reference=*:<none>"}, ""},
+		{[]string{"--filter", "reference=cli-official"}, "cli-official:3"},
+		{[]string{"--filter", "reference=docker.io/library/cli-official:*"}, "cli-official:3"},
 	} {
 		if got := list(tc.args...); got != tc.want {
 			t.Errorf("images %v: %q, want %q", tc.args, got, tc.want)

@@ -418,6 +418,9 @@ func (r *LogReader) Next() (LogEntry, error) {
 	}
 	switch {
 	case errors.Is(err, errUntil):
+		// Ended for good: a line written late, stamped before Until,
+		// is not given after the end.
+		r.untilPassed = true
 		err = io.EOF
 	case err == nil && !r.opts.Until.IsZero() && e.Time.After(r.opts.Until):
 		r.untilPassed = true
