@@ -48,11 +48,7 @@ func TestRecoverLostContainers(t *testing.T) {
 		t.Fatalf("the container died with its monitor (%v); this test wants it orphaned", err)
 	}
 
-	h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := reopen(t, h)
 	p, err := h2.Container(ctx, plain.Name)
 	if err != nil {
 		t.Fatal(err)
@@ -107,14 +103,7 @@ func TestRestartAfterBoot(t *testing.T) {
 			t.Fatalf("%s after Stop: %+v", c.Name, st)
 		}
 	}
-	open := func() *Host {
-		h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h2.Close() })
-		return h2
-	}
+	open := func() *Host { return reopen(t, h) }
 	// Another Open in the same boot starts nothing.
 	open()
 	if st := always.State(); st.Status != StatusExited {
@@ -122,9 +111,7 @@ func TestRestartAfterBoot(t *testing.T) {
 	}
 
 	// As if the host had booted since.
-	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fakeBoot(t, h)
 	open()
 	if st := always.State(); st.Status != StatusRunning {
 		t.Errorf("always after a boot: %+v, want running", st)
@@ -154,14 +141,8 @@ func TestRestartAfterBootJoined(t *testing.T) {
 		}
 	}
 	// As if the host had booted since.
-	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	fakeBoot(t, h)
+	reopen(t, h)
 	podNet, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pod.State().Pid))
 	if err != nil {
 		t.Fatalf("the joined container after a boot: %+v: %v", pod.State(), err)
@@ -175,6 +156,27 @@ func TestRestartAfterBootJoined(t *testing.T) {
 			t.Errorf("%s in %s after a boot, want %s", m.Name, net, podNet)
 		}
 	}
+}
+
+// fakeBoot makes h's root look as if the host had booted since it was
+// last opened.
+func fakeBoot(t *testing.T, h *Host) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reopen opens h's root again, as another program would, closed at the
+// test's end.
+func reopen(t *testing.T, h *Host) *Host {
+	t.Helper()
+	h2, err := Open(context.Background(), WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h2.Close() })
+	return h2
 }
 
 // killMonitor kills the monitor of c with SIGKILL.
@@ -293,15 +295,9 @@ func TestAutoRemoveAfterCrash(t *testing.T) {
 	}
 	// As if the host had booted since: a record not JSON is looked for
 	// only then.
-	if err := os.WriteFile(filepath.Join(h.Root(), bootIDFile), []byte("00000000-0000-0000-0000-000000000000\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fakeBoot(t, h)
 
-	h2, err := Open(ctx, WithRoot(h.Root()), func(c *openConfig) error { c.cgParent = h.cgParent; return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h2 := reopen(t, h)
 	for _, c := range []*Container{keep, current} {
 		if _, err := h2.Container(ctx, c.Name); err != nil {
 			t.Errorf("%s after Open: %v", c.Name, err)
