@@ -165,10 +165,18 @@ func (c *cli) imagesCmd() *cobra.Command {
 }
 
 func (c *cli) inspectCmd() *cobra.Command {
+	return c.inspectCommand("inspect [-f TEMPLATE] NAME|REF...", "Print what dock knows of containers, images or volumes, as JSON",
+		"print each object through a Go template, as docker inspect -f",
+		func(cmd *cobra.Command, h *dock.Host, name string) (any, error) { return c.inspectOne(cmd, h, name) })
+}
+
+// inspectCommand makes an inspect command: each name through one, printed
+// as JSON or through --format.
+func (c *cli) inspectCommand(use, short, formatHelp string, one func(*cobra.Command, *dock.Host, string) (any, error)) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "inspect [-f TEMPLATE] NAME|REF...",
-		Short: "Print what dock knows of containers, images or volumes, as JSON",
+		Use:   use,
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tmpl, err := inspectFormat(format)
@@ -179,10 +187,10 @@ func (c *cli) inspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printInspected(tmpl, args, func(a string) (any, error) { return c.inspectOne(cmd, h, a) })
+			return printInspected(tmpl, args, func(name string) (any, error) { return one(cmd, h, name) })
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "print each object through a Go template, as docker inspect -f")
+	cmd.Flags().StringVarP(&format, "format", "f", "", formatHelp)
 	return cmd
 }
 

@@ -183,29 +183,13 @@ func volumeInfo(v dock.VolumeInfo) volumeJSON {
 }
 
 func (c *cli) volumeInspectCmd() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [-f TEMPLATE] NAME...",
-		Short: "Print what dock knows of volumes, as JSON",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tmpl, err := inspectFormat(format)
+	return c.inspectCommand("inspect [-f TEMPLATE] NAME...", "Print what dock knows of volumes, as JSON",
+		"print each volume through a Go template, as docker volume inspect -f",
+		func(cmd *cobra.Command, h *dock.Host, name string) (any, error) {
+			v, err := h.Volume(cmd.Context(), name)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			h, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return printInspected(tmpl, args, func(name string) (any, error) {
-				v, err := h.Volume(cmd.Context(), name)
-				if err != nil {
-					return nil, err
-				}
-				return volumeInfo(v), nil
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "print each volume through a Go template, as docker volume inspect -f")
-	return cmd
+			return volumeInfo(v), nil
+		})
 }
