@@ -836,6 +836,13 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
+	// A process entering a user namespace takes its limits first: raising
+	// a hard one needs CAP_SYS_RESOURCE in the host's namespace.
+	if c.userns >= 0 {
+		if e := childRlimits(c, ce); e != 0 {
+			return e
+		}
+	}
 	// As the host's root, which may enter any namespace, also one the
 	// container's user namespace does not own (a joined one's); the user
 	// namespace last.
@@ -929,15 +936,11 @@ func childEnter(c *execChild, ce *childError) syscall.Errno {
 			return e
 		}
 	}
-	ce.Stage = stageRlimit
-	for i := 0; i < len(c.rlimits); i++ {
-		ce.Index = uint32(i)
-		if _, _, e := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, c.rlimits[i].resource,
-			uintptr(unsafe.Pointer(&c.rlimits[i].lim)), 0, 0, 0); e != 0 {
+	if c.userns < 0 {
+		if e := childRlimits(c, ce); e != 0 {
 			return e
 		}
 	}
-	ce.Index = 0
 	ce.Stage = stageWorkdir
 	if e := childMkdirs(c); e != 0 {
 		return e
@@ -1028,6 +1031,24 @@ func childOOMScore(c *execChild, ce *childError) syscall.Errno {
 	_, _, e = syscall.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.oomValue[0])), uintptr(len(c.oomValue)))
 	syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
 	return e
+}
+
+// childRlimits sets the process's resource limits.
+//
+//go:norace
+//go:nocheckptr
+//go:nosplit
+func childRlimits(c *execChild, ce *childError) syscall.Errno {
+	ce.Stage = stageRlimit
+	for i := 0; i < len(c.rlimits); i++ {
+		ce.Index = uint32(i)
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, c.rlimits[i].resource,
+			uintptr(unsafe.Pointer(&c.rlimits[i].lim)), 0, 0, 0); e != 0 {
+			return e
+		}
+	}
+	ce.Index = 0
+	return 0
 }
 
 // childSeccomp loads the seccomp filter.

@@ -456,6 +456,11 @@ func (m *monitor) start() error {
 			return abort(&StartError{ExitCode: 125, Msg: "rootfs: " + err.Error()})
 		}
 	}
+	if spec.hasNew("user") {
+		if err := raiseHardLimits(m.pid, spec.Process.Rlimits); err != nil {
+			return abort(&StartError{ExitCode: 125, Msg: err.Error()})
+		}
+	}
 	if err := sendConfig(parentSync, raw, filter); err != nil {
 		return abort(fmt.Errorf("init: %w", err))
 	}

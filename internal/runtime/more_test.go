@@ -8,11 +8,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/cgroups"
 )
@@ -135,6 +139,70 @@ func TestUserNamespace(t *testing.T) {
 	if !strings.Contains(stdout, "uid=0") || !strings.Contains(stdout, "0 100000 65536") {
 		t.Fatalf("output %q", stdout)
 	}
+}
+
+// TestUserNamespaceRlimits checks that a container in a user namespace,
+// and a process exec'd into it, may have a hard limit above the host's:
+// raising one needs CAP_SYS_RESOURCE in the host's namespace, which no
+// process in the container's has.
+func TestUserNamespaceRlimits(t *testing.T) {
+	checkLeaks(t)
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		t.Skip("no user namespaces")
+	}
+	if !hasCapability(t, unix.CAP_SYS_RESOURCE) {
+		t.Skip("raising a hard limit needs CAP_SYS_RESOURCE, which this process lacks")
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MSGQUEUE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max >= 1<<40 {
+		t.Skipf("the message queue limit is already %d", lim.Max)
+	}
+	want := lim.Max*2 + 4096
+	spec := testSpec(t, "sh", "-c", "grep 'Max msgqueue size' /proc/self/limits; exec sleep 100")
+	spec.Namespaces.New = append(spec.Namespaces.New, "user")
+	spec.Namespaces.UIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Namespaces.GIDMap = []IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Process.Rlimits = []Rlimit{{Type: "RLIMIT_MSGQUEUE", Soft: want - 1, Hard: want}}
+	re := regexp.MustCompile(fmt.Sprintf(`Max msgqueue size +%d +%d `, want-1, want))
+	var stdout syncBuffer
+	h, err := start(t, spec, &Stdio{Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Delete(true)
+	for deadline := time.Now().Add(10 * time.Second); !re.MatchString(stdout.String()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the init's limits: %q, want %s", stdout.String(), re)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p := spec.Process
+	p.Args = []string{"grep", "Max msgqueue size", "/proc/self/limits"}
+	p.Rlimits = []Rlimit{{Type: "RLIMIT_MSGQUEUE", Soft: want - 1, Hard: want}}
+	if out := execOutput(t, h, &p); !re.MatchString(out) {
+		t.Errorf("the exec'd process's limits: %q, want %s", out, re)
+	}
+}
+
+// hasCapability reports whether this process has capability c in effect.
+func hasCapability(t *testing.T, c int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapEff:\s*([0-9a-f]+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no CapEff in /proc/self/status")
+	}
+	eff, err := strconv.ParseUint(string(m[1]), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eff&(1<<c) != 0
 }
 
 // TestRestartAndLoadedWait starts a stopped container again and checks that

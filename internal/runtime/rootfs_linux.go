@@ -732,6 +732,30 @@ func setLimits(p *Process) error {
 	return nil
 }
 
+// raiseHardLimits raises the hard limits of the init pid to those of rls
+// above them. An init in its own user namespace cannot: that needs
+// CAP_SYS_RESOURCE in the host's. The init sets its limits as rls gives
+// them once it is set up; until then it only has more room.
+func raiseHardLimits(pid int, rls []Rlimit) error {
+	for _, rl := range rls {
+		r, ok := rlimits[strings.ToUpper(rl.Type)]
+		if !ok {
+			return fmt.Errorf("rlimit %q: unknown", rl.Type)
+		}
+		var cur unix.Rlimit
+		if err := unix.Prlimit(pid, r, nil, &cur); err != nil {
+			return fmt.Errorf("rlimit %s: %w", rl.Type, err)
+		}
+		if rl.Hard <= cur.Max {
+			continue
+		}
+		if err := unix.Prlimit(pid, r, &unix.Rlimit{Cur: cur.Cur, Max: rl.Hard}, nil); err != nil {
+			return fmt.Errorf("rlimit %s: %w", rl.Type, err)
+		}
+	}
+	return nil
+}
+
 // loopbackUp brings lo up in the new network namespace.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
