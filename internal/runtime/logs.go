@@ -318,13 +318,12 @@ func Logs(ctx context.Context, stateDir string, opts LogOptions) (*LogReader, er
 		return nil, err
 	}
 	if opts.Tail > 0 {
-		// Start at the last Tail lines, found from the end; with Since,
-		// the lines to count are only those since, which reading finds.
-		if opts.Since.IsZero() {
-			if err := r.seekTail(opts.Tail); err != nil {
-				r.Close()
-				return nil, err
-			}
+		// Start at the last Tail lines, found from the end. Since and
+		// Until filter those, as in Docker; entries are in time order, so
+		// they are also the last Tail entries since.
+		if err := r.seekTail(opts.Tail); err != nil {
+			r.Close()
+			return nil, err
 		}
 		// Read what is written so far, keep the last Tail entries, and
 		// go on from the newest file's end.

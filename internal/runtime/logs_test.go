@@ -76,6 +76,8 @@ func TestLogOptions(t *testing.T) {
 		{"until", LogOptions{Until: t0.Add(1500 * time.Millisecond)}, "std:a\n std:b\n"},
 		{"since-until", LogOptions{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second)}, "std:b\n std:c\n std:d\n"},
 		{"tail-until", LogOptions{Tail: 3, Until: t0.Add(3 * time.Second)}, "std:c\n std:d\n"},
+		{"tail-since", LogOptions{Tail: 2, Since: t0.Add(time.Second)}, "std:d\n std:e\n"},
+		{"tail-before-since", LogOptions{Tail: 4, Since: t0.Add(3 * time.Second)}, "std:d\n std:e\n"},
 		{"follow-until", LogOptions{Follow: true, Until: t0.Add(2 * time.Second)}, "std:a\n std:b\n std:c\n"},
 	}
 	for _, tc := range tests {
