@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,10 +57,13 @@ type containerRecord struct {
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	// AnonymousVolumes are the volumes Create made for the image's VOLUMEs:
 	// removed with an auto-remove container, or with WithVolumes.
-	AnonymousVolumes []string     `json:"anonymousVolumes,omitempty"`
-	Resources        *Resources   `json:"resources,omitempty"`
-	Spec             runtime.Spec `json:"spec"`
-	BootID           string       `json:"bootId,omitempty"` // the host's boot it was created in
+	AnonymousVolumes []string `json:"anonymousVolumes,omitempty"`
+	// GroupAdd are the groups WithGroupAdd added, which an exec'd
+	// process's user gets too.
+	GroupAdd  []string     `json:"groupAdd,omitempty"`
+	Resources *Resources   `json:"resources,omitempty"`
+	Spec      runtime.Spec `json:"spec"`
+	BootID    string       `json:"bootId,omitempty"` // the host's boot it was created in
 }
 
 // Status is where a container is in its life.
@@ -815,6 +819,14 @@ type ContainerConfig struct {
 	StopTimeout    time.Duration
 	TTY            bool // the command runs on a pseudo-terminal (WithTTY)
 	OpenStdin      bool // the container has a stdin to attach to (WithStdin)
+	// Seccomp is the profile its processes run under: "default"
+	// (Docker's), "custom" (WithSeccompProfile) or "unconfined".
+	Seccomp         string
+	NoNewPrivileges bool              // set-user-ID programs and file capabilities grant nothing
+	GroupAdd        []string          // WithGroupAdd's groups
+	OOMScoreAdj     int               // its init's oom_score_adj
+	ShmSize         int64             // the size of its /dev/shm, in bytes
+	Sysctls         map[string]string // WithSysctl's
 }
 
 // Config returns the container's configuration.
@@ -836,6 +848,24 @@ func (c *Container) Config() ContainerConfig {
 	if s.StopSignal != 0 {
 		cfg.StopSignal = syscall.Signal(s.StopSignal)
 	}
+	switch {
+	case !s.Process.Seccomp || s.Process.Privileged:
+		cfg.Seccomp = "unconfined"
+	case len(s.Process.SeccompProfile) > 0:
+		cfg.Seccomp = "custom"
+	default:
+		cfg.Seccomp = "default"
+	}
+	cfg.NoNewPrivileges = s.Process.NoNewPrivs
+	cfg.GroupAdd = slices.Clone(c.rec.GroupAdd)
+	if s.Process.OOMScoreAdj != nil {
+		cfg.OOMScoreAdj = *s.Process.OOMScoreAdj
+	}
+	cfg.ShmSize = s.ShmSize
+	if cfg.ShmSize == 0 {
+		cfg.ShmSize = 64 << 20
+	}
+	cfg.Sysctls = maps.Clone(s.Sysctls)
 	if c.rec.Resources != nil {
 		cfg.Resources = *c.rec.Resources
 	}

@@ -1,6 +1,7 @@
 package dock
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,15 @@ type createConfig struct {
 	run         runOpts // terminal, restart policy, health check: running.go
 	hostNS      []Namespace
 	join        map[Namespace]string // kind to the state directory of the container whose namespace is entered
+	// security options, Docker's --security-opt
+	seccompProfile []byte
+	noSeccomp      bool
+	newPrivileges  bool
+	unmaskedPaths  bool
+	groupAdd       []string
+	oomScoreAdj    *int
+	shmSize        int64
+	sysctls        map[string]string
 }
 
 // WithName names the container; names are unique on a host.
@@ -319,6 +329,102 @@ func WithPrivileged() CreateOption {
 	return func(c *createConfig) error { c.privileged = true; return nil }
 }
 
+// WithSeccompProfile filters the container's system calls through
+// profile, a seccomp profile in Docker's JSON format, in place of Docker's
+// default one, as docker's --security-opt seccomp=FILE does. Create
+// refuses a profile that does not compile; WithPrivileged turns seccomp
+// off whatever the profile.
+func WithSeccompProfile(profile []byte) CreateOption {
+	return func(c *createConfig) error {
+		if len(profile) == 0 {
+			return fmt.Errorf("WithSeccompProfile: empty profile: %w", ErrInvalidArgument)
+		}
+		c.seccompProfile, c.noSeccomp = slices.Clone(profile), false
+		return nil
+	}
+}
+
+// WithoutSeccomp runs the container with no seccomp filter, as docker's
+// --security-opt seccomp=unconfined does.
+func WithoutSeccomp() CreateOption {
+	return func(c *createConfig) error { c.noSeccomp, c.seccompProfile = true, nil; return nil }
+}
+
+// WithNewPrivileges lets the container's processes gain privileges
+// through set-user-ID programs and file capabilities. dock sets
+// no_new_privs unless given this; Docker sets it only when asked to
+// (--security-opt no-new-privileges).
+func WithNewPrivileges() CreateOption {
+	return func(c *createConfig) error { c.newPrivileges = true; return nil }
+}
+
+// WithUnmaskedPaths leaves /proc and /sys without Docker's masked and
+// read-only paths, as docker's --security-opt systempaths=unconfined
+// does.
+func WithUnmaskedPaths() CreateOption {
+	return func(c *createConfig) error { c.unmaskedPaths = true; return nil }
+}
+
+// WithGroupAdd adds supplementary groups to the container's user and to
+// the user of each process exec'd in it, as docker's --group-add: by name,
+// from the image's /etc/group, or by number.
+func WithGroupAdd(groups ...string) CreateOption {
+	return func(c *createConfig) error {
+		for _, g := range groups {
+			if g == "" || strings.ContainsAny(g, ":\n") {
+				return fmt.Errorf("WithGroupAdd(%q): %w", g, ErrInvalidArgument)
+			}
+		}
+		c.groupAdd = append(c.groupAdd, groups...)
+		return nil
+	}
+}
+
+// WithOOMScoreAdj sets the container's oom_score_adj, from -1000 to 1000,
+// as docker's --oom-score-adj: the kernel's OOM killer picks a process
+// the sooner the higher it is.
+func WithOOMScoreAdj(adj int) CreateOption {
+	return func(c *createConfig) error {
+		if adj < -1000 || adj > 1000 {
+			return fmt.Errorf("WithOOMScoreAdj(%d): want -1000 to 1000: %w", adj, ErrInvalidArgument)
+		}
+		c.oomScoreAdj = &adj
+		return nil
+	}
+}
+
+// WithShmSize sets the size of the container's /dev/shm, 64 MiB unless
+// given, as docker's --shm-size.
+func WithShmSize(bytes int64) CreateOption {
+	return func(c *createConfig) error {
+		if bytes <= 0 {
+			return fmt.Errorf("WithShmSize(%d): want a size above 0: %w", bytes, ErrInvalidArgument)
+		}
+		c.shmSize = bytes
+		return nil
+	}
+}
+
+// WithSysctl sets a kernel parameter of the container's own namespaces,
+// as docker's --sysctl: the network namespace's net.*, the IPC namespace's
+// kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall,
+// kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced and fs.mqueue.*,
+// and the UTS namespace's kernel.domainname. Create refuses any other, and
+// one whose namespace the container shares with the host or another
+// container.
+func WithSysctl(name, value string) CreateOption {
+	return func(c *createConfig) error {
+		if _, ok := runtime.ValidSysctl(name); !ok {
+			return fmt.Errorf("WithSysctl(%q): not a sysctl of a container's own namespaces: %w", name, ErrInvalidArgument)
+		}
+		if c.sysctls == nil {
+			c.sysctls = map[string]string{}
+		}
+		c.sysctls[name] = value
+		return nil
+	}
+}
+
 // WithNetwork picks the container's network: "none" (its own namespace with
 // loopback only, the default until bridge networking exists) or "host".
 func WithNetwork(mode string) CreateOption {
@@ -562,7 +668,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	if c.user != "" {
 		u = c.user
 	}
-	eu, err := h.resolveUser(mounts, u)
+	eu, err := h.resolveUser(mounts, u, c.groupAdd)
 	if err != nil {
 		return nil, err
 	}
@@ -577,10 +683,18 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	if err := securityDefaults(c, &spec); err != nil {
 		return nil, err
 	}
+	spec.Process.OOMScoreAdj = c.oomScoreAdj
+	spec.ShmSize = c.shmSize
 
 	for _, n := range nss.New {
 		spec.Namespaces.New = append(spec.Namespaces.New, string(n))
 	}
+	for name := range c.sysctls {
+		if ns, _ := runtime.ValidSysctl(name); !slices.Contains(nss.New, Namespace(ns)) {
+			return nil, fmt.Errorf("sysctl %s: the container shares its %s namespace: %w", name, ns, ErrInvalidArgument)
+		}
+	}
+	spec.Sysctls = maps.Clone(c.sysctls)
 	if len(nss.Join) > 0 {
 		spec.Namespaces.Join = map[string]string{}
 		for k, v := range nss.Join {
@@ -704,7 +818,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	rec := containerRecord{
 		ID: id, Name: name, Image: img.Name, ImageID: img.Digest, Created: time.Now().UTC(),
 		Labels: ctrLabels, SnapshotKey: key, StopTimeout: c.stopTimeout, AutoRemove: c.autoRemove,
-		Resources: &c.res, Spec: spec, BootID: bootID(), AnonymousVolumes: c.anonymous,
+		Resources: &c.res, Spec: spec, BootID: bootID(), AnonymousVolumes: c.anonymous, GroupAdd: slices.Clone(c.groupAdd),
 		ExposedPorts: exposedPorts(cfg.ExposedPorts),
 	}
 	b, err := json.MarshalIndent(rec, "", "\t")
@@ -749,22 +863,42 @@ func hasEnv(env []string, key string) bool {
 
 // resolveUser finds the user spec u in the image's /etc/passwd and
 // /etc/group, as docker does: numeric ids need no entry.
-func (h *Host) resolveUser(mounts []Mount, u string) (*user.ExecUser, error) {
+func (h *Host) resolveUser(mounts []Mount, u string, groupAdd []string) (*user.ExecUser, error) {
 	defaults := &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}
 	passwd, _ := openImageFile(mounts, "etc/passwd")
-	group, _ := openImageFile(mounts, "etc/group")
 	defer closeIf(passwd)
-	defer closeIf(group)
-	var pr, gr io.Reader
+	var pr io.Reader
 	if passwd != nil {
 		pr = io.LimitReader(passwd, 16<<20)
 	}
-	if group != nil {
-		gr = io.LimitReader(group, 16<<20)
+	// Read once, for the user's groups and the added ones.
+	var groups []byte
+	if f, _ := openImageFile(mounts, "etc/group"); f != nil {
+		groups, _ = io.ReadAll(io.LimitReader(f, 16<<20))
+		f.Close()
+	}
+	var gr io.Reader
+	if groups != nil {
+		gr = bytes.NewReader(groups)
 	}
 	eu, err := user.GetExecUser(u, defaults, pr, gr)
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %v: %w", u, err, ErrInvalidArgument)
+	}
+	if len(groupAdd) > 0 {
+		gr = nil
+		if groups != nil {
+			gr = bytes.NewReader(groups)
+		}
+		added, err := user.GetAdditionalGroups(groupAdd, gr)
+		if err != nil {
+			return nil, fmt.Errorf("group-add %q: %v: %w", groupAdd, err, ErrInvalidArgument)
+		}
+		for _, g := range added {
+			if !slices.Contains(eu.Sgids, g) {
+				eu.Sgids = append(eu.Sgids, g)
+			}
+		}
 	}
 	return eu, nil
 }

@@ -2,6 +2,7 @@ package dock
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,7 +16,8 @@ import (
 )
 
 // securityDefaults applies Docker's defaults, or --privileged, to spec:
-// capabilities, seccomp, no_new_privs, masked and read-only paths.
+// capabilities, seccomp, no_new_privs, masked and read-only paths, each
+// as the caller's options change it.
 func securityDefaults(c *createConfig, spec *runtime.Spec) error {
 	if c.privileged {
 		// Every capability this process could grant: a host that is itself
@@ -29,10 +31,21 @@ func securityDefaults(c *createConfig, spec *runtime.Spec) error {
 	if err != nil {
 		return err
 	}
-	spec.Process.Seccomp = true
-	spec.Process.NoNewPrivs = true
-	spec.MaskedPaths = runtime.DefaultMaskedPaths
-	spec.ReadonlyPaths = runtime.DefaultReadonlyPaths
+	if !c.noSeccomp {
+		spec.Process.Seccomp = true
+		spec.Process.SeccompProfile = c.seccompProfile
+	}
+	if len(c.seccompProfile) > 0 {
+		// Refused now rather than at each start.
+		if _, err := runtime.CompileSeccomp(c.seccompProfile, spec.Process.Caps); err != nil {
+			return fmt.Errorf("WithSeccompProfile: %w", err)
+		}
+	}
+	spec.Process.NoNewPrivs = !c.newPrivileges
+	if !c.unmaskedPaths {
+		spec.MaskedPaths = runtime.DefaultMaskedPaths
+		spec.ReadonlyPaths = runtime.DefaultReadonlyPaths
+	}
 	return nil
 }
 

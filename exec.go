@@ -155,7 +155,7 @@ func (c *Container) Exec(ctx context.Context, args []string, opts ...ExecOption)
 		for _, m := range c.rec.Spec.Rootfs {
 			mounts = append(mounts, Mount{Type: m.Type, Source: m.Source, Options: m.Options})
 		}
-		eu, err := c.h.resolveUser(mounts, ec.user)
+		eu, err := c.h.resolveUser(mounts, ec.user, c.rec.GroupAdd)
 		if err != nil {
 			return nil, fmt.Errorf("exec %s: %w", c.Name, err)
 		}

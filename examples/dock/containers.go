@@ -59,6 +59,10 @@ type runFlags struct {
 	stopSignal, stopTimeout   string
 	logOpts                   []string
 	ulimits                   []string
+	securityOpts, groupAdd    []string
+	sysctls                   []string
+	oomScoreAdj               int
+	shmSize                   string
 }
 
 func (f *runFlags) register(cmd *cobra.Command, run bool) {
@@ -105,6 +109,11 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.stopTimeout, "stop-timeout", "", "seconds stop waits before it kills (default 10)")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log option: max-size=SIZE or max-file=N")
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], as nofile=1024:2048; -1 for none")
+	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges[=true|false], systempaths=unconfined")
+	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "add a supplementary group, by name or number")
+	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter NAME=VALUE, as net.ipv4.ip_unprivileged_port_start=0")
+	fl.IntVar(&f.oomScoreAdj, "oom-score-adj", 0, "the container's OOM score adjustment, -1000 to 1000")
+	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm: bytes or 64m, 1g (default 64m)")
 	f.keep.register(fl)
 }
 
@@ -385,6 +394,31 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 			return nil, fmt.Errorf("--ulimit %q: the soft limit is above the hard one: %w", u, dock.ErrInvalidArgument)
 		}
 		opts = append(opts, dock.WithUlimit(name, s, h))
+	}
+	sec, err := securityOptions(f.securityOpts)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
+	if len(f.groupAdd) > 0 {
+		opts = append(opts, dock.WithGroupAdd(f.groupAdd...))
+	}
+	for _, kv := range f.sysctls {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--sysctl %q: want NAME=VALUE: %w", kv, dock.ErrInvalidArgument)
+		}
+		opts = append(opts, dock.WithSysctl(k, v))
+	}
+	if f.oomScoreAdj != 0 {
+		opts = append(opts, dock.WithOOMScoreAdj(f.oomScoreAdj))
+	}
+	if f.shmSize != "" {
+		n, err := parseBytes(f.shmSize)
+		if err != nil {
+			return nil, fmt.Errorf("--shm-size: %w", err)
+		}
+		opts = append(opts, dock.WithShmSize(n))
 	}
 	if len(f.logOpts) > 0 {
 		o, err := logRotation(f.logOpts)
@@ -1115,4 +1149,47 @@ func containerInfo(ctr *dock.Container) any {
 		Health     *dock.Health `json:",omitempty"`
 	}{string(st.Status), st.Status == dock.StatusRunning || st.Status == dock.StatusPaused, st.Status == dock.StatusPaused,
 		st.Restarting, st.Pid, st.ExitCode, st.OOMKilled, st.Error, st.StartedAt, st.FinishedAt, st.Health}, raw}
+}
+
+// securityOptions reads docker's --security-opt values. Those naming a
+// Linux security module dock does not apply (AppArmor, SELinux) are
+// accepted only where they ask for none.
+func securityOptions(vals []string) ([]dock.CreateOption, error) {
+	var opts []dock.CreateOption
+	for _, v := range vals {
+		// docker accepts "key:value" from its older releases as well.
+		key, val, ok := strings.Cut(v, "=")
+		if !ok {
+			key, val, ok = strings.Cut(v, ":")
+		}
+		switch {
+		case key == "no-new-privileges":
+			on := true
+			if ok {
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					return nil, fmt.Errorf("--security-opt %q: want true or false: %w", v, dock.ErrInvalidArgument)
+				}
+				on = b
+			}
+			if !on {
+				opts = append(opts, dock.WithNewPrivileges())
+			}
+		case key == "seccomp" && val == "unconfined":
+			opts = append(opts, dock.WithoutSeccomp())
+		case key == "seccomp" && ok && val != "":
+			b, err := os.ReadFile(val)
+			if err != nil {
+				return nil, fmt.Errorf("--security-opt %q: %w", v, err)
+			}
+			opts = append(opts, dock.WithSeccompProfile(b))
+		case key == "systempaths" && val == "unconfined":
+			opts = append(opts, dock.WithUnmaskedPaths())
+		case key == "apparmor" && val == "unconfined", key == "label" && val == "disable":
+			// Neither is applied by dock.
+		default:
+			return nil, fmt.Errorf("--security-opt %q: want seccomp=unconfined|FILE, no-new-privileges[=BOOL], systempaths=unconfined: %w", v, dock.ErrInvalidArgument)
+		}
+	}
+	return opts, nil
 }

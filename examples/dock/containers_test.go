@@ -641,6 +641,30 @@ func TestRunMoreFlags(t *testing.T) {
 		}
 	}
 	checkFailure(t, e.dock("run", "--rm", "--pid", "container:nosuch", runImage, "true"), 125, "nosuch")
+
+	// --security-opt, --group-add, --sysctl, --oom-score-adj, --shm-size.
+	profile := filepath.Join(t.TempDir(), "seccomp.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.ok("run", "--rm", "--security-opt", "seccomp="+profile, "--security-opt", "no-new-privileges=false",
+		"--security-opt", "systempaths=unconfined", "--group-add", "user", "--sysctl", "kernel.shmmni=77",
+		"--oom-score-adj", "5", "--shm-size", "2m", runImage, "sh", "-c",
+		"grep -E '^(NoNewPrivs|Groups):' /proc/self/status | tr -d '\\t'; grep -c ' /proc/kcore ' /proc/self/mountinfo; "+
+			"cat /proc/sys/kernel/shmmni /proc/self/oom_score_adj; grep -o 'size=[0-9]*k' /proc/self/mounts | sort -u | grep 2048; mkdir /x || true")
+	if want := "Groups:1000 \nNoNewPrivs:0\n0\n77\n5\nsize=2048k\n"; r.stdout != want || !strings.Contains(r.stderr, "Operation not permitted") {
+		t.Errorf("security and process flags: stdout %q, stderr %q; want %q and mkdir denied", r.stdout, r.stderr, want)
+	}
+	if r := e.ok("run", "--rm", "--security-opt", "seccomp=unconfined", runImage, "grep", "^Seccomp:", "/proc/self/status"); r.stdout != "Seccomp:\t0\n" {
+		t.Errorf("--security-opt seccomp=unconfined: %q", r.stdout)
+	}
+	for _, bad := range [][]string{
+		{"--security-opt", "apparmor=docker-default"}, {"--security-opt", "seccomp=/nonexistent.json"},
+		{"--security-opt", "no-new-privileges=maybe"}, {"--sysctl", "kernel.panic=1"}, {"--sysctl", "net.ipv4.ip_forward"},
+		{"--oom-score-adj", "2000"}, {"--shm-size", "lots"}, {"--group-add", "nosuchgroup"},
+	} {
+		checkFailure(t, e.dock(append(append([]string{"run", "--rm"}, bad...), runImage, "true")...), 125, strings.Split(bad[1], "=")[0])
+	}
 	checkFailure(t, e.dock("run", "--rm", "--ulimit", "files=1", runImage, "true"), 125, "files")
 	// max-file alone does nothing, as in docker; -1 waits for good.
 	e.ok("run", "--rm", "--log-opt", "max-file=2", "--stop-timeout", "-1", runImage, "true")

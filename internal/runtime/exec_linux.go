@@ -56,7 +56,7 @@ func (h *Handle) Exec(ctx context.Context, proc *Process, stdio *Stdio) (*ExecPr
 		if err != nil {
 			return nil, err
 		}
-		if req.Filter, err = filterFile(exe, proc.Caps); err != nil {
+		if req.Filter, err = filterFile(exe, proc); err != nil {
 			return nil, err
 		}
 	}

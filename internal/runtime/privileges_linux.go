@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/caps"
+	"github.com/dockkit/dock/internal/errdefs"
 	"github.com/dockkit/dock/internal/seccomp"
 )
 
@@ -95,23 +97,26 @@ func setUser(u User) error {
 	return nil
 }
 
-// filterFile returns Docker's default profile compiled for caps, as a file
-// beside the sealed binary that Start passes to the monitor. Compiling costs
-// milliseconds, so each capability set is compiled once per binary and
-// kernel, not once per container.
-func filterFile(exe string, caps []string) (string, error) {
-	key := slices.Clone(caps)
+// filterFile returns the process's seccomp profile (Docker's default one
+// unless p gives its own) compiled for its capabilities, as a file beside
+// the sealed binary that Start passes to the monitor. Compiling costs
+// milliseconds, so each profile and capability set is compiled once per
+// binary and kernel, not once per container.
+func filterFile(exe string, p *Process) (string, error) {
+	key := slices.Clone(p.Caps)
 	slices.Sort(key)
 	var uts unix.Utsname
 	unix.Uname(&uts)
-	sum := sha256.Sum256([]byte(path.Base(exe) + "\x00" + unix.ByteSliceToString(uts.Release[:]) + "\x00" + strings.Join(key, ",")))
-	path := path.Join(path.Dir(exe), "seccomp-"+hex.EncodeToString(sum[:12])+".bpf")
+	h := sha256.New()
+	h.Write([]byte(path.Base(exe) + "\x00" + unix.ByteSliceToString(uts.Release[:]) + "\x00" + strings.Join(key, ",") + "\x00"))
+	h.Write(p.SeccompProfile)
+	path := path.Join(path.Dir(exe), "seccomp-"+hex.EncodeToString(h.Sum(nil)[:12])+".bpf")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	prog, err := seccomp.Compile(seccomp.DefaultProfile(), caps, "")
+	prog, err := CompileSeccomp(p.SeccompProfile, p.Caps)
 	if err != nil {
-		return "", fmt.Errorf("seccomp: %w", err)
+		return "", err
 	}
 	buf := make([]byte, 0, 8*len(prog))
 	for _, ins := range prog {
@@ -123,6 +128,20 @@ func filterFile(exe string, caps []string) (string, error) {
 		return "", fmt.Errorf("seccomp: %w", err)
 	}
 	return path, nil
+}
+
+// CompileSeccomp compiles profile, a seccomp profile in Docker's JSON
+// format, or Docker's default one when it is empty, for a process holding
+// caps. Its error names what in the profile is wrong.
+func CompileSeccomp(profile []byte, caps []string) ([]unix.SockFilter, error) {
+	p := seccomp.DefaultProfile()
+	if len(profile) > 0 {
+		p = new(seccomp.Profile)
+		if err := json.Unmarshal(profile, p); err != nil {
+			return nil, fmt.Errorf("seccomp: profile: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	return seccomp.Compile(p, caps, "")
 }
 
 func decodeFilter(b []byte) ([]unix.SockFilter, error) {

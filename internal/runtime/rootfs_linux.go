@@ -3,8 +3,10 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -454,6 +456,10 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 		}
 	}
 
+	// Before /proc/sys is made read-only.
+	if err := writeSysctls(spec.Sysctls); err != nil {
+		return err
+	}
 	if !spec.Process.Privileged {
 		for _, p := range spec.MaskedPaths {
 			if rs.onThread && inProc(p) {
@@ -631,7 +637,11 @@ func setupDev(spec *Spec, hostDevs, console []hostMount) error {
 	if err := mountAt("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts); err != nil {
 		return err
 	}
-	if err := mountAt("shm", "/dev/shm", "tmpfs", nsn, "mode=1777,size=65536k"); err != nil {
+	shm := "mode=1777,size=65536k"
+	if spec.ShmSize > 0 {
+		shm = "mode=1777,size=" + strconv.FormatInt(spec.ShmSize, 10)
+	}
+	if err := mountAt("shm", "/dev/shm", "tmpfs", nsn, shm); err != nil {
 		return err
 	}
 	if err := mountAt("mqueue", "/dev/mqueue", "mqueue", nsn, ""); err != nil {
@@ -751,6 +761,18 @@ func raiseHardLimits(pid int, rls []Rlimit) error {
 		}
 		if err := unix.Prlimit(pid, r, &unix.Rlimit{Cur: cur.Cur, Max: rl.Hard}, nil); err != nil {
 			return fmt.Errorf("rlimit %s: %w", rl.Type, err)
+		}
+	}
+	return nil
+}
+
+// writeSysctls writes each of sysctls to its file under /proc/sys, in
+// the order of their names.
+func writeSysctls(sysctls map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(sysctls)) {
+		p := "/proc/sys/" + sysctlPath(k)
+		if err := os.WriteFile(p, []byte(sysctls[k]), 0); err != nil {
+			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
 	return nil

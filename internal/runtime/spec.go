@@ -45,6 +45,8 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -76,6 +78,12 @@ type Spec struct {
 	// lists are DefaultMaskedPaths and DefaultReadonlyPaths.
 	MaskedPaths   []string
 	ReadonlyPaths []string
+	// Sysctls are written under /proc/sys in the container's namespaces,
+	// "net.ipv4.ip_forward" to /proc/sys/net/ipv4/ip_forward; the caller
+	// allows only those the namespaces hold (ValidSysctl).
+	Sysctls map[string]string `json:",omitempty"`
+	// ShmSize is the size of /dev/shm in bytes; 64 MiB when zero.
+	ShmSize int64 `json:",omitempty"`
 
 	// Cgroup is the control group the container runs in, made by the
 	// caller before Start (internal/cgroups.Make); nil runs it in the
@@ -178,11 +186,13 @@ type Process struct {
 	// from the defaults and the caller's add and drop lists.
 	Caps       []string
 	NoNewPrivs bool
-	// Seccomp applies Docker's default seccomp profile. Privileged turns
+	// Seccomp applies a seccomp profile: SeccompProfile, a profile in
+	// Docker's JSON format, or else Docker's default one. Privileged turns
 	// off seccomp, masked and read-only paths.
-	Seccomp     bool
-	Privileged  bool
-	OOMScoreAdj *int
+	Seccomp        bool
+	SeccompProfile []byte `json:",omitempty"`
+	Privileged     bool
+	OOMScoreAdj    *int
 }
 
 // ConsoleSize is a terminal's window size in characters.
@@ -376,3 +386,40 @@ func readSpec(stateDir string) (*Spec, error) {
 	}
 	return &s, nil
 }
+
+// sysctlPath is the file of sysctl name under /proc/sys: dots separate
+// its parts, unless it is spelled with slashes, which leave dots in a
+// part (an interface's name) alone.
+func sysctlPath(name string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	return strings.ReplaceAll(name, ".", "/")
+}
+
+// ValidSysctl reports whether name is a sysctl a container's own
+// namespaces hold, as Docker allows them: the network namespace's net.*,
+// the IPC namespace's System V IPC and POSIX message queue settings, and
+// the UTS namespace's domain name. It returns the namespace ("net", "ipc"
+// or "uts") that must be the container's own.
+func ValidSysctl(name string) (ns string, ok bool) {
+	p := sysctlPath(name)
+	if slices.Contains(strings.Split(p, "/"), "..") || strings.HasPrefix(p, "/") || strings.Contains(p, "//") {
+		return "", false
+	}
+	switch {
+	case strings.HasPrefix(p, "net/"):
+		return "net", true
+	case strings.HasPrefix(p, "fs/mqueue/"):
+		return "ipc", true
+	case slices.Contains(ipcSysctls, p):
+		return "ipc", true
+	case p == "kernel/domainname":
+		return "uts", true
+	}
+	return "", false
+}
+
+// ipcSysctls are the IPC namespace's settings under kernel/.
+var ipcSysctls = []string{"kernel/msgmax", "kernel/msgmnb", "kernel/msgmni", "kernel/sem",
+	"kernel/shmall", "kernel/shmmax", "kernel/shmmni", "kernel/shm_rmid_forced"}

@@ -206,7 +206,7 @@ func startMonitor(ctx context.Context, spec *Spec, stdio *Stdio, sb *Standby) (*
 	}
 	filter := "-"
 	if spec.Process.Seccomp && !spec.Process.Privileged {
-		if filter, err = filterFile(exe, spec.Process.Caps); err != nil {
+		if filter, err = filterFile(exe, &spec.Process); err != nil {
 			return nil, fmt.Errorf("container %s: %w", spec.ID, err)
 		}
 	}

@@ -32,9 +32,11 @@ import (
 // /proc or on the way to /sys/fs/cgroup, which the init's own would cover
 // or be covered by, unlike the order setupRootfs keeps in an init of its
 // own; nor with masks or read-only paths in /sys/fs/cgroup, which the
-// init's cgroup2 would cover. The binary executed again handles the rest.
+// init's cgroup2 would cover; nor with sysctls, written through the
+// init's own proc before its /proc/sys is made read-only. The binary
+// executed again handles the rest.
 func initOnThread(spec *Spec) bool {
-	if spec.hasNew("user") || idmapRootfs(spec) || !nofile.Known {
+	if spec.hasNew("user") || idmapRootfs(spec) || !nofile.Known || len(spec.Sysctls) > 0 {
 		return false
 	}
 	for _, m := range spec.Mounts {

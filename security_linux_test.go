@@ -1,0 +1,143 @@
+package dock
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// statusField returns a field of /proc/self/status as the container's
+// command sees it.
+func statusField(t *testing.T, out, name string) string {
+	t.Helper()
+	for l := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in %q", name, out)
+	return ""
+}
+
+// TestSecurityOptions checks docker's --security-opt as options: seccomp
+// off, a profile of the caller's, no_new_privs off, and /proc unmasked,
+// each observed from inside the container against the defaults.
+func TestSecurityOptions(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	// Denies mkdir and nothing else.
+	profile := []byte(`{"defaultAction": "SCMP_ACT_ALLOW",
+		"syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}`)
+	probe := []string{"sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; " +
+		"echo masked=$(grep -c ' /proc/timer_list ' /proc/self/mountinfo); " +
+		"mkdir /tmp/d 2>/dev/null && echo mkdir=ok || echo mkdir=denied"}
+	tests := []struct {
+		name                  string
+		opts                  []CreateOption
+		seccomp, nnp, masked  string
+		mkdir, configSeccomp  string
+		configNoNewPrivileges bool
+	}{
+		{"defaults", nil, "2", "1", "1", "ok", "default", true},
+		{"seccomp unconfined", []CreateOption{WithoutSeccomp()}, "0", "1", "1", "ok", "unconfined", true},
+		{"seccomp profile", []CreateOption{WithSeccompProfile(profile)}, "2", "1", "1", "denied", "custom", true},
+		{"new privileges", []CreateOption{WithNewPrivileges()}, "2", "0", "1", "ok", "default", false},
+		{"system paths unconfined", []CreateOption{WithUnmaskedPaths()}, "2", "1", "0", "ok", "default", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, stdout, stderr := runContainer(t, h, img, append(tt.opts, WithCmd(probe...))...)
+			if st := wait(t, c); st.ExitCode != 0 {
+				t.Fatalf("exit %d: %s", st.ExitCode, stderr)
+			}
+			out := stdout.String()
+			if got := statusField(t, out, "Seccomp"); got != tt.seccomp {
+				t.Errorf("Seccomp %s, want %s", got, tt.seccomp)
+			}
+			if got := statusField(t, out, "NoNewPrivs"); got != tt.nnp {
+				t.Errorf("NoNewPrivs %s, want %s", got, tt.nnp)
+			}
+			if !strings.Contains(out, "masked="+tt.masked+"\n") || !strings.Contains(out, "mkdir="+tt.mkdir+"\n") {
+				t.Errorf("output %q, want masked=%s and mkdir=%s", out, tt.masked, tt.mkdir)
+			}
+			if cfg := c.Config(); cfg.Seccomp != tt.configSeccomp || cfg.NoNewPrivileges != tt.configNoNewPrivileges {
+				t.Errorf("config: seccomp %q, no new privileges %v", cfg.Seccomp, cfg.NoNewPrivileges)
+			}
+		})
+	}
+	// An exec'd process runs under the container's profile too.
+	c, _, _ := runContainer(t, h, img, WithSeccompProfile(profile), WithCmd("sleep", "100"))
+	if out, code := execOut(t, c, []string{"sh", "-c", "mkdir /tmp/e 2>/dev/null || echo denied"}); code != 0 || out != "denied\n" {
+		t.Errorf("exec'd mkdir: %q (exit %d), want it denied", out, code)
+	}
+	for _, bad := range [][]byte{[]byte(`{"defaultAction": `), []byte(`{"defaultAction": "SCMP_ACT_NONSENSE"}`), []byte(`{"syscalls": []}`)} {
+		if _, err := h.Create(ctx, img, WithSeccompProfile(bad)); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "seccomp") {
+			t.Errorf("Create with the profile %s: %v, want ErrInvalidArgument naming seccomp", bad, err)
+		}
+	}
+}
+
+// TestProcessOptions checks --group-add, --oom-score-adj, --shm-size and
+// --sysctl as options, from inside the container, and that Create refuses
+// what docker refuses.
+func TestProcessOptions(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	c, err := h.Create(ctx, img,
+		WithGroupAdd("user", "4321"), WithOOMScoreAdj(321), WithShmSize(3<<20),
+		WithSysctl("net.ipv4.ip_unprivileged_port_start", "99"), WithSysctl("kernel.shmmni", "1234"),
+		WithSysctl("kernel.domainname", "example.org"),
+		WithCmd("sh", "-c", "grep '^Groups:' /proc/self/status; echo oom=$(cat /proc/1/oom_score_adj); "+
+			"grep ' /dev/shm ' /proc/self/mounts; echo port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start) "+
+			"shmmni=$(cat /proc/sys/kernel/shmmni) domain=$(cat /proc/sys/kernel/domainname); "+
+			"echo 1 2>/dev/null > /proc/sys/kernel/shmmni && echo ro=no || echo ro=yes; exec sleep 100"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove(ctx, true)
+	var stdout syncBuffer
+	if err := c.Start(ctx, WithOutput(&stdout, &stdout)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(stdout.String(), "ro=") }, "the probe's output")
+	out := stdout.String()
+	if got := statusField(t, out, "Groups"); got != "1000 4321" {
+		t.Errorf("groups %q, want 1000 4321", got)
+	}
+	for _, want := range []string{"oom=321\n", "size=3072k", "port=99 shmmni=1234 domain=example.org\n", "ro=yes\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+	// A user given to exec gets the added groups too, as in docker.
+	if out, code := execOut(t, c, []string{"sh", "-c", "id -u; grep '^Groups:' /proc/self/status"}, WithExecUser("nobody")); code != 0 || !strings.HasPrefix(out, "65534\n") || statusField(t, out, "Groups") != "1000 4321" {
+		t.Errorf("exec'd as nobody: %q (exit %d), want uid 65534 in groups 1000 4321", out, code)
+	}
+	cfg := c.Config()
+	if cfg.OOMScoreAdj != 321 || cfg.ShmSize != 3<<20 || len(cfg.GroupAdd) != 2 || cfg.Sysctls["kernel.shmmni"] != "1234" {
+		t.Errorf("config %+v", cfg)
+	}
+
+	for _, tc := range []struct {
+		name string
+		opts []CreateOption
+	}{
+		{"group not in the image", []CreateOption{WithGroupAdd("wheel")}},
+		{"oom score out of range", []CreateOption{WithOOMScoreAdj(1001)}},
+		{"no shm", []CreateOption{WithShmSize(0)}},
+		{"host-wide sysctl", []CreateOption{WithSysctl("kernel.panic", "1")}},
+		{"sysctl out of its tree", []CreateOption{WithSysctl("net/../kernel/panic", "1")}},
+		{"net sysctl on the host's network", []CreateOption{WithNetwork("host"), WithSysctl("net.ipv4.ip_forward", "1")}},
+		{"ipc sysctl in the host's ipc namespace", []CreateOption{WithHostNamespace(IPCNamespace), WithSysctl("kernel.shmmax", "1")}},
+	} {
+		if c, err := h.Create(ctx, img, append(tc.opts, WithCmd("true"))...); !errors.Is(err, ErrInvalidArgument) {
+			if err == nil {
+				c.Remove(ctx, true)
+			}
+			t.Errorf("%s: Create: %v, want ErrInvalidArgument", tc.name, err)
+		}
+	}
+}
