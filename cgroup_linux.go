@@ -69,6 +69,15 @@ func makeCgroup(spec *runtime.Spec, res *Resources) error {
 	if err != nil {
 		return err
 	}
+	if !spec.Process.Privileged {
+		// Docker's device rules: where a process may mount, every mount
+		// of the container being nodev would not keep it from a node it
+		// made.
+		if err := g.SetDevices(cgroups.DefaultDevices); err != nil {
+			g.Delete()
+			return err
+		}
+	}
 	p := g.Paths()
 	spec.Cgroup = &p
 	return nil

@@ -141,3 +141,32 @@ func TestProcessOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerDevices checks Docker's device rules: a container that may
+// mount (CAP_SYS_ADMIN) makes a device node on a mount of its own that
+// allows devices, and still cannot open it unless it is one of the
+// standard nodes; a privileged container can.
+func TestContainerDevices(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	// Opening /dev/kmsg to write needs no capability; opening it at all
+	// needs the device rules to allow it.
+	probe := []string{"sh", "-c", "mkdir -p /mnt && mount -t tmpfs t /mnt && mknod /mnt/kmsg c 1 11 && mknod /mnt/null c 1 3 || exit 9; " +
+		"(exec 3>/mnt/kmsg) 2>/dev/null && echo kmsg=open || echo kmsg=denied; " +
+		"echo x >/mnt/null && echo null=open; head -c1 /dev/urandom >/dev/null && echo urandom=open"}
+	for _, tc := range []struct {
+		name string
+		opt  CreateOption
+		want string
+	}{
+		{"default", WithCapAdd("SYS_ADMIN"), "kmsg=denied\nnull=open\nurandom=open\n"},
+		{"privileged", WithPrivileged(), "kmsg=open\nnull=open\nurandom=open\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, stdout, stderr := runContainer(t, h, img, tc.opt, WithCmd(probe...))
+			if st := wait(t, c); st.ExitCode != 0 || stdout.String() != tc.want {
+				t.Errorf("exit %d, output %q (%s), want %q", st.ExitCode, stdout, stderr, tc.want)
+			}
+		})
+	}
+}

@@ -142,3 +142,20 @@ func TestWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestV1DeviceRules checks Docker's device rules as the v1 controller
+// reads them.
+func TestV1DeviceRules(t *testing.T) {
+	var got []string
+	for _, r := range DefaultDevices {
+		got = append(got, v1DeviceRule(r))
+	}
+	want := []string{"a *:* rwm", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+		"c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rules %q, want %q", got, want)
+	}
+	if DefaultDevices[0].Allow {
+		t.Error("the first rule allows every device")
+	}
+}
