@@ -3,10 +3,12 @@ package dock
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/dockkit/dock/internal/cgroupfs"
 	"github.com/dockkit/dock/internal/cgroups"
 	"github.com/dockkit/dock/internal/runtime"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 type defaultCgroup struct{ g *cgroups.Group }
@@ -73,7 +75,11 @@ func makeCgroup(spec *runtime.Spec, res *Resources) error {
 		// Docker's device rules: where a process may mount, every mount
 		// of the container being nodev would not keep it from a node it
 		// made.
-		if err := g.SetDevices(cgroups.DefaultDevices); err != nil {
+		rules := slices.Clone(cgroups.DefaultDevices)
+		for _, d := range spec.Devices {
+			rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &d.Major, Minor: &d.Minor, Access: d.Access})
+		}
+		if err := g.SetDevices(rules); err != nil {
 			g.Delete()
 			return err
 		}

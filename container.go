@@ -827,6 +827,13 @@ type ContainerConfig struct {
 	OOMScoreAdj     int               // its init's oom_score_adj
 	ShmSize         int64             // the size of its /dev/shm, in bytes
 	Sysctls         map[string]string // WithSysctl's
+	Devices         []DeviceMapping   // WithDevice's
+}
+
+// DeviceMapping is a host device node given to a container.
+type DeviceMapping struct {
+	PathOnHost, PathInContainer string
+	Permissions                 string // of "rwm"
 }
 
 // Config returns the container's configuration.
@@ -866,6 +873,9 @@ func (c *Container) Config() ContainerConfig {
 		cfg.ShmSize = 64 << 20
 	}
 	cfg.Sysctls = maps.Clone(s.Sysctls)
+	for _, d := range s.Devices {
+		cfg.Devices = append(cfg.Devices, DeviceMapping{PathOnHost: d.HostPath, PathInContainer: d.Path, Permissions: d.Access})
+	}
 	if c.rec.Resources != nil {
 		cfg.Resources = *c.rec.Resources
 	}

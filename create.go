@@ -68,6 +68,7 @@ type createConfig struct {
 	oomScoreAdj    *int
 	shmSize        int64
 	sysctls        map[string]string
+	devices        []runtime.Device
 }
 
 // WithName names the container; names are unique on a host.
@@ -425,6 +426,31 @@ func WithSysctl(name, value string) CreateOption {
 	}
 }
 
+// WithDevice gives the container the host's device node hostPath, at
+// path in the container (hostPath when empty), as docker's --device
+// HOST[:CONTAINER[:PERMS]]: the node is bound there, and the container's
+// cgroup lets it read ("r"), write ("w") and make ("m") such nodes as
+// access says ("rwm" when empty). Create refuses a path that is no device
+// node.
+func WithDevice(hostPath, path, access string) CreateOption {
+	return func(c *createConfig) error {
+		if path == "" {
+			path = hostPath
+		}
+		if access == "" {
+			access = "rwm"
+		}
+		if !filepath.IsAbs(hostPath) || !filepath.IsAbs(path) {
+			return fmt.Errorf("WithDevice(%q, %q): want absolute paths: %w", hostPath, path, ErrInvalidArgument)
+		}
+		if strings.Trim(access, "rwm") != "" {
+			return fmt.Errorf("WithDevice(%q): access %q: want letters of rwm: %w", hostPath, access, ErrInvalidArgument)
+		}
+		c.devices = append(c.devices, runtime.Device{Path: filepath.Clean(path), HostPath: hostPath, Access: access})
+		return nil
+	}
+}
+
 // WithNetwork picks the container's network: "none" (its own namespace with
 // loopback only, the default until bridge networking exists) or "host".
 func WithNetwork(mode string) CreateOption {
@@ -685,6 +711,12 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 	spec.Process.OOMScoreAdj = c.oomScoreAdj
 	spec.ShmSize = c.shmSize
+	for _, d := range c.devices {
+		if err := statDevice(&d); err != nil {
+			return nil, err
+		}
+		spec.Devices = append(spec.Devices, d)
+	}
 
 	for _, n := range nss.New {
 		spec.Namespaces.New = append(spec.Namespaces.New, string(n))

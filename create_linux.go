@@ -143,3 +143,22 @@ func moveEntries(from, to string) (err error) {
 }
 
 func checkTmpfs(options []string) error { return mountopt.CheckTmpfs(options) }
+
+// statDevice fills in d's type and numbers from the host's node, or says
+// that there is none.
+func statDevice(d *runtime.Device) error {
+	var st unix.Stat_t
+	if err := unix.Stat(d.HostPath, &st); err != nil {
+		return fmt.Errorf("device %s: %w: %w", d.HostPath, err, ErrInvalidArgument)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		d.Type = "c"
+	case unix.S_IFBLK:
+		d.Type = "b"
+	default:
+		return fmt.Errorf("device %s: not a device node: %w", d.HostPath, ErrInvalidArgument)
+	}
+	d.Major, d.Minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	return nil
+}

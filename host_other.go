@@ -33,6 +33,8 @@ func unmountScratch(string) {}
 
 func securityDefaults(*createConfig, *runtime.Spec) error { return errNeedsLinux }
 
+func statDevice(*runtime.Device) error { return errNeedsLinux }
+
 func hasOpaqueAncestor(*os.Root, string, string) bool { return false }
 
 func unixSignalName(s syscall.Signal) string { return fmt.Sprintf("SIG%d", int(s)) }

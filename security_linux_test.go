@@ -170,3 +170,40 @@ func TestContainerDevices(t *testing.T) {
 		})
 	}
 }
+
+// TestContainerDeviceOption checks WithDevice, as docker's --device: the
+// host's node appears where asked, and the container's cgroup allows what
+// the access says of it and no more.
+func TestContainerDeviceOption(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	// /dev/kmsg opened to write needs no capability; to read, CAP_SYSLOG,
+	// which a container lacks: only the write end tells the rules apart.
+	probe := []string{"sh", "-c", "ls -l /dev/klog | cut -c1; (exec 3>/dev/klog) 2>/dev/null && echo write=open || echo write=denied"}
+	for _, tc := range []struct {
+		name, access, want string
+	}{
+		{"write allowed", "w", "c\nwrite=open\n"},
+		{"read only", "r", "c\nwrite=denied\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, stdout, stderr := runContainer(t, h, img, WithDevice("/dev/kmsg", "/dev/klog", tc.access), WithCmd(probe...))
+			if st := wait(t, c); st.ExitCode != 0 || stdout.String() != tc.want {
+				t.Errorf("exit %d, output %q (%s), want %q", st.ExitCode, stdout, stderr, tc.want)
+			}
+			if d := c.Config().Devices; len(d) != 1 || d[0] != (DeviceMapping{"/dev/kmsg", "/dev/klog", tc.access}) {
+				t.Errorf("config devices %+v", d)
+			}
+		})
+	}
+	for _, o := range []CreateOption{WithDevice("/etc/passwd", "", ""), WithDevice("/dev/nosuch", "", ""),
+		WithDevice("/dev/kmsg", "", "rx"), WithDevice("dev/kmsg", "", "")} {
+		if c, err := h.Create(ctx, img, o, WithCmd("true")); !errors.Is(err, ErrInvalidArgument) {
+			if err == nil {
+				c.Remove(ctx, true)
+			}
+			t.Errorf("Create with a bad device: %v, want ErrInvalidArgument", err)
+		}
+	}
+}

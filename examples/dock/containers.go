@@ -60,7 +60,7 @@ type runFlags struct {
 	logOpts                   []string
 	ulimits                   []string
 	securityOpts, groupAdd    []string
-	sysctls                   []string
+	sysctls, devices          []string
 	oomScoreAdj               int
 	shmSize                   string
 }
@@ -111,6 +111,7 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], as nofile=1024:2048; -1 for none")
 	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges[=true|false], systempaths=unconfined")
 	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "add a supplementary group, by name or number")
+	fl.StringArrayVar(&f.devices, "device", nil, "give a host device HOST[:CONTAINER[:PERMS]], as /dev/fuse or /dev/sdb:/dev/xvdb:r")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter NAME=VALUE, as net.ipv4.ip_unprivileged_port_start=0")
 	fl.IntVar(&f.oomScoreAdj, "oom-score-adj", 0, "the container's OOM score adjustment, -1000 to 1000")
 	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm: bytes or 64m, 1g (default 64m)")
@@ -409,6 +410,13 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 			return nil, fmt.Errorf("--sysctl %q: want NAME=VALUE: %w", kv, dock.ErrInvalidArgument)
 		}
 		opts = append(opts, dock.WithSysctl(k, v))
+	}
+	for _, d := range f.devices {
+		o, err := deviceOption(d)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
 	}
 	if f.oomScoreAdj != 0 {
 		opts = append(opts, dock.WithOOMScoreAdj(f.oomScoreAdj))
@@ -1192,4 +1200,25 @@ func securityOptions(vals []string) ([]dock.CreateOption, error) {
 		}
 	}
 	return opts, nil
+}
+
+// deviceOption reads docker's --device HOST[:CONTAINER[:PERMS]]; with two
+// parts, the second is the permissions when it spells some.
+func deviceOption(v string) (dock.CreateOption, error) {
+	parts := strings.Split(v, ":")
+	host, path, perms := parts[0], "", ""
+	switch len(parts) {
+	case 1:
+	case 2:
+		if p := parts[1]; p != "" && strings.Trim(p, "rwm") == "" {
+			perms = p
+		} else {
+			path = p
+		}
+	case 3:
+		path, perms = parts[1], parts[2]
+	default:
+		return nil, fmt.Errorf("--device %q: want HOST[:CONTAINER[:PERMS]]: %w", v, dock.ErrInvalidArgument)
+	}
+	return dock.WithDevice(host, path, perms), nil
 }

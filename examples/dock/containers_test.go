@@ -655,6 +655,14 @@ func TestRunMoreFlags(t *testing.T) {
 	if want := "Groups:1000 \nNoNewPrivs:0\n0\n77\n5\nsize=2048k\n"; r.stdout != want || !strings.Contains(r.stderr, "Operation not permitted") {
 		t.Errorf("security and process flags: stdout %q, stderr %q; want %q and mkdir denied", r.stdout, r.stderr, want)
 	}
+	for _, dev := range []string{"/dev/kmsg:/dev/klog:w", "/dev/kmsg:/dev/klog"} {
+		if r := e.ok("run", "--rm", "--device", dev, runImage, "sh", "-c", "(exec 3>/dev/klog) && echo open"); r.stdout != "open\n" {
+			t.Errorf("--device %s: %q", dev, r.stdout)
+		}
+	}
+	if r := e.ok("run", "--rm", "--device", "/dev/kmsg:r", runImage, "sh", "-c", "(exec 3>/dev/kmsg) 2>/dev/null || echo denied"); r.stdout != "denied\n" {
+		t.Errorf("--device /dev/kmsg:r: %q", r.stdout)
+	}
 	if r := e.ok("run", "--rm", "--security-opt", "seccomp=unconfined", runImage, "grep", "^Seccomp:", "/proc/self/status"); r.stdout != "Seccomp:\t0\n" {
 		t.Errorf("--security-opt seccomp=unconfined: %q", r.stdout)
 	}
@@ -662,6 +670,7 @@ func TestRunMoreFlags(t *testing.T) {
 		{"--security-opt", "apparmor=docker-default"}, {"--security-opt", "seccomp=/nonexistent.json"},
 		{"--security-opt", "no-new-privileges=maybe"}, {"--sysctl", "kernel.panic=1"}, {"--sysctl", "net.ipv4.ip_forward"},
 		{"--oom-score-adj", "2000"}, {"--shm-size", "lots"}, {"--group-add", "nosuchgroup"},
+		{"--device", "/etc/passwd"}, {"--device", "/dev/kmsg:/a:r:x"},
 	} {
 		checkFailure(t, e.dock(append(append([]string{"run", "--rm"}, bad...), runImage, "true")...), 125, strings.Split(bad[1], "=")[0])
 	}

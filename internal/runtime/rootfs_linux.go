@@ -340,6 +340,22 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 			devs = append(devs, h)
 		}
 	}
+	// The caller's devices: the host's nodes, bound where the spec says.
+	var given []hostMount
+	defer func() {
+		for _, h := range given {
+			if h.fd >= 0 {
+				unix.Close(h.fd)
+			}
+		}
+	}()
+	for _, d := range spec.Devices {
+		h, err := cloneHost(d.HostPath, path.Clean(d.Path), false, 0)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", d.HostPath, err)
+		}
+		given = append(given, h)
+	}
 	if userns && !spec.hasNew("net") {
 		h, err := cloneHost("/sys", "/sys", true, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 		if err != nil {
@@ -400,6 +416,11 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 
 	if err := setupDev(spec, devs, console); err != nil {
 		return err
+	}
+	for i := range given {
+		if err := given[i].attach(); err != nil {
+			return fmt.Errorf("device %s: %w", spec.Devices[i].HostPath, err)
+		}
 	}
 	if len(sysfs) > 0 {
 		if err := noSymlink("/sys"); err != nil {

@@ -84,6 +84,9 @@ type Spec struct {
 	Sysctls map[string]string `json:",omitempty"`
 	// ShmSize is the size of /dev/shm in bytes; 64 MiB when zero.
 	ShmSize int64 `json:",omitempty"`
+	// Devices are host device nodes bound into the container; the
+	// caller's cgroup allows them.
+	Devices []Device `json:",omitempty"`
 
 	// Cgroup is the control group the container runs in, made by the
 	// caller before Start (internal/cgroups.Make); nil runs it in the
@@ -193,6 +196,18 @@ type Process struct {
 	SeccompProfile []byte `json:",omitempty"`
 	Privileged     bool
 	OOMScoreAdj    *int
+}
+
+// Device is a host device node given to a container, as docker's
+// --device.
+type Device struct {
+	Path     string `json:"path"`     // in the container
+	HostPath string `json:"hostPath"` // the node on the host
+	// Type ("c" or "b"), Major and Minor are the node's, read at create;
+	// Access is what the container may do with it, of "rwm".
+	Type         string `json:"type"`
+	Major, Minor int64
+	Access       string `json:"access"`
 }
 
 // ConsoleSize is a terminal's window size in characters.

@@ -70,7 +70,7 @@ var (
 		"--cpu-shares": true, "--cpu-quota": true, "--cpu-period": true, "--cpuset-cpus": true,
 		"--cpuset-mems": true, "--blkio-weight": true, "--pid": true, "--ipc": true, "--uts": true,
 		"--stop-signal": true, "--stop-timeout": true, "--log-opt": true, "--ulimit": true,
-		"--security-opt": true, "--group-add": true, "--sysctl": true, "--oom-score-adj": true, "--shm-size": true,
+		"--security-opt": true, "--group-add": true, "--sysctl": true, "--oom-score-adj": true, "--shm-size": true, "--device": true,
 	}
 )
 
