@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -69,6 +70,15 @@ type createConfig struct {
 	shmSize        int64
 	sysctls        map[string]string
 	devices        []runtime.Device
+	dns            dnsConfig
+}
+
+// dnsConfig is what a container's /etc/hosts and /etc/resolv.conf get
+// beyond the defaults: docker's --add-host, --dns, --dns-search and
+// --dns-option.
+type dnsConfig struct {
+	extraHosts                  [][2]string // name, address
+	servers, search, dnsOptions []string
 }
 
 // WithName names the container; names are unique on a host.
@@ -447,6 +457,69 @@ func WithDevice(hostPath, path, access string) CreateOption {
 			return fmt.Errorf("WithDevice(%q): access %q: want letters of rwm: %w", hostPath, access, ErrInvalidArgument)
 		}
 		c.devices = append(c.devices, runtime.Device{Path: filepath.Clean(path), HostPath: hostPath, Access: access})
+		return nil
+	}
+}
+
+// WithExtraHosts adds lines to the container's /etc/hosts, as docker's
+// --add-host: each is "name:address" or "name=address", the address an IP
+// address ("db:10.0.0.5", "ip6=::1").
+func WithExtraHosts(hosts ...string) CreateOption {
+	return func(c *createConfig) error {
+		for _, h := range hosts {
+			name, addr, ok := strings.Cut(h, "=")
+			if !ok {
+				name, addr, ok = strings.Cut(h, ":")
+			}
+			if ip, err := netip.ParseAddr(addr); !ok || err != nil || name == "" || strings.ContainsAny(name, " \t\n#") || ip.Zone() != "" {
+				return fmt.Errorf("WithExtraHosts(%q): want NAME:IP: %w", h, ErrInvalidArgument)
+			}
+			c.dns.extraHosts = append(c.dns.extraHosts, [2]string{name, addr})
+		}
+		return nil
+	}
+}
+
+// WithDNS sets the name servers of the container's /etc/resolv.conf, in
+// place of the host's, as docker's --dns.
+func WithDNS(servers ...string) CreateOption {
+	return func(c *createConfig) error {
+		for _, s := range servers {
+			if _, err := netip.ParseAddr(s); err != nil {
+				return fmt.Errorf("WithDNS(%q): not an IP address: %w", s, ErrInvalidArgument)
+			}
+		}
+		c.dns.servers = append(c.dns.servers, servers...)
+		return nil
+	}
+}
+
+// WithDNSSearch sets the search domains of the container's
+// /etc/resolv.conf, in place of the host's, as docker's --dns-search; "."
+// leaves none.
+func WithDNSSearch(domains ...string) CreateOption {
+	return func(c *createConfig) error {
+		for _, d := range domains {
+			if d == "" || strings.ContainsAny(d, " \t\n") {
+				return fmt.Errorf("WithDNSSearch(%q): %w", d, ErrInvalidArgument)
+			}
+		}
+		c.dns.search = append(c.dns.search, domains...)
+		return nil
+	}
+}
+
+// WithDNSOptions sets the options of the container's /etc/resolv.conf
+// ("ndots:2", "timeout:1"), in place of the host's, as docker's
+// --dns-option.
+func WithDNSOptions(opts ...string) CreateOption {
+	return func(c *createConfig) error {
+		for _, o := range opts {
+			if o == "" || strings.ContainsAny(o, " \t\n") {
+				return fmt.Errorf("WithDNSOptions(%q): %w", o, ErrInvalidArgument)
+			}
+		}
+		c.dns.dnsOptions = append(c.dns.dnsOptions, opts...)
 		return nil
 	}
 }
@@ -838,7 +911,7 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	spec.Process.Rlimits = c.ulimits
 	h.applyRun(c, img, &spec)
 
-	if err := writeEtcFiles(dir, spec.Hostname, c.network == "host"); err != nil {
+	if err := writeEtcFiles(dir, spec.Hostname, c.network == "host", &c.dns); err != nil {
 		return nil, err
 	}
 	// The image's labels, under the create's, as Docker merges them.
@@ -1132,36 +1205,78 @@ func emptyDir(dir string) bool {
 }
 
 // writeEtcFiles writes the hosts, hostname and resolv.conf files the
-// runtime binds over the image's.
-func writeEtcFiles(dir, hostname string, hostNet bool) error {
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
-	if hostNet {
-		if b, err := os.ReadFile("/etc/hosts"); err == nil {
-			hosts = string(b)
-		}
-	}
-	resolv := "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
-	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-		var lines []string
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			// A loopback resolver on the host is unreachable from a
-			// container's own network namespace.
-			if !hostNet && len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
-				continue
-			}
-			lines = append(lines, l)
-		}
-		if r := strings.Join(lines, "\n"); strings.Contains(r, "nameserver") {
-			resolv = r
-		}
-	}
-	for name, data := range map[string]string{"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv} {
+// runtime binds over the image's, from the host's as etcFiles makes them.
+func writeEtcFiles(dir, hostname string, hostNet bool, dns *dnsConfig) error {
+	hostHosts, _ := os.ReadFile("/etc/hosts")
+	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
+	for name, data := range etcFiles(hostname, hostNet, dns, string(hostHosts), string(hostResolv)) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// etcFiles returns a container's hosts, hostname and resolv.conf, as
+// Docker writes them: the host's resolver settings, less loopback name
+// servers that a network namespace of the container's own cannot reach,
+// with dns's in their place; the host's hosts file on the host's network.
+func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostResolv string) map[string]string {
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
+	if hostNet && hostHosts != "" {
+		hosts = hostHosts
+		if !strings.HasSuffix(hosts, "\n") {
+			hosts += "\n"
+		}
+	}
+	for _, h := range dns.extraHosts {
+		hosts += h[1] + "\t" + h[0] + "\n"
+	}
+	var servers, search, opts, other []string
+	for _, l := range strings.Split(hostResolv, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && f[0] == "nameserver":
+			if hostNet || !strings.HasPrefix(f[1], "127.") && f[1] != "::1" {
+				servers = append(servers, f[1])
+			}
+		case len(f) >= 1 && (f[0] == "search" || f[0] == "domain"):
+			search = f[1:]
+		case len(f) >= 1 && f[0] == "options":
+			opts = append(opts, f[1:]...)
+		case len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], ";"):
+			other = append(other, l)
+		}
+	}
+	if len(dns.servers) > 0 {
+		servers = dns.servers
+	}
+	if len(servers) == 0 {
+		servers = []string{"8.8.8.8", "8.8.4.4"} // Docker's fallback
+	}
+	if len(dns.search) > 0 {
+		search = dns.search
+		if len(search) == 1 && search[0] == "." {
+			search = nil
+		}
+	}
+	if len(dns.dnsOptions) > 0 {
+		opts = dns.dnsOptions
+	}
+	var resolv strings.Builder
+	for _, s := range servers {
+		resolv.WriteString("nameserver " + s + "\n")
+	}
+	if len(search) > 0 {
+		resolv.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	if len(opts) > 0 {
+		resolv.WriteString("options " + strings.Join(opts, " ") + "\n")
+	}
+	for _, l := range other {
+		resolv.WriteString(l + "\n")
+	}
+	return map[string]string{"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv.String()}
 }
 
 // parseSignal reads "SIGTERM", "TERM" or "15".

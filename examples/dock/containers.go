@@ -61,6 +61,8 @@ type runFlags struct {
 	ulimits                   []string
 	securityOpts, groupAdd    []string
 	sysctls, devices          []string
+	addHosts, dns             []string
+	dnsSearch, dnsOptions     []string
 	oomScoreAdj               int
 	shmSize                   string
 }
@@ -111,6 +113,10 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], as nofile=1024:2048; -1 for none")
 	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges[=true|false], systempaths=unconfined")
 	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "add a supplementary group, by name or number")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a line NAME:IP to /etc/hosts")
+	fl.StringArrayVar(&f.dns, "dns", nil, "set a name server of /etc/resolv.conf")
+	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "set a search domain of /etc/resolv.conf (\".\" for none)")
+	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "set an option of /etc/resolv.conf")
 	fl.StringArrayVar(&f.devices, "device", nil, "give a host device HOST[:CONTAINER[:PERMS]], as /dev/fuse or /dev/sdb:/dev/xvdb:r")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter NAME=VALUE, as net.ipv4.ip_unprivileged_port_start=0")
 	fl.IntVar(&f.oomScoreAdj, "oom-score-adj", 0, "the container's OOM score adjustment, -1000 to 1000")
@@ -410,6 +416,14 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 			return nil, fmt.Errorf("--sysctl %q: want NAME=VALUE: %w", kv, dock.ErrInvalidArgument)
 		}
 		opts = append(opts, dock.WithSysctl(k, v))
+	}
+	for _, o := range []struct {
+		vals []string
+		opt  func(...string) dock.CreateOption
+	}{{f.addHosts, dock.WithExtraHosts}, {f.dns, dock.WithDNS}, {f.dnsSearch, dock.WithDNSSearch}, {f.dnsOptions, dock.WithDNSOptions}} {
+		if len(o.vals) > 0 {
+			opts = append(opts, o.opt(o.vals...))
+		}
 	}
 	for _, d := range f.devices {
 		o, err := deviceOption(d)

@@ -655,6 +655,10 @@ func TestRunMoreFlags(t *testing.T) {
 	if want := "Groups:1000 \nNoNewPrivs:0\n0\n77\n5\nsize=2048k\n"; r.stdout != want || !strings.Contains(r.stderr, "Operation not permitted") {
 		t.Errorf("security and process flags: stdout %q, stderr %q; want %q and mkdir denied", r.stdout, r.stderr, want)
 	}
+	if r := e.ok("run", "--rm", "--add-host", "db:10.0.0.5", "--dns", "192.0.2.1", "--dns-search", "example.org", "--dns-option", "ndots:3",
+		runImage, "sh", "-c", "tail -1 /etc/hosts; cat /etc/resolv.conf"); !strings.HasPrefix(r.stdout, "10.0.0.5\tdb\nnameserver 192.0.2.1\nsearch example.org\noptions ndots:3\n") {
+		t.Errorf("--add-host, --dns, --dns-search, --dns-option: %q", r.stdout)
+	}
 	for _, dev := range []string{"/dev/kmsg:/dev/klog:w", "/dev/kmsg:/dev/klog"} {
 		if r := e.ok("run", "--rm", "--device", dev, runImage, "sh", "-c", "(exec 3>/dev/klog) && echo open"); r.stdout != "open\n" {
 			t.Errorf("--device %s: %q", dev, r.stdout)
@@ -670,7 +674,7 @@ func TestRunMoreFlags(t *testing.T) {
 		{"--security-opt", "apparmor=docker-default"}, {"--security-opt", "seccomp=/nonexistent.json"},
 		{"--security-opt", "no-new-privileges=maybe"}, {"--sysctl", "kernel.panic=1"}, {"--sysctl", "net.ipv4.ip_forward"},
 		{"--oom-score-adj", "2000"}, {"--shm-size", "lots"}, {"--group-add", "nosuchgroup"},
-		{"--device", "/etc/passwd"}, {"--device", "/dev/kmsg:/a:r:x"},
+		{"--device", "/etc/passwd"}, {"--device", "/dev/kmsg:/a:r:x"}, {"--add-host", "db"}, {"--dns", "dns.example"},
 	} {
 		checkFailure(t, e.dock(append(append([]string{"run", "--rm"}, bad...), runImage, "true")...), 125, strings.Split(bad[1], "=")[0])
 	}
