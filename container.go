@@ -828,6 +828,7 @@ type ContainerConfig struct {
 	ShmSize         int64             // the size of its /dev/shm, in bytes
 	Sysctls         map[string]string // WithSysctl's
 	Devices         []DeviceMapping   // WithDevice's
+	Init            bool              // the command runs under an init (WithInit)
 }
 
 // DeviceMapping is a host device node given to a container.
@@ -873,6 +874,7 @@ func (c *Container) Config() ContainerConfig {
 		cfg.ShmSize = 64 << 20
 	}
 	cfg.Sysctls = maps.Clone(s.Sysctls)
+	cfg.Init = s.Process.Init
 	for _, d := range s.Devices {
 		cfg.Devices = append(cfg.Devices, DeviceMapping{PathOnHost: d.HostPath, PathInContainer: d.Path, Permissions: d.Access})
 	}

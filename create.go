@@ -71,6 +71,7 @@ type createConfig struct {
 	sysctls        map[string]string
 	devices        []runtime.Device
 	dns            dnsConfig
+	init           bool
 }
 
 // dnsConfig is what a container's /etc/hosts and /etc/resolv.conf get
@@ -524,6 +525,20 @@ func WithDNSOptions(opts ...string) CreateOption {
 	}
 }
 
+// WithInit runs the container's command under a small init, as docker's
+// --init: the first process of the container, it passes the signals it
+// gets on to the command, reaps the processes orphaned in the container,
+// and exits as the command does. A command that is the first process of
+// its pid namespace gets only the signals it handles: a SIGTERM from Stop
+// does nothing to one that installs no handler.
+//
+// The init is the calling program, run in the container: Create refuses
+// it with ErrNotSupported unless the program is linked statically
+// (CGO_ENABLED=0), as the container has no dynamic loader of the host's.
+func WithInit() CreateOption {
+	return func(c *createConfig) error { c.init = true; return nil }
+}
+
 // WithNetwork picks the container's network: "none" (its own namespace with
 // loopback only, the default until bridge networking exists) or "host".
 func WithNetwork(mode string) CreateOption {
@@ -783,6 +798,12 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		return nil, err
 	}
 	spec.Process.OOMScoreAdj = c.oomScoreAdj
+	if c.init {
+		if err := reaperRuns(); err != nil {
+			return nil, err
+		}
+		spec.Process.Init = true
+	}
 	spec.ShmSize = c.shmSize
 	for _, d := range c.devices {
 		if err := statDevice(&d); err != nil {

@@ -2,10 +2,12 @@ package dock
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/dockkit/dock/internal/caps"
@@ -162,3 +164,20 @@ func statDevice(d *runtime.Device) error {
 	d.Major, d.Minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
 	return nil
 }
+
+// reaperRuns tells whether this program can be WithInit's init: that
+// runs in the container's root, which holds no dynamic loader of the
+// host's, so the program must be linked statically.
+var reaperRuns = sync.OnceValue(func() error {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return fmt.Errorf("WithInit: %w", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("WithInit: the init is this program, run in the container, which has no dynamic loader for it: build it statically (CGO_ENABLED=0): %w", ErrNotSupported)
+		}
+	}
+	return nil
+})

@@ -54,3 +54,4 @@ func checkTmpfs([]string) error { return nil }
 func moveEntries(string, string) error { return errNeedsLinux }
 
 func checkResources(*Resources) error { return nil }
+func reaperRuns() error               { return errNeedsLinux }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // statusField returns a field of /proc/self/status as the container's
@@ -206,4 +207,65 @@ func TestContainerDeviceOption(t *testing.T) {
 			t.Errorf("Create with a bad device: %v, want ErrInvalidArgument", err)
 		}
 	}
+}
+
+// TestContainerInit checks WithInit, as docker's --init: the command is
+// not the first process of its pid namespace, so a SIGTERM from Stop
+// reaches one that installs no handler; its exit code passes through;
+// orphans are reaped.
+func TestContainerInit(t *testing.T) {
+	h := newHost(t)
+	img := busyboxImage(t, h)
+	ctx := context.Background()
+	if err := reaperRuns(); err != nil {
+		// The init is this test binary: hack/test.sh builds it statically.
+		if _, cerr := h.Create(ctx, img, WithInit()); !errors.Is(cerr, ErrNotSupported) {
+			t.Errorf("WithInit in a dynamically linked program: %v, want ErrNotSupported", cerr)
+		}
+		t.Skipf("this test binary is linked dynamically: %v", err)
+	}
+	t.Run("first process", func(t *testing.T) {
+		c, stdout, stderr := runContainer(t, h, img, WithInit(), WithCmd("sh", "-c",
+			"cat /proc/1/comm; echo pid=$$; (echo x >/proc/1/exe) 2>/dev/null && echo exe=written; sh -c 'sleep 0.1 &'; sleep 0.6; "+
+				"for f in /proc/[0-9]*/stat; do read -r l < $f; case $l in *') Z '*) echo zombie $l;; esac; done; exit 7"))
+		if st := wait(t, c); st.ExitCode != 7 {
+			t.Errorf("exit %d, want the command's 7 (%s)", st.ExitCode, stderr)
+		}
+		// The reaper is the sealed copy of this binary, which no process
+		// of the container may write through /proc/1/exe.
+		if out := stdout.String(); !strings.HasPrefix(out, "dock-reaper\npid=") || strings.Contains(out, "pid=1\n") ||
+			strings.Contains(out, "zombie") || strings.Contains(out, "exe=written") {
+			t.Errorf("output %q: want the reaper as process 1, the command not, no zombie, its binary unwritable", out)
+		}
+		if !c.Config().Init {
+			t.Error("config: no init")
+		}
+	})
+	t.Run("stop", func(t *testing.T) {
+		c, _, _ := runContainer(t, h, img, WithInit(), WithCmd("sleep", "100"))
+		if err := c.Stop(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		// Killed by the SIGTERM, not by the SIGKILL after the timeout.
+		if st := wait(t, c); st.ExitCode != 128+15 {
+			t.Errorf("exit %d after Stop, want 143", st.ExitCode)
+		}
+	})
+	t.Run("terminal", func(t *testing.T) {
+		c, stdout, stderr := runContainer(t, h, img, WithInit(), WithTTY(), WithCmd("sh", "-c", "test -t 0 && echo tty; exit 3"))
+		if st := wait(t, c); st.ExitCode != 3 || !strings.Contains(stdout.String(), "tty") {
+			t.Errorf("exit %d, output %q (%s); want 3 and a terminal", st.ExitCode, stdout, stderr)
+		}
+	})
+	t.Run("command not found", func(t *testing.T) {
+		c, err := h.Create(ctx, img, WithInit(), WithCmd("nosuch"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Remove(ctx, true)
+		var se *StartError
+		if err := c.Start(ctx); !errors.As(err, &se) || se.Code != 127 {
+			t.Errorf("start: %v, want exit code 127", err)
+		}
+	})
 }

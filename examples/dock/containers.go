@@ -64,6 +64,7 @@ type runFlags struct {
 	addHosts, dns             []string
 	dnsSearch, dnsOptions     []string
 	oomScoreAdj               int
+	init                      bool
 	shmSize                   string
 }
 
@@ -113,6 +114,7 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD], as nofile=1024:2048; -1 for none")
 	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges[=true|false], systempaths=unconfined")
 	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "add a supplementary group, by name or number")
+	fl.BoolVar(&f.init, "init", false, "run an init that passes signals on and reaps orphans")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a line NAME:IP to /etc/hosts")
 	fl.StringArrayVar(&f.dns, "dns", nil, "set a name server of /etc/resolv.conf")
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "set a search domain of /etc/resolv.conf (\".\" for none)")
@@ -431,6 +433,9 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 			return nil, err
 		}
 		opts = append(opts, o)
+	}
+	if f.init {
+		opts = append(opts, dock.WithInit())
 	}
 	if f.oomScoreAdj != 0 {
 		opts = append(opts, dock.WithOOMScoreAdj(f.oomScoreAdj))

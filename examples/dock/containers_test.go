@@ -659,6 +659,9 @@ func TestRunMoreFlags(t *testing.T) {
 		runImage, "sh", "-c", "tail -1 /etc/hosts; cat /etc/resolv.conf"); !strings.HasPrefix(r.stdout, "10.0.0.5\tdb\nnameserver 192.0.2.1\nsearch example.org\noptions ndots:3\n") {
 		t.Errorf("--add-host, --dns, --dns-search, --dns-option: %q", r.stdout)
 	}
+	if r := e.dock("run", "--rm", "--init", runImage, "sh", "-c", "cat /proc/1/comm; exit 4"); r.code != 4 || r.stdout != "dock-reaper\n" {
+		t.Errorf("--init: exit %d, process 1 %q; want 4 and the reaper", r.code, r.stdout)
+	}
 	for _, dev := range []string{"/dev/kmsg:/dev/klog:w", "/dev/kmsg:/dev/klog"} {
 		if r := e.ok("run", "--rm", "--device", dev, runImage, "sh", "-c", "(exec 3>/dev/klog) && echo open"); r.stdout != "open\n" {
 			t.Errorf("--device %s: %q", dev, r.stdout)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,6 +80,14 @@ func finishProcess(spec *Spec, filter []unix.SockFilter, fail func(int, string, 
 	if err != nil {
 		fail(code, "%v", err)
 	}
+	// The reaper is this very binary, reached through the link of proc:
+	// the container's root does not hold it.
+	reaper := -1
+	if p.Init {
+		if reaper, err = unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			fail(125, "init: reaper: %v", err)
+		}
+	}
 	if err := dropPrivileges(spec, filter); err != nil {
 		fail(125, "init: %v", err)
 	}
@@ -91,6 +101,16 @@ func finishProcess(spec *Spec, filter []unix.SockFilter, fail func(int, string, 
 		closeExtraFDs()
 	}
 	unix.Umask(0o022)
+	if reaper >= 0 {
+		// The reaper closes the sync socket once it passes signals on
+		// and the command runs: a signal sent before would find process
+		// 1 with no handler, which drops it.
+		if _, err := unix.FcntlInt(initSyncFD, unix.F_SETFD, 0); err != nil {
+			fail(125, "init: reaper: %v", err)
+		}
+		err = execFD(reaper, append([]string{reaperArg0, "--", path}, p.Args...), env)
+		fail(125, "init: reaper: %v", err)
+	}
 	err = unix.Exec(path, p.Args, env)
 	code = 125
 	switch {
@@ -226,6 +246,28 @@ func mkdirInRoot(dir string) error {
 		if err != nil && err != unix.EEXIST {
 			return &os.PathError{Op: "mkdir", Path: d, Err: err}
 		}
+	}
+	return nil
+}
+
+// execFD executes the file open at fd, as execveat(2) with an empty path.
+func execFD(fd int, argv, env []string) error {
+	empty, err := unix.BytePtrFromString("")
+	if err != nil {
+		return err
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return err
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return err
+	}
+	_, _, e := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	if e != 0 {
+		return e
 	}
 	return nil
 }

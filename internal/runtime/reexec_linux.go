@@ -14,14 +14,16 @@ import (
 const (
 	monitorArg0 = standby.MonitorArg0
 	initArg0    = "dock-init"
+	reaperArg0  = "dock-reaper"
 )
 
-// MonitorArg0 and InitArg0 are argv[0] of a container's monitor and init,
-// for a program that tells them from its own processes before its main
-// runs.
+// MonitorArg0, InitArg0 and ReaperArg0 are argv[0] of a container's
+// monitor, init and reaper (Process.Init), for a program that tells them
+// from its own processes before its main runs.
 const (
 	MonitorArg0 = monitorArg0
 	InitArg0    = initArg0
+	ReaperArg0  = reaperArg0
 )
 
 // initEnv is the init's whole environment, its Go runtime's settings (the
@@ -37,10 +39,9 @@ var initEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
 // re-exec pays for each package initialised before it returns.
 func init() { MaybeReexec() }
 
-// MaybeReexec runs the monitor, the container init or an exec'd process when
-// this process was started as one (os.Args[0] is "dock-monitor", "dock-init"
-// or "dock-exec"), and never
-// returns then. Otherwise it returns at once. This package calls it from its
+// MaybeReexec runs the monitor, the container init or its reaper when this
+// process was started as one (os.Args[0] is "dock-monitor", "dock-init" or
+// "dock-reaper"), and never returns then. Otherwise it returns at once. This package calls it from its
 // own init; calling it again, from an init function of the main package or
 // from TestMain, is harmless.
 func MaybeReexec() {
@@ -48,7 +49,7 @@ func MaybeReexec() {
 		return
 	}
 	switch os.Args[0] {
-	case initArg0, monitorArg0:
+	case initArg0, monitorArg0, reaperArg0:
 		// Named by role in ps and top, rather than by the sealed copy's
 		// file name, which is the same for both. The name is the main
 		// thread's (package initialisation runs there); threads the Go
@@ -63,6 +64,8 @@ func MaybeReexec() {
 		goruntime.LockOSThread()
 		initMain()
 		os.Exit(125)
+	case reaperArg0:
+		os.Exit(reaperMain(os.Args[1:]))
 	case monitorArg0:
 		monitorPrelude()
 		if len(os.Args) >= 3 && os.Args[2] == standbyArg && !awaitContainer() {

@@ -196,6 +196,11 @@ type Process struct {
 	SeccompProfile []byte `json:",omitempty"`
 	Privileged     bool
 	OOMScoreAdj    *int
+	// Init runs the command as the child of a small init, the process
+	// the container's pid namespace starts with: it passes the signals
+	// it gets on to the command, reaps the processes orphaned in the
+	// container and exits as the command does, as docker's --init.
+	Init bool `json:",omitempty"`
 }
 
 // Device is a host device node given to a container, as docker's

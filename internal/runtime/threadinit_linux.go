@@ -33,10 +33,11 @@ import (
 // or be covered by, unlike the order setupRootfs keeps in an init of its
 // own; nor with masks or read-only paths in /sys/fs/cgroup, which the
 // init's cgroup2 would cover; nor with sysctls, written through the
-// init's own proc before its /proc/sys is made read-only. The binary
+// init's own proc before its /proc/sys is made read-only; nor with a
+// reaper, which the init executes. The binary
 // executed again handles the rest.
 func initOnThread(spec *Spec) bool {
-	if spec.hasNew("user") || idmapRootfs(spec) || !nofile.Known || len(spec.Sysctls) > 0 {
+	if spec.hasNew("user") || idmapRootfs(spec) || !nofile.Known || len(spec.Sysctls) > 0 || spec.Process.Init {
 		return false
 	}
 	for _, m := range spec.Mounts {

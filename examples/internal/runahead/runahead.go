@@ -59,7 +59,7 @@ var (
 		"--userns-remap": true, "--debug": false}
 	RunFlags = map[string]bool{
 		"--rm": false, "-d": false, "--detach": false, "-i": false, "--interactive": false,
-		"-t": false, "--tty": false, "--read-only": false, "--privileged": false, "--no-healthcheck": false,
+		"-t": false, "--tty": false, "--read-only": false, "--privileged": false, "--no-healthcheck": false, "--init": false,
 		"--name": true, "-e": true, "--env": true, "-w": true, "--workdir": true, "-u": true, "--user": true,
 		"--entrypoint": true, "-m": true, "--memory": true, "--cpus": true, "--pids-limit": true,
 		"--network": true, "-p": true, "--publish": true, "-v": true, "--volume": true, "--tmpfs": true,

@@ -176,20 +176,20 @@ func cut(b []byte, sep byte) (before, after []byte) {
 	return b, nil
 }
 
-// isReexec reports whether this process is a container's monitor or init,
-// from the first argument of /proc/self/cmdline; the os package, which has
-// os.Args, is not initialised yet.
+// isReexec reports whether this process is a container's monitor, init or
+// reaper, from the first argument of /proc/self/cmdline; the os package,
+// which has os.Args, is not initialised yet.
 func isReexec() bool {
 	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer syscall.Close(fd)
-	var buf [max(len(monitorArg0), len(initArg0)) + 1]byte
+	var buf [max(len(monitorArg0), len(initArg0), len(reaperArg0)) + 1]byte
 	n, err := syscall.Read(fd, buf[:])
 	if err != nil {
 		return false
 	}
 	arg0, _ := cut(buf[:n], 0)
-	return n > len(arg0) && (string(arg0) == monitorArg0 || string(arg0) == initArg0)
+	return n > len(arg0) && (string(arg0) == monitorArg0 || string(arg0) == initArg0 || string(arg0) == reaperArg0)
 }

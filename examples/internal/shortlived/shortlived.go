@@ -29,12 +29,13 @@
 // without the advice in the init.
 package shortlived
 
-// argv[0] of a container's monitor and init, as the runtime starts them
-// (runtime.MonitorArg0 and runtime.InitArg0; this package does not import
+// argv[0] of a container's monitor, init and reaper, as the runtime starts
+// them (runtime.MonitorArg0, InitArg0 and ReaperArg0; this package does not import
 // the runtime, which would be initialised after all of its imports).
 const (
 	monitorArg0 = "dock-monitor"
 	initArg0    = "dock-init"
+	reaperArg0  = "dock-reaper"
 )
 
 func init() {

@@ -89,6 +89,9 @@ func TestReexecNames(t *testing.T) {
 	if initArg0 != runtime.InitArg0 {
 		t.Errorf("an init here is %q, the runtime starts %q", initArg0, runtime.InitArg0)
 	}
+	if reaperArg0 != runtime.ReaperArg0 {
+		t.Errorf("a reaper here is %q, the runtime starts %q", reaperArg0, runtime.ReaperArg0)
+	}
 }
 
 // TestReexecLeftAlone runs this test binary as a container's monitor and
