@@ -517,6 +517,22 @@ func TestImageVolumes(t *testing.T) {
 	if err != nil || !slices.Equal(pruned, kept) || !slices.Equal(volumes(), []string{"named"}) {
 		t.Errorf("PruneVolumes(AnonymousOnly()) = %q, %v; left %q; want %q gone and named left", pruned, err, volumes(), kept)
 	}
+	// A volume mount with no name is anonymous too, filled from the
+	// image, and goes with its container.
+	c = run(WithMount(Volume("", "/data")), WithMount(Volume("", "/cache")))
+	anon := slices.DeleteFunc(volumes(), func(n string) bool { return n == "named" })
+	if len(anon) != 2 {
+		t.Fatalf("volumes %q, want named and two anonymous", volumes())
+	}
+	if v, err := h.Volume(ctx, anon[0]); err != nil || !v.Anonymous {
+		t.Errorf("volume %s: %+v, %v; want it anonymous", anon[0], v, err)
+	}
+	if err := c.Remove(ctx, false, WithVolumes()); err != nil {
+		t.Fatal(err)
+	}
+	if got := volumes(); !slices.Equal(got, []string{"named"}) {
+		t.Errorf("Remove WithVolumes left %q, want named alone", got)
+	}
 }
 
 // TestVolumeRefillResumed has a create find a refill cut short while its

@@ -251,7 +251,10 @@ func Bind(src, dst string, opts ...MountOpt) MountPoint {
 }
 
 // Volume mounts the named volume at dst, creating it on first use and
-// filling it from the image's content at dst, as Docker does.
+// filling it from the image's content at dst, as Docker does. With no
+// name it is an anonymous volume, as docker's -v /data makes: the
+// container's own, removed with it by Remove's WithVolumes or an
+// auto-remove.
 func Volume(name, dst string, opts ...MountOpt) MountPoint {
 	m := MountPoint{Type: "volume", Source: name, Target: dst}
 	for _, o := range opts {
@@ -277,7 +280,7 @@ func WithMount(m MountPoint) CreateOption {
 				return fmt.Errorf("WithMount: bind source %q must be absolute: %w", m.Source, ErrInvalidArgument)
 			}
 		case "volume":
-			if !validName(m.Source) {
+			if m.Source != "" && !validName(m.Source) {
 				return fmt.Errorf("WithMount: volume name %q: %w", m.Source, ErrInvalidArgument)
 			}
 		case "tmpfs":
@@ -857,9 +860,16 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 		}
 	}
 
+	// A volume mount with no name gets an anonymous volume, named by a
+	// random ID, as docker's -v /data.
+	for i, m := range c.mounts {
+		if m.Type == "volume" && m.Source == "" {
+			c.mounts[i].Source = newID()
+			c.anonymous = append(c.anonymous, c.mounts[i].Source)
+		}
+	}
 	// Each of the image's VOLUMEs that no mount covers gets a volume of
-	// its own, as in Docker: anonymous, named by a random ID, filled from
-	// the image.
+	// its own, as in Docker: anonymous, filled from the image.
 	for _, v := range slices.Sorted(maps.Keys(cfg.Volumes)) {
 		d := path.Clean("/" + v)
 		if slices.ContainsFunc(c.mounts, func(m MountPoint) bool { return path.Clean(m.Target) == d }) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,8 @@ type runFlags struct {
 	cpusetCPUs, cpusetMems    string
 	blkioWeight               uint16
 	pidNS, ipcNS, utsNS       string
+	cgroupNS                  string
+	mounts                    []string
 	stopSignal, stopTimeout   string
 	logOpts                   []string
 	ulimits                   []string
@@ -105,6 +108,8 @@ func (f *runFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.cpusetCPUs, "cpuset-cpus", "", "CPUs the container may use (0-3, 0,1)")
 	fl.StringVar(&f.cpusetMems, "cpuset-mems", "", "memory nodes the container may use (0-3, 0,1)")
 	fl.Uint16Var(&f.blkioWeight, "blkio-weight", 0, "block IO weight, 10 to 1000")
+	fl.StringVar(&f.cgroupNS, "cgroupns", "", "cgroup namespace: private (the default) or host")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,tmpfs-size=N][,tmpfs-mode=M]")
 	fl.StringVar(&f.pidNS, "pid", "", "pid namespace: host, or container:NAME to share another's")
 	fl.StringVar(&f.ipcNS, "ipc", "", "IPC namespace: host, or container:NAME to share another's")
 	fl.StringVar(&f.utsNS, "uts", "", "UTS namespace: host")
@@ -370,6 +375,13 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 			return nil, fmt.Errorf("%s %q: want host or container:NAME: %w", ns.flag, ns.v, dock.ErrInvalidArgument)
 		}
 	}
+	switch f.cgroupNS {
+	case "", "private":
+	case "host":
+		opts = append(opts, dock.WithHostNamespace(dock.CgroupNamespace))
+	default:
+		return nil, fmt.Errorf("--cgroupns %q: want private or host: %w", f.cgroupNS, dock.ErrInvalidArgument)
+	}
 	if f.stopSignal != "" {
 		sig, err := dock.ParseSignal(f.stopSignal)
 		if err != nil {
@@ -461,8 +473,13 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 	}
 	for _, v := range f.volumes {
 		parts := strings.Split(v, ":")
+		if len(parts) == 1 && strings.HasPrefix(v, "/") {
+			// -v /data: an anonymous volume, as docker's.
+			opts = append(opts, dock.WithMount(dock.Volume("", v)))
+			continue
+		}
 		if len(parts) < 2 || len(parts) > 3 {
-			return nil, fmt.Errorf("-v %q: want SRC:DST[:ro]: %w", v, dock.ErrInvalidArgument)
+			return nil, fmt.Errorf("-v %q: want [SRC:]DST[:ro]: %w", v, dock.ErrInvalidArgument)
 		}
 		var mo []dock.MountOpt
 		if len(parts) == 3 {
@@ -492,6 +509,13 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		} else {
 			opts = append(opts, dock.WithMount(dock.Volume(parts[0], parts[1], mo...)))
 		}
+	}
+	for _, m := range f.mounts {
+		mp, err := parseMount(m)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, dock.WithMount(mp))
 	}
 	for _, t := range f.tmpfs {
 		dst, o, _ := strings.Cut(t, ":")
@@ -1240,4 +1264,75 @@ func deviceOption(v string) (dock.CreateOption, error) {
 		return nil, fmt.Errorf("--device %q: want HOST[:CONTAINER[:PERMS]]: %w", v, dock.ErrInvalidArgument)
 	}
 	return dock.WithDevice(host, path, perms), nil
+}
+
+// parseMount reads docker's --mount: comma-separated KEY=VALUE fields, as
+// CSV (a value with a comma is quoted), of which type (volume when not
+// given), source or src, target, destination or dst, readonly or ro
+// (alone, or =true|false|1|0), tmpfs-size and tmpfs-mode.
+func parseMount(v string) (dock.MountPoint, error) {
+	bad := func(format string, a ...any) (dock.MountPoint, error) {
+		return dock.MountPoint{}, fmt.Errorf("--mount %q: "+format+": %w", append(append([]any{v}, a...), dock.ErrInvalidArgument)...)
+	}
+	fields, err := csv.NewReader(strings.NewReader(v)).Read()
+	if err != nil {
+		return bad("%v", err)
+	}
+	m := dock.MountPoint{Type: "volume"}
+	var tmpfsOpts []string
+	for _, f := range fields {
+		key, val, hasVal := strings.Cut(f, "=")
+		switch strings.ToLower(strings.TrimSpace(key)) {
+		case "type":
+			m.Type = val
+		case "source", "src":
+			m.Source = val
+		case "target", "destination", "dst":
+			m.Target = val
+		case "readonly", "ro":
+			ro := true
+			if hasVal {
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					return bad("%s: want true or false", f)
+				}
+				ro = b
+			}
+			m.ReadOnly = ro
+		case "tmpfs-size":
+			n, err := parseBytes(val)
+			if err != nil {
+				return bad("%s: %v", f, err)
+			}
+			tmpfsOpts = append(tmpfsOpts, "size="+strconv.FormatInt(n, 10))
+		case "tmpfs-mode":
+			if _, err := strconv.ParseUint(val, 8, 32); err != nil {
+				return bad("%s: want an octal mode", f)
+			}
+			tmpfsOpts = append(tmpfsOpts, "mode="+val)
+		default:
+			return bad("field %q: want type, source, target, readonly, tmpfs-size or tmpfs-mode", key)
+		}
+	}
+	switch {
+	case m.Type != "bind" && m.Type != "volume" && m.Type != "tmpfs":
+		return bad("type %q: want bind, volume or tmpfs", m.Type)
+	case m.Target == "":
+		return bad("no target")
+	case m.Type != "tmpfs" && len(tmpfsOpts) > 0:
+		return bad("tmpfs options for a %s mount", m.Type)
+	case m.Type == "tmpfs" && m.Source != "":
+		return bad("a tmpfs has no source")
+	case m.Type == "bind" && m.Source == "":
+		return bad("a bind needs a source")
+	}
+	if m.Type == "bind" && !filepath.IsAbs(m.Source) {
+		abs, err := filepath.Abs(m.Source)
+		if err != nil {
+			return bad("%v", err)
+		}
+		m.Source = abs
+	}
+	m.Options = tmpfsOpts
+	return m, nil
 }

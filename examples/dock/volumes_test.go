@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -110,4 +111,39 @@ func TestRemoveVolumesFlag(t *testing.T) {
 	if rows := e.volumeRows(); len(rows) != 1 || rows[0][1] != "named" {
 		t.Errorf("after prune, volumes %q, want named alone", rows)
 	}
+}
+
+// TestRunMounts checks -v DST and --mount, as docker's: an anonymous
+// volume goes with its container; --mount makes binds, volumes and
+// tmpfs mounts with their options.
+func TestRunMounts(t *testing.T) {
+	e := newRunEnv(t)
+	e.ok("run", "--rm", "-v", "/anon", runImage, "touch", "/anon/f")
+	e.ok("run", "--name", "m", "--mount", "type=volume,target=/v", "--mount", "source=named,target=/n", runImage, "touch", "/v/f", "/n/f")
+	if rows := e.volumeRows(); len(rows) != 2 || !slices.ContainsFunc(rows, func(r []string) bool { return r[1] == "named" }) {
+		t.Fatalf("volumes %q, want named and one anonymous (run --rm took its own)", rows)
+	}
+	e.ok("rm", "-v", "m")
+	if rows := e.volumeRows(); len(rows) != 1 || rows[0][1] != "named" {
+		t.Errorf("after rm -v, volumes %q, want named alone", rows)
+	}
+
+	dir := t.TempDir()
+	r := e.dock("run", "--rm", "--mount", "type=bind,src="+dir+",dst=/b,readonly", "--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1700",
+		runImage, "sh", "-c", "grep ' /b ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1; grep ' /t ' /proc/self/mounts | grep -o 'size=[^,]*,mode=[0-7]*'; touch /b/x")
+	if r.code == 0 || r.stdout != "ro\nsize=1024k,mode=1700\n" {
+		t.Errorf("--mount bind,readonly and tmpfs: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	hostNS, err := os.Readlink("/proc/self/ns/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.ok("run", "--rm", "--cgroupns", "host", runImage, "readlink", "/proc/self/ns/cgroup"); r.stdout != hostNS+"\n" {
+		t.Errorf("--cgroupns host: %q, want the host's %s", r.stdout, hostNS)
+	}
+	for _, bad := range []string{"type=bind,target=/b", "type=volume", "type=tmpfs,src=x,target=/t", "target=/v,tmpfs-size=1m",
+		"type=bind,src=/tmp,target=/b,readonly=maybe", "type=bind,src=/tmp,target=/b,propagation=shared", "type=nfs,target=/x"} {
+		checkFailure(t, e.dock("run", "--rm", "--mount", bad, runImage, "true"), 125, "mount")
+	}
+	checkFailure(t, e.dock("run", "--rm", "--cgroupns", "shared", runImage, "true"), 125, "--cgroupns")
 }

@@ -71,7 +71,7 @@ var (
 		"--cpuset-mems": true, "--blkio-weight": true, "--pid": true, "--ipc": true, "--uts": true,
 		"--stop-signal": true, "--stop-timeout": true, "--log-opt": true, "--ulimit": true,
 		"--security-opt": true, "--group-add": true, "--sysctl": true, "--oom-score-adj": true, "--shm-size": true, "--device": true,
-		"--add-host": true, "--dns": true, "--dns-search": true, "--dns-option": true,
+		"--cgroupns": true, "--mount": true, "--add-host": true, "--dns": true, "--dns-search": true, "--dns-option": true,
 	}
 )
 
