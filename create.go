@@ -502,28 +502,27 @@ func WithDNS(servers ...string) CreateOption {
 // /etc/resolv.conf, in place of the host's, as docker's --dns-search; "."
 // leaves none.
 func WithDNSSearch(domains ...string) CreateOption {
-	return func(c *createConfig) error {
-		for _, d := range domains {
-			if d == "" || strings.ContainsAny(d, " \t\n") {
-				return fmt.Errorf("WithDNSSearch(%q): %w", d, ErrInvalidArgument)
-			}
-		}
-		c.dns.search = append(c.dns.search, domains...)
-		return nil
-	}
+	return resolvWords("WithDNSSearch", domains, func(d *dnsConfig) *[]string { return &d.search })
 }
 
 // WithDNSOptions sets the options of the container's /etc/resolv.conf
 // ("ndots:2", "timeout:1"), in place of the host's, as docker's
 // --dns-option.
 func WithDNSOptions(opts ...string) CreateOption {
+	return resolvWords("WithDNSOptions", opts, func(d *dnsConfig) *[]string { return &d.dnsOptions })
+}
+
+// resolvWords is the option option(words...): it adds words, each one
+// word of resolv.conf, to the list of the container's that list picks.
+func resolvWords(option string, words []string, list func(*dnsConfig) *[]string) CreateOption {
 	return func(c *createConfig) error {
-		for _, o := range opts {
-			if o == "" || strings.ContainsAny(o, " \t\n") {
-				return fmt.Errorf("WithDNSOptions(%q): %w", o, ErrInvalidArgument)
+		for _, w := range words {
+			if w == "" || strings.ContainsAny(w, " \t\n") {
+				return fmt.Errorf("%s(%q): want one word: %w", option, w, ErrInvalidArgument)
 			}
 		}
-		c.dns.dnsOptions = append(c.dns.dnsOptions, opts...)
+		l := list(&c.dns)
+		*l = append(*l, words...)
 		return nil
 	}
 }
