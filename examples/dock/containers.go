@@ -457,7 +457,9 @@ func (f *runFlags) options() ([]dock.CreateOption, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--shm-size: %w", err)
 		}
-		opts = append(opts, dock.WithShmSize(n))
+		if n > 0 { // 0 is the default, as in docker
+			opts = append(opts, dock.WithShmSize(n))
+		}
 	}
 	if len(f.logOpts) > 0 {
 		o, err := logRotation(f.logOpts)
@@ -1207,6 +1209,7 @@ func containerInfo(ctr *dock.Container) any {
 // accepted only where they ask for none.
 func securityOptions(vals []string) ([]dock.CreateOption, error) {
 	var opts []dock.CreateOption
+	newPrivs := false // the last no-new-privileges decides, as in docker
 	for _, v := range vals {
 		// docker accepts "key:value" from its older releases as well.
 		key, val, ok := strings.Cut(v, "=")
@@ -1223,9 +1226,7 @@ func securityOptions(vals []string) ([]dock.CreateOption, error) {
 				}
 				on = b
 			}
-			if !on {
-				opts = append(opts, dock.WithNewPrivileges())
-			}
+			newPrivs = !on
 		case key == "seccomp" && val == "unconfined":
 			opts = append(opts, dock.WithoutSeccomp())
 		case key == "seccomp" && ok && val != "":
@@ -1241,6 +1242,9 @@ func securityOptions(vals []string) ([]dock.CreateOption, error) {
 		default:
 			return nil, fmt.Errorf("--security-opt %q: want seccomp=unconfined|FILE, no-new-privileges[=BOOL], systempaths=unconfined: %w", v, dock.ErrInvalidArgument)
 		}
+	}
+	if newPrivs {
+		opts = append(opts, dock.WithNewPrivileges())
 	}
 	return opts, nil
 }
@@ -1284,7 +1288,7 @@ func parseMount(v string) (dock.MountPoint, error) {
 		key, val, hasVal := strings.Cut(f, "=")
 		switch strings.ToLower(strings.TrimSpace(key)) {
 		case "type":
-			m.Type = val
+			m.Type = strings.ToLower(val)
 		case "source", "src":
 			m.Source = val
 		case "target", "destination", "dst":

@@ -670,6 +670,11 @@ func TestRunMoreFlags(t *testing.T) {
 	if r := e.ok("run", "--rm", "--device", "/dev/kmsg:r", runImage, "sh", "-c", "(exec 3>/dev/kmsg) 2>/dev/null || echo denied"); r.stdout != "denied\n" {
 		t.Errorf("--device /dev/kmsg:r: %q", r.stdout)
 	}
+	// As docker's: the last no-new-privileges decides; a zero shm size is the default.
+	if r := e.ok("run", "--rm", "--security-opt", "no-new-privileges=false", "--security-opt", "no-new-privileges", "--shm-size", "0",
+		runImage, "sh", "-c", "grep ^NoNewPrivs: /proc/self/status; grep -o 'shm .*size=[0-9]*k' /proc/self/mounts | grep -o 'size=.*'"); r.stdout != "NoNewPrivs:\t1\nsize=65536k\n" {
+		t.Errorf("no-new-privileges twice, --shm-size 0: %q", r.stdout)
+	}
 	if r := e.ok("run", "--rm", "--security-opt", "seccomp=unconfined", runImage, "grep", "^Seccomp:", "/proc/self/status"); r.stdout != "Seccomp:\t0\n" {
 		t.Errorf("--security-opt seccomp=unconfined: %q", r.stdout)
 	}

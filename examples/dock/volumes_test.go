@@ -129,7 +129,7 @@ func TestRunMounts(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	r := e.dock("run", "--rm", "--mount", "type=bind,src="+dir+",dst=/b,readonly", "--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1700",
+	r := e.dock("run", "--rm", "--mount", "type=bind,src="+dir+",dst=/b,readonly", "--mount", "type=TMPFS,target=/t,tmpfs-size=1m,tmpfs-mode=1700",
 		runImage, "sh", "-c", "grep ' /b ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1; grep ' /t ' /proc/self/mounts | grep -o 'size=[^,]*,mode=[0-7]*'; touch /b/x")
 	if r.code == 0 || r.stdout != "ro\nsize=1024k,mode=1700\n" {
 		t.Errorf("--mount bind,readonly and tmpfs: exit %d, %q, %q", r.code, r.stdout, r.stderr)
