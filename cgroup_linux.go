@@ -53,6 +53,10 @@ func (h *Host) cgroupSpec(id string, res *Resources, spec *runtime.Spec) error {
 	if *res != (Resources{}) {
 		return fmt.Errorf("resource limits need the built-in cgroup manager: %w", ErrNotSupported)
 	}
+	if len(spec.Devices) > 0 {
+		// Their access is the device rules', which the group holds.
+		return fmt.Errorf("devices need the built-in cgroup manager: %w", ErrNotSupported)
+	}
 	return nil
 }
 
@@ -76,7 +80,14 @@ func makeCgroup(spec *runtime.Spec, res *Resources) error {
 		// of the container being nodev would not keep it from a node it
 		// made.
 		rules := slices.Clone(cgroups.DefaultDevices)
-		for _, d := range spec.Devices {
+		for i := range spec.Devices {
+			// Read again at each start, as docker does: a node's numbers
+			// may change with a reboot or a replug.
+			d := &spec.Devices[i]
+			if err := statDevice(d); err != nil {
+				g.Delete()
+				return err
+			}
 			rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &d.Major, Minor: &d.Minor, Access: d.Access})
 		}
 		if err := g.SetDevices(rules); err != nil {

@@ -350,6 +350,12 @@ func (c *Container) Start(ctx context.Context, opts ...StartOption) error {
 			return fmt.Errorf("start %s: join the %s namespace of container %s: not running: %w", c.Name, kind, filepath.Base(dir), ErrWrongState)
 		}
 	}
+	if spec.Process.Init {
+		// The init is the program that starts the container.
+		if err := reaperRuns(); err != nil {
+			return fmt.Errorf("start %s: %w", c.Name, err)
+		}
+	}
 	if c.rec.AutoRemove {
 		c.takeOwner(ctx)
 	}

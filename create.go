@@ -268,11 +268,17 @@ func Tmpfs(dst string, options ...string) MountPoint {
 	return MountPoint{Type: "tmpfs", Target: dst, Options: options}
 }
 
-// WithMount adds a mount.
+// WithMount adds a mount. A target in /proc is refused, as runc refuses
+// it, but for a bind over one of the files lxcfs serves (/proc/meminfo,
+// /proc/cpuinfo, ...): a mount there could lead what the runtime writes
+// through the container's proc to the host's.
 func WithMount(m MountPoint) CreateOption {
 	return func(c *createConfig) error {
 		if !path.IsAbs(m.Target) || path.Clean(m.Target) == "/" {
 			return fmt.Errorf("WithMount: target %q must be an absolute path other than /: %w", m.Target, ErrInvalidArgument)
+		}
+		if t := path.Clean(m.Target); (t == "/proc" || strings.HasPrefix(t, "/proc/")) && !(m.Type == "bind" && slices.Contains(procFiles, t)) {
+			return fmt.Errorf("WithMount: target %q: in /proc only a bind over one of %s: %w", m.Target, strings.Join(procFiles, ", "), ErrInvalidArgument)
 		}
 		switch m.Type {
 		case "bind":
@@ -291,6 +297,11 @@ func WithMount(m MountPoint) CreateOption {
 		return nil
 	}
 }
+
+// procFiles are the files of /proc a bind may cover, as runc allows it:
+// those lxcfs serves, per container.
+var procFiles = []string{"/proc/cpuinfo", "/proc/diskstats", "/proc/loadavg", "/proc/meminfo",
+	"/proc/slabinfo", "/proc/stat", "/proc/swaps", "/proc/uptime"}
 
 // WithReadOnlyRootfs mounts the container's root filesystem read-only.
 func WithReadOnlyRootfs() CreateOption {
@@ -474,6 +485,13 @@ func WithExtraHosts(hosts ...string) CreateOption {
 			name, addr, ok := strings.Cut(h, "=")
 			if !ok {
 				name, addr, ok = strings.Cut(h, ":")
+			}
+			if addr == "host-gateway" {
+				return fmt.Errorf("WithExtraHosts(%q): host-gateway needs bridge networking: %w", h, ErrNotSupported)
+			}
+			// "[::1]", as docker takes an IPv6 address too.
+			if len(addr) > 2 && addr[0] == '[' && addr[len(addr)-1] == ']' {
+				addr = addr[1 : len(addr)-1]
 			}
 			if ip, err := netip.ParseAddr(addr); !ok || err != nil || name == "" || strings.ContainsAny(name, " \t\n#") || ip.Zone() != "" {
 				return fmt.Errorf("WithExtraHosts(%q): want NAME:IP: %w", h, ErrInvalidArgument)
@@ -1239,7 +1257,10 @@ func emptyDir(dir string) bool {
 func writeEtcFiles(dir, hostname string, hostNet bool, dns *dnsConfig) error {
 	hostHosts, _ := os.ReadFile("/etc/hosts")
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
-	for name, data := range etcFiles(hostname, hostNet, dns, string(hostHosts), string(hostResolv)) {
+	// systemd-resolved's stub at 127.0.0.53 is out of a container's reach;
+	// the servers behind it are not.
+	resolved, _ := os.ReadFile("/run/systemd/resolve/resolv.conf")
+	for name, data := range etcFiles(hostname, hostNet, dns, string(hostHosts), string(hostResolv), string(resolved)) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			return err
 		}
@@ -1249,9 +1270,10 @@ func writeEtcFiles(dir, hostname string, hostNet bool, dns *dnsConfig) error {
 
 // etcFiles returns a container's hosts, hostname and resolv.conf, as
 // Docker writes them: the host's resolver settings, less loopback name
-// servers that a network namespace of the container's own cannot reach,
+// servers that a network namespace of the container's own cannot reach
+// (systemd-resolved's upstream ones, resolved, when that leaves none),
 // with dns's in their place; the host's hosts file on the host's network.
-func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostResolv string) map[string]string {
+func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostResolv, resolved string) map[string]string {
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname + "\n"
 	if hostNet && hostHosts != "" {
 		hosts = hostHosts
@@ -1261,6 +1283,9 @@ func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostReso
 	}
 	for _, h := range dns.extraHosts {
 		hosts += h[1] + "\t" + h[0] + "\n"
+	}
+	if !hostNet && resolved != "" && len(nameservers(hostResolv, false)) == 0 && len(nameservers(resolved, false)) > 0 {
+		hostResolv = resolved
 	}
 	var servers, search, opts, other []string
 	for _, l := range strings.Split(hostResolv, "\n") {
@@ -1307,6 +1332,18 @@ func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostReso
 		resolv.WriteString(l + "\n")
 	}
 	return map[string]string{"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv.String()}
+}
+
+// nameservers returns the name servers of resolv.conf, the loopback ones
+// only when loopback is set.
+func nameservers(resolv string, loopback bool) []string {
+	var out []string
+	for _, l := range strings.Split(resolv, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "nameserver" && (loopback || !strings.HasPrefix(f[1], "127.") && f[1] != "::1") {
+			out = append(out, f[1])
+		}
+	}
+	return out
 }
 
 // parseSignal reads "SIGTERM", "TERM" or "15".

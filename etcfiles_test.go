@@ -22,9 +22,9 @@ func TestEtcFiles(t *testing.T) {
 		{"host network keeps loopback servers", true, nil,
 			"10.1.1.1 hosthost\n",
 			"nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example lan\noptions edns0 trust-ad\nsortlist 130.155.160.0/255.255.240.0\n"},
-		{"options", false, []CreateOption{WithExtraHosts("db:10.0.0.5", "v6=fd00::1"), WithDNS("192.0.2.1", "2001:db8::1"),
+		{"options", false, []CreateOption{WithExtraHosts("db:10.0.0.5", "v6=fd00::1", "v6b:[fd00::2]"), WithDNS("192.0.2.1", "2001:db8::1"),
 			WithDNSSearch("."), WithDNSOptions("ndots:2")},
-			"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n10.0.0.5\tdb\nfd00::1\tv6\n",
+			"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n10.0.0.5\tdb\nfd00::1\tv6\nfd00::2\tv6b\n",
 			"nameserver 192.0.2.1\nnameserver 2001:db8::1\noptions ndots:2\nsortlist 130.155.160.0/255.255.240.0\n"},
 	}
 	for _, tt := range tests {
@@ -35,15 +35,26 @@ func TestEtcFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			f := etcFiles("box", tt.hostNet, &c.dns, "10.1.1.1 hosthost", hostResolv)
+			f := etcFiles("box", tt.hostNet, &c.dns, "10.1.1.1 hosthost", hostResolv, "nameserver 10.9.9.9\n")
 			if f["hosts"] != tt.hosts || f["resolv.conf"] != tt.conf || f["hostname"] != "box\n" {
 				t.Errorf("hosts %q\nresolv.conf %q\nwant %q\nand %q", f["hosts"], f["resolv.conf"], tt.hosts, tt.conf)
 			}
 		})
 	}
-	// Only loopback servers on the host: Docker's fallback.
-	if got := etcFiles("box", false, &dnsConfig{}, "", "nameserver 127.0.0.53\n")["resolv.conf"]; got != "nameserver 8.8.8.8\nnameserver 8.8.4.4\n" {
+	// Only systemd-resolved's stub on the host: the servers behind it, as
+	// Docker reads them; with none, Docker's fallback.
+	stub := "nameserver 127.0.0.53\nsearch lan\n"
+	if got := etcFiles("box", false, &dnsConfig{}, "", stub, "nameserver 10.9.9.9\nsearch corp\n")["resolv.conf"]; got != "nameserver 10.9.9.9\nsearch corp\n" {
+		t.Errorf("resolv.conf behind systemd-resolved: %q", got)
+	}
+	if got := etcFiles("box", false, &dnsConfig{}, "", stub, "")["resolv.conf"]; got != "nameserver 8.8.8.8\nnameserver 8.8.4.4\nsearch lan\n" {
 		t.Errorf("resolv.conf with loopback servers only: %q", got)
+	}
+	if got := etcFiles("box", true, &dnsConfig{}, "", stub, "nameserver 10.9.9.9\n")["resolv.conf"]; got != stub {
+		t.Errorf("resolv.conf on the host's network: %q, want the host's", got)
+	}
+	if err := WithExtraHosts("gw:host-gateway")(&createConfig{}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("WithExtraHosts host-gateway: %v, want ErrNotSupported", err)
 	}
 	for _, o := range []CreateOption{WithExtraHosts("nohost"), WithExtraHosts("db:10.0.0.300"), WithExtraHosts(":10.0.0.1"),
 		WithDNS("dns.example"), WithDNSSearch("a b"), WithDNSOptions("")} {

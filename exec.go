@@ -146,7 +146,6 @@ func (c *Container) Exec(ctx context.Context, args []string, opts ...ExecOption)
 	proc.Args = slices.Clone(args)
 	proc.Env = mergeEnv(proc.Env, ec.env)
 	proc.Terminal = ec.terminal
-	proc.OOMScoreAdj = nil
 	if ec.workdir != "" {
 		proc.Cwd = ec.workdir
 	}

@@ -82,7 +82,9 @@ func WithSnapshotterName(name string) OpenOption {
 
 // WithCgroups replaces the probed cgroup manager for the calls made in this
 // program. Containers' own groups are made by their monitors with the
-// built-in manager, so Create refuses resource limits when one is given.
+// built-in manager, so Create refuses resource limits and devices
+// (WithDevice) when one is given, and its containers run without Docker's
+// device rules.
 func WithCgroups(cg Cgroups) OpenOption {
 	return func(c *openConfig) error {
 		if cg == nil {

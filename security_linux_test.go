@@ -113,6 +113,10 @@ func TestProcessOptions(t *testing.T) {
 			t.Errorf("output %q lacks %q", out, want)
 		}
 	}
+	// An exec'd process gets the container's OOM score, as in docker.
+	if out, code := execOut(t, c, []string{"cat", "/proc/self/oom_score_adj"}); code != 0 || out != "321\n" {
+		t.Errorf("exec'd process's oom_score_adj %q (exit %d), want 321", out, code)
+	}
 	// A user given to exec gets the added groups too, as in docker.
 	if out, code := execOut(t, c, []string{"sh", "-c", "id -u; grep '^Groups:' /proc/self/status"}, WithExecUser("nobody")); code != 0 || !strings.HasPrefix(out, "65534\n") || statusField(t, out, "Groups") != "1000 4321" {
 		t.Errorf("exec'd as nobody: %q (exit %d), want uid 65534 in groups 1000 4321", out, code)
@@ -133,6 +137,9 @@ func TestProcessOptions(t *testing.T) {
 		{"sysctl out of its tree", []CreateOption{WithSysctl("net/../kernel/panic", "1")}},
 		{"net sysctl on the host's network", []CreateOption{WithNetwork("host"), WithSysctl("net.ipv4.ip_forward", "1")}},
 		{"ipc sysctl in the host's ipc namespace", []CreateOption{WithHostNamespace(IPCNamespace), WithSysctl("kernel.shmmax", "1")}},
+		// A mount in /proc could lead an allowed sysctl's write to the host's.
+		{"mount in /proc/sys", []CreateOption{WithMount(Tmpfs("/proc/sys/net")), WithSysctl("net.core.somaxconn", "1")}},
+		{"mount over /proc", []CreateOption{WithMount(Bind("/proc", "/proc"))}},
 	} {
 		if c, err := h.Create(ctx, img, append(tc.opts, WithCmd("true"))...); !errors.Is(err, ErrInvalidArgument) {
 			if err == nil {
@@ -198,6 +205,14 @@ func TestContainerDeviceOption(t *testing.T) {
 			}
 		})
 	}
+	// A device allowed for writing alone cannot be opened to read and
+	// write: one request for both, which a "w" rule does not cover. With
+	// CAP_SYSLOG, /dev/kmsg opens for both as far as the kernel goes.
+	c, stdout, stderr := runContainer(t, h, img, WithDevice("/dev/kmsg", "/dev/klog", "w"), WithCapAdd("SYSLOG"), WithCmd("sh", "-c",
+		"(exec 3>/dev/klog) && echo w=open; (exec 3<>/dev/klog) 2>/dev/null && echo rw=open || echo rw=denied"))
+	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "w=open\nrw=denied\n" {
+		t.Errorf("/dev/kmsg allowed for writing: exit %d, %q (%s); want it open to write, not to read and write", st.ExitCode, stdout, stderr)
+	}
 	for _, o := range []CreateOption{WithDevice("/etc/passwd", "", ""), WithDevice("/dev/nosuch", "", ""),
 		WithDevice("/dev/kmsg", "", "rx"), WithDevice("dev/kmsg", "", "")} {
 		if c, err := h.Create(ctx, img, o, WithCmd("true")); !errors.Is(err, ErrInvalidArgument) {
@@ -225,17 +240,21 @@ func TestContainerInit(t *testing.T) {
 		t.Skipf("this test binary is linked dynamically: %v", err)
 	}
 	t.Run("first process", func(t *testing.T) {
-		c, stdout, stderr := runContainer(t, h, img, WithInit(), WithCmd("sh", "-c",
-			"cat /proc/1/comm; echo pid=$$; (echo x >/proc/1/exe) 2>/dev/null && echo exe=written; sh -c 'sleep 0.1 &'; sleep 0.6; "+
+		c, stdout, stderr := runContainer(t, h, img, WithInit(), WithEnv("GODEBUG=gctrace=1", "GOMAXPROCS=7"), WithCmd("sh", "-c",
+			"cat /proc/1/comm; echo pid=$$ env=$GODEBUG,$GOMAXPROCS; (cat /proc/1/exe >/dev/null) 2>/dev/null && echo exe=readable; sh -c 'sleep 0.1 &'; sleep 0.6; "+
 				"for f in /proc/[0-9]*/stat; do read -r l < $f; case $l in *') Z '*) echo zombie $l;; esac; done; exit 7"))
 		if st := wait(t, c); st.ExitCode != 7 {
 			t.Errorf("exit %d, want the command's 7 (%s)", st.ExitCode, stderr)
 		}
-		// The reaper is the sealed copy of this binary, which no process
-		// of the container may write through /proc/1/exe.
-		if out := stdout.String(); !strings.HasPrefix(out, "dock-reaper\npid=") || strings.Contains(out, "pid=1\n") ||
-			strings.Contains(out, "zombie") || strings.Contains(out, "exe=written") {
-			t.Errorf("output %q: want the reaper as process 1, the command not, no zombie, its binary unwritable", out)
+		// The reaper is this program: no process of the container may
+		// read it through /proc/1/exe. The container's Go settings are
+		// the command's, not the reaper's (whose gctrace would print).
+		if out := stdout.String(); !strings.HasPrefix(out, "dock-reaper\npid=") || strings.Contains(out, "pid=1 ") ||
+			!strings.Contains(out, " env=gctrace=1,7\n") || strings.Contains(out, "zombie") || strings.Contains(out, "exe=readable") {
+			t.Errorf("output %q: want the reaper as process 1, the command not with the container's environment, no zombie, its binary unreadable", out)
+		}
+		if strings.Contains(stderr.String(), "gc 1 @") {
+			t.Errorf("the reaper took the container's GODEBUG: %q", stderr)
 		}
 		if !c.Config().Init {
 			t.Error("config: no init")

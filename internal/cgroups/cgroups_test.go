@@ -7,6 +7,10 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/cilium/ebpf/asm"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/dockkit/dock/internal/errdefs"
 )
 
@@ -159,3 +163,38 @@ func TestV1DeviceRules(t *testing.T) {
 		t.Error("the first rule allows every device")
 	}
 }
+
+// TestWholeAccess checks that the v2 filter matches a rule only for a
+// request its access covers whole: each partial-access rule's check is
+// rewritten, and the full-access ones have none to rewrite.
+func TestWholeAccess(t *testing.T) {
+	major, minor := int64(10), int64(229)
+	rules := []specs.LinuxDeviceCgroup{{Allow: false, Type: "a", Major: &wildcard, Minor: &wildcard, Access: "rwm"}}
+	for _, acc := range []string{"r", "w", "rw", "m", "rwm"} {
+		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: &major, Minor: &minor, Access: acc})
+	}
+	insts, _, err := cgroup2.DeviceFilter(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(op asm.OpCode) int {
+		n := 0
+		for _, ins := range insts {
+			if ins.OpCode == op && ins.Dst == asm.R1 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(asm.JEq.Op(asm.ImmSource)); n != 4 {
+		t.Fatalf("%d access checks before, want 4 (r, w, rw, m)", n)
+	}
+	if err := wholeAccess(insts); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := count(asm.JEq.Op(asm.ImmSource)), count(asm.JNE.Op(asm.RegSource)); n != 0 || m != 4 {
+		t.Errorf("after: %d partial checks, %d whole ones; want 0 and 4", n, m)
+	}
+}
+
+var wildcard = int64(-1)

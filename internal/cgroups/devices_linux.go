@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -122,6 +123,9 @@ func attachDeviceFilter(dir string, rules []specs.LinuxDeviceCgroup) error {
 	if err != nil {
 		return err
 	}
+	if err := wholeAccess(insts); err != nil {
+		return err
+	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.CGroupDevice, Instructions: insts, License: license})
 	if err != nil {
 		return fmt.Errorf("load filter: %w", err)
@@ -136,6 +140,31 @@ func attachDeviceFilter(dir string, rules []specs.LinuxDeviceCgroup) error {
 		Attach: ebpf.AttachCGroupDevice, Flags: unix.BPF_F_ALLOW_MULTI})
 	if err != nil {
 		return fmt.Errorf("attach filter: %w", err)
+	}
+	return nil
+}
+
+// wholeAccess makes each rule of the filter insts match only a request
+// whose access it covers whole. The filter matches a rule when the
+// request shares any of its access bits with it: an open for reading and
+// writing (one request for both) then passed a rule that allows reading
+// alone. Its check, the three instructions
+//
+//	r1 = (u32)r3; r1 &= ACCESS; if r1 == 0 goto next
+//
+// becomes "if r1 != r3 goto next": the request's bits, r3, all in ACCESS.
+func wholeAccess(insts asm.Instructions) error {
+	for i := 2; i < len(insts); i++ {
+		mov, and, jeq := insts[i-2], insts[i-1], insts[i]
+		if mov.OpCode != asm.Mov.Op32(asm.RegSource) || mov.Dst != asm.R1 || mov.Src != asm.R3 ||
+			and.OpCode != asm.And.Op32(asm.ImmSource) || and.Dst != asm.R1 ||
+			jeq.OpCode != asm.JEq.Op(asm.ImmSource) || jeq.Dst != asm.R1 || jeq.Constant != 0 {
+			continue
+		}
+		if jeq.Symbol() != "" || jeq.Reference() == "" {
+			return fmt.Errorf("device filter: unexpected access check at instruction %d", i)
+		}
+		insts[i] = asm.JNE.Reg(asm.R1, asm.R3, jeq.Reference())
 	}
 	return nil
 }

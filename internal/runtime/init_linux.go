@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -108,7 +109,7 @@ func finishProcess(spec *Spec, filter []unix.SockFilter, fail func(int, string, 
 		if _, err := unix.FcntlInt(initSyncFD, unix.F_SETFD, 0); err != nil {
 			fail(125, "init: reaper: %v", err)
 		}
-		err = execFD(reaper, append([]string{reaperArg0, "--", path}, p.Args...), env)
+		err = execFD(reaper, append([]string{reaperArg0, "--", path}, p.Args...), append(slices.Clip(reaperEnv), env...))
 		fail(125, "init: reaper: %v", err)
 	}
 	err = unix.Exec(path, p.Args, env)

@@ -457,8 +457,15 @@ func (m *monitor) start() error {
 		}
 	}
 	if spec.hasNew("user") {
+		// What an init in its own user namespace may not do itself: it
+		// sets the same again once it is set up.
 		if err := raiseHardLimits(m.pid, spec.Process.Rlimits); err != nil {
 			return abort(&StartError{ExitCode: 125, Msg: err.Error()})
+		}
+		if adj := spec.Process.OOMScoreAdj; adj != nil {
+			if err := os.WriteFile("/proc/"+strconv.Itoa(m.pid)+"/oom_score_adj", []byte(strconv.Itoa(*adj)), 0); err != nil {
+				return abort(&StartError{ExitCode: 125, Msg: "oom_score_adj: " + err.Error()})
+			}
 		}
 	}
 	if err := sendConfig(parentSync, raw, filter); err != nil {

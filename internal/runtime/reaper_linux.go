@@ -6,10 +6,19 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// reaperEnv comes first in the reaper's environment, ahead of the
+// container's: the Go runtime takes the first of each variable, so the
+// container's settings for its own Go programs do not reach the reaper
+// (its GODEBUG=gctrace=1 would print to the container's stderr). The
+// reaper gives the command the container's environment alone.
+var reaperEnv = []string{"GOMAXPROCS=1", "GOGC=100", "GOMEMLIMIT=off", "GODEBUG=", "GOTRACEBACK=single"}
 
 // reaperMain is the first process of a container started with
 // Process.Init: args are "--", the command's path, then its arguments.
@@ -28,10 +37,20 @@ func reaperMain(args []string) int {
 	if len(args) < 3 || args[0] != "--" {
 		return fail(125, "reaper: usage: %s -- PATH ARGV0 [ARG...]", reaperArg0)
 	}
+	// As executed: the os package drops the container's variables that
+	// reaperEnv shadows.
+	raw, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		return fail(125, "reaper: %v", err)
+	}
+	env := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if len(env) < len(reaperEnv) || !slices.Equal(env[:len(reaperEnv)], reaperEnv) {
+		return fail(125, "reaper: environment without its own settings first")
+	}
 	unix.CloseOnExec(initSyncFD)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
-	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{}}
+	attr := &syscall.ProcAttr{Env: env[len(reaperEnv):], Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{}}
 	if term, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil && term != nil {
 		// Its own process group, in the foreground of the terminal: keys
 		// such as ^C signal the command alone, as they would with no

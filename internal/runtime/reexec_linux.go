@@ -65,6 +65,10 @@ func MaybeReexec() {
 		initMain()
 		os.Exit(125)
 	case reaperArg0:
+		// Process 1 of the container runs the caller's program: no
+		// process of the container may read it, or trace it, through
+		// /proc/1 (which needs CAP_SYS_PTRACE once it is not dumpable).
+		unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 		os.Exit(reaperMain(os.Args[1:]))
 	case monitorArg0:
 		monitorPrelude()

@@ -413,6 +413,11 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 	if err := pivotRoot(target); err != nil {
 		return err
 	}
+	// Through the container's own proc, before any mount of the caller's
+	// and before /proc/sys is made read-only.
+	if err := writeSysctls(spec.Sysctls); err != nil {
+		return err
+	}
 
 	if err := setupDev(spec, devs, console); err != nil {
 		return err
@@ -477,10 +482,6 @@ func setupRootfs(spec *Spec, rs *rootfsSetup) error {
 		}
 	}
 
-	// Before /proc/sys is made read-only.
-	if err := writeSysctls(spec.Sysctls); err != nil {
-		return err
-	}
 	if !spec.Process.Privileged {
 		for _, p := range spec.MaskedPaths {
 			if rs.onThread && inProc(p) {
@@ -788,11 +789,33 @@ func raiseHardLimits(pid int, rls []Rlimit) error {
 }
 
 // writeSysctls writes each of sysctls to its file under /proc/sys, in
-// the order of their names.
+// the order of their names. Each is opened beneath /proc/sys, checked to
+// be a proc, following no symbolic link: a name the caller allowed must
+// not lead to a sysctl of the host's.
 func writeSysctls(sysctls map[string]string) error {
+	if len(sysctls) == 0 {
+		return nil
+	}
+	dir, err := unix.Open("/proc/sys", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sysctl: %w", err)
+	}
+	defer unix.Close(dir)
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(dir, &fs); err != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return fmt.Errorf("sysctl: /proc/sys is not the container's proc")
+	}
 	for _, k := range slices.Sorted(maps.Keys(sysctls)) {
-		p := "/proc/sys/" + sysctlPath(k)
-		if err := os.WriteFile(p, []byte(sysctls[k]), 0); err != nil {
+		fd, err := unix.Openat2(dir, sysctlPath(k), &unix.OpenHow{
+			Flags:   unix.O_WRONLY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+		})
+		if err != nil {
+			return fmt.Errorf("sysctl %s: %w", k, err)
+		}
+		_, err = unix.Write(fd, []byte(sysctls[k]))
+		unix.Close(fd)
+		if err != nil {
 			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
