@@ -445,17 +445,7 @@ func TestImageVolumes(t *testing.T) {
 	ctx := context.Background()
 	img := busyboxImage(t, h, imagetest.Volumes("/data", "cache/"),
 		imagetest.WithFile("data/seed", []byte("seed\n"), 0o644))
-	volumes := func() []string {
-		vs, err := h.Volumes(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, v := range vs {
-			names = append(names, v.Name)
-		}
-		return names
-	}
+	volumes := func() []string { return volumeNames(t, h) }
 	run := func(opts ...CreateOption) *Container {
 		t.Helper()
 		c, err := h.Create(ctx, img, append(opts, WithCmd("sh", "-c", "cat /data/seed && touch /data/x /cache/y && grep -c ' /data \\| /cache ' /proc/mounts"))...)
