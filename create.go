@@ -455,8 +455,9 @@ func WithSysctl(name, value string) CreateOption {
 // path in the container (hostPath when empty), as docker's --device
 // HOST[:CONTAINER[:PERMS]]: the node is bound there, and the container's
 // cgroup lets it read ("r"), write ("w") and make ("m") such nodes as
-// access says ("rwm" when empty). Create refuses a path that is no device
-// node.
+// access says ("rwm" when empty). A directory (/dev/snd) gives every node
+// below it, at the same place below path. Create refuses a path that
+// holds no device node.
 func WithDevice(hostPath, path, access string) CreateOption {
 	return func(c *createConfig) error {
 		if path == "" {
@@ -826,10 +827,11 @@ func (h *Host) create(ctx context.Context, img *Image, c *createConfig) (_ *Cont
 	}
 	spec.ShmSize = c.shmSize
 	for _, d := range c.devices {
-		if err := statDevice(&d); err != nil {
+		ds, err := hostDevices(d)
+		if err != nil {
 			return nil, err
 		}
-		spec.Devices = append(spec.Devices, d)
+		spec.Devices = append(spec.Devices, ds...)
 	}
 
 	for _, n := range nss.New {

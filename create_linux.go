@@ -4,6 +4,7 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -181,3 +182,42 @@ var reaperRuns = sync.OnceValue(func() error {
 	}
 	return nil
 })
+
+// hostDevices returns the device d names, its type and numbers read: the
+// node itself, or each node below it when it is a directory, as docker
+// reads --device.
+func hostDevices(d runtime.Device) ([]runtime.Device, error) {
+	fi, err := os.Stat(d.HostPath)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w: %w", d.HostPath, err, ErrInvalidArgument)
+	}
+	if !fi.IsDir() {
+		if err := statDevice(&d); err != nil {
+			return nil, err
+		}
+		return []runtime.Device{d}, nil
+	}
+	var out []runtime.Device
+	err = filepath.WalkDir(d.HostPath, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.Type()&fs.ModeDevice == 0 {
+			return err
+		}
+		rel, err := filepath.Rel(d.HostPath, p)
+		if err != nil {
+			return err
+		}
+		n := runtime.Device{Path: path.Join(d.Path, rel), HostPath: p, Access: d.Access}
+		if err := statDevice(&n); err != nil {
+			return err
+		}
+		out = append(out, n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", d.HostPath, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("device %s: no device node in it: %w", d.HostPath, ErrInvalidArgument)
+	}
+	return out, nil
+}

@@ -35,6 +35,8 @@ func securityDefaults(*createConfig, *runtime.Spec) error { return errNeedsLinux
 
 func statDevice(*runtime.Device) error { return errNeedsLinux }
 
+func hostDevices(runtime.Device) ([]runtime.Device, error) { return nil, errNeedsLinux }
+
 func hasOpaqueAncestor(*os.Root, string, string) bool { return false }
 
 func unixSignalName(s syscall.Signal) string { return fmt.Sprintf("SIG%d", int(s)) }

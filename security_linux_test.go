@@ -3,9 +3,13 @@ package dock
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // statusField returns a field of /proc/self/status as the container's
@@ -213,7 +217,26 @@ func TestContainerDeviceOption(t *testing.T) {
 	if st := wait(t, c); st.ExitCode != 0 || stdout.String() != "w=open\nrw=denied\n" {
 		t.Errorf("/dev/kmsg allowed for writing: exit %d, %q (%s); want it open to write, not to read and write", st.ExitCode, stdout, stderr)
 	}
-	for _, o := range []CreateOption{WithDevice("/etc/passwd", "", ""), WithDevice("/dev/nosuch", "", ""),
+	// A directory gives every node below it, as docker's --device /dev/snd.
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"kmsg", "sub/kmsg"} {
+		if err := unix.Mknod(filepath.Join(dir, p), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 11))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "readme"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, stdout, stderr = runContainer(t, h, img, WithDevice(dir, "/dev/mine", "w"), WithCmd("sh", "-c",
+		"ls -R /dev/mine | tr '\\n' ' '; (exec 3>/dev/mine/sub/kmsg) && echo open"))
+	if st := wait(t, c); st.ExitCode != 0 || !strings.HasSuffix(stdout.String(), "open\n") || strings.Contains(stdout.String(), "readme") ||
+		!strings.Contains(stdout.String(), "kmsg") || len(c.Config().Devices) != 2 {
+		t.Errorf("a directory of devices: exit %d, %q (%s), %d devices; want its two nodes alone, open", st.ExitCode, stdout, stderr, len(c.Config().Devices))
+	}
+	for _, o := range []CreateOption{WithDevice(t.TempDir(), "", ""), WithDevice("/etc/passwd", "", ""), WithDevice("/dev/nosuch", "", ""),
 		WithDevice("/dev/kmsg", "", "rx"), WithDevice("dev/kmsg", "", "")} {
 		if c, err := h.Create(ctx, img, o, WithCmd("true")); !errors.Is(err, ErrInvalidArgument) {
 			if err == nil {

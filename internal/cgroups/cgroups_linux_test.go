@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/dockkit/dock/internal/errdefs"
@@ -532,5 +534,36 @@ func TestDeleteRemovesEmptyParent(t *testing.T) {
 	}
 	if left := parentDirs(); len(left) != 0 {
 		t.Fatalf("parents left behind: %v", left)
+	}
+}
+
+// TestSetDevicesAgain checks that setting a group's device rules again,
+// as a start that takes over a group left by an earlier run does, leaves
+// the rules set last alone: on v1 the controller's list, on v2 one
+// attached program.
+func TestSetDevicesAgain(t *testing.T) {
+	g := newTestGroup(t, nil)
+	for range 3 {
+		if err := g.SetDevices(DefaultDevices); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.v2 == nil {
+		if got := readCtrl(t, g, "devices", "devices.list"); !strings.Contains(got, "c 1:3 rwm") || strings.Contains(got, "a *:* rwm") {
+			t.Errorf("devices.list %q: want the standard nodes and no rule for all", got)
+		}
+		return
+	}
+	fd, err := unix.Open(g.fs.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	q, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Programs) != 1 {
+		t.Errorf("%d device programs attached, want 1", len(q.Programs))
 	}
 }

@@ -102,7 +102,9 @@ func v1DeviceRule(r specs.LinuxDeviceCgroup) string {
 }
 
 // attachDeviceFilter attaches rules, as a BPF program, to the v2 group at
-// dir. The attachment holds the program; its descriptor here is closed.
+// dir, in place of any attached before (a group taken over from an earlier
+// run has its own). The attachment holds the program; its descriptor
+// here is closed.
 func attachDeviceFilter(dir string, rules []specs.LinuxDeviceCgroup) error {
 	// The filter takes types and numbers spelled out.
 	anyNum := int64(-1)
@@ -136,10 +138,29 @@ func attachDeviceFilter(dir string, rules []specs.LinuxDeviceCgroup) error {
 		return err
 	}
 	defer unix.Close(fd)
+	var old []ebpf.ProgramID
+	if q, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice}); err == nil {
+		for _, p := range q.Programs {
+			old = append(old, p.ID)
+		}
+	}
 	err = link.RawAttachProgram(link.RawAttachProgramOptions{Target: fd, Program: prog,
 		Attach: ebpf.AttachCGroupDevice, Flags: unix.BPF_F_ALLOW_MULTI})
 	if err != nil {
 		return fmt.Errorf("attach filter: %w", err)
+	}
+	// The new one first: a device is open to the group only if every
+	// attached program allows it, so the rules hold throughout.
+	for _, id := range old {
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // detached meanwhile
+		}
+		err = link.RawDetachProgram(link.RawDetachProgramOptions{Target: fd, Program: p, Attach: ebpf.AttachCGroupDevice})
+		p.Close()
+		if err != nil {
+			return fmt.Errorf("detach the filter attached before: %w", err)
+		}
 	}
 	return nil
 }
