@@ -1286,7 +1286,7 @@ func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostReso
 	for _, h := range dns.extraHosts {
 		hosts += h[1] + "\t" + h[0] + "\n"
 	}
-	if !hostNet && resolved != "" && len(nameservers(hostResolv, false)) == 0 && len(nameservers(resolved, false)) > 0 {
+	if !hostNet && resolved != "" && len(reachableServers(hostResolv)) == 0 && len(reachableServers(resolved)) > 0 {
 		hostResolv = resolved
 	}
 	var servers, search, opts, other []string
@@ -1294,7 +1294,7 @@ func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostReso
 		f := strings.Fields(l)
 		switch {
 		case len(f) >= 2 && f[0] == "nameserver":
-			if hostNet || !strings.HasPrefix(f[1], "127.") && f[1] != "::1" {
+			if hostNet || !loopbackServer(f[1]) {
 				servers = append(servers, f[1])
 			}
 		case len(f) >= 1 && (f[0] == "search" || f[0] == "domain"):
@@ -1336,17 +1336,20 @@ func etcFiles(hostname string, hostNet bool, dns *dnsConfig, hostHosts, hostReso
 	return map[string]string{"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv.String()}
 }
 
-// nameservers returns the name servers of resolv.conf, the loopback ones
-// only when loopback is set.
-func nameservers(resolv string, loopback bool) []string {
+// reachableServers returns the name servers of resolv.conf that a
+// network namespace of a container's own can reach: not loopback ones.
+func reachableServers(resolv string) []string {
 	var out []string
 	for _, l := range strings.Split(resolv, "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "nameserver" && (loopback || !strings.HasPrefix(f[1], "127.") && f[1] != "::1") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "nameserver" && !loopbackServer(f[1]) {
 			out = append(out, f[1])
 		}
 	}
 	return out
 }
+
+// loopbackServer reports whether the name server addr is the host's own.
+func loopbackServer(addr string) bool { return strings.HasPrefix(addr, "127.") || addr == "::1" }
 
 // parseSignal reads "SIGTERM", "TERM" or "15".
 func parseSignal(s string) (syscall.Signal, bool) {

@@ -224,9 +224,9 @@ func newExecChild(s *execSetup) (*execChild, error) {
 
 	haveNofile := false
 	for _, rl := range p.Rlimits {
-		r, ok := rlimits[strings.ToUpper(rl.Type)]
-		if !ok {
-			return nil, fmt.Errorf("rlimit %q: unknown", rl.Type)
+		r, err := rl.resource()
+		if err != nil {
+			return nil, err
 		}
 		haveNofile = haveNofile || r == unix.RLIMIT_NOFILE
 		c.rlimits = append(c.rlimits, rlimitSet{uintptr(r), unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}})

@@ -745,6 +745,15 @@ func setupProcess(spec *Spec) error {
 	return nil
 }
 
+// resource is rl's resource number for setrlimit(2).
+func (rl Rlimit) resource() (int, error) {
+	r, ok := rlimits[strings.ToUpper(rl.Type)]
+	if !ok {
+		return 0, fmt.Errorf("rlimit %q: unknown", rl.Type)
+	}
+	return r, nil
+}
+
 // setLimits sets the process's OOM score and resource limits.
 func setLimits(p *Process) error {
 	if adj := p.OOMScoreAdj; adj != nil {
@@ -753,9 +762,9 @@ func setLimits(p *Process) error {
 		}
 	}
 	for _, rl := range p.Rlimits {
-		r, ok := rlimits[strings.ToUpper(rl.Type)]
-		if !ok {
-			return fmt.Errorf("rlimit %q: unknown", rl.Type)
+		r, err := rl.resource()
+		if err != nil {
+			return err
 		}
 		if err := unix.Setrlimit(r, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
 			return fmt.Errorf("rlimit %s: %w", rl.Type, err)
@@ -770,9 +779,9 @@ func setLimits(p *Process) error {
 // them once it is set up; until then it only has more room.
 func raiseHardLimits(pid int, rls []Rlimit) error {
 	for _, rl := range rls {
-		r, ok := rlimits[strings.ToUpper(rl.Type)]
-		if !ok {
-			return fmt.Errorf("rlimit %q: unknown", rl.Type)
+		r, err := rl.resource()
+		if err != nil {
+			return err
 		}
 		var cur unix.Rlimit
 		if err := unix.Prlimit(pid, r, nil, &cur); err != nil {
